@@ -1,0 +1,417 @@
+"""The one benchmark driver: plan workload x target x fan-out x repeats, run, record, report.
+
+Experiments go prepare -> run -> process (as in SeBS):
+
+* **prepare**: create and open every target first, so a misconfigured one fails the run
+  before any time is spent; check that a model exists where ``classify`` will need one.
+* **run**: for each target, ``train`` first (its model version is then pinned for that
+  target's ``classify`` calls, so every fan-out uses the same model), then ``classify`` and
+  ``dataproc`` at each fan-out: the input range is split into ``shards`` contiguous slices and
+  all of them are sent at once; each invocation is appended to ``records.jsonl`` the moment it
+  completes, and each fan-out batch to ``batches.jsonl`` with its makespan and its combined
+  result (classify accuracy over all shards; the dataproc reduce and its digest).
+* **process**: :mod:`serverless_hpc.report` turns the records into the summary, plots and
+  the HTML report.
+
+Modes: ``natural`` lets the platform decide what is cold (first use, scale-out);
+``cold`` forces a cold start on every invocation, on targets that support it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Final
+
+from serverless_hpc import targets as target_registry
+from serverless_hpc.contract import PLATFORM_ERROR, ContractError, error_response
+from serverless_hpc.data.fashion_mnist import split_shards
+from serverless_hpc.records import InvocationRecord, RecordWriter, environment
+from serverless_hpc.targets.base import DEFAULT_TIMEOUTS_S, Outcome, Target, TargetSettings
+
+log = logging.getLogger(__name__)
+
+WORKLOAD_ORDER: Final = ("train", "classify", "dataproc")
+MODES: Final = ("natural", "cold")
+TEST_SIZE: Final = 10000
+DATAPROC_SPLIT_SIZE: Final = {"train": 60000, "test": 10000}
+MODEL_NAME: Final = "fashion-cnn"
+
+
+class BenchError(Exception):
+    """The plan is invalid or a target cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    """A whole experiment, validated on construction."""
+
+    out: Path
+    targets: tuple[str, ...] = ("local-faas", "standalone")
+    workloads: tuple[str, ...] = WORKLOAD_ORDER
+    images: int = 3000
+    shards: tuple[int, ...] = (1, 5, 10, 15)
+    repeats: int = 5
+    train_repeats: int = 1
+    modes: tuple[str, ...] = ("natural",)
+    cold_repeats: int = 3
+    train_params: dict[str, Any] = field(default_factory=dict)
+    dataproc_split: str = "train"
+    settings: TargetSettings = field(default_factory=TargetSettings)
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise BenchError("--targets: name at least one target")
+        unknown = [t for t in self.targets if t not in target_registry.TARGETS]
+        if unknown:
+            known = ", ".join(sorted(target_registry.TARGETS))
+            raise BenchError(f"--targets: unknown target(s) {', '.join(unknown)} (known: {known})")
+        bad = [w for w in self.workloads if w not in WORKLOAD_ORDER]
+        if bad or not self.workloads:
+            raise BenchError(
+                f"--workloads: unknown or empty {bad} (known: {', '.join(WORKLOAD_ORDER)})"
+            )
+        if not 1 <= self.images <= TEST_SIZE:
+            raise BenchError(f"--images must be between 1 and {TEST_SIZE}, got {self.images}")
+        if not self.shards or any(s < 1 for s in self.shards):
+            raise BenchError(f"--shards must be positive integers, got {list(self.shards)}")
+        if max(self.shards) > self.images:
+            raise BenchError(f"--shards: {max(self.shards)} shards exceed {self.images} images")
+        if self.repeats < 1 or self.train_repeats < 1 or self.cold_repeats < 1:
+            raise BenchError("--repeats, --train-repeats and --cold-repeats must be >= 1")
+        if any(m not in MODES for m in self.modes) or not self.modes:
+            raise BenchError(f"--modes must be from {MODES}, got {list(self.modes)}")
+        if self.dataproc_split not in DATAPROC_SPLIT_SIZE:
+            raise BenchError(f"--dataproc-split must be train or test, got {self.dataproc_split}")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One fan-out: a workload's input split into ``len(requests)`` invocations sent at once."""
+
+    target: str
+    workload: str
+    shards: int
+    repeat: int
+    mode: str
+    requests: tuple[dict[str, Any], ...]
+    items: tuple[int, ...]
+
+
+def _ordered(workloads: Sequence[str]) -> list[str]:
+    return [w for w in WORKLOAD_ORDER if w in workloads]
+
+
+def plan(cfg: BenchConfig, target: str, *, model_version: str | None = None) -> Iterator[Batch]:
+    """The batches to run on one target, in order (train first; natural before cold)."""
+    for workload in _ordered(cfg.workloads):
+        if workload == "train":
+            for r in range(cfg.train_repeats):
+                params = {"model": MODEL_NAME, **cfg.train_params}
+                req = {"workload": "train", "params": params, "run_id": cfg.run_id}
+                yield Batch(target, "train", 1, r, "natural", (req,), (0,))
+            continue
+        for mode in cfg.modes:
+            repeats = cfg.repeats if mode == "natural" else cfg.cold_repeats
+            for shards in cfg.shards:
+                for r in range(repeats):
+                    yield _fanout(cfg, target, workload, shards, r, mode, model_version)
+
+
+def _fanout(
+    cfg: BenchConfig,
+    target: str,
+    workload: str,
+    shards: int,
+    repeat: int,
+    mode: str,
+    model_version: str | None,
+) -> Batch:
+    total = cfg.images if workload == "classify" else DATAPROC_SPLIT_SIZE[cfg.dataproc_split]
+    requests, items = [], []
+    for i, sh in enumerate(split_shards(total, shards)):
+        params: dict[str, Any] = {"start": sh.start, "end": sh.end}
+        if workload == "classify":
+            params["model"] = MODEL_NAME
+            if model_version:
+                params["version"] = model_version
+        else:
+            params["split"] = cfg.dataproc_split
+        requests.append({"workload": workload, "params": params, "run_id": cfg.run_id, "shard": i})
+        items.append(sh.size)
+    return Batch(target, workload, shards, repeat, mode, tuple(requests), tuple(items))
+
+
+def count_invocations(cfg: BenchConfig, supports_cold: Callable[[str], bool]) -> int:
+    """How many invocations the whole plan makes (for the progress bar)."""
+    total = 0
+    for target in cfg.targets:
+        for batch in plan(cfg, target):
+            if batch.mode == "cold" and not supports_cold(target):
+                continue
+            total += len(batch.requests)
+    return total
+
+
+def batch_summary(batch: Batch, records: Sequence[InvocationRecord]) -> dict[str, Any]:
+    """Makespan and the combined result of one fan-out batch."""
+    ok = [r for r in records if r.ok]
+    out: dict[str, Any] = {
+        "run_id": records[0].run_id if records else None,
+        "target": batch.target,
+        "workload": batch.workload,
+        "shards": batch.shards,
+        "repeat": batch.repeat,
+        "mode": batch.mode,
+        "invocations": len(records),
+        "failed": len(records) - len(ok),
+        "items": sum(batch.items),
+        "makespan_ms": (max(r.t_recv for r in records) - min(r.t_send for r in records)) * 1e3
+        if records
+        else None,
+    }
+    if batch.workload == "classify" and ok:
+        n = sum(r.result["n"] for r in ok if r.result)
+        correct = sum(r.result["correct"] for r in ok if r.result)
+        out["classified"] = n
+        out["accuracy"] = correct / n if n else None
+        versions = {r.result.get("model_version") for r in ok if r.result}
+        out["model_versions"] = sorted(v for v in versions if v)
+    if batch.workload == "dataproc" and ok and len(ok) == len(records):
+        from serverless_hpc.workloads.dataproc import reduce_partials
+
+        reduced = reduce_partials(r.result for r in ok if r.result)
+        canonical = json.dumps(reduced, sort_keys=True, separators=(",", ":"))
+        out["reduced_n"] = reduced["n"]
+        out["reduced_sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
+    if batch.workload == "train" and ok and ok[0].result:
+        out["test_accuracy"] = ok[0].result.get("test_accuracy")
+        out["model_version"] = ok[0].result.get("version")
+    return out
+
+
+def _record(
+    cfg: BenchConfig,
+    batch: Batch,
+    index: int,
+    outcome: Outcome,
+    client_ms: float,
+    t_send: float,
+    t_recv: float,
+    env: dict[str, Any],
+) -> InvocationRecord:
+    resp = outcome.response
+    timings = resp.get("timings", {}) if resp.get("ok") else {}
+    error = None
+    if not resp.get("ok"):
+        err = resp.get("error", {})
+        error = f"{err.get('type')}: {err.get('message')}"
+    return InvocationRecord(
+        run_id=cfg.run_id,
+        target=batch.target,
+        workload=batch.workload,
+        shard=index,
+        shards=batch.shards,
+        items=batch.items[index],
+        repeat=batch.repeat,
+        mode=batch.mode,
+        cold=outcome.cold,
+        ok=bool(resp.get("ok")),
+        error=error,
+        client_ms=client_ms,
+        t_send=t_send,
+        t_recv=t_recv,
+        init_ms=outcome.init_ms,
+        duration_ms=outcome.duration_ms,
+        load_ms=timings.get("load_ms"),
+        compute_ms=timings.get("compute_ms"),
+        billed_ms=outcome.billed_ms,
+        memory_mb=outcome.memory_mb,
+        max_rss_mb=outcome.max_rss_mb,
+        cost_usd=outcome.cost_usd,
+        breakdown=outcome.breakdown,
+        instance=outcome.instance,
+        result=resp.get("result") if resp.get("ok") else None,
+        env=env,
+    )
+
+
+def _invoke_timed(
+    target: Target, request: dict[str, Any], timeout_s: float, force_cold: bool
+) -> tuple[Outcome, float, float, float]:
+    t_send = time.time()
+    t0 = time.perf_counter_ns()
+    try:
+        outcome = target.invoke(request, timeout_s=timeout_s, force_cold=force_cold)
+    except Exception as exc:  # a target bug must not lose the run: record it as a failure
+        log.exception("target %s raised instead of returning an outcome", target.name)
+        outcome = Outcome(
+            response=error_response(PLATFORM_ERROR, f"{type(exc).__name__}: {exc}"), cold=False
+        )
+    client_ms = (time.perf_counter_ns() - t0) / 1e6
+    return outcome, client_ms, t_send, time.time()
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a finished run produced."""
+
+    out: Path
+    records: int
+    failed: int
+    batches: list[dict[str, Any]]
+
+
+def _check_model_available(cfg: BenchConfig) -> None:
+    """Fail before running when classify needs a model that no step will produce."""
+    if "classify" not in cfg.workloads or "train" in cfg.workloads:
+        return
+    local = [t for t in cfg.targets if t in ("standalone", "local-faas")]
+    if not local:
+        return
+    from serverless_hpc.store import LATEST, open_store, resolve_version
+
+    try:
+        resolve_version(open_store(cfg.settings.store_uri), MODEL_NAME, LATEST)
+    except ContractError as exc:
+        raise BenchError(
+            f"classify needs a trained model: {exc}. Add 'train' to --workloads "
+            "(or run 'shpc bench --workloads train' once)."
+        ) from exc
+
+
+def run(
+    cfg: BenchConfig,
+    *,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Run the whole plan; records and batches are written as they complete."""
+    _check_model_available(cfg)
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    writer = RecordWriter(cfg.out / "records.jsonl")
+    batches_path = cfg.out / "batches.jsonl"
+    batch_log: list[dict[str, Any]] = []
+    failed = 0
+    with ExitStack() as stack:
+        opened: dict[str, Target] = {}
+        for name in cfg.targets:
+            try:
+                target = target_registry.create(name, cfg.settings)
+                stack.enter_context(target)
+            except target_registry.TargetUnavailable as exc:
+                raise BenchError(f"target {name!r} is unavailable: {exc}") from exc
+            opened[name] = target
+        if on_total:
+            on_total(count_invocations(cfg, lambda n: opened[n].supports_forced_cold))
+        widest = max(*cfg.shards, 1)
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=widest, thread_name_prefix="inv"))
+        meta = {
+            "run_id": cfg.run_id,
+            "config": _config_json(cfg),
+            "environment": environment(),
+            "targets": {n: t.describe() for n, t in opened.items()},
+            "started": time.time(),
+        }
+        (cfg.out / "run.json").write_text(json.dumps(meta, indent=2))
+        for name, target in opened.items():
+            env = {**environment(target.describe()), "target": name}
+            version: str | None = None
+            for planned in plan(cfg, name):
+                batch = planned
+                if batch.workload == "classify" and version:
+                    batch = with_version(batch, version)
+                if batch.mode == "cold" and not target.supports_forced_cold:
+                    log.info("%s does not force cold starts; skipping cold batches", name)
+                    continue
+                recs = _run_batch(cfg, target, batch, pool, writer, env, progress)
+                failed += sum(1 for r in recs if not r.ok)
+                summary = batch_summary(batch, recs)
+                batch_log.append(summary)
+                with batches_path.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(summary) + "\n")
+                if batch.workload == "train" and summary.get("model_version"):
+                    version = summary["model_version"]
+    writer.close()
+    meta["finished"] = time.time()
+    (cfg.out / "run.json").write_text(json.dumps(meta, indent=2))
+    return RunResult(out=cfg.out, records=writer.count, failed=failed, batches=batch_log)
+
+
+def with_version(batch: Batch, version: str) -> Batch:
+    """``batch`` with every classify request pinned to model ``version``."""
+    reqs = tuple({**r, "params": {**r["params"], "version": version}} for r in batch.requests)
+    return replace(batch, requests=reqs)
+
+
+def _run_batch(
+    cfg: BenchConfig,
+    target: Target,
+    batch: Batch,
+    pool: ThreadPoolExecutor,
+    writer: RecordWriter,
+    env: dict[str, Any],
+    progress: Callable[[int], None] | None,
+) -> list[InvocationRecord]:
+    timeout_s = cfg.settings.timeout_s or DEFAULT_TIMEOUTS_S[batch.workload]
+    force_cold = batch.mode == "cold"
+    lock = threading.Lock()
+    records: list[InvocationRecord] = []
+
+    def one(index: int) -> None:
+        outcome, client_ms, t_send, t_recv = _invoke_timed(
+            target, batch.requests[index], timeout_s, force_cold
+        )
+        rec = _record(cfg, batch, index, outcome, client_ms, t_send, t_recv, env)
+        writer.write(rec)
+        with lock:
+            records.append(rec)
+        if not rec.ok:
+            log.warning("%s %s shard %d failed: %s", batch.target, batch.workload, index, rec.error)
+        if progress:
+            progress(1)
+
+    futures = [pool.submit(one, i) for i in range(len(batch.requests))]
+    for fut in futures:
+        fut.result()
+    records.sort(key=lambda r: r.shard)
+    return records
+
+
+def _config_json(cfg: BenchConfig) -> dict[str, Any]:
+    s = cfg.settings
+    return {
+        "targets": list(cfg.targets),
+        "workloads": list(cfg.workloads),
+        "images": cfg.images,
+        "shards": list(cfg.shards),
+        "repeats": cfg.repeats,
+        "train_repeats": cfg.train_repeats,
+        "modes": list(cfg.modes),
+        "cold_repeats": cfg.cold_repeats,
+        "train_params": cfg.train_params,
+        "dataproc_split": cfg.dataproc_split,
+        "settings": {
+            "data_dir": str(s.data_dir) if s.data_dir else None,
+            "store_uri": s.store_uri,
+            "memory_mb": s.memory_mb,
+            "concurrency": s.concurrency,
+            "keep_alive_s": s.keep_alive_s,
+            "timeout_s": s.timeout_s,
+        },
+    }
+
+
+def new_run_id() -> str:
+    """A sortable run id: UTC time plus a random suffix."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)

@@ -1,0 +1,341 @@
+"""``shpc``: the command line. Imports stay lazy so ``shpc --help`` loads almost nothing.
+
+Exit codes: 0 success; 1 the run finished but some invocations failed (they are recorded);
+2 bad usage or an unavailable/misconfigured target (nothing was run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED_INVOCATIONS = 1
+EXIT_USAGE = 2
+
+log = logging.getLogger("serverless_hpc")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _int_csv(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in _csv(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {value!r}"
+        ) from None
+
+
+def _kv(value: str) -> tuple[str, str]:
+    key, sep, val = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {value!r}")
+    return key, val
+
+
+def _add_target_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("targets")
+    g.add_argument(
+        "--data-dir",
+        type=Path,
+        help="Fashion-MNIST directory (default: $FASHION_MNIST_DIR, else the cache, "
+        "fetched if missing)",
+    )
+    g.add_argument(
+        "--store",
+        help="model store: a path or s3://bucket/prefix (default: $SHPC_STORE or the cache)",
+    )
+    g.add_argument(
+        "--memory-mb", type=int, help="function memory setting (local-faas: 2048, train 4096)"
+    )
+    g.add_argument(
+        "--concurrency",
+        type=int,
+        help="local-faas concurrency cap / standalone pool size "
+        "(default: CPU count; at least 2 for local-faas)",
+    )
+    g.add_argument(
+        "--keep-alive",
+        type=float,
+        default=60.0,
+        help="local-faas idle instance keep-alive in seconds (default 60)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=float,
+        help="per-invocation timeout in seconds (default: train 900, others 60)",
+    )
+    g.add_argument(
+        "--target-opt",
+        type=_kv,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="target-specific option (repeatable)",
+    )
+
+
+def _settings(args: argparse.Namespace, out: Path | None) -> Any:
+    from serverless_hpc.targets.base import TargetSettings
+
+    data_dir = None
+    if args.data_dir is not None or _needs_local_data(args):
+        from serverless_hpc.data.fashion_mnist import ensure_data
+
+        data_dir = ensure_data(args.data_dir)
+    return TargetSettings(
+        data_dir=data_dir,
+        store_uri=args.store,
+        log_dir=out / "logs" if out else None,
+        memory_mb=args.memory_mb,
+        concurrency=args.concurrency,
+        keep_alive_s=args.keep_alive,
+        timeout_s=args.timeout,
+        extra=dict(args.target_opt),
+    )
+
+
+def _needs_local_data(args: argparse.Namespace) -> bool:
+    names = getattr(args, "targets", None) or (getattr(args, "target", None),)
+    return any(n in ("standalone", "local-faas") for n in names)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark, then build the report."""
+    from serverless_hpc import bench, report
+
+    run_id = args.run_id or bench.new_run_id()
+    out = (args.out or Path("results") / run_id).resolve()
+    train_params: dict[str, Any] = {}
+    if args.train_epochs is not None:
+        train_params["epochs"] = args.train_epochs
+    if args.train_limit is not None:
+        train_params["train_limit"] = args.train_limit
+    cfg = bench.BenchConfig(
+        out=out,
+        targets=args.targets,
+        workloads=args.workloads,
+        images=args.images,
+        shards=args.shards,
+        repeats=args.repeats,
+        train_repeats=args.train_repeats,
+        modes=args.modes,
+        cold_repeats=args.cold_repeats,
+        train_params=train_params,
+        dataproc_split=args.dataproc_split,
+        settings=_settings(args, out),
+        run_id=run_id,
+    )
+    bar: Any = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="inv", desc="bench", file=sys.stderr, dynamic_ncols=True)
+
+    def on_total(n: int) -> None:
+        if bar is not None:
+            bar.total = n
+            bar.refresh()
+
+    try:
+        result = bench.run(cfg, progress=bar.update if bar is not None else None, on_total=on_total)
+    finally:
+        if bar is not None:
+            bar.close()
+    written = report.build_report(out)
+    print(f"run {run_id}: {result.records} invocations, {result.failed} failed")
+    print((out / "summary.md").read_text(encoding="utf-8"))
+    print(f"records: {out / 'records.jsonl'}")
+    print(f"report:  {written['report.html']}")
+    if result.failed:
+        print(f"error: {result.failed} invocation(s) failed; see the report", file=sys.stderr)
+        return EXIT_FAILED_INVOCATIONS
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild the report of an existing run directory."""
+    from serverless_hpc import report
+
+    written = report.build_report(args.run_dir)
+    for path in written.values():
+        print(path)
+    return EXIT_OK
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    """Send one request to one target and print the response."""
+    from serverless_hpc import targets
+    from serverless_hpc.targets.base import DEFAULT_TIMEOUTS_S
+
+    try:
+        request = json.loads(args.request)
+    except json.JSONDecodeError as exc:
+        print(f"error: request is not JSON: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    settings = _settings(args, None)
+    timeout = args.timeout or DEFAULT_TIMEOUTS_S.get(str(request.get("workload")), 60.0)
+    with targets.create(args.target, settings) as target:
+        outcome = target.invoke(request, timeout_s=timeout, force_cold=args.cold)
+    print(
+        json.dumps(
+            {
+                "response": outcome.response,
+                "cold": outcome.cold,
+                "init_ms": outcome.init_ms,
+                "duration_ms": outcome.duration_ms,
+                "billed_ms": outcome.billed_ms,
+                "max_rss_mb": outcome.max_rss_mb,
+                "breakdown": outcome.breakdown,
+            },
+            indent=2,
+        )
+    )
+    return EXIT_OK if outcome.ok else EXIT_FAILED_INVOCATIONS
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """Fetch or verify the Fashion-MNIST files."""
+    from serverless_hpc.data import fashion_mnist as fm
+
+    if args.action == "fetch":
+        path = fm.fetch(Path(args.data_dir) if args.data_dir else fm.resolve_data_dir())
+        print(path)
+        return EXIT_OK
+    path = fm.resolve_data_dir(args.data_dir)
+    for split in fm.SPLITS:
+        images, labels = fm.load_split(split, path, verify=True)
+        print(f"{split}: {len(images)} images, {len(labels)} labels, md5 verified ({path})")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    from serverless_hpc import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="shpc",
+        description="serverless-hpc: run and benchmark workloads on local, serverless "
+        "and VM targets",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser(
+        "bench", help="run the benchmark and write records, summary, plots and report"
+    )
+    b.add_argument(
+        "--targets",
+        type=_csv,
+        default=("local-faas", "standalone"),
+        help="comma-separated targets (default: local-faas,standalone)",
+    )
+    b.add_argument(
+        "--workloads",
+        type=_csv,
+        default=("train", "classify", "dataproc"),
+        help="comma-separated workloads (default: train,classify,dataproc)",
+    )
+    b.add_argument(
+        "--images", type=int, default=3000, help="test images to classify (default 3000)"
+    )
+    b.add_argument(
+        "--shards", type=_int_csv, default=(1, 5, 10, 15), help="fan-out levels (default 1,5,10,15)"
+    )
+    b.add_argument(
+        "--repeats",
+        type=int,
+        default=6,
+        help="repeats per fan-out level (default 6: the fewest for a 95%% CI of a median)",
+    )
+    b.add_argument(
+        "--train-repeats", type=int, default=1, help="training runs per target (default 1)"
+    )
+    b.add_argument(
+        "--train-epochs", type=int, help="training epochs (default: the train workload's, 12)"
+    )
+    b.add_argument(
+        "--train-limit", type=int, help="train on the first N training images only (for quick runs)"
+    )
+    b.add_argument(
+        "--modes",
+        type=_csv,
+        default=("natural", "cold"),
+        help="natural and/or cold (forced cold starts) (default both)",
+    )
+    b.add_argument(
+        "--cold-repeats",
+        type=int,
+        default=2,
+        help="repeats per fan-out level in cold mode (default 2)",
+    )
+    b.add_argument(
+        "--dataproc-split",
+        default="train",
+        choices=("train", "test"),
+        help="split dataproc aggregates (default train: 60000 images)",
+    )
+    b.add_argument("--out", type=Path, help="run directory (default results/<run-id>)")
+    b.add_argument("--run-id", help="run id (default: UTC time + random suffix)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_target_options(b)
+    b.set_defaults(func=cmd_bench)
+
+    r = sub.add_parser("report", help="rebuild summary, plots and report.html from a run directory")
+    r.add_argument("run_dir", type=Path)
+    r.set_defaults(func=cmd_report)
+
+    i = sub.add_parser("invoke", help="send one contract request to one target")
+    i.add_argument("target")
+    i.add_argument(
+        "request", help='JSON request, e.g. \'{"workload": "classify", "params": {"end": 100}}\''
+    )
+    i.add_argument("--cold", action="store_true", help="force a cold start")
+    _add_target_options(i)
+    i.set_defaults(func=cmd_invoke)
+
+    d = sub.add_parser("data", help="fetch or verify the Fashion-MNIST files")
+    d.add_argument("action", choices=("fetch", "verify"))
+    d.add_argument("--data-dir", help="directory (default: $FASHION_MNIST_DIR or the cache)")
+    d.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``shpc`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    from serverless_hpc.bench import BenchError
+    from serverless_hpc.data.fashion_mnist import DatasetError
+    from serverless_hpc.targets.base import TargetUnavailable
+
+    try:
+        code: int = args.func(args)
+    except (BenchError, TargetUnavailable, DatasetError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted; finished invocations are kept in records.jsonl", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""Fashion-MNIST: the canonical IDX gzip files, verified, read into numpy arrays.
+
+The four files are read exactly as Zalando Research publishes them. Every byte is accounted
+for: the gzip stream must be complete, the IDX magic number and dimensions must match what
+the file should hold, and the payload size must equal the product of the dimensions. The
+canonical files are also checked against their published md5 sums, once per process per
+file. Any failure raises :class:`DatasetError` naming the file and what is wrong; a wrong
+array is never returned silently.
+
+Where the files come from, in order:
+
+1. an explicit directory (the CLI's ``--data-dir``),
+2. ``$FASHION_MNIST_DIR``,
+3. a cache directory (``$SHPC_CACHE_DIR/fashion-mnist``, default
+   ``~/.cache/serverless-hpc/fashion-mnist``), filled by :func:`fetch` from the canonical
+   source when the files are missing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import struct
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Split = Literal["train", "test"]
+SPLITS: Final[tuple[Split, ...]] = ("train", "test")
+NUM_CLASSES: Final = 10
+CLASS_NAMES: Final = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IdxFile:
+    """One canonical file: its name, published md5 and the array shape it must hold."""
+
+    name: str
+    md5: str
+    shape: tuple[int, ...]
+
+
+FILES: Final[dict[Split, tuple[IdxFile, IdxFile]]] = {
+    "train": (
+        IdxFile("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", (60000, 28, 28)),
+        IdxFile("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe", (60000,)),
+    ),
+    "test": (
+        IdxFile("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79", (10000, 28, 28)),
+        IdxFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310", (10000,)),
+    ),
+}
+_BY_NAME: Final = {f.name: f for pair in FILES.values() for f in pair}
+
+#: Canonical source first (Zalando Research's own bucket, as linked from its README), then the
+#: project repository's copy of the same files. Both serve byte-identical files; md5 decides.
+DEFAULT_MIRRORS: Final = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+    "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+)
+
+# IDX type code 0x08 is unsigned byte, the only one Fashion-MNIST uses.
+_IDX_UBYTE: Final = 0x08
+_MD5_CHUNK: Final = 1 << 20
+
+
+class DatasetError(Exception):
+    """A dataset file is missing, truncated, corrupt or not the file it claims to be."""
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """A half-open slice ``[start, end)`` of a split."""
+
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        """Number of items in the shard."""
+        return self.end - self.start
+
+
+def validate_range(start: int, end: int, total: int, *, what: str = "range") -> Shard:
+    """Return ``Shard(start, end)`` after checking ``0 <= start < end <= total``.
+
+    The message names the bad bound, because shard bounds come from callers over the network.
+    """
+    for name, value in (("start", start), ("end", end)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{what}: '{name}' must be an integer, got {value!r}")
+    if start < 0:
+        raise ValueError(f"{what}: 'start' must be >= 0, got {start}")
+    if end > total:
+        raise ValueError(f"{what}: 'end' must be <= {total}, got {end}")
+    if start >= end:
+        raise ValueError(f"{what}: 'start' ({start}) must be < 'end' ({end})")
+    return Shard(start, end)
+
+
+def split_shards(total: int, shards: int, *, offset: int = 0) -> list[Shard]:
+    """Split ``[offset, offset + total)`` into ``shards`` contiguous, near-equal slices.
+
+    The first ``total % shards`` slices get one extra item, so sizes differ by at most one
+    and the slices cover the range exactly once.
+    """
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, got {shards}")
+    if total < shards:
+        raise ValueError(f"cannot split {total} items into {shards} non-empty shards")
+    base, extra = divmod(total, shards)
+    out: list[Shard] = []
+    start = offset
+    for i in range(shards):
+        end = start + base + (1 if i < extra else 0)
+        out.append(Shard(start, end))
+        start = end
+    return out
+
+
+def read_idx(path: Path, *, expected_shape: Sequence[int] | None = None) -> np.ndarray:
+    """Read one gzip-compressed IDX file into a uint8 array, validating every part of it.
+
+    Raises :class:`DatasetError` naming ``path`` when the gzip stream is truncated or corrupt,
+    the magic number is wrong, the payload is shorter or longer than its header says, or the
+    shape differs from ``expected_shape``.
+    """
+    try:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except EOFError as exc:
+        raise DatasetError(f"{path}: truncated gzip stream ({exc})") from exc
+    except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+        raise DatasetError(f"{path}: corrupt gzip data ({exc})") from exc
+    if len(raw) < 4:
+        raise DatasetError(f"{path}: {len(raw)} bytes is too short for an IDX header")
+    zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype_code != _IDX_UBYTE or ndim == 0:
+        raise DatasetError(
+            f"{path}: bad IDX magic number 0x{raw[:4].hex()} (want 0x000008NN, unsigned bytes)"
+        )
+    header_len = 4 + 4 * ndim
+    if len(raw) < header_len:
+        raise DatasetError(f"{path}: header truncated ({len(raw)} of {header_len} bytes)")
+    dims = struct.unpack(f">{ndim}I", raw[4:header_len])
+    if expected_shape is not None and tuple(dims) != tuple(expected_shape):
+        raise DatasetError(f"{path}: header says shape {dims}, expected {tuple(expected_shape)}")
+    want = int(np.prod(dims, dtype=np.int64))
+    have = len(raw) - header_len
+    if have != want:
+        kind = "truncated" if have < want else "has trailing bytes"
+        raise DatasetError(f"{path}: payload {kind}: {have} bytes, header promises {want}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(dims)
+
+
+def md5sum(path: Path) -> str:
+    """The md5 hex digest of a file, read in chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(_MD5_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_verified: set[tuple[str, int, int]] = set()
+_verified_lock = threading.Lock()
+
+
+def verify_file(path: Path, spec: IdxFile) -> None:
+    """Check ``path`` against the published md5 of ``spec``; cached per (path, size, mtime)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _verified_lock:
+        if key in _verified:
+            return
+    actual = md5sum(path)
+    if actual != spec.md5:
+        raise DatasetError(
+            f"{path}: md5 {actual} does not match the published {spec.md5} for {spec.name} "
+            f"({st.st_size} bytes); the file is corrupt or not the canonical one"
+        )
+    with _verified_lock:
+        _verified.add(key)
+
+
+def default_cache_dir() -> Path:
+    """Where fetched files live: ``$SHPC_CACHE_DIR/fashion-mnist`` or the user cache."""
+    root = os.environ.get("SHPC_CACHE_DIR")
+    base = Path(root) if root else Path.home() / ".cache" / "serverless-hpc"
+    return base / "fashion-mnist"
+
+
+def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
+    """The directory to read from: the argument, then ``$FASHION_MNIST_DIR``, then the cache."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("FASHION_MNIST_DIR")
+    if env:
+        return Path(env).expanduser()
+    return default_cache_dir()
+
+
+def missing_files(data_dir: Path) -> list[str]:
+    """Names of canonical files absent from ``data_dir``."""
+    return [name for name in _BY_NAME if not (data_dir / name).is_file()]
+
+
+def fetch(
+    dest: Path | None = None,
+    *,
+    mirrors: Iterable[str] | None = None,
+    timeout_s: float = 60.0,
+    files: Iterable[str] | None = None,
+) -> Path:
+    """Download missing canonical files into ``dest``, verifying each md5 before keeping it.
+
+    Each file is written to a temporary name and moved into place only when its md5 matches,
+    so an interrupted or corrupt download never leaves a file that looks valid. Files already
+    present and valid are kept. Mirrors are tried in order; ``$FASHION_MNIST_MIRROR`` puts one
+    in front. Raises :class:`DatasetError` listing every mirror's failure for a file none of
+    them could provide.
+    """
+    dest = dest or default_cache_dir()
+    dest.mkdir(parents=True, exist_ok=True)
+    urls = list(mirrors) if mirrors is not None else list(DEFAULT_MIRRORS)
+    env_mirror = os.environ.get("FASHION_MNIST_MIRROR")
+    if env_mirror and mirrors is None:
+        urls.insert(0, env_mirror)
+    for name in files or _BY_NAME:
+        spec = _BY_NAME[name]
+        target = dest / name
+        if target.is_file():
+            try:
+                verify_file(target, spec)
+                continue
+            except DatasetError as exc:
+                log.warning("replacing invalid cached file: %s", exc)
+        failures: list[str] = []
+        for base in urls:
+            url = base.rstrip("/") + "/" + name
+            try:
+                _download_verified(url, target, spec, timeout_s)
+            except (OSError, urllib.error.URLError, DatasetError) as exc:
+                failures.append(f"{url}: {exc}")
+                log.warning("download failed: %s: %s", url, exc)
+                continue
+            log.info("fetched %s (%s)", name, url)
+            break
+        else:
+            raise DatasetError(f"could not fetch {name}: " + "; ".join(failures))
+    return dest
+
+
+def _download_verified(url: str, target: Path, spec: IdxFile, timeout_s: float) -> None:
+    if not url.startswith(("http://", "https://", "file://")):
+        raise DatasetError(f"{url}: unsupported URL scheme")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.name}.", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 - scheme checked above
+            shutil.copyfileobj(resp, out, _MD5_CHUNK)
+        actual = md5sum(tmp)
+        if actual != spec.md5:
+            raise DatasetError(f"downloaded md5 {actual} != published {spec.md5}")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def ensure_data(data_dir: str | Path | None = None, *, allow_fetch: bool = True) -> Path:
+    """Return a directory holding all four canonical files, fetching into the cache if needed.
+
+    An explicitly given directory (argument or ``$FASHION_MNIST_DIR``) is never written to:
+    a missing file there is an error naming it, since the user pointed us at that copy.
+    """
+    explicit = bool(data_dir) or bool(os.environ.get("FASHION_MNIST_DIR"))
+    path = resolve_data_dir(data_dir)
+    missing = missing_files(path) if path.is_dir() else list(_BY_NAME)
+    if not missing:
+        return path
+    if explicit or not allow_fetch:
+        raise DatasetError(f"{path}: missing Fashion-MNIST file(s): {', '.join(missing)}")
+    return fetch(path)
+
+
+_cache: dict[tuple[str, Split], tuple[np.ndarray, np.ndarray]] = {}
+_cache_lock = threading.Lock()
+
+
+def load_split(
+    split: Split, data_dir: str | Path | None = None, *, verify: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(N, 28, 28)`` uint8 and labels ``(N,)`` uint8 of one split.
+
+    Arrays are cached per process (read-only views), so a warm function instance pays the
+    decompression once. ``verify`` checks the published md5 of each file first.
+    """
+    if split not in FILES:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    path = resolve_data_dir(data_dir)
+    key = (str(path), split)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    img_spec, lbl_spec = FILES[split]
+    if verify:
+        verify_file(path / img_spec.name, img_spec)
+        verify_file(path / lbl_spec.name, lbl_spec)
+    images = read_idx(path / img_spec.name, expected_shape=img_spec.shape)
+    labels = read_idx(path / lbl_spec.name, expected_shape=lbl_spec.shape)
+    if int(labels.max()) >= NUM_CLASSES:
+        raise DatasetError(f"{path / lbl_spec.name}: label {int(labels.max())} out of range")
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    with _cache_lock:
+        _cache[key] = (images, labels)
+    return images, labels
+
+
+def dataset_md5s(split: Split) -> dict[str, str]:
+    """Published md5 of each file of ``split``, for provenance in model metadata."""
+    return {spec.name: spec.md5 for spec in FILES[split]}
+
+
+def clear_cache() -> None:
+    """Forget cached arrays and verification results (tests use this)."""
+    with _cache_lock:
+        _cache.clear()
+    with _verified_lock:
+        _verified.clear()

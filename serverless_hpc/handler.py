@@ -1,0 +1,102 @@
+"""The one function handler every platform adapter calls.
+
+``handle(event)`` takes a decoded contract request and returns a contract response, for any
+workload, on any platform: the local worker, the Lambda handler, the OpenWhisk action and the
+EC2 runner are each a few lines around it (as Lithops' backends share one function handler).
+It never raises: a malformed request, an unknown workload or a workload failure all come back
+as the contract's failure envelope, with the traceback logged rather than returned.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import resource
+import sys
+import time
+from typing import Any
+
+from serverless_hpc import workloads
+from serverless_hpc.contract import (
+    INTERNAL_ERROR,
+    ContractError,
+    error_response,
+    parse_request,
+    success_response,
+)
+from serverless_hpc.data.fashion_mnist import DatasetError
+from serverless_hpc.workloads.base import Context, available_cpus
+
+log = logging.getLogger(__name__)
+
+#: Invocations this process has started; the first one (number 0) is the cold start.
+_served = itertools.count()
+
+
+def max_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def runtime_info(platform: str, memory_mb: int | None) -> dict[str, Any]:
+    """Describe where this invocation ran, for the ``runtime`` field of a response."""
+    if memory_mb is None:
+        env = os.environ.get("SHPC_MEMORY_MB")
+        memory_mb = int(env) if env and env.isdigit() else None
+    return {
+        "platform": platform,
+        "memory_mb": memory_mb,
+        "cpus": available_cpus(),
+        "python": sys.version.split()[0],
+        "pid": os.getpid(),
+    }
+
+
+def handle(
+    event: object,
+    *,
+    platform: str,
+    memory_mb: int | None = None,
+    ctx: Context | None = None,
+) -> dict[str, Any]:
+    """Run one contract request and return its contract response. Never raises."""
+    started = time.perf_counter()
+    cold = next(_served) == 0  # itertools.count is atomic under the GIL
+    try:
+        request = parse_request(event)
+        module = workloads.get(request.workload)
+        out = module.run(request.params, ctx or Context.from_env())
+    except DatasetError as exc:
+        return error_response("DatasetError", str(exc))
+    except ContractError as exc:
+        return exc.to_response()
+    except Exception as exc:  # the contract promises an envelope, never a traceback
+        log.exception("workload failed")
+        return error_response(INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+    timings = {
+        "load_ms": out.load_ms,
+        "compute_ms": out.compute_ms,
+        **out.extra_timings,
+        "handler_ms": (time.perf_counter() - started) * 1e3,
+    }
+    runtime = runtime_info(platform, memory_mb)
+    runtime["max_rss_mb"] = max_rss_mb()
+    return success_response(
+        workload=request.workload,
+        result=out.result,
+        timings=timings,
+        cold_start=cold,
+        runtime=runtime,
+    )
+
+
+def preload(workload: str) -> float:
+    """Import what ``workload`` needs (its heavy libraries); return the time it took in ms.
+
+    Adapters call this during their init phase, so import cost is reported as cold-start
+    initialisation, the way a Lambda function's module-level imports are.
+    """
+    t0 = time.perf_counter()
+    workloads.get(workload).preload()
+    return (time.perf_counter() - t0) * 1e3

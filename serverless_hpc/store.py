@@ -1,0 +1,185 @@
+"""Object stores for model bundles and results: a local directory now, S3 in the cloud.
+
+A store is addressed by a URI (a plain path, ``file://...`` or ``s3://bucket/prefix``) so the
+same request works on every platform; each adapter tells the workloads which URI to use
+through ``$SHPC_STORE``.
+
+A model bundle is three objects under ``models/<name>/<version>/``: ``model.keras``,
+``model.tflite`` and ``metadata.json``, plus a ``models/<name>/LATEST`` pointer written last,
+so a reader never sees a half-written bundle as the latest one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import tempfile
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, Final
+
+from serverless_hpc.contract import InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+_NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_KEY_PART_RE: Final = re.compile(r"^[A-Za-z0-9_.=-]+$")
+LATEST: Final = "latest"
+
+
+def default_store_uri() -> str:
+    """``$SHPC_STORE`` or ``~/.cache/serverless-hpc/store``."""
+    env = os.environ.get("SHPC_STORE")
+    if env:
+        return env
+    root = os.environ.get("SHPC_CACHE_DIR")
+    base = Path(root) if root else Path.home() / ".cache" / "serverless-hpc"
+    return str(base / "store")
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or any(p in ("", ".", "..") or not _KEY_PART_RE.match(p) for p in parts):
+        raise InvalidRequest(f"invalid object key {key!r}")
+    return key
+
+
+class Store(ABC):
+    """A flat key/value object store with '/'-separated keys."""
+
+    uri: str
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key`` atomically (readers see the old or the new object)."""
+
+    @abstractmethod
+    def get_bytes(self, key: str) -> bytes:
+        """Read ``key``; raise :class:`NotFound` when it does not exist."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether ``key`` exists."""
+
+    @abstractmethod
+    def local_path(self, key: str) -> Path:
+        """A local file holding ``key``'s bytes (a download cache for remote stores)."""
+
+
+class LocalStore(Store):
+    """A directory on this machine; writes go through a temporary file and a rename."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+        self.uri = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write via a temporary file in the same directory, then rename over the target."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            Path(tmp).replace(path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_bytes(self, key: str) -> bytes:
+        """Read the file for ``key``."""
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"{self.uri}: no object {key!r}") from None
+
+    def exists(self, key: str) -> bool:
+        """Whether the file for ``key`` exists."""
+        return self._path(key).is_file()
+
+    def local_path(self, key: str) -> Path:
+        """The file itself."""
+        path = self._path(key)
+        if not path.is_file():
+            raise NotFound(f"{self.uri}: no object {key!r}")
+        return path
+
+
+def open_store(uri: str | None = None) -> Store:
+    """Open the store a URI names (default :func:`default_store_uri`).
+
+    ``s3://`` URIs need the ``aws`` extra; the S3 implementation is imported only then.
+    """
+    uri = uri or default_store_uri()
+    if uri.startswith("s3://"):
+        try:
+            from serverless_hpc.store_s3 import S3Store
+        except ImportError as exc:
+            raise InvalidRequest(f"store {uri!r} needs the S3 support ({exc})") from exc
+        return S3Store.from_uri(uri)
+    if uri.startswith("file://"):
+        uri = uri.removeprefix("file://")
+    if "://" in uri:
+        raise InvalidRequest(f"unsupported store URI {uri!r} (use a path or s3://bucket/prefix)")
+    return LocalStore(Path(uri))
+
+
+def check_model_name(name: str) -> str:
+    """Validate a model name (used in object keys)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InvalidRequest(
+            f"field 'model' must match {_NAME_RE.pattern} (letters, digits, _.-), got {name!r}"
+        )
+    return name
+
+
+def new_version() -> str:
+    """A sortable, unique bundle version: UTC timestamp plus random suffix."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def bundle_key(name: str, version: str, filename: str) -> str:
+    """Object key of one file of a model bundle."""
+    return f"models/{name}/{version}/{filename}"
+
+
+def save_bundle(store: Store, name: str, files: dict[str, bytes], metadata: dict[str, Any]) -> str:
+    """Write a model bundle and then move the ``LATEST`` pointer to it; return its version."""
+    check_model_name(name)
+    version = new_version()
+    for filename, data in files.items():
+        store.put_bytes(bundle_key(name, version, filename), data)
+    meta = dict(metadata, name=name, version=version, files=sorted(files))
+    store.put_bytes(bundle_key(name, version, "metadata.json"), json.dumps(meta, indent=2).encode())
+    store.put_bytes(f"models/{name}/LATEST", version.encode())
+    log.info("saved model bundle %s/%s to %s", name, version, store.uri)
+    return version
+
+
+def resolve_version(store: Store, name: str, version: str = LATEST) -> str:
+    """The concrete version ``version`` refers to (``latest`` follows the pointer)."""
+    check_model_name(name)
+    if version != LATEST:
+        if not _KEY_PART_RE.match(version):
+            raise InvalidRequest(f"field 'version' is not a valid version: {version!r}")
+        return version
+    try:
+        return store.get_bytes(f"models/{name}/LATEST").decode().strip()
+    except NotFound:
+        raise NotFound(
+            f"no model bundle {name!r} in {store.uri}; run the 'train' workload first"
+        ) from None
+
+
+def load_metadata(store: Store, name: str, version: str) -> dict[str, Any]:
+    """The ``metadata.json`` of one bundle."""
+    meta: dict[str, Any] = json.loads(store.get_bytes(bundle_key(name, version, "metadata.json")))
+    return meta

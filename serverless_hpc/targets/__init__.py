@@ -1,0 +1,34 @@
+"""Targets by name. Each lives in its own module, imported only when a run asks for it, so
+a driver that benchmarks remote targets never loads the local workloads and vice versa."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Final
+
+from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
+
+#: Target name -> "module:Class". Cloud SDKs are imported inside those modules only.
+TARGETS: Final = {
+    "standalone": "serverless_hpc.targets.standalone:StandaloneTarget",
+    "local-faas": "serverless_hpc.targets.local_faas:LocalFaasTarget",
+}
+
+
+def create(name: str, settings: TargetSettings) -> Target:
+    """Instantiate target ``name``; :class:`TargetUnavailable` for unknown or unusable ones."""
+    try:
+        spec = TARGETS[name]
+    except KeyError:
+        raise TargetUnavailable(
+            f"unknown target {name!r} (known: {', '.join(sorted(TARGETS))})"
+        ) from None
+    module_name, _, cls_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise TargetUnavailable(
+            f"target {name!r} needs an extra that is not installed: {exc}"
+        ) from exc
+    cls: type[Target] = getattr(module, cls_name)
+    return cls(settings)

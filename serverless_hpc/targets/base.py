@@ -1,0 +1,127 @@
+"""The one Target interface every platform implements, and what an invocation yields.
+
+A target turns a contract request into an :class:`Outcome`: the contract response plus the
+platform's own accounting (cold start, init, duration, billed time, memory). The benchmark
+driver measures ``client_ms`` around :meth:`Target.invoke` itself, so that figure means the
+same thing on every target.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+log = logging.getLogger(__name__)
+
+
+class TargetUnavailable(Exception):
+    """The target cannot run here: missing extra, credentials, endpoint or deployment."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSettings:
+    """Settings the driver passes to every target; each uses the ones that apply to it.
+
+    ``extra`` carries target-specific options (``--target-opt key=value`` on the CLI), which
+    each target validates itself.
+    """
+
+    data_dir: Path | None = None
+    store_uri: str | None = None
+    log_dir: Path | None = None
+    memory_mb: int | None = None
+    concurrency: int | None = None
+    keep_alive_s: float = 60.0
+    timeout_s: float | None = None
+    init_timeout_s: float = 180.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def worker_env(self) -> dict[str, str]:
+        """Environment a local worker needs to find data and the model store."""
+        env: dict[str, str] = {}
+        if self.data_dir is not None:
+            env["FASHION_MNIST_DIR"] = str(self.data_dir)
+        if self.store_uri is not None:
+            env["SHPC_STORE"] = self.store_uri
+        if self.memory_mb is not None:
+            env["SHPC_MEMORY_MB"] = str(self.memory_mb)
+        return env
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One invocation as a target saw it.
+
+    ``response`` is always a contract envelope: a platform failure (timeout, crash, throttling
+    past the deadline) is expressed as a failure envelope, not an exception, so the driver can
+    record it and carry on.
+    """
+
+    response: dict[str, Any]
+    cold: bool
+    init_ms: float | None = None
+    duration_ms: float | None = None
+    billed_ms: float | None = None
+    memory_mb: int | None = None
+    max_rss_mb: float | None = None
+    cost_usd: float | None = None
+    breakdown: dict[str, float] = field(default_factory=dict)
+    instance: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the response is a success envelope."""
+        return bool(self.response.get("ok"))
+
+
+#: Default per-invocation timeout by workload, in seconds (Lambda's ceiling is 900).
+DEFAULT_TIMEOUTS_S: dict[str, float] = {"train": 900.0, "classify": 60.0, "dataproc": 60.0}
+
+
+class Target(ABC):
+    """A place where workloads run. Use as a context manager: ``open`` then ``close``."""
+
+    #: Registry name, e.g. ``"local-faas"``.
+    name: ClassVar[str]
+    #: Whether ``cold`` mode (every invocation a cold start) is supported.
+    supports_forced_cold: ClassVar[bool] = False
+
+    def __init__(self, settings: TargetSettings) -> None:
+        self.settings = settings
+
+    def open(self) -> None:  # noqa: B027 - optional hook, most targets need no setup
+        """Check that the target is usable and prepare it; raise :class:`TargetUnavailable`."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release everything the target started."""
+
+    @abstractmethod
+    def invoke(
+        self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
+    ) -> Outcome:
+        """Run one contract request; never raise for a failed invocation (see :class:`Outcome`)."""
+
+    @property
+    def max_parallel(self) -> int:
+        """How many invocations the driver should have in flight at once."""
+        return 64
+
+    def describe(self) -> dict[str, Any]:
+        """Settings worth recording with every result (memory, concurrency, region...)."""
+        return {"memory_mb": self.settings.memory_mb}
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,208 @@
+"""The parent side of a function instance: spawn, wait for ready, send, receive, kill.
+
+Every wait here has a deadline: a worker that does not answer in time is killed, never
+waited on forever.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import selectors
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger(__name__)
+
+_READ_CHUNK = 1 << 16
+
+
+class WorkerDied(Exception):
+    """The worker exited or closed its pipe before answering."""
+
+
+class WorkerTimeout(Exception):
+    """The worker did not answer before the deadline (it has been killed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyInfo:
+    """What the worker reported about its init phase."""
+
+    pid: int
+    init_ms: float  # spawn -> ready, measured by the parent
+    process_start_ms: float
+    import_ms: float
+    preload_ms: float
+
+
+class WorkerProcess:
+    """One worker child process speaking the JSON-lines protocol of ``targets.worker``."""
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        workload: str | None = None,
+        memory_mb: int | None = None,
+        env: dict[str, str] | None = None,
+        stderr: IO[bytes] | int | None = None,
+    ) -> None:
+        self.workload = workload
+        spawned = time.monotonic_ns()
+        argv = [
+            sys.executable,
+            "-m",
+            "serverless_hpc.targets.worker",
+            "--platform",
+            platform,
+            "--spawned-at-ns",
+            str(spawned),
+        ]
+        if workload:
+            argv += ["--workload", workload]
+        if memory_mb:
+            argv += ["--memory-mb", str(memory_mb)]
+        self._spawned_ns = spawned
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr if stderr is not None else subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            close_fds=True,
+        )
+        self._buf = b""
+        self.ready: ReadyInfo | None = None
+        self.invocations = 0
+        self.last_used = time.monotonic()
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        """Whether the child is still running."""
+        return self.proc.poll() is None
+
+    def wait_ready(self, timeout_s: float) -> ReadyInfo:
+        """Block until the worker reports ready; kill it and raise on timeout or death."""
+        msg = self._read_message(time.monotonic() + timeout_s)
+        if msg.get("type") != "ready":
+            self.kill()
+            raise WorkerDied(f"worker {self.pid} sent {msg.get('type')!r} before ready")
+        init_ms = (time.monotonic_ns() - self._spawned_ns) / 1e6
+        self.ready = ReadyInfo(
+            pid=int(msg["pid"]),
+            init_ms=init_ms,
+            process_start_ms=float(msg["process_start_ms"]),
+            import_ms=float(msg["import_ms"]),
+            preload_ms=float(msg["preload_ms"]),
+        )
+        return self.ready
+
+    def call(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send one request and return the worker's ``result`` message."""
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as exc:
+            self.kill()
+            raise WorkerDied(f"worker {self.pid} is gone: {exc}") from exc
+        msg = self._read_message(time.monotonic() + timeout_s)
+        if msg.get("type") != "result":
+            self.kill()
+            raise WorkerDied(f"worker {self.pid} sent unexpected {msg.get('type')!r}")
+        self.invocations += 1
+        self.last_used = time.monotonic()
+        return msg
+
+    def _read_message(self, deadline: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._buf:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.kill()
+                    raise WorkerTimeout(f"worker {self.pid} did not answer in time")
+                if not sel.select(remaining):
+                    continue
+                chunk = os.read(fd, _READ_CHUNK)
+                if not chunk:
+                    code = self.proc.wait(timeout=5)
+                    raise WorkerDied(f"worker {self.pid} exited with code {code}")
+                self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        try:
+            msg: dict[str, Any] = json.loads(line)
+        except json.JSONDecodeError as exc:
+            self.kill()
+            raise WorkerDied(f"worker {self.pid} broke the protocol: {exc}") from exc
+        return msg
+
+    def kill(self) -> None:
+        """Kill the child (SIGKILL, like a platform retiring an instance) and reap it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.exception("worker %d did not exit after SIGKILL", self.pid)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError as exc:
+                    log.debug("closing worker %d pipe: %s", self.pid, exc)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Close stdin so the worker exits on its own; kill it if it does not in time."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()
+            except OSError as exc:
+                log.debug("closing worker %d stdin: %s", self.pid, exc)
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("worker %d ignored stdin close; killing it", self.pid)
+        self.kill()
+
+
+def open_log(log_dir: Path | None, name: str) -> IO[bytes] | None:
+    """An append-mode log file for workers' stderr, or None (discard) without a directory."""
+    if log_dir is None:
+        return None
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return (log_dir / f"{name}.log").open("ab")
+
+
+def call_or_error(
+    worker: WorkerProcess, request: dict[str, Any], timeout_s: float
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Call ``worker``; return ``(response, reply)`` with failures as contract envelopes.
+
+    A timeout or a dead worker yields a ``Timeout`` / ``PlatformError`` envelope and
+    ``reply=None``; the worker has then been killed and must be replaced.
+    """
+    from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response
+
+    try:
+        reply = worker.call(request, timeout_s)
+    except WorkerTimeout:
+        return error_response(TIMEOUT, f"invocation exceeded its {timeout_s:g} s timeout"), None
+    except WorkerDied as exc:
+        return error_response(PLATFORM_ERROR, str(exc)), None
+    response = reply.get("response")
+    if not isinstance(response, dict):
+        return error_response(PLATFORM_ERROR, "worker reply has no response object"), None
+    return response, reply

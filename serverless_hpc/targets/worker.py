@@ -1,0 +1,103 @@
+"""A function instance: the child process the local targets start (``python -m ...worker``).
+
+It speaks JSON lines on a private copy of its stdout; the real fd 1 is pointed at stderr
+first, so a library that prints (TensorFlow does) cannot corrupt the protocol.
+
+Messages to the parent:
+
+* ``{"type": "ready", "process_start_ms", "import_ms", "preload_ms", "pid"}`` once, after the
+  init phase (interpreter start, core imports, the function's workload imports);
+* ``{"type": "result", "response", "duration_ms", "preload_ms", "first_of_workload",
+  "max_rss_mb"}`` after each request line it reads.
+
+The cold-start timings use ``time.monotonic_ns`` against the spawn time the parent passes in
+argv: on Linux CLOCK_MONOTONIC is system-wide, so the two processes' readings compare.
+"""
+
+from __future__ import annotations
+
+import time
+
+_T_MAIN = time.monotonic_ns()
+
+import argparse  # noqa: E402 - the timestamp above must come before any import
+import json  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+
+def _protocol_stream() -> object:
+    """Duplicate fd 1 for the protocol and point fd 1 at stderr."""
+    proto_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    return os.fdopen(proto_fd, "w", buffering=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the init phase, then serve request lines until stdin closes."""
+    parser = argparse.ArgumentParser(prog="serverless_hpc.targets.worker")
+    parser.add_argument("--platform", required=True)
+    parser.add_argument("--spawned-at-ns", type=int, required=True)
+    parser.add_argument("--workload", default=None, help="function's workload, preloaded at init")
+    parser.add_argument("--memory-mb", type=int, default=None)
+    args = parser.parse_args(argv)
+    proto = _protocol_stream()
+    logging.basicConfig(
+        level=os.environ.get("SHPC_WORKER_LOG_LEVEL", "WARNING"),
+        format=f"%(asctime)s worker[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    t_imp = time.monotonic_ns()
+    from serverless_hpc import handler
+
+    import_ms = (time.monotonic_ns() - t_imp) / 1e6
+    preloaded: set[str] = set()
+    preload_ms = 0.0
+    if args.workload:
+        preload_ms = handler.preload(args.workload)
+        preloaded.add(args.workload)
+    ready = {
+        "type": "ready",
+        "pid": os.getpid(),
+        "process_start_ms": (_T_MAIN - args.spawned_at_ns) / 1e6,
+        "import_ms": import_ms,
+        "preload_ms": preload_ms,
+    }
+    proto.write(json.dumps(ready) + "\n")  # type: ignore[attr-defined]
+    served: dict[str, int] = {}
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        t0 = time.perf_counter()
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as exc:
+            event = {"__invalid_json__": str(exc)}
+        name = event.get("workload") if isinstance(event, dict) else None
+        lazy_ms = 0.0
+        if isinstance(name, str) and name not in preloaded:
+            try:
+                lazy_ms = handler.preload(name)
+                preloaded.add(name)
+            except Exception:  # unknown workload: the handler reports it in the contract's terms
+                logging.getLogger(__name__).debug("preload of %r failed", name, exc_info=True)
+        response = handler.handle(event, platform=args.platform, memory_mb=args.memory_mb)
+        first = isinstance(name, str) and served.get(name, 0) == 0
+        if isinstance(name, str):
+            served[name] = served.get(name, 0) + 1
+        reply = {
+            "type": "result",
+            "response": response,
+            "duration_ms": (time.perf_counter() - t0) * 1e3,
+            "preload_ms": lazy_ms,
+            "first_of_workload": first,
+            "max_rss_mb": handler.max_rss_mb(),
+        }
+        proto.write(json.dumps(reply) + "\n")  # type: ignore[attr-defined]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
