@@ -87,8 +87,7 @@ def reduce_partials(partials: Iterable[dict[str, Any]]) -> dict[str, Any]:
         for acc, cls in zip(classes, part["classes"], strict=True):
             for k in _SUMMED:
                 acc[k] += cls[k]
-            hist: list[int] = acc["hist"]
-            acc["hist"] = [a + b for a, b in zip(hist, cls["hist"], strict=True)]
+            acc["hist"] = [a + b for a, b in zip(acc["hist"], cls["hist"], strict=True)]
     return {
         "split": split,
         "bins": bins,
