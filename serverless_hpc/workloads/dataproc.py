@@ -82,7 +82,10 @@ def reduce_partials(partials: Iterable[dict[str, Any]]) -> dict[str, Any]:
             raise ValueError("partials disagree on split or bins")
         if cur["start"] < prev["end"]:
             raise ValueError(f"shards overlap: [{prev['start']},{prev['end']}) and {cur['start']}")
-    classes = [{**{k: 0 for k in _SUMMED}, "hist": [0] * bins} for _ in range(fm.NUM_CLASSES)]
+    classes: list[dict[str, Any]] = [
+        {"count": 0, "sum": 0, "sumsq": 0, "nonzero": 0, "hist": [0] * bins}
+        for _ in range(fm.NUM_CLASSES)
+    ]
     for part in parts:
         for acc, cls in zip(classes, part["classes"], strict=True):
             for k in _SUMMED:
