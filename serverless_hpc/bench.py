@@ -276,7 +276,7 @@ def _check_model_available(cfg: BenchConfig) -> None:
     """Fail before running when classify needs a model that no step will produce."""
     if "classify" not in cfg.workloads or "train" in cfg.workloads:
         return
-    local = [t for t in cfg.targets if t in ("standalone", "local-faas")]
+    local = [t for t in cfg.targets if t in target_registry.LOCAL_TARGETS]
     if not local:
         return
     from serverless_hpc.store import LATEST, open_store, resolve_version
@@ -381,9 +381,22 @@ def _run_batch(
         if progress:
             progress(1)
 
-    futures = [pool.submit(one, i) for i in range(len(batch.requests))]
-    for fut in futures:
-        fut.result()
+    if target.batch_native:
+        timed = target.invoke_batch(batch.requests, timeout_s=timeout_s, force_cold=force_cold)
+        if len(timed) != len(batch.requests):
+            raise BenchError(
+                f"{target.name} returned {len(timed)} outcomes for {len(batch.requests)}"
+            )
+        for index, t in enumerate(timed):
+            rec = _record(cfg, batch, index, t.outcome, t.client_ms, t.t_send, t.t_recv, env)
+            writer.write(rec)
+            records.append(rec)
+            if progress:
+                progress(1)
+    else:
+        futures = [pool.submit(one, i) for i in range(len(batch.requests))]
+        for fut in futures:
+            fut.result()
     records.sort(key=lambda r: r.shard)
     return records
 

@@ -7,11 +7,16 @@ Exit codes: 0 success; 1 the run finished but some invocations failed (they are 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+#: Modules contributing sub-commands through ``add_parser(subparsers)``; each imports only
+#: the standard library at module level so ``shpc --help`` stays light.
+PLUGIN_COMMANDS: tuple[str, ...] = ()
 
 EXIT_OK = 0
 EXIT_FAILED_INVOCATIONS = 1
@@ -106,8 +111,10 @@ def _settings(args: argparse.Namespace, out: Path | None) -> Any:
 
 
 def _needs_local_data(args: argparse.Namespace) -> bool:
+    from serverless_hpc.targets import LOCAL_TARGETS
+
     names = getattr(args, "targets", None) or (getattr(args, "target", None),)
-    return any(n in ("standalone", "local-faas") for n in names)
+    return any(n in LOCAL_TARGETS for n in names)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -311,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=("fetch", "verify"))
     d.add_argument("--data-dir", help="directory (default: $FASHION_MNIST_DIR or the cache)")
     d.set_defaults(func=cmd_data)
+    for module_name in PLUGIN_COMMANDS:
+        importlib.import_module(module_name).add_parser(sub)
     return parser
 
 

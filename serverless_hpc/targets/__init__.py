@@ -12,7 +12,13 @@ from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailabl
 TARGETS: Final = {
     "standalone": "serverless_hpc.targets.standalone:StandaloneTarget",
     "local-faas": "serverless_hpc.targets.local_faas:LocalFaasTarget",
+    "lambda": "serverless_hpc.targets.aws_lambda:LambdaTarget",
+    "ec2": "serverless_hpc.targets.ec2:Ec2Target",
+    "openwhisk": "serverless_hpc.targets.openwhisk:OpenWhiskTarget",
 }
+
+#: Targets that run on this machine and read the dataset from a local directory.
+LOCAL_TARGETS: Final = frozenset({"standalone", "local-faas"})
 
 
 def create(name: str, settings: TargetSettings) -> Target:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -78,6 +79,16 @@ class Outcome:
         return bool(self.response.get("ok"))
 
 
+@dataclass(slots=True)
+class TimedOutcome:
+    """An outcome with the driver-side timing a batch-native target measured for it."""
+
+    outcome: Outcome
+    client_ms: float
+    t_send: float  # unix time
+    t_recv: float
+
+
 #: Default per-invocation timeout by workload, in seconds (Lambda's ceiling is 900).
 DEFAULT_TIMEOUTS_S: dict[str, float] = {"train": 900.0, "classify": 60.0, "dataproc": 60.0}
 
@@ -104,6 +115,20 @@ class Target(ABC):
         self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
     ) -> Outcome:
         """Run one contract request; never raise for a failed invocation (see :class:`Outcome`)."""
+
+    #: True when the target runs a whole fan-out itself (:meth:`invoke_batch`), as the EC2
+    #: target does with one SSM command; the driver then does not fan out per request.
+    batch_native: ClassVar[bool] = False
+
+    def invoke_batch(
+        self, requests: Sequence[dict[str, Any]], *, timeout_s: float, force_cold: bool = False
+    ) -> list[TimedOutcome]:
+        """Run a whole fan-out at once (only for ``batch_native`` targets).
+
+        Returns one :class:`TimedOutcome` per request, in order. ``client_ms`` is what the
+        driver's side saw for that request (for a batch-native target, the batch's wall time).
+        """
+        raise NotImplementedError(f"{self.name} is not batch-native")
 
     @property
     def max_parallel(self) -> int:
