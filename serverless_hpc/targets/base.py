@@ -90,7 +90,12 @@ class TimedOutcome:
 
 
 #: Default per-invocation timeout by workload, in seconds (Lambda's ceiling is 900).
-DEFAULT_TIMEOUTS_S: dict[str, float] = {"train": 900.0, "classify": 60.0, "dataproc": 60.0}
+DEFAULT_TIMEOUTS_S: dict[str, float] = {
+    "train": 900.0,
+    "classify": 60.0,
+    "dataproc": 60.0,
+    "sleep": 900.0,
+}
 
 
 class Target(ABC):

@@ -31,7 +31,14 @@ import threading
 import time
 from typing import IO, Any
 
-from serverless_hpc.contract import OUT_OF_MEMORY, PLATFORM_ERROR, TIMEOUT, error_response
+from serverless_hpc import workloads
+from serverless_hpc.contract import (
+    OUT_OF_MEMORY,
+    PLATFORM_ERROR,
+    TIMEOUT,
+    ContractError,
+    error_response,
+)
 from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TargetUnavailable
 from serverless_hpc.targets.process import (
     WorkerDied,
@@ -163,7 +170,10 @@ class LocalFaasTarget(Target):
         self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
     ) -> Outcome:
         """Run ``request`` on a warm instance of its function, or cold-start one."""
-        workload = str(request.get("workload", ""))
+        try:
+            workload = workloads.check_name(request.get("workload"))
+        except ContractError as exc:  # no such function: nothing to start
+            return Outcome(response=exc.to_response(), cold=False)
         memory_mb = self.memory_for(workload)
         deadline = time.monotonic() + timeout_s
         try:
@@ -175,7 +185,7 @@ class LocalFaasTarget(Target):
             try:
                 worker = WorkerProcess(
                     platform=self.name,
-                    workload=workload or None,
+                    workload=workload,
                     memory_mb=memory_mb,
                     env=self.settings.worker_env(),
                     stderr=self._log,

@@ -94,6 +94,9 @@ class WorkerProcess:
     def wait_ready(self, timeout_s: float) -> ReadyInfo:
         """Block until the worker reports ready; kill it and raise on timeout or death."""
         msg = self._read_message(time.monotonic() + timeout_s)
+        if msg.get("type") == "init_error":
+            self.kill()
+            raise WorkerDied(f"worker {self.pid} init failed: {msg.get('message')}")
         if msg.get("type") != "ready":
             self.kill()
             raise WorkerDied(f"worker {self.pid} sent {msg.get('type')!r} before ready")

@@ -99,12 +99,14 @@ class StandaloneTarget(Target):
             msg = f"no standalone worker free within {timeout_s:g} s"
             return Outcome(response=error_response(TIMEOUT, msg), cold=False)
         response, reply = call_or_error(worker, request, timeout_s)
-        if reply is None:
+        if reply is None:  # the worker was killed (timeout) or died: replace it
             self._all.remove(worker)
-            worker = self._spawn()
-        self._idle.put(worker)
-        if reply is None:
+            try:
+                self._idle.put(self._spawn())
+            except TargetUnavailable:
+                log.exception("standalone: could not replace worker %d; pool shrinks", worker.pid)
             return Outcome(response=response, cold=False, instance=str(worker.pid))
+        self._idle.put(worker)
         cold = bool(reply.get("first_of_workload"))
         preload = float(reply.get("preload_ms") or 0.0)
         timings = response.get("timings", {}) if response.get("ok") else {}

@@ -56,7 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     preloaded: set[str] = set()
     preload_ms = 0.0
     if args.workload:
-        preload_ms = handler.preload(args.workload)
+        try:
+            preload_ms = handler.preload(args.workload)
+        except Exception as exc:  # report why init failed, then exit like a crashed runtime
+            logging.getLogger(__name__).exception("init failed")
+            failure = {"type": "init_error", "message": f"{type(exc).__name__}: {exc}"}
+            proto.write(json.dumps(failure) + "\n")  # type: ignore[attr-defined]
+            return 1
         preloaded.add(args.workload)
     ready = {
         "type": "ready",

@@ -13,15 +13,22 @@ WORKLOADS: Final = {
     "train": "serverless_hpc.workloads.train",
     "classify": "serverless_hpc.workloads.classify",
     "dataproc": "serverless_hpc.workloads.dataproc",
+    "sleep": "serverless_hpc.workloads.sleep",
 }
+
+
+def check_name(name: object) -> str:
+    """Return ``name`` if it is a known workload, else raise :class:`InvalidRequest`.
+
+    Targets call this before starting anything for a request, without importing the module.
+    """
+    if not isinstance(name, str) or name not in WORKLOADS:
+        raise InvalidRequest(
+            f"field 'workload': unknown workload {name!r} (known: {', '.join(sorted(WORKLOADS))})"
+        )
+    return name
 
 
 def get(name: str) -> ModuleType:
     """The module of workload ``name``; :class:`InvalidRequest` for an unknown name."""
-    try:
-        path = WORKLOADS[name]
-    except KeyError:
-        raise InvalidRequest(
-            f"field 'workload': unknown workload {name!r} (known: {', '.join(sorted(WORKLOADS))})"
-        ) from None
-    return importlib.import_module(path)
+    return importlib.import_module(WORKLOADS[check_name(name)])

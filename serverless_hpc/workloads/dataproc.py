@@ -49,7 +49,8 @@ def preload() -> None:
 
 def class_stats(images: np.ndarray, labels: np.ndarray, bins: int) -> list[dict[str, Any]]:
     """The map step: integer aggregates per class over ``images``/``labels``."""
-    width = 256 // bins
+    # Bin index = pixel >> log2(256 / bins); a shift, since 256 itself does not fit in uint8.
+    shift = (256 // bins).bit_length() - 1
     out = []
     flat = images.reshape(len(images), -1)
     for c in range(fm.NUM_CLASSES):
@@ -61,7 +62,7 @@ def class_stats(images: np.ndarray, labels: np.ndarray, bins: int) -> list[dict[
                 "sum": int(wide.sum()),
                 "sumsq": int((wide * wide).sum()),
                 "nonzero": int(np.count_nonzero(pix)),
-                "hist": np.bincount((pix // width).ravel(), minlength=bins).astype(int).tolist(),
+                "hist": np.bincount((pix >> shift).ravel(), minlength=bins).astype(int).tolist(),
             }
         )
     return out
