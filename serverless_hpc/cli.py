@@ -91,15 +91,11 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace, out: Path | None) -> Any:
+    """Target settings from the options; the dataset is resolved later by :func:`_with_data`."""
     from serverless_hpc.targets.base import TargetSettings
 
-    data_dir = None
-    if args.data_dir is not None or _needs_local_data(args):
-        from serverless_hpc.data.fashion_mnist import ensure_data
-
-        data_dir = ensure_data(args.data_dir)
     return TargetSettings(
-        data_dir=data_dir,
+        data_dir=args.data_dir,
         store_uri=args.store,
         log_dir=out / "logs" if out else None,
         memory_mb=args.memory_mb,
@@ -108,6 +104,20 @@ def _settings(args: argparse.Namespace, out: Path | None) -> Any:
         timeout_s=args.timeout,
         extra=dict(args.target_opt),
     )
+
+
+def _with_data(settings: Any, args: argparse.Namespace) -> Any:
+    """``settings`` with a verified dataset directory when a local target will read it.
+
+    Called after the options are validated, so a typo never triggers a download first.
+    """
+    import dataclasses
+
+    if args.data_dir is None and not _needs_local_data(args):
+        return settings
+    from serverless_hpc.data.fashion_mnist import ensure_data
+
+    return dataclasses.replace(settings, data_dir=ensure_data(args.data_dir))
 
 
 def _needs_local_data(args: argparse.Namespace) -> bool:
@@ -119,6 +129,8 @@ def _needs_local_data(args: argparse.Namespace) -> bool:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark, then build the report."""
+    import dataclasses
+
     from serverless_hpc import bench, report
 
     run_id = args.run_id or bench.new_run_id()
@@ -143,6 +155,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         settings=_settings(args, out),
         run_id=run_id,
     )
+    cfg = dataclasses.replace(cfg, settings=_with_data(cfg.settings, args))
     bar: Any = None
     if not args.quiet:
         from tqdm import tqdm
@@ -190,7 +203,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         print(f"error: request is not JSON: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    settings = _settings(args, None)
+    settings = _with_data(_settings(args, None), args)
     timeout = args.timeout or DEFAULT_TIMEOUTS_S.get(str(request.get("workload")), 60.0)
     with targets.create(args.target, settings) as target:
         outcome = target.invoke(request, timeout_s=timeout, force_cold=args.cold)

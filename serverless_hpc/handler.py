@@ -35,7 +35,20 @@ _served = itertools.count()
 
 
 def max_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux reports KiB)."""
+    """Peak resident memory of this process image so far, in MB.
+
+    Reads ``VmHWM`` from ``/proc/self/status``: ``getrusage``'s ``ru_maxrss`` survives
+    ``exec``, so a freshly started worker would report its parent's peak (seen here: a
+    classify instance "using" the 1.4 GB of the test runner that spawned it). Falls back to
+    ``ru_maxrss`` where ``/proc`` does not exist.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -39,7 +39,9 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     """Keep tests off the user's cache and model store; forget per-process dataset caches."""
     home = tmp_path_factory.mktemp("shpc-cache")
     monkeypatch.setenv("SHPC_CACHE_DIR", str(home))
@@ -49,7 +51,9 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
     fm.clear_cache()
 
 
-def write_idx(path: Path, array: np.ndarray, *, magic: bytes | None = None, extra: bytes = b"", cut: int = 0) -> Path:
+def write_idx(
+    path: Path, array: np.ndarray, *, magic: bytes | None = None, extra: bytes = b"", cut: int = 0
+) -> Path:
     """Write ``array`` as a gzip IDX file; ``magic``/``extra``/``cut`` make broken ones."""
     header = magic if magic is not None else struct.pack(">HBB", 0, 0x08, array.ndim)
     dims = struct.pack(f">{array.ndim}I", *array.shape)

@@ -33,7 +33,12 @@ def test_bad_requests_name_the_field(obj: object, fragment: str) -> None:
 
 def test_a_good_request_round_trips() -> None:
     req = parse_request({"workload": "classify", "params": {"end": 10}, "run_id": "r", "shard": 2})
-    assert req.to_dict() == {"workload": "classify", "params": {"end": 10}, "run_id": "r", "shard": 2}
+    assert req.to_dict() == {
+        "workload": "classify",
+        "params": {"end": 10},
+        "run_id": "r",
+        "shard": 2,
+    }
 
 
 @pytest.mark.parametrize(
@@ -43,7 +48,10 @@ def test_a_good_request_round_trips() -> None:
         ({"workload": "classify", "params": {"start": -1}}, "params.start"),
         ({"workload": "classify", "params": {"end": "100"}}, "params.end"),
         ({"workload": "classify", "params": {"end": 10001}}, "params.end"),
-        ({"workload": "classify", "params": {"start": 50, "end": 10}}, "params.start (50) must be < params.end (10)"),
+        (
+            {"workload": "classify", "params": {"start": 50, "end": 10}},
+            "params.start (50) must be < params.end (10)",
+        ),
         ({"workload": "classify", "params": {"model": "../etc"}}, "field 'model'"),
         ({"workload": "dataproc", "params": {"bins": 3}}, "params.bins"),
         ({"workload": "dataproc", "params": {"split": "validation"}}, "params.split"),
@@ -60,7 +68,9 @@ def test_handler_returns_invalid_request_naming_the_field(event: dict, fragment:
 
 
 def test_handler_success_envelope_follows_the_contract() -> None:
-    resp = handler.handle({"workload": "sleep", "params": {"seconds": 0.01}}, platform="test", memory_mb=256)
+    resp = handler.handle(
+        {"workload": "sleep", "params": {"seconds": 0.01}}, platform="test", memory_mb=256
+    )
     validate_response(resp)
     assert resp["ok"] is True and resp["workload"] == "sleep"
     assert resp["result"]["slept_s"] >= 0.01
@@ -70,14 +80,25 @@ def test_handler_success_envelope_follows_the_contract() -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 
 
-@given(event=_json | st.fixed_dictionaries({"workload": st.sampled_from(["sleep", "classify", "x"]), "params": _json}))
+@given(
+    event=_json
+    | st.fixed_dictionaries(
+        {"workload": st.sampled_from(["sleep", "classify", "x"]), "params": _json}
+    )
+)
 def test_handler_never_raises_and_always_answers_an_envelope(event: object) -> None:
-    if isinstance(event, dict) and event.get("workload") == "sleep" and isinstance(event.get("params"), dict):
+    if (
+        isinstance(event, dict)
+        and event.get("workload") == "sleep"
+        and isinstance(event.get("params"), dict)
+    ):
         event["params"].pop("seconds", None)  # keep the property test fast
     resp = handler.handle(event, platform="test")
     validate_response(resp)

@@ -23,8 +23,15 @@ def _partial(images: np.ndarray, labels: np.ndarray, start: int, end: int, bins:
 
 
 @settings(max_examples=40, deadline=None)
-@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 400), shards=st.integers(1, 20), bins=st.sampled_from([1, 2, 16, 256]))
-def test_reduce_of_any_sharding_equals_the_single_shard(seed: int, n: int, shards: int, bins: int) -> None:
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 400),
+    shards=st.integers(1, 20),
+    bins=st.sampled_from([1, 2, 16, 256]),
+)
+def test_reduce_of_any_sharding_equals_the_single_shard(
+    seed: int, n: int, shards: int, bins: int
+) -> None:
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, size=n, dtype=np.uint8)

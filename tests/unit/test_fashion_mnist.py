@@ -38,7 +38,9 @@ def test_reads_a_valid_file_exactly(tmp_path: Path) -> None:
         ({"magic": b"\x12\x34\x08\x03"}, "bad IDX magic number"),
     ],
 )
-def test_broken_files_name_the_file_and_the_problem(tmp_path: Path, kwargs: dict, fragment: str) -> None:
+def test_broken_files_name_the_file_and_the_problem(
+    tmp_path: Path, kwargs: dict, fragment: str
+) -> None:
     path = write_idx(tmp_path / "bad.gz", np.zeros((2, 3, 4), np.uint8), **kwargs)
     with pytest.raises(fm.DatasetError) as err:
         fm.read_idx(path)
@@ -63,7 +65,9 @@ def test_not_gzip_at_all_is_an_error(tmp_path: Path) -> None:
 
 def test_shape_other_than_expected_is_an_error(tmp_path: Path) -> None:
     path = write_idx(tmp_path / "x.gz", np.zeros((3, 28, 28), np.uint8))
-    with pytest.raises(fm.DatasetError, match=r"header says shape \(3, 28, 28\), expected \(10000, 28, 28\)"):
+    with pytest.raises(
+        fm.DatasetError, match=r"header says shape \(3, 28, 28\), expected \(10000, 28, 28\)"
+    ):
         fm.read_idx(path, expected_shape=(10000, 28, 28))
 
 
@@ -92,7 +96,12 @@ def test_explicit_directory_with_missing_files_is_an_error_not_a_download(tmp_pa
 
 @pytest.mark.parametrize(
     ("start", "end", "fragment"),
-    [(-1, 5, "'start' must be >= 0"), (0, 11, "'end' must be <= 10"), (5, 5, "must be < 'end'"), (True, 3, "integer")],
+    [
+        (-1, 5, "'start' must be >= 0"),
+        (0, 11, "'end' must be <= 10"),
+        (5, 5, "must be < 'end'"),
+        (True, 3, "integer"),
+    ],
 )
 def test_range_validation_names_the_bound(start: int, end: int, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
@@ -122,7 +131,9 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A loopback HTTP server standing in for the canonical mirror (serves a local folder)."""
     root = tmp_path / "mirror"
     root.mkdir()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -132,7 +143,9 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
-def test_fetch_downloads_and_verifies(mirror: tuple[str, Path], data_dir: Path, tmp_path: Path) -> None:
+def test_fetch_downloads_and_verifies(
+    mirror: tuple[str, Path], data_dir: Path, tmp_path: Path
+) -> None:
     url, root = mirror
     (root / LABELS).write_bytes((data_dir / LABELS).read_bytes())
     dest = tmp_path / "cache"
@@ -140,7 +153,9 @@ def test_fetch_downloads_and_verifies(mirror: tuple[str, Path], data_dir: Path, 
     assert fm.md5sum(dest / LABELS) == fm.FILES["test"][1].md5
 
 
-def test_fetch_rejects_a_corrupt_download_and_keeps_nothing(mirror: tuple[str, Path], tmp_path: Path) -> None:
+def test_fetch_rejects_a_corrupt_download_and_keeps_nothing(
+    mirror: tuple[str, Path], tmp_path: Path
+) -> None:
     url, root = mirror
     (root / LABELS).write_bytes(b"corrupted in transit")
     dest = tmp_path / "cache"
@@ -149,7 +164,9 @@ def test_fetch_rejects_a_corrupt_download_and_keeps_nothing(mirror: tuple[str, P
     assert list(dest.iterdir()) == []
 
 
-def test_fetch_falls_back_to_the_next_mirror(mirror: tuple[str, Path], data_dir: Path, tmp_path: Path) -> None:
+def test_fetch_falls_back_to_the_next_mirror(
+    mirror: tuple[str, Path], data_dir: Path, tmp_path: Path
+) -> None:
     url, root = mirror
     (root / LABELS).write_bytes((data_dir / LABELS).read_bytes())
     dead = "http://127.0.0.1:9/"  # discard port: connection refused at once

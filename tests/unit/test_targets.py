@@ -94,7 +94,10 @@ def test_concurrency_cap_bounds_instances_and_queues_the_rest(faas: LocalFaasTar
 
 
 def test_waiting_for_a_free_instance_is_bounded(tmp_path: Path) -> None:
-    with LocalFaasTarget(TargetSettings(log_dir=tmp_path, concurrency=1)) as t, ThreadPoolExecutor(1) as pool:
+    with (
+        LocalFaasTarget(TargetSettings(log_dir=tmp_path, concurrency=1)) as t,
+        ThreadPoolExecutor(1) as pool,
+    ):
         busy = pool.submit(t.invoke, _sleep(2), timeout_s=30)
         time.sleep(0.5)
         t0 = time.monotonic()
@@ -106,7 +109,9 @@ def test_waiting_for_a_free_instance_is_bounded(tmp_path: Path) -> None:
         assert busy.result().ok
 
 
-def test_memory_over_the_setting_fails_the_invocation_and_retires_the_instance(tmp_path: Path) -> None:
+def test_memory_over_the_setting_fails_the_invocation_and_retires_the_instance(
+    tmp_path: Path,
+) -> None:
     with LocalFaasTarget(TargetSettings(log_dir=tmp_path, memory_mb=256)) as t:
         out = t.invoke(_sleep(alloc_mb=400), timeout_s=30)
         assert out.response["error"]["type"] == "OutOfMemory"

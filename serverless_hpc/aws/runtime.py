@@ -1,0 +1,181 @@
+"""Inside AWS: what the Lambda adapter and the EC2 runner share.
+
+* :func:`stage_dataset` copies the canonical Fashion-MNIST files a workload needs from the
+  dataset bucket into a local directory (``/tmp`` on Lambda), verifying each file's
+  published md5 before it is moved into place, and only when the file is not already there:
+  a warm function instance stages nothing.
+* :class:`LambdaAdapter` is what ``lambdas/handler.py`` calls: it maps the Lambda event (the
+  contract request itself) and context to :func:`serverless_hpc.handler.handle` and back, so
+  the adapter file stays a few lines. Every failure becomes the contract's failure envelope.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from serverless_hpc.contract import DATASET_ERROR, INVALID_REQUEST, error_response
+from serverless_hpc.data import fashion_mnist as fm
+
+log = logging.getLogger(__name__)
+
+
+def splits_needed(workload: str, params: object) -> tuple[fm.Split, ...]:
+    """The dataset splits a request reads (``train`` needs both; ``dataproc`` its ``split``)."""
+    if workload == "train":
+        return ("train", "test")
+    if workload == "dataproc" and isinstance(params, Mapping):
+        split = params.get("split", "test")
+        if split in fm.SPLITS:
+            return (split,)
+        return ()  # invalid: the workload's own validation names the field
+    return ("test",)
+
+
+def stage_dataset(
+    dataset_uri: str, dest: Path, splits: Iterable[fm.Split], *, client: Any = None
+) -> list[str]:
+    """Download the files of ``splits`` missing from ``dest``; return the names fetched.
+
+    Raises :class:`~serverless_hpc.data.fashion_mnist.DatasetError` when a download fails or
+    a file's md5 is not the published one (the bad file is never left in ``dest``).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from serverless_hpc.store_s3 import default_client, parse_s3_uri
+
+    bucket, prefix = parse_s3_uri(dataset_uri)
+    s3 = client or default_client()
+    dest.mkdir(parents=True, exist_ok=True)
+    fetched: list[str] = []
+    for split in splits:
+        for spec in fm.FILES[split]:
+            target = dest / spec.name
+            if target.is_file():
+                continue
+            key = f"{prefix}/{spec.name}" if prefix else spec.name
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.name}.", dir=dest)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            try:
+                s3.download_file(bucket, key, tmp_name)
+                actual = fm.md5sum(tmp)
+                if actual != spec.md5:
+                    raise fm.DatasetError(
+                        f"s3://{bucket}/{key}: md5 {actual} is not the published {spec.md5}"
+                    )
+                tmp.replace(target)
+            except (BotoCoreError, ClientError) as exc:
+                raise fm.DatasetError(f"cannot fetch s3://{bucket}/{key}: {exc}") from exc
+            finally:
+                tmp.unlink(missing_ok=True)
+            fetched.append(spec.name)
+    if fetched:
+        log.info("staged %s from %s into %s", ", ".join(fetched), dataset_uri, dest)
+    return fetched
+
+
+class LambdaAdapter:
+    """One function's event -> contract -> response mapping (see the module docstring).
+
+    Configuration comes from the function's environment, set by the functions stack:
+    ``SHPC_WORKLOAD`` (the workload this function serves), ``SHPC_DATASET_URI`` and
+    ``FASHION_MNIST_DIR`` (where to stage the dataset), ``SHPC_STORE`` (the model store).
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self.workload = env.get("SHPC_WORKLOAD", "")
+        self.dataset_uri = env.get("SHPC_DATASET_URI", "")
+        self.data_dir = Path(env.get("FASHION_MNIST_DIR", "/tmp/fashion-mnist"))  # noqa: S108 - Lambda's only writable directory
+        self.preload_ms: float | None = None
+        self.s3_requests = S3RequestCounter()
+
+    def init(self) -> float:
+        """Init-phase work: import the workload's libraries; return the time it took (ms)."""
+        from serverless_hpc.handler import preload
+        from serverless_hpc.store_s3 import default_client
+
+        self.s3_requests.attach(default_client())
+        self.preload_ms = preload(self.workload) if self.workload else 0.0
+        return self.preload_ms
+
+    def __call__(self, event: object, context: Any) -> dict[str, Any]:
+        """Handle one invocation; never raises."""
+        from serverless_hpc.handler import handle
+
+        memory_mb = _memory_of(context)
+        if not isinstance(event, dict):
+            return error_response(
+                INVALID_REQUEST, f"event must be a JSON object, got {type(event).__name__}"
+            )
+        workload = event.get("workload")
+        if self.workload and workload != self.workload:
+            return error_response(
+                INVALID_REQUEST,
+                f"field 'workload': this function serves {self.workload!r}, got {workload!r}",
+            )
+        self.s3_requests.reset()
+        stage_ms = 0.0
+        if self.dataset_uri and isinstance(workload, str):
+            t0 = time.perf_counter()
+            try:
+                stage_dataset(
+                    self.dataset_uri, self.data_dir, splits_needed(workload, event.get("params"))
+                )
+            except fm.DatasetError as exc:
+                log.exception("dataset staging failed")
+                return error_response(DATASET_ERROR, str(exc))
+            stage_ms = (time.perf_counter() - t0) * 1e3
+        response = handle(event, platform="lambda", memory_mb=memory_mb)
+        if response.get("ok"):
+            response["timings"]["stage_ms"] = stage_ms
+            if response.get("cold_start") and self.preload_ms is not None:
+                response["timings"]["preload_ms"] = self.preload_ms
+            response["runtime"]["s3_requests"] = self.s3_requests.snapshot()
+        return response
+
+
+class S3RequestCounter:
+    """Counts the S3 requests a client makes, by price class, through botocore's events.
+
+    S3 prices LIST like PUT; HEAD and GET are GET-class. The counts let the Lambda target
+    price each invocation's S3 requests from what was really sent, not from a guess.
+    """
+
+    _PUT_CLASS = frozenset({"PutObject", "CopyObject", "ListObjects", "ListObjectsV2"})
+
+    def __init__(self) -> None:
+        self.get = 0
+        self.put = 0
+
+    def attach(self, client: Any) -> None:
+        """Start counting ``client``'s requests."""
+        client.meta.events.register("before-call.s3", self._on_call)
+
+    def _on_call(self, model: Any, **_: Any) -> None:
+        if model.name in self._PUT_CLASS:
+            self.put += 1
+        else:
+            self.get += 1
+
+    def reset(self) -> None:
+        """Zero the counts (at the start of each invocation)."""
+        self.get = self.put = 0
+
+    def snapshot(self) -> dict[str, int]:
+        """The counts so far."""
+        return {"get": self.get, "put": self.put}
+
+
+def _memory_of(context: Any) -> int | None:
+    raw = getattr(context, "memory_limit_in_mb", None)
+    try:
+        return int(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,359 @@
+"""A small REST client for the OpenWhisk controller, shared by apply, the target and Pulumi.
+
+It speaks the documented ``/api/v1`` subset this project needs (namespace limits, packages,
+actions, invocations, activations) and turns HTTP statuses into exceptions a caller can act
+on, as the OpenWhisk REST API documents them:
+
+* 401 / 403 -> :class:`AuthenticationError` (check the AUTH key / namespace);
+* 404 -> :class:`NotFoundError`; 409 -> :class:`ConflictError` (create without overwrite);
+* 413 -> :class:`PayloadTooLargeError`; other 4xx -> :class:`RequestError`;
+* 429 -> retried with exponential backoff and jitter until the deadline, then
+  :class:`ThrottledError`;
+* 502 on an invocation is the action's own failure (an *application* or *developer* error:
+  the activation record is returned to the caller); 502 elsewhere and every other 5xx, and
+  an unreachable host, are :class:`PlatformError`.
+
+Every error body ``{"error": ..., "code": <transaction id>}`` is quoted in the exception;
+the AUTH key is sent as basic authentication and never appears in a message or a log line.
+``requests`` is imported when a client is built, not when this module is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
+
+from serverless_hpc.openwhisk.config import Credentials
+from serverless_hpc.openwhisk.retry import Backoff
+
+if TYPE_CHECKING:
+    import requests
+
+log = logging.getLogger(__name__)
+
+#: The controller's longest blocking wait (its own limit; a longer wait answers 202).
+MAX_BLOCKING_WAIT_MS: Final = 60_000
+DEFAULT_DEADLINE_S: Final = 60.0
+
+
+class OpenWhiskError(Exception):
+    """A controller request failed; ``status`` is the HTTP status (None if unreachable)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class AuthenticationError(OpenWhiskError):
+    """401/403: the AUTH key is wrong or may not access this namespace or entity."""
+
+
+class NotFoundError(OpenWhiskError):
+    """404: the entity does not exist."""
+
+
+class ConflictError(OpenWhiskError):
+    """409: the entity exists (create without overwrite) or a package is not empty."""
+
+
+class PayloadTooLargeError(OpenWhiskError):
+    """413: the request body is over the controller's limit."""
+
+
+class RequestError(OpenWhiskError):
+    """Any other 4xx: the request itself is invalid (the message quotes the controller)."""
+
+
+class ThrottledError(OpenWhiskError):
+    """429 persisted until the deadline: the namespace is over its rate or concurrency."""
+
+
+class PlatformError(OpenWhiskError):
+    """5xx (not an action's own failure) or no answer at all: the platform failed."""
+
+
+class ActivationTimeout(OpenWhiskError):
+    """An accepted activation did not complete within the caller's deadline."""
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """What an invocation answered: a finished activation record, or only its id (202)."""
+
+    status: int
+    activation_id: str
+    record: dict[str, Any] | None
+
+
+def _error_text(body: Any) -> tuple[str, str | None]:
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        code = body.get("code")
+        return body["error"], str(code) if code is not None else None
+    text = body if isinstance(body, str) else json.dumps(body)
+    return text[:300], None
+
+
+def _segments(name: str) -> str:
+    return "/".join(quote(part, safe="") for part in name.split("/"))
+
+
+class OpenWhiskClient:
+    """REST client for one namespace. Thread-safe for concurrent invocations.
+
+    ``deadline_s`` bounds every call including its 429 retries; ``backoff_base_s`` and
+    ``backoff_cap_s`` shape the retry delays (tests make them tiny).
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        backoff_base_s: float = 0.2,
+        backoff_cap_s: float = 5.0,
+        pool_size: int = 16,
+        session: requests.Session | None = None,
+    ) -> None:
+        import requests
+        from requests.adapters import HTTPAdapter
+
+        self.credentials = credentials
+        self.base_url = credentials.base_url
+        self.deadline_s = deadline_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self._requests = requests
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4))
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        session.auth = credentials.basic_auth()
+        session.verify = not credentials.insecure
+        session.headers.update({"Accept": "application/json"})
+        self._session = session
+        if credentials.insecure:
+            import urllib3
+
+            # The user asked for -i (a self-signed controller); one warning per run is
+            # enough, so the log is not flooded with one line per request.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            log.warning("TLS certificate verification is off for %s", self.base_url)
+
+    def __repr__(self) -> str:
+        return f"OpenWhiskClient({self.credentials!r})"
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._session.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _ns_path(self, *parts: str) -> str:
+        ns = quote(self.credentials.namespace, safe="")
+        return "/".join((f"/namespaces/{ns}", *parts))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        ok: tuple[int, ...] = (200,),
+        deadline_s: float | None = None,
+        read_timeout_s: float = 65.0,
+    ) -> tuple[int, Any]:
+        """Send one request, retrying 429 within the deadline; return (status, decoded body).
+
+        Statuses in ``ok`` are returned; every other one raises the matching
+        :class:`OpenWhiskError` subclass.
+        """
+        url = self.base_url + path
+        deadline = self.deadline_s if deadline_s is None else deadline_s
+        last: OpenWhiskError | None = None
+        for attempt in Backoff(deadline, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s):
+            try:
+                resp = self._session.request(
+                    method, url, params=params, json=body, timeout=(10.0, read_timeout_s)
+                )
+            except self._requests.RequestException as exc:
+                raise PlatformError(
+                    f"{method} {path}: cannot reach the controller at {self.base_url}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
+            status = resp.status_code
+            try:
+                decoded: Any = resp.json()
+            except ValueError:
+                decoded = resp.text
+            log.debug("%s %s -> %d (attempt %d)", method, path, status, attempt)
+            if status in ok:
+                return status, decoded
+            error = self._error_for(method, path, status, decoded)
+            if status != 429:
+                raise error
+            last = error
+            log.info("throttled (429) on %s %s; backing off", method, path)
+        assert last is not None
+        raise ThrottledError(
+            f"{last} -- still throttled after {deadline:.0f} s of retries", status=429
+        )
+
+    def _error_for(self, method: str, path: str, status: int, body: Any) -> OpenWhiskError:
+        text, code = _error_text(body)
+        where = f"{method} {path}: HTTP {status}: {text}" + (f" (code {code})" if code else "")
+        if status in (401, 403):
+            return AuthenticationError(
+                f"{where}. Check AUTH and NAMESPACE in your wsk properties "
+                "(~/.wskprops, $WSK_CONFIG_FILE or WHISK_AUTH).",
+                status=status,
+                code=code,
+            )
+        kinds: dict[int, type[OpenWhiskError]] = {
+            404: NotFoundError,
+            409: ConflictError,
+            413: PayloadTooLargeError,
+            429: ThrottledError,
+        }
+        if status in kinds:
+            return kinds[status](where, status=status, code=code)
+        if status >= 500:
+            return PlatformError(f"OpenWhisk platform error: {where}", status=status, code=code)
+        return RequestError(where, status=status, code=code)
+
+    # -- namespace --------------------------------------------------------------------------
+
+    def get_limits(self) -> dict[str, Any]:
+        """``GET /namespaces/_/limits``: the namespace's limits as the controller reports them."""
+        _, body = self.request("GET", "/namespaces/_/limits")
+        if not isinstance(body, dict):
+            raise PlatformError("namespace limits: the controller did not answer a JSON object")
+        return body
+
+    # -- packages -------------------------------------------------------------------------
+
+    def get_package(self, name: str) -> dict[str, Any] | None:
+        """The package, with its ``actions`` list; None when it does not exist."""
+        try:
+            _, body = self.request("GET", self._ns_path("packages", _segments(name)))
+        except NotFoundError:
+            return None
+        return dict(body)
+
+    def put_package(self, name: str, body: dict[str, Any], *, overwrite: bool) -> dict[str, Any]:
+        """Create (or, with ``overwrite``, update) a package."""
+        _, out = self.request(
+            "PUT",
+            self._ns_path("packages", _segments(name)),
+            params={"overwrite": str(overwrite).lower()},
+            body=body,
+        )
+        return dict(out)
+
+    def delete_package(self, name: str) -> None:
+        """Delete a package (the controller refuses, 409, while it still holds actions)."""
+        self.request("DELETE", self._ns_path("packages", _segments(name)))
+
+    # -- actions --------------------------------------------------------------------------
+
+    def get_action(self, name: str, *, code: bool = False) -> dict[str, Any] | None:
+        """The action ``package/name`` (without its code unless asked); None when absent."""
+        try:
+            _, body = self.request(
+                "GET",
+                self._ns_path("actions", _segments(name)),
+                params={"code": str(code).lower()},
+            )
+        except NotFoundError:
+            return None
+        return dict(body)
+
+    def put_action(self, name: str, body: dict[str, Any], *, overwrite: bool) -> dict[str, Any]:
+        """Create (or, with ``overwrite``, update) an action; returns the stored entity.
+
+        Every update bumps the action's version, and the invokers stop reusing warm
+        containers of older versions: that is how a cold start is forced.
+        """
+        _, out = self.request(
+            "PUT",
+            self._ns_path("actions", _segments(name)),
+            params={"overwrite": str(overwrite).lower()},
+            body=body,
+        )
+        return dict(out)
+
+    def delete_action(self, name: str) -> None:
+        """Delete an action."""
+        self.request("DELETE", self._ns_path("actions", _segments(name)))
+
+    def invoke(
+        self,
+        name: str,
+        payload: dict[str, Any],
+        *,
+        blocking: bool = True,
+        wait_ms: int = MAX_BLOCKING_WAIT_MS,
+        deadline_s: float | None = None,
+    ) -> Invocation:
+        """Invoke an action; blocking invocations return the whole activation record.
+
+        200 is a success, 502 the action's own failure and 500 a platform failure *with* a
+        record (all three carry the activation); 202 means the activation was accepted but
+        did not finish within the blocking wait (or the call was non-blocking): only its
+        id is known and :meth:`wait_activation` fetches the record.
+        """
+        wait = max(1, min(int(wait_ms), MAX_BLOCKING_WAIT_MS))
+        params = {"blocking": str(blocking).lower(), "result": "false"}
+        if blocking:
+            params["timeout"] = str(wait)
+        status, body = self.request(
+            "POST",
+            self._ns_path("actions", _segments(name)),
+            params=params,
+            body=payload,
+            ok=(200, 202, 500, 502),
+            deadline_s=deadline_s,
+            read_timeout_s=wait / 1000.0 + 15.0,
+        )
+        if status == 500 and not (isinstance(body, dict) and "response" in body):
+            # A 500 with an activation is a "whisk internal error" record worth keeping;
+            # without one it is a plain platform failure.
+            raise self._error_for("POST", f"actions/{name}", status, body)
+        if not isinstance(body, dict) or "activationId" not in body:
+            raise PlatformError(f"invoke {name}: HTTP {status} without an activation id")
+        record = body if "response" in body else None
+        return Invocation(status=status, activation_id=str(body["activationId"]), record=record)
+
+    def get_activation(self, activation_id: str) -> dict[str, Any] | None:
+        """The activation record; None while it is not (yet) stored."""
+        try:
+            _, body = self.request("GET", self._ns_path("activations", quote(activation_id)))
+        except NotFoundError:
+            return None
+        return dict(body)
+
+    def wait_activation(self, activation_id: str, *, deadline_s: float) -> dict[str, Any]:
+        """Poll an accepted activation with bounded backoff until its record exists."""
+        started = time.monotonic()
+        for _ in Backoff(deadline_s, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s):
+            remaining = max(1.0, deadline_s - (time.monotonic() - started))
+            record = self._poll_once(activation_id, remaining)
+            if record is not None:
+                return record
+        raise ActivationTimeout(
+            f"activation {activation_id} did not complete within {deadline_s:.0f} s"
+        )
+
+    def _poll_once(self, activation_id: str, remaining_s: float) -> dict[str, Any] | None:
+        path = self._ns_path("activations", quote(activation_id))
+        try:
+            _, body = self.request("GET", path, deadline_s=remaining_s)
+        except NotFoundError:
+            return None
+        return dict(body)

@@ -1,0 +1,1 @@
+"""Test doubles for remote platforms (they follow the platforms' documented APIs)."""

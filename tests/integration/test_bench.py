@@ -1,0 +1,137 @@
+"""The benchmark driver end to end on the local targets, and the CLI's failure modes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from serverless_hpc.bench import BenchConfig, BenchError, count_invocations, run
+from serverless_hpc.cli import main
+from serverless_hpc.records import read_records
+from serverless_hpc.report import build_report
+from serverless_hpc.targets.base import TargetSettings
+
+RECORD_FIELDS = {
+    "run_id",
+    "target",
+    "workload",
+    "shard",
+    "shards",
+    "items",
+    "cold",
+    "ok",
+    "error",
+    "client_ms",
+    "init_ms",
+    "duration_ms",
+    "compute_ms",
+    "billed_ms",
+    "memory_mb",
+    "max_rss_mb",
+    "cost_usd",
+    "result",
+    "env",
+}
+
+
+@pytest.mark.integration
+def test_dataproc_bench_on_both_local_targets(data_dir: Path, tmp_path: Path) -> None:
+    cfg = BenchConfig(
+        out=tmp_path / "run",
+        targets=("local-faas", "standalone"),
+        workloads=("dataproc",),
+        shards=(1, 4),
+        repeats=2,
+        modes=("natural", "cold"),
+        cold_repeats=1,
+        dataproc_split="test",
+        settings=TargetSettings(data_dir=data_dir, log_dir=tmp_path / "logs"),
+        run_id="test-run",
+    )
+    expected = count_invocations(cfg, lambda name: name == "local-faas")
+    result = run(cfg)
+    records = read_records(cfg.out / "records.jsonl")
+    # one record per invocation: natural 2x(1+4) on both, cold 1x(1+4) on local-faas only
+    assert expected == 25 and result.records == 25 and len(records) == 25 and result.failed == 0
+    assert all(RECORD_FIELDS <= set(r) for r in records)
+    assert all(r["env"]["cpu_count"] and r["env"]["python"] for r in records)
+    faas_cold = [r for r in records if r["target"] == "local-faas" and r["mode"] == "cold"]
+    assert len(faas_cold) == 5 and all(r["cold"] and r["init_ms"] > 0 for r in faas_cold)
+    digests = {b["reduced_sha256"] for b in result.batches}
+    assert len(digests) == 1  # every fan-out on every target reduced to the same result
+    written = build_report(cfg.out)
+    assert "FAIL" not in written["report.html"].read_text()
+
+
+def test_unknown_target_is_a_clear_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = main(["bench", "--targets", "local-faas,mainframe", "--out", str(tmp_path), "-q"])
+    assert code == 2
+    assert "unknown target(s) mainframe" in capsys.readouterr().err
+
+
+def test_too_many_shards_is_a_clear_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = main(
+        [
+            "bench",
+            "--images",
+            "10",
+            "--shards",
+            "20",
+            "--workloads",
+            "dataproc",
+            "--targets",
+            "standalone",
+            "--out",
+            str(tmp_path),
+            "-q",
+            "--data-dir",
+            str(tmp_path),
+        ]
+    )
+    assert code == 2
+    # the option is reported; the (empty) data directory was never looked at
+    assert "--shards: 20 shards exceed 10 images" in capsys.readouterr().err
+
+
+def test_bench_config_validation_names_the_option(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="--shards: 20 shards exceed 10 images"):
+        BenchConfig(out=tmp_path, images=10, shards=(1, 20))
+    with pytest.raises(BenchError, match="--workloads"):
+        BenchConfig(out=tmp_path, workloads=("mine-bitcoin",))
+    with pytest.raises(BenchError, match="--images"):
+        BenchConfig(out=tmp_path, images=0)
+
+
+def test_classify_without_a_model_fails_before_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = BenchConfig(
+        out=tmp_path / "r",
+        targets=("standalone",),
+        workloads=("classify",),
+        settings=TargetSettings(store_uri=str(tmp_path / "empty-store")),
+    )
+    with pytest.raises(BenchError, match="Add 'train' to --workloads"):
+        run(cfg)
+    assert not (tmp_path / "r").exists()
+
+
+def test_driver_help_loads_no_heavy_library() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from serverless_hpc import cli, bench, report\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "    cli.main(['bench', '--help'])\n"
+        "heavy = ('tensorflow', 'keras', 'ai_edge_litert', 'boto3', 'botocore', 'matplotlib', 'requests')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().replace("'", '"')) == []
