@@ -56,8 +56,9 @@ def test_dataproc_bench_on_both_local_targets(data_dir: Path, tmp_path: Path) ->
     result = run(cfg)
     records = read_records(cfg.out / "records.jsonl")
     # one record per invocation: natural 2x(1+4) on both, cold 1x(1+4) on local-faas only
-    assert expected == 25 and result.records == 25 and len(records) == 25 and result.failed == 0
-    assert all(RECORD_FIELDS <= set(r) for r in records)
+    assert result.records == len(records) == expected == 25
+    assert result.failed == 0
+    assert all(set(r) >= RECORD_FIELDS for r in records)
     assert all(r["env"]["cpu_count"] and r["env"]["python"] for r in records)
     faas_cold = [r for r in records if r["target"] == "local-faas" and r["mode"] == "cold"]
     assert len(faas_cold) == 5 and all(r["cold"] and r["init_ms"] > 0 for r in faas_cold)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,7 +53,7 @@ def test_truncated_gzip_stream_is_an_error(tmp_path: Path) -> None:
     good = write_idx(tmp_path / "good.gz", np.ones((50, 28, 28), np.uint8))
     bad = tmp_path / "cut.gz"
     bad.write_bytes(good.read_bytes()[:-30])
-    with pytest.raises(fm.DatasetError, match="truncated gzip stream|corrupt gzip"):
+    with pytest.raises(fm.DatasetError, match=r"truncated gzip stream|corrupt gzip"):
         fm.read_idx(bad)
 
 
@@ -116,7 +117,7 @@ def test_shards_cover_the_range_exactly_once(total: int, shards: int) -> None:
         return
     parts = fm.split_shards(total, shards)
     assert parts[0].start == 0 and parts[-1].end == total
-    assert all(a.end == b.start for a, b in zip(parts, parts[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(parts))
     sizes = [p.size for p in parts]
     assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
 
