@@ -19,6 +19,7 @@ from typing import Any
 
 from serverless_hpc import workloads
 from serverless_hpc.contract import (
+    DATASET_ERROR,
     INTERNAL_ERROR,
     ContractError,
     error_response,
@@ -81,7 +82,7 @@ def handle(
         module = workloads.get(request.workload)
         out = module.run(request.params, ctx or Context.from_env())
     except DatasetError as exc:
-        return error_response("DatasetError", str(exc))
+        return error_response(DATASET_ERROR, str(exc))
     except ContractError as exc:
         return exc.to_response()
     except Exception as exc:  # the contract promises an envelope, never a traceback

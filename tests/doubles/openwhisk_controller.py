@@ -39,6 +39,7 @@ import json
 import queue
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -51,7 +52,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 RUNTIME = Path(__file__).with_name("openwhisk_runtime.py")
-DEFAULT_AUTH = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:test-double-secret-key-not-real"
+#: The secret half of the double's AUTH key: tests assert it never appears in any output.
+SECRET = "test-double-secret-key-not-real"
+DEFAULT_AUTH = f"23bc46b1-71f6-4ed5-8c54-816aa4f8c502:{SECRET}"
 DEFAULT_LIMITS: dict[str, Any] = {
     "concurrentInvocations": 30,
     "firesPerMinute": 60,
@@ -198,6 +201,12 @@ class ControllerDouble:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body are written separately: without NODELAY, Nagle plus
+                # delayed ACK add ~40 ms to every loopback request.
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
             def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet: tests assert on double.calls instead
 
@@ -220,7 +229,9 @@ class ControllerDouble:
         self._server.daemon_threads = True
         if self.log_path is not None:
             self._log = self.log_path.open("a")
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
