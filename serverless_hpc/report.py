@@ -350,12 +350,7 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
                     if r["target"] == target and r["workload"] == workload
                 ]
                 vals.append(_median(sel) or 0.0)
-            ax.bar(
-                range(len(cpairs)),
-                vals,
-                bottom=bottoms,
-                label=part.removesuffix("_ms").replace("_", " "),
-            )
+            ax.bar(range(len(cpairs)), vals, bottom=bottoms, label=_PART_LABELS[part])
             bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
         ax.set_xticks(range(len(cpairs)), [f"{t}\n{w}" for t, w in cpairs])
         ax.set_ylabel("ms (median over cold starts)")
@@ -407,6 +402,15 @@ def checks(data: RunData) -> list[tuple[str, bool, str]]:
     out.append(("no failed invocations", failed == 0, f"{failed} of {len(data.records)} failed"))
     return out
 
+
+#: Legend labels of the cold-start parts. "load" is whatever the first invocation loaded:
+#: the model and the test images for classify, the images alone for dataproc.
+_PART_LABELS: Final = {
+    "process_start_ms": "process start",
+    "import_ms": "imports",
+    "model_load_ms": "model + data load",
+    "first_inference_ms": "first invocation's compute",
+}
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222}

@@ -21,6 +21,7 @@ from typing import Any
 
 from serverless_hpc.contract import DATASET_ERROR, INVALID_REQUEST, error_response
 from serverless_hpc.data import fashion_mnist as fm
+from serverless_hpc.workloads.base import Context
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class LambdaAdapter:
         self.workload = env.get("SHPC_WORKLOAD", "")
         self.dataset_uri = env.get("SHPC_DATASET_URI", "")
         self.data_dir = Path(env.get("FASHION_MNIST_DIR", "/tmp/fashion-mnist"))  # noqa: S108 - Lambda's only writable directory
+        self.store_uri = env.get("SHPC_STORE") or None
         self.preload_ms: float | None = None
         self.s3_requests = S3RequestCounter()
 
@@ -132,7 +134,8 @@ class LambdaAdapter:
                 log.exception("dataset staging failed")
                 return error_response(DATASET_ERROR, str(exc))
             stage_ms = (time.perf_counter() - t0) * 1e3
-        response = handle(event, platform="lambda", memory_mb=memory_mb)
+        ctx = Context(data_dir=self.data_dir, store_uri=self.store_uri)
+        response = handle(event, platform="lambda", memory_mb=memory_mb, ctx=ctx)
         if response.get("ok"):
             response["timings"]["stage_ms"] = stage_ms
             if response.get("cold_start") and self.preload_ms is not None:

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -91,11 +92,16 @@ class ProjectConfig:
             raise DeployError(f"project name {self.project!r} is not a valid OpenWhisk name")
         if not _NAME_RE.match(self.package_name):
             raise DeployError(f"package name {self.package_name!r} is not a valid name")
-        bad = [w for w in self.workloads if w not in WORKLOADS] or (
-            [] if self.workloads else ["<none>"]
-        )
-        if bad:
-            raise DeployError(f"unknown workload(s) {bad} (known: {', '.join(WORKLOADS)})")
+        if not self.workloads:
+            raise DeployError("name at least one workload")
+        for what, names in (
+            ("workload", self.workloads),
+            ("--memory workload", tuple(self.memory_mb)),
+            ("--timeout workload", tuple(self.timeout_ms)),
+        ):
+            bad = sorted(set(names) - set(WORKLOADS))
+            if bad:
+                raise DeployError(f"unknown {what}(s) {bad} (known: {', '.join(WORKLOADS)})")
 
     @property
     def package_name(self) -> str:
@@ -169,8 +175,6 @@ def is_managed(entity: Mapping[str, Any] | None, project: str) -> bool:
 
 def build_specs(cfg: ProjectConfig, env: Mapping[str, str] | None = None) -> list[ActionSpec]:
     """The actions ``cfg`` describes. Images come from ``cfg.images`` or ``$SHPC_OW_IMAGE_*``."""
-    import os
-
     env = os.environ if env is None else env
     try:
         code = cfg.action_file.read_text(encoding="utf-8")
@@ -259,7 +263,7 @@ class NamespaceLimits:
             max_memory_mb=num("maxActionMemory"),
             min_timeout_ms=num("minActionTimeout"),
             max_timeout_ms=num("maxActionTimeout"),
-            max_logs_mb=num("maxActionLogs") if "maxActionLogs" in raw else 10,
+            max_logs_mb=num("maxActionLogs"),
             max_parameters_bytes=params,
             max_payload_bytes=payload,
             concurrent_invocations=concurrent if isinstance(concurrent, int) else None,
@@ -348,8 +352,9 @@ def package_body(cfg: ProjectConfig) -> dict[str, Any]:
 
 def apply(client: OpenWhiskClient, cfg: ProjectConfig) -> Report:
     """Check limits, then create or update the package and every action (idempotent)."""
-    specs = build_specs(cfg)
     limits = NamespaceLimits.from_api(client.get_limits())
+    # Logs only help debugging: fit them to the namespace rather than refuse to deploy.
+    specs = [replace(s, logs_mb=min(s.logs_mb, limits.max_logs_mb)) for s in build_specs(cfg)]
     check_limits(specs, limits)
     existing = client.get_package(cfg.package_name)
     if existing is not None and not is_managed(existing, cfg.project):

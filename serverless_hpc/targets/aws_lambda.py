@@ -191,6 +191,10 @@ class LambdaTarget(Target):
         self._clock = clock
         self._rng = rng
         self._cold_locks = {w: threading.Lock() for w in aws.WORKLOADS}
+        self._cold_state_lock = threading.Lock()
+        #: Per workload: a configuration update completed and no invocation has finished since,
+        #: so no warm environment exists and an invocation sent now starts cold.
+        self._fresh = dict.fromkeys(aws.WORKLOADS, False)
         self.ledger = CostLedger()
         from serverless_hpc.pricing_data import load_prices
 
@@ -279,14 +283,26 @@ class LambdaTarget(Target):
                 ),
                 cold=False,
             )
+        wait_ms = None
         if force_cold:
+            t0 = self._clock()
             try:
                 self.retire_warm(workload, deadline)
             except (BotoCoreError, ClientError, WaiterError) as exc:
                 msg = f"could not force a cold start of {fn}: {exc}"
                 return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=False)
+            wait_ms = (self._clock() - t0) * 1e3
         body = json.dumps(request).encode()
-        return self._invoke_with_retry(fn, body, deadline, timeout_s)
+        try:
+            outcome = self._invoke_with_retry(fn, body, deadline, timeout_s)
+        finally:
+            if force_cold:
+                with self._cold_state_lock:
+                    self._fresh[workload] = False  # an environment of this function is warm now
+        if wait_ms is not None:
+            # part of the driver's client_ms that went to retiring warm environments
+            outcome.breakdown["force_cold_wait_ms"] = wait_ms
+        return outcome
 
     def _invoke_with_retry(
         self, fn: str, body: bytes, deadline: float, timeout_s: float
@@ -410,13 +426,19 @@ class LambdaTarget(Target):
 
     # -- forced cold starts --------------------------------------------------------------
     def retire_warm(self, workload: str, deadline: float) -> None:
-        """Retire every warm environment of ``workload``'s function; wait until it is updated.
+        """Make sure no warm environment of ``workload``'s function exists; wait if updating.
 
-        Serialised per function: Lambda rejects a configuration update while another is in
-        progress, and one completed update is enough for the invocation that asked for it.
+        One configuration update serves every forced-cold invocation sent before the first
+        of them finishes (none of them can find a warm environment), so a cold fan-out of N
+        costs one update, not N. Updates are serialised per function: Lambda rejects an
+        update while another is in progress. Whether an invocation really was cold is still
+        decided by its REPORT line (Init Duration), never assumed.
         """
         fn = self.functions[workload]
         with self._cold_locks[workload]:
+            with self._cold_state_lock:
+                if self._fresh[workload]:
+                    return
             cfg = self._lambda.get_function_configuration(FunctionName=fn)
             variables = dict(cfg.get("Environment", {}).get("Variables", {}))
             variables["SHPC_COLD_TOKEN"] = secrets.token_hex(8)
@@ -428,4 +450,6 @@ class LambdaTarget(Target):
                 FunctionName=fn,
                 WaiterConfig={"Delay": 1, "MaxAttempts": max(int(remaining), 1)},
             )
+            with self._cold_state_lock:
+                self._fresh[workload] = True
         log.info("%s: warm environments retired", fn)

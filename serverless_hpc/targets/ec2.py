@@ -56,6 +56,10 @@ KNOWN_OPTIONS: Final = frozenset(
 BATCH_SLACK_S: Final = 120.0
 POLL_DELAY_S: Final = 2
 SSM_ONLINE_TIMEOUT_S: Final = 300.0
+#: The user data installs TensorFlow: allow it this long after a fresh deploy.
+BOOTSTRAP_TIMEOUT_S: Final = 1800.0
+#: Written by ec2/bootstrap.sh when the project is installed.
+READY_FILE: Final = "/opt/serverless-hpc/READY"
 
 
 class Ec2Target(Target):
@@ -155,7 +159,13 @@ class Ec2Target(Target):
         try:
             self._ensure_running()
             info = self._ec2.describe_instance_types(InstanceTypes=[self.instance_type])
-        except (BotoCoreError, ClientError, WaiterError) as exc:
+            self._wait_bootstrapped()
+        except (BotoCoreError, ClientError, WaiterError, TargetUnavailable) as exc:
+            if self.started_by_us and not self.keep_running:
+                log.warning("stopping %s again: it is not usable", self.instance_id)
+                self._ec2.stop_instances(InstanceIds=[self.instance_id])
+            if isinstance(exc, TargetUnavailable):
+                raise
             raise TargetUnavailable(
                 f"ec2: instance {self.instance_id} is not usable: {exc}"
             ) from exc
@@ -185,6 +195,29 @@ class Ec2Target(Target):
             InstanceIds=[self.instance_id], WaiterConfig={"Delay": 5, "MaxAttempts": 60}
         )
         self._wait_ssm_online()
+
+    def _wait_bootstrapped(self) -> None:
+        """Wait (bounded) until the user data has finished installing the project.
+
+        Right after ``make deploy`` the instance may still be installing TensorFlow; this
+        check runs before any batch so that time never lands in a batch's measurements.
+        """
+        resp = self._ssm.send_command(
+            InstanceIds=[self.instance_id],
+            DocumentName="AWS-RunShellScript",
+            Comment="serverless-hpc: wait for the bootstrap",
+            TimeoutSeconds=60,
+            Parameters={
+                "commands": [f"cloud-init status --wait >/dev/null; test -f {READY_FILE}"],
+                "executionTimeout": [str(int(BOOTSTRAP_TIMEOUT_S))],
+            },
+        )
+        failure = self._wait(resp["Command"]["CommandId"], BOOTSTRAP_TIMEOUT_S)
+        if failure is not None:
+            raise TargetUnavailable(
+                f"ec2: {self.instance_id} has not finished its bootstrap "
+                f"({failure['error']['message']}); see /var/log/shpc-bootstrap.log on it"
+            )
 
     def _wait_ssm_online(self) -> None:
         """Poll (bounded, with backoff) until the SSM agent reports the instance online."""

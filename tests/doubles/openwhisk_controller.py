@@ -187,6 +187,7 @@ class ControllerDouble:
         self.idle: list[Container] = []
         self.busy: set[Container] = set()
         self.containers_started = 0
+        self.max_in_flight = 0
         self.calls: list[tuple[str, str, dict[str, str]]] = []
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
@@ -501,6 +502,7 @@ class ControllerDouble:
             snapshot = json.loads(json.dumps(action))
             act = Activation(secrets.token_hex(16))
             self.activations[act.activation_id] = act
+            self.max_in_flight = max(self.max_in_flight, in_flight + 1)
         received = time.monotonic()
         threading.Thread(
             target=self._execute, args=(name, snapshot, payload, act, received), daemon=True
