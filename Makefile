@@ -9,10 +9,12 @@ TARGETS ?= local-faas,standalone
 BENCH_ARGS ?=
 
 # Stamps record which extras are installed; they are redone when pyproject.toml changes.
-RUN_STAMP := $(VENV)/.stamp-run
-DEV_STAMP := $(VENV)/.stamp-dev
+RUN_STAMP   := $(VENV)/.stamp-run
+BENCH_STAMP := $(VENV)/.stamp-bench
+DEV_STAMP   := $(VENV)/.stamp-dev
+OW_ARGS ?=
 
-.PHONY: help run bench test lint report clean
+.PHONY: help run bench test lint clean ow-apply ow-destroy ow-status
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,14 +28,19 @@ $(RUN_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[train]"
 	@touch $@
 
-$(DEV_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[train,dev]"
+# bench may drive cloud targets too: their clients (boto3, requests) are light.
+$(BENCH_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[train,aws,openwhisk]"
 	@touch $@ $(RUN_STAMP)
+
+$(DEV_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[train,aws,openwhisk,dev]"
+	@touch $@ $(RUN_STAMP) $(BENCH_STAMP)
 
 run: $(RUN_STAMP)  ## the whole local benchmark (train, classify 3000 images at 1/5/10/15 shards, dataproc)
 	$(SHPC) bench --targets $(TARGETS) $(BENCH_ARGS)
 
-bench: $(RUN_STAMP)  ## shpc bench on TARGETS=... with BENCH_ARGS=...
+bench: $(BENCH_STAMP)  ## shpc bench on TARGETS=... with BENCH_ARGS=...
 	$(SHPC) bench --targets $(TARGETS) $(BENCH_ARGS)
 
 lint: $(DEV_STAMP)  ## ruff and mypy
@@ -43,6 +50,15 @@ lint: $(DEV_STAMP)  ## ruff and mypy
 
 test: lint  ## lint, then the whole test suite
 	$(VENV)/bin/pytest -q
+
+ow-apply: $(BENCH_STAMP)  ## OpenWhisk: create/update the package and actions (OW_ARGS="--image-lean IMG ...")
+	$(SHPC) ow apply $(OW_ARGS)
+
+ow-destroy: $(BENCH_STAMP)  ## OpenWhisk: delete this project's actions, then its package
+	$(SHPC) ow destroy $(OW_ARGS)
+
+ow-status: $(BENCH_STAMP)  ## OpenWhisk: list the package and actions that exist
+	$(SHPC) ow status $(OW_ARGS)
 
 clean:  ## remove the venv and caches (results/ is kept)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

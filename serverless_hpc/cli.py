@@ -16,7 +16,7 @@ from typing import Any
 
 #: Modules contributing sub-commands through ``add_parser(subparsers)``; each imports only
 #: the standard library at module level so ``shpc --help`` stays light.
-PLUGIN_COMMANDS: tuple[str, ...] = ()
+PLUGIN_COMMANDS: tuple[str, ...] = ("serverless_hpc.openwhisk.cli",)
 
 EXIT_OK = 0
 EXIT_FAILED_INVOCATIONS = 1
@@ -66,8 +66,8 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--concurrency",
         type=int,
-        help="local-faas concurrency cap / standalone pool size "
-        "(default: CPU count; at least 2 for local-faas)",
+        help="local-faas concurrency cap / standalone pool size / openwhisk in-flight limit "
+        "(default: CPU count, at least 2 for local-faas; openwhisk 64)",
     )
     g.add_argument(
         "--keep-alive",

@@ -87,7 +87,7 @@ def test_too_many_shards_is_a_clear_usage_error(
             "--shards",
             "20",
             "--workloads",
-            "dataproc",
+            "classify",
             "--targets",
             "standalone",
             "--out",
@@ -109,6 +109,12 @@ def test_bench_config_validation_names_the_option(tmp_path: Path) -> None:
         BenchConfig(out=tmp_path, workloads=("mine-bitcoin",))
     with pytest.raises(BenchError, match="--images"):
         BenchConfig(out=tmp_path, images=0)
+    with pytest.raises(BenchError, match="--shards: 10001 shards exceed 10000 images"):
+        BenchConfig(out=tmp_path, workloads=("dataproc",), dataproc_split="test", shards=(10001,))
+    # dataproc's input is its split, not --images: 20 shards of 60000 images are fine
+    assert BenchConfig(out=tmp_path, workloads=("dataproc",), images=10, shards=(20,)).shards == (
+        20,
+    )
 
 
 def test_classify_without_a_model_fails_before_running(

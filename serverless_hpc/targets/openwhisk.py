@@ -1,0 +1,323 @@
+"""``openwhisk``: the workloads as actions on an Apache OpenWhisk deployment.
+
+The actions are created by ``shpc ow apply`` (one package per project, one action per
+workload); this target only invokes them, through the same REST client:
+
+* **Invoke**: a blocking invocation (``blocking=true``, whole activation record). When the
+  controller answers **202** (the run outlived its blocking wait, at most 60 s), the
+  activation is polled with bounded exponential backoff until the invocation's own timeout.
+* **Accounting** comes from the activation record: ``initTime`` (present only on a cold
+  start) is ``init_ms``; ``duration`` includes the init, so the handler's duration is
+  ``duration - initTime``; ``waitTime`` (queueing and container provisioning) and the raw
+  duration go to ``breakdown``; memory is the ``limits`` annotation's. OpenWhisk itself bills
+  nothing, so ``billed_ms`` and ``cost_usd`` stay null.
+* **Success** is judged by ``response.success`` and the contract envelope in the result,
+  never by the HTTP status alone. An application error whose result is ``{"error":
+  <envelope>}`` (the adapter's) is that envelope; a time limit is ``Timeout``; memory
+  exhaustion ``OutOfMemory``; anything else the platform did is ``PlatformError``.
+* **Fan-out** runs in the driver's thread pool; this target also holds a semaphore of
+  :attr:`max_parallel` (at most the namespace's ``concurrentInvocations``), so however wide
+  the pool, no more invocations are in flight than the namespace admits.
+* **Forced cold**: an update of the action (``PUT ?overwrite=true`` with an empty body) bumps
+  its version, and invokers do not reuse containers of older versions, so the next activation
+  starts a new container. With several forced-cold invocations of one action in flight, one
+  may still land on a container another just started; ``cold`` is therefore always taken from
+  the record's ``initTime``, never assumed.
+
+Target options (``--target-opt key=value``): ``project``, ``package``, ``config_file`` (a
+``.wskprops``), ``insecure`` (true/false), ``max_parallel`` (default: ``--concurrency``, else
+64; never above the namespace's ``concurrentInvocations``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Final
+
+from serverless_hpc.contract import (
+    INVALID_REQUEST,
+    NOT_FOUND,
+    OUT_OF_MEMORY,
+    PLATFORM_ERROR,
+    TIMEOUT,
+    error_response,
+    validate_response,
+)
+from serverless_hpc.openwhisk.client import (
+    MAX_BLOCKING_WAIT_MS,
+    ActivationTimeout,
+    ConflictError,
+    OpenWhiskClient,
+    OpenWhiskError,
+)
+from serverless_hpc.openwhisk.config import CredentialsError, load_credentials
+from serverless_hpc.openwhisk.deploy import DEFAULT_PROJECT, PAYLOAD_MAX_BYTES, is_managed
+from serverless_hpc.openwhisk.retry import Backoff
+from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TargetUnavailable
+
+log = logging.getLogger(__name__)
+
+OPTIONS: Final = frozenset({"project", "package", "config_file", "insecure", "max_parallel"})
+DEFAULT_MAX_PARALLEL: Final = 64
+_TRUE: Final = {"1", "true", "yes", "on"}
+_FALSE: Final = {"0", "false", "no", "off"}
+
+
+def _bool_option(value: str | None, name: str) -> bool | None:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise TargetUnavailable(f"openwhisk: --target-opt {name} must be true or false, got {value!r}")
+
+
+def _annotations(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        a["key"]: a.get("value")
+        for a in record.get("annotations") or []
+        if isinstance(a, dict) and "key" in a
+    }
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def outcome_from_activation(record: dict[str, Any]) -> Outcome:
+    """Turn an activation record into an :class:`Outcome` (see the module docstring)."""
+    ann = _annotations(record)
+    init_ms = _number(ann.get("initTime"))
+    total_ms = _number(record.get("duration"))
+    duration_ms = total_ms - init_ms if total_ms is not None and init_ms is not None else total_ms
+    raw_limits = ann.get("limits")
+    limits: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
+    memory = limits.get("memory") if isinstance(limits.get("memory"), int) else None
+    breakdown: dict[str, float] = {}
+    for key, value in (("wait_ms", ann.get("waitTime")), ("activation_ms", total_ms)):
+        number = _number(value)
+        if number is not None:
+            breakdown[key] = number
+    raw_resp = record.get("response")
+    resp: dict[str, Any] = raw_resp if isinstance(raw_resp, dict) else {}
+    response = _contract_response(record.get("activationId"), resp, ann)
+    max_rss = None
+    if response.get("ok"):
+        max_rss = _number((response.get("runtime") or {}).get("max_rss_mb"))
+    return Outcome(
+        response=response,
+        cold=init_ms is not None,
+        init_ms=init_ms,
+        duration_ms=duration_ms,
+        memory_mb=memory,
+        max_rss_mb=max_rss,
+        breakdown=breakdown,
+    )
+
+
+def _contract_response(
+    activation_id: object, resp: dict[str, Any], ann: dict[str, Any]
+) -> dict[str, Any]:
+    result = resp.get("result")
+    status = resp.get("status")
+    if resp.get("success") is True:
+        try:
+            return validate_response(result)
+        except ValueError as exc:
+            return error_response(
+                PLATFORM_ERROR, f"activation {activation_id}: not a contract response ({exc})"
+            )
+    err = result.get("error") if isinstance(result, dict) else None
+    if isinstance(err, dict):
+        try:
+            envelope = validate_response(err)
+        except ValueError:
+            pass  # an action's own {"error": {...}} that is not ours: reported below
+        else:
+            if not envelope["ok"]:
+                return envelope
+    text = err if isinstance(err, str) else json.dumps(err)[:500]
+    if ann.get("timeout") is True:
+        return error_response(TIMEOUT, f"activation {activation_id}: {text}")
+    if isinstance(err, str) and "exhausted its memory" in err:
+        return error_response(OUT_OF_MEMORY, f"activation {activation_id}: {text}")
+    return error_response(PLATFORM_ERROR, f"activation {activation_id} ({status}): {text}")
+
+
+class OpenWhiskTarget(Target):
+    """Invoke the applied actions of one project; see the module docstring."""
+
+    name = "openwhisk"
+    supports_forced_cold = True
+
+    def __init__(self, settings: TargetSettings) -> None:
+        super().__init__(settings)
+        extra = dict(settings.extra)
+        unknown = sorted(set(extra) - OPTIONS)
+        if unknown:
+            raise TargetUnavailable(
+                f"openwhisk: unknown --target-opt {unknown} (known: {', '.join(sorted(OPTIONS))})"
+            )
+        self.project = extra.get("project") or DEFAULT_PROJECT
+        self.package = extra.get("package") or self.project
+        config_file = extra.get("config_file")
+        try:
+            self.credentials = load_credentials(
+                config_file=Path(config_file) if config_file else None,
+                insecure=_bool_option(extra.get("insecure"), "insecure"),
+            )
+        except CredentialsError as exc:
+            raise TargetUnavailable(f"openwhisk: {exc}") from None
+        try:
+            import requests  # noqa: F401
+        except ImportError:
+            raise TargetUnavailable(
+                "openwhisk: needs the 'openwhisk' extra (pip install 'serverless-hpc[openwhisk]')"
+            ) from None
+        requested = extra.get("max_parallel")
+        try:
+            self._requested_parallel = int(requested) if requested else settings.concurrency
+        except ValueError:
+            raise TargetUnavailable(
+                f"openwhisk: max_parallel must be an integer, got {requested!r}"
+            ) from None
+        if self._requested_parallel is not None and self._requested_parallel < 1:
+            raise TargetUnavailable("openwhisk: max_parallel must be >= 1")
+        self._parallel = self._requested_parallel or DEFAULT_MAX_PARALLEL
+        self._client: OpenWhiskClient | None = None
+        self._slots = threading.BoundedSemaphore(self._parallel)
+        self._actions: dict[str, int | None] = {}
+
+    def open(self) -> None:
+        """Check that the project's package and actions exist; size the in-flight cap."""
+        client = OpenWhiskClient(self.credentials, pool_size=self._parallel)
+        try:
+            concurrent = self._discover(client)
+        except OpenWhiskError as exc:
+            client.close()
+            raise TargetUnavailable(f"openwhisk: {exc}") from None
+        except TargetUnavailable:
+            client.close()
+            raise
+        if isinstance(concurrent, int) and concurrent > 0 and concurrent < self._parallel:
+            log.info("namespace admits %d concurrent invocations; capping fan-out", concurrent)
+            self._parallel = concurrent
+            self._slots = threading.BoundedSemaphore(concurrent)
+        self._client = client
+
+    def _discover(self, client: OpenWhiskClient) -> object:
+        """Read the applied actions' memory; return the namespace's concurrency limit."""
+        pkg = client.get_package(self.package)
+        if pkg is None or not is_managed(pkg, self.project):
+            raise TargetUnavailable(
+                f"openwhisk: package {self.package!r} of project {self.project!r} is not "
+                f"applied on {self.credentials.apihost}; run 'shpc ow apply' first"
+            )
+        for brief in pkg.get("actions") or []:
+            entity = client.get_action(f"{self.package}/{brief.get('name')}")
+            if entity is not None and is_managed(entity, self.project):
+                limits = entity.get("limits") or {}
+                self._actions[str(entity["name"])] = limits.get("memory")
+        return client.get_limits().get("concurrentInvocations")
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    @property
+    def max_parallel(self) -> int:
+        """Invocations in flight at once (the namespace's concurrency limit at most)."""
+        return self._parallel
+
+    def describe(self) -> dict[str, Any]:
+        """Endpoint, namespace, package and each action's memory (never the AUTH key)."""
+        return {
+            "apihost": self.credentials.apihost,
+            "namespace": self.credentials.namespace,
+            "project": self.project,
+            "package": self.package,
+            "max_parallel": self._parallel,
+            "memory_mb": self.settings.memory_mb,
+            "actions_memory_mb": dict(self._actions),
+        }
+
+    def invoke(
+        self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
+    ) -> Outcome:
+        """Invoke the workload's action and read its activation record."""
+        if self._client is None:
+            raise RuntimeError("OpenWhiskTarget.invoke before open()")
+        workload = request.get("workload")
+        if not isinstance(workload, str) or workload not in self._actions:
+            msg = (
+                f"field 'workload': {workload!r} is not applied as an action of package "
+                f"{self.package!r} (applied: {', '.join(sorted(self._actions)) or 'none'})"
+            )
+            return Outcome(response=error_response(NOT_FOUND, msg), cold=False)
+        size = len(json.dumps(request).encode())
+        if size > PAYLOAD_MAX_BYTES:
+            msg = f"request is {size} bytes, over OpenWhisk's {PAYLOAD_MAX_BYTES} bytes payload cap"
+            return Outcome(response=error_response(INVALID_REQUEST, msg), cold=False)
+        name = f"{self.package}/{workload}"
+        deadline = time.monotonic() + timeout_s
+        with self._slots:
+            try:
+                record = self._run(name, request, deadline, force_cold)
+            except ActivationTimeout as exc:
+                return Outcome(response=error_response(TIMEOUT, str(exc)), cold=False)
+            except OpenWhiskError as exc:
+                return Outcome(response=error_response(PLATFORM_ERROR, str(exc)), cold=False)
+        return outcome_from_activation(record)
+
+    def _retire_warm(self, name: str, deadline: float) -> None:
+        """Update the action so its warm containers are not reused (forced cold start).
+
+        Concurrent updates of one action (a forced-cold fan-out) can collide in the
+        controller's store, which answers 409 "Concurrent modification": retry those with
+        backoff within the invocation's deadline.
+        """
+        assert self._client is not None
+        remaining = max(deadline - time.monotonic(), 0.0)
+        last: ConflictError | None = None
+        for _ in Backoff(remaining, base_s=0.05, cap_s=1.0):
+            try:
+                self._client.put_action(name, {}, overwrite=True)
+            except ConflictError as exc:
+                last = exc
+                continue
+            return
+        raise ActivationTimeout(
+            f"{name}: could not update the action to force a cold start: {last}"
+        )
+
+    def _run(
+        self, name: str, request: dict[str, Any], deadline: float, force_cold: bool
+    ) -> dict[str, Any]:
+        assert self._client is not None
+        if force_cold:
+            self._retire_warm(name, deadline)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ActivationTimeout(f"{name}: no time left to invoke")
+        inv = self._client.invoke(
+            name,
+            request,
+            wait_ms=int(min(remaining * 1000, MAX_BLOCKING_WAIT_MS)),
+            deadline_s=remaining,
+        )
+        if inv.record is not None:
+            return inv.record
+        log.info("activation %s accepted (202); polling", inv.activation_id)
+        return self._client.wait_activation(
+            inv.activation_id, deadline_s=max(deadline - time.monotonic(), 0.0)
+        )
