@@ -12,9 +12,15 @@ BENCH_ARGS ?=
 RUN_STAMP   := $(VENV)/.stamp-run
 BENCH_STAMP := $(VENV)/.stamp-bench
 DEV_STAMP   := $(VENV)/.stamp-dev
+CDK_STAMP   := $(VENV)/.stamp-cdk
 OW_ARGS ?=
+CDK_ARGS ?=
+# The CDK CLI comes from npm into node_modules/ (pinned in package-lock.json): no global install.
+CDK_CLI := node_modules/.bin/cdk
+# cdk.json runs "python3 app.py": the venv goes first on PATH so that python3 is ours.
+CDK := JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 CDK_DISABLE_VERSION_CHECK=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK_CLI)
 
-.PHONY: help run bench test lint clean ow-apply ow-destroy ow-status
+.PHONY: help run bench test lint clean ow-apply ow-destroy ow-status synth deploy destroy recreate status images
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,8 +40,16 @@ $(BENCH_STAMP): pyproject.toml | $(PY)
 	@touch $@ $(RUN_STAMP)
 
 $(DEV_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[train,aws,openwhisk,dev]"
-	@touch $@ $(RUN_STAMP) $(BENCH_STAMP)
+	$(PY) -m pip install --quiet -e ".[train,aws,openwhisk,cdk,dev]"
+	@touch $@ $(RUN_STAMP) $(BENCH_STAMP) $(CDK_STAMP)
+
+$(CDK_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[cdk,aws]"
+	@touch $@
+
+$(CDK_CLI): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
 
 run: $(RUN_STAMP)  ## the whole local benchmark (train, classify 3000 images at 1/5/10/15 shards, dataproc)
 	$(SHPC) bench --targets $(TARGETS) $(BENCH_ARGS)
@@ -48,8 +62,32 @@ lint: $(DEV_STAMP)  ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy serverless_hpc
 
-test: lint  ## lint, then the whole test suite
+test: lint $(CDK_CLI)  ## lint, then the whole test suite (CDK synth included)
 	$(VENV)/bin/pytest -q
+
+synth: $(CDK_STAMP) $(CDK_CLI)  ## AWS: cdk synth (cdk-nag AwsSolutions checked) into cdk.out/
+	$(CDK) synth --quiet $(CDK_ARGS)
+
+deploy: $(CDK_STAMP) $(CDK_CLI)  ## AWS: deploy all stacks, images and the dataset (credentials + Docker)
+	$(CDK) deploy --all --require-approval never $(CDK_ARGS)
+
+destroy: $(CDK_STAMP) $(CDK_CLI)  ## AWS: destroy all stacks, bucket contents included
+	$(CDK) destroy --all --force $(CDK_ARGS)
+
+recreate:  ## AWS: destroy, then deploy
+	$(MAKE) destroy
+	$(MAKE) deploy
+
+status: $(BENCH_STAMP)  ## AWS: resources tagged project=serverless-hpc still alive
+	$(SHPC) status
+
+images:  ## AWS: build the Lambda images where a Docker engine runs and print their sizes
+	@if docker info >/dev/null 2>&1; then \
+	  for img in infer train; do \
+	    DOCKER_BUILDKIT=1 docker build -q -f lambdas/Dockerfile.$$img -t serverless-hpc-$$img . >/dev/null || exit 1; \
+	    docker image inspect serverless-hpc-$$img --format "serverless-hpc-$$img: {{.Size}} bytes"; \
+	  done; \
+	else echo "no Docker engine: image builds skipped (cdk deploy builds them where Docker runs)"; fi
 
 ow-apply: $(BENCH_STAMP)  ## OpenWhisk: create/update the package and actions (OW_ARGS="--image-lean IMG ...")
 	$(SHPC) ow apply $(OW_ARGS)

@@ -36,7 +36,13 @@ from serverless_hpc import targets as target_registry
 from serverless_hpc.contract import PLATFORM_ERROR, ContractError, error_response
 from serverless_hpc.data.fashion_mnist import split_shards
 from serverless_hpc.records import InvocationRecord, RecordWriter, environment
-from serverless_hpc.targets.base import DEFAULT_TIMEOUTS_S, Outcome, Target, TargetSettings
+from serverless_hpc.targets.base import (
+    DEFAULT_TIMEOUTS_S,
+    Outcome,
+    Target,
+    TargetSettings,
+    TimedOutcome,
+)
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +271,27 @@ def _invoke_timed(
     return outcome, client_ms, t_send, time.time()
 
 
+def _invoke_batch_timed(
+    target: Target, batch: Batch, timeout_s: float, force_cold: bool
+) -> list[TimedOutcome]:
+    """Run a batch on a batch-native target; a target failure becomes failed outcomes."""
+    t_send = time.time()
+    t0 = time.perf_counter_ns()
+    try:
+        timed = target.invoke_batch(batch.requests, timeout_s=timeout_s, force_cold=force_cold)
+    except Exception as exc:  # record every request of the batch as failed and carry on
+        log.exception("target %s failed a whole batch", target.name)
+        problem = f"{type(exc).__name__}: {exc}"
+    else:
+        if len(timed) == len(batch.requests):
+            return timed
+        problem = f"{target.name} returned {len(timed)} outcomes for {len(batch.requests)} requests"
+        log.error("%s", problem)
+    client_ms = (time.perf_counter_ns() - t0) / 1e6
+    failed = Outcome(response=error_response(PLATFORM_ERROR, problem), cold=False)
+    return [TimedOutcome(failed, client_ms, t_send, time.time()) for _ in batch.requests]
+
+
 @dataclass(slots=True)
 class RunResult:
     """What a finished run produced."""
@@ -390,11 +417,7 @@ def _run_batch(
             progress(1)
 
     if target.batch_native:
-        timed = target.invoke_batch(batch.requests, timeout_s=timeout_s, force_cold=force_cold)
-        if len(timed) != len(batch.requests):
-            raise BenchError(
-                f"{target.name} returned {len(timed)} outcomes for {len(batch.requests)}"
-            )
+        timed = _invoke_batch_timed(target, batch, timeout_s, force_cold)
         for index, t in enumerate(timed):
             rec = _record(cfg, batch, index, t.outcome, t.client_ms, t.t_send, t.t_recv, env)
             writer.write(rec)

@@ -9,11 +9,11 @@ as the contract's failure envelope, with the traceback logged rather than return
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import resource
 import sys
+import threading
 import time
 from typing import Any
 
@@ -31,8 +31,18 @@ from serverless_hpc.workloads.base import Context, available_cpus
 
 log = logging.getLogger(__name__)
 
-#: Invocations this process has started; the first one (number 0) is the cold start.
-_served = itertools.count()
+#: Whether this process has started running a workload yet. The first request that names a
+#: known workload is the cold start (it pays the imports and loads); a malformed request before
+#: it does not use that up, so the invocation that really pays the load is the one marked cold.
+_started = threading.Event()
+_started_lock = threading.Lock()
+
+
+def _take_cold_start() -> bool:
+    with _started_lock:
+        cold = not _started.is_set()
+        _started.set()
+    return cold
 
 
 def max_rss_mb() -> float:
@@ -76,10 +86,10 @@ def handle(
 ) -> dict[str, Any]:
     """Run one contract request and return its contract response. Never raises."""
     started = time.perf_counter()
-    cold = next(_served) == 0  # itertools.count is atomic under the GIL
     try:
         request = parse_request(event)
         module = workloads.get(request.workload)
+        cold = _take_cold_start()
         out = module.run(request.params, ctx or Context.from_env())
     except DatasetError as exc:
         return error_response(DATASET_ERROR, str(exc))

@@ -293,7 +293,8 @@ def _fanout_plots(plt: Any, rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
             ax.set_xlabel("shards (functions in parallel)")
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
-            ax.legend()
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend()
         plots[fname] = _png(fig)
         plt.close(fig)
     return plots
@@ -338,7 +339,7 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
     cold = [r for r in data.records if r["ok"] and r["cold"] and r.get("breakdown")]
     cpairs = sorted({(r["target"], r["workload"]) for r in cold})
     if cpairs:
-        parts = ("process_start_ms", "import_ms", "model_load_ms", "first_inference_ms")
+        parts = tuple(_PART_LABELS)
         fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(cpairs)), 4))
         bottoms = [0.0] * len(cpairs)
         for part in parts:
@@ -408,6 +409,7 @@ def checks(data: RunData) -> list[tuple[str, bool, str]]:
 _PART_LABELS: Final = {
     "process_start_ms": "process start",
     "import_ms": "imports",
+    "dataset_stage_ms": "dataset download",
     "model_load_ms": "model + data load",
     "first_inference_ms": "first invocation's compute",
 }
@@ -462,6 +464,7 @@ def render_html(data: RunData, rows: Sequence[dict[str, Any]], plots: dict[str, 
         b64 = base64.b64encode(png).decode()
         parts.append(f"<h3>{esc(name.removesuffix('.png').replace('_', ' '))}</h3>")
         parts.append(f"<img alt='{esc(name)}' src='data:image/png;base64,{b64}'>")
+    parts.extend(_break_even_html(data))
     trains = [
         b for b in data.batches if b["workload"] == "train" and b.get("test_accuracy") is not None
     ]
@@ -484,6 +487,52 @@ def render_html(data: RunData, rows: Sequence[dict[str, Any]], plots: dict[str, 
         parts.append("</ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def break_even(data: RunData) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Per workload, the Lambda invocation rate above which the EC2 instance is cheaper.
+
+    Empty unless the run has priced ``lambda`` records. The instance type and root volume
+    are the ``ec2`` target's when the run had one, else the comparison default.
+    """
+    if not any(r["target"] == "lambda" and r.get("cost_usd") is not None for r in data.records):
+        return [], {}
+    from serverless_hpc.pricing import break_even_table
+    from serverless_hpc.pricing_data import load_prices
+
+    prices = load_prices()
+    ec2 = data.meta.get("targets", {}).get("ec2", {})
+    rows = break_even_table(
+        data.records,
+        prices=prices,
+        instance_type=ec2.get("instance_type") or "t3.xlarge",
+        root_volume_gb=float(ec2.get("root_volume_gb") or 0),
+    )
+    return rows, {"region": prices.region, "as_of": prices.as_of}
+
+
+def _break_even_html(data: RunData) -> list[str]:
+    rows, about = break_even(data)
+    if not rows:
+        return []
+    esc = html.escape
+    out = [
+        "<h2>Break-even: Lambda against an always-on instance</h2>",
+        f"<p>Prices for {esc(str(about['region']))} as of {esc(str(about['as_of']))} "
+        "(<code>serverless_hpc/prices.json</code>). Below the break-even rate Lambda costs "
+        "less, because it bills only while working; above it the instance's flat hourly "
+        "price wins.</p><table><tr><th>workload</th><th>basis</th><th>median cost of one "
+        "invocation (USD)</th><th>instance</th><th>instance USD/h</th>"
+        "<th>break-even invocations/h</th></tr>",
+    ]
+    for r in rows:
+        out.append(
+            f"<tr><td>{esc(r['workload'])}</td><td>{esc(r['basis'])}</td>"
+            f"<td>{r['median_cost_usd']:.3g}</td><td>{esc(r['instance_type'])}</td>"
+            f"<td>{r['instance_hourly_usd']:.4f}</td><td>{r['break_even_per_hour']:,.0f}</td></tr>"
+        )
+    out.append("</table>")
+    return out
 
 
 def build_report(out: Path) -> dict[str, Path]:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from serverless_hpc import targets
 from serverless_hpc.bench import BenchConfig, BenchError, count_invocations, run
 from serverless_hpc.cli import main
 from serverless_hpc.records import read_records
 from serverless_hpc.report import build_report
-from serverless_hpc.targets.base import TargetSettings
+from serverless_hpc.targets.base import Outcome, Target, TargetSettings
 
 RECORD_FIELDS = {
     "run_id",
@@ -142,3 +143,35 @@ def test_driver_help_loads_no_heavy_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().replace("'", '"')) == []
+
+
+class RaisingBatchTarget(Target):
+    """A test double of a batch-native target whose whole batch fails (e.g. an SSM outage)."""
+
+    name = "raising-batch"
+    batch_native = True
+
+    def invoke(self, request: dict, *, timeout_s: float, force_cold: bool = False) -> Outcome:
+        raise AssertionError("the driver must call invoke_batch on a batch-native target")
+
+    def invoke_batch(self, requests, *, timeout_s: float, force_cold: bool = False):  # type: ignore[no-untyped-def]
+        raise ConnectionError("SSM endpoint unreachable")
+
+
+def test_a_batch_native_target_that_raises_records_failures_and_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(targets.TARGETS, "raising-batch", f"{__name__}:RaisingBatchTarget")
+    cfg = BenchConfig(
+        out=tmp_path / "run",
+        targets=("raising-batch",),
+        workloads=("dataproc",),
+        shards=(1, 3),
+        repeats=1,
+        dataproc_split="test",
+        run_id="t",
+    )
+    result = run(cfg)
+    records = read_records(cfg.out / "records.jsonl")
+    assert result.records == len(records) == 4 and result.failed == 4
+    assert all("ConnectionError: SSM endpoint unreachable" in r["error"] for r in records)

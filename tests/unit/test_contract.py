@@ -108,3 +108,19 @@ def test_handler_never_raises_and_always_answers_an_envelope(event: object) -> N
 def test_error_response_rejects_unknown_types() -> None:
     with pytest.raises(ValueError, match="unknown error type"):
         error_response("Oops", "x")
+
+
+def test_a_malformed_first_request_does_not_use_up_the_cold_start() -> None:
+    # A fresh process: the first *valid* invocation is the one that pays the loads.
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from serverless_hpc import handler\n"
+        "a = handler.handle({'workload': 'nope'}, platform='t')\n"
+        "b = handler.handle({'workload': 'sleep'}, platform='t')\n"
+        "c = handler.handle({'workload': 'sleep'}, platform='t')\n"
+        "print(json.dumps([a['ok'], b['cold_start'], c['cold_start']]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [False, True, False]

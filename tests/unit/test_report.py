@@ -132,3 +132,26 @@ def test_report_is_self_contained(tmp_path: Path) -> None:
     assert "PASS: classify: accuracy is identical at every fan-out" in html
     csv_lines = written["summary.csv"].read_text().splitlines()
     assert len(csv_lines) == 3 and csv_lines[0].startswith("target,workload,shards,mode")
+
+
+def test_break_even_section_appears_for_priced_lambda_records(tmp_path: Path) -> None:
+    from serverless_hpc.pricing import ec2_hourly
+    from serverless_hpc.pricing_data import load_prices
+
+    w = RecordWriter(tmp_path / "records.jsonl")
+    for i, cost in enumerate([2e-6, 4e-6, 3e-6]):
+        w.write(_rec(target="lambda", shard=i, cost_usd=cost))
+    w.write(_rec(target="lambda", shard=3, cold=True, cost_usd=9e-6))  # warm ones are the basis
+    w.close()
+    written = build_report(tmp_path)
+    html = written["report.html"].read_text()
+    expected = ec2_hourly("t3.xlarge", load_prices()) / 3e-6
+    assert "Break-even: Lambda against an always-on instance" in html
+    assert f"{expected:,.0f}" in html
+
+
+def test_no_break_even_section_without_lambda_costs(tmp_path: Path) -> None:
+    w = RecordWriter(tmp_path / "records.jsonl")
+    w.write(_rec())
+    w.close()
+    assert "Break-even" not in build_report(tmp_path)["report.html"].read_text()
