@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from serverless_hpc.openwhisk.config import Credentials
-from serverless_hpc.openwhisk.retry import Backoff
+from serverless_hpc.retry import Backoff
 
 if TYPE_CHECKING:
     import requests

@@ -56,7 +56,7 @@ from serverless_hpc.openwhisk.client import (
 )
 from serverless_hpc.openwhisk.config import CredentialsError, load_credentials
 from serverless_hpc.openwhisk.deploy import DEFAULT_PROJECT, PAYLOAD_MAX_BYTES, is_managed
-from serverless_hpc.openwhisk.retry import Backoff
+from serverless_hpc.retry import Backoff
 from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TargetUnavailable
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""Test doubles for remote platforms (they follow the platforms' documented APIs)."""
+"""Test doubles: remote platforms (following their documented APIs) and a fake clock."""

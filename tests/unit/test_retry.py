@@ -1,4 +1,4 @@
-"""The bounded backoff every OpenWhisk wait goes through."""
+"""The bounded backoff every remote wait goes through (OpenWhisk polling, Lambda throttling)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,12 @@ import random
 
 import pytest
 
-from serverless_hpc.openwhisk.retry import Backoff
-
-
-class FakeClock:
-    """A clock that only moves when something sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from serverless_hpc.retry import Backoff
+from tests.doubles.clock import FakeClock
 
 
 def _backoff(clock: FakeClock, deadline: float, **kw: float) -> Backoff:
-    return Backoff(deadline, clock=clock, sleep=clock.sleep, rng=random.Random(7), **kw)
+    return Backoff(deadline, clock=clock, sleep=clock.sleep, rng=random.Random(7).random, **kw)
 
 
 def test_first_attempt_is_immediate() -> None:
@@ -74,3 +60,32 @@ def test_invalid_settings_are_rejected(kwargs: dict[str, float]) -> None:
     # GIVEN nonsensical settings WHEN constructing THEN ValueError
     with pytest.raises(ValueError):
         Backoff(**kwargs)
+
+
+def test_delay_is_capped_full_jitter() -> None:
+    # GIVEN base 0.25 s and cap 8 s WHEN the rng is pinned to either end of its range
+    top = Backoff(60.0, base_s=0.25, cap_s=8.0, rng=lambda: 1.0)
+    bottom = Backoff(60.0, base_s=0.25, cap_s=8.0, rng=lambda: 0.0)
+    # THEN the ceiling doubles per attempt up to the cap, and the floor is zero
+    assert [top.delay(n) for n in (0, 1, 2, 20)] == [0.25, 0.5, 1.0, 8.0]
+    assert bottom.delay(3) == 0.0
+
+
+def test_pause_sleeps_the_whole_delay_while_it_fits() -> None:
+    # GIVEN a 1 s deadline and the rng pinned to the top of the jitter range
+    clock = FakeClock()
+    backoff = Backoff(1.0, base_s=0.25, cap_s=8.0, clock=clock, sleep=clock.sleep, rng=lambda: 1.0)
+    # WHEN pausing after each failed attempt
+    waits = [backoff.pause(n) for n in range(3)]
+    # THEN the first two waits are slept whole; the third (1 s) would end past the deadline,
+    # so it is not slept at all and the caller is told to give up
+    assert waits == [0.25, 0.5, None]
+    assert clock.sleeps == [0.25, 0.5]
+
+
+def test_pause_gives_up_on_a_wait_ending_exactly_at_the_deadline() -> None:
+    # GIVEN a deadline the next wait would reach exactly WHEN pausing THEN no sleep happens
+    clock = FakeClock()
+    backoff = Backoff(0.25, base_s=0.25, cap_s=8.0, clock=clock, sleep=clock.sleep, rng=lambda: 1.0)
+    assert backoff.pause(0) is None
+    assert clock.sleeps == []
