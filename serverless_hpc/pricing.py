@@ -21,8 +21,9 @@ This module imports nothing from the project (see DESIGN.md's module map).
 from __future__ import annotations
 
 import math
+import statistics
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -201,6 +202,51 @@ def break_even_invocations_per_hour(
     if cost_per_invocation == 0:
         return math.inf
     return ec2_hourly(instance_type, prices, root_volume_gb=root_volume_gb) / cost_per_invocation
+
+
+def break_even_table(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    prices: Prices,
+    instance_type: str = "t3.xlarge",
+    root_volume_gb: float = 0.0,
+    serverless_target: str = "lambda",
+) -> list[dict[str, Any]]:
+    """Per workload: the median cost of one Lambda invocation and the break-even rate.
+
+    Reads invocation records (plain dicts, as ``records.jsonl`` holds them): successful
+    ``serverless_target`` records with a ``cost_usd``, warm ones when there are any (the
+    steady state a busy service sees), else all of them. ``break_even_per_hour`` is how many
+    such invocations per hour make the always-on instance the cheaper choice.
+    """
+    by_workload: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        if r.get("target") == serverless_target and r.get("ok") and r.get("cost_usd") is not None:
+            by_workload.setdefault(str(r["workload"]), []).append(r)
+    hourly = ec2_hourly(instance_type, prices, root_volume_gb=root_volume_gb)
+    rows = []
+    for workload in sorted(by_workload):
+        recs = by_workload[workload]
+        warm = [r for r in recs if not r.get("cold")]
+        basis = warm or recs
+        median = statistics.median(float(r["cost_usd"]) for r in basis)
+        rows.append(
+            {
+                "workload": workload,
+                "basis": "warm" if warm else "all",
+                "invocations": len(basis),
+                "median_cost_usd": median,
+                "instance_type": instance_type,
+                "instance_hourly_usd": hourly,
+                "break_even_per_hour": break_even_invocations_per_hour(
+                    cost_per_invocation=median,
+                    instance_type=instance_type,
+                    prices=prices,
+                    root_volume_gb=root_volume_gb,
+                ),
+            }
+        )
+    return rows
 
 
 @dataclass(frozen=True, slots=True)

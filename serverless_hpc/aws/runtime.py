@@ -141,6 +141,10 @@ class LambdaAdapter:
             if response.get("cold_start") and self.preload_ms is not None:
                 response["timings"]["preload_ms"] = self.preload_ms
             response["runtime"]["s3_requests"] = self.s3_requests.snapshot()
+            # the log stream names this execution environment (pids repeat across them)
+            stream = getattr(context, "log_stream_name", None)
+            if isinstance(stream, str):
+                response["runtime"]["instance"] = stream
         return response
 
 

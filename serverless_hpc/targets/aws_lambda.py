@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from serverless_hpc import aws
+from serverless_hpc.aws.session import open_session, reject_unknown_options, require_boto3
 from serverless_hpc.contract import (
     OUT_OF_MEMORY,
     PLATFORM_ERROR,
@@ -47,6 +48,7 @@ from serverless_hpc.contract import (
     validate_response,
 )
 from serverless_hpc.pricing import CostLedger, lambda_invocation_cost, s3_requests_cost
+from serverless_hpc.retry import Backoff
 from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TargetUnavailable
 
 log = logging.getLogger(__name__)
@@ -118,11 +120,6 @@ def parse_report(log_text: str) -> Report | None:
     )
 
 
-def backoff_delay(attempt: int, rng: Callable[[], float]) -> float:
-    """Full-jitter exponential backoff: uniform in ``[0, min(cap, base * 2**attempt))``."""
-    return rng() * min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0**attempt)
-
-
 def _function_error(payload: Any, report: Report | None) -> dict[str, Any]:
     """Map a ``FunctionError`` payload onto the contract's failure envelope."""
     etype = str(payload.get("errorType", "")) if isinstance(payload, dict) else ""
@@ -139,6 +136,13 @@ def _function_error(payload: Any, report: Report | None) -> dict[str, Any]:
     if oom or etype == "Runtime.OutOfMemory":
         return error_response(OUT_OF_MEMORY, f"function ran out of memory: {text}")
     return error_response(PLATFORM_ERROR, f"function error: {text}")
+
+
+def _instance_of(runtime: dict[str, Any]) -> str | None:
+    """The execution environment: its log stream (unique), else the pid the handler saw."""
+    if isinstance(runtime.get("instance"), str):
+        return str(runtime["instance"])
+    return str(runtime["pid"]) if "pid" in runtime else None
 
 
 class LambdaTarget(Target):
@@ -159,19 +163,9 @@ class LambdaTarget(Target):
     ) -> None:
         """``lambda_client``/``cfn_client``/``sleep``/``clock``/``rng`` are test seams."""
         super().__init__(settings)
-        try:
-            import boto3  # noqa: F401
-        except ImportError as exc:
-            raise TargetUnavailable(
-                f"lambda: boto3 is not installed ({exc}); pip install 'serverless-hpc[aws]'"
-            ) from exc
+        require_boto3(self.name)
         extra = dict(settings.extra)
-        unknown = sorted(set(extra) - KNOWN_OPTIONS)
-        if unknown:
-            raise TargetUnavailable(
-                f"lambda: unknown --target-opt {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(KNOWN_OPTIONS))})"
-            )
+        reject_unknown_options(self.name, extra, KNOWN_OPTIONS)
         self.prefix = extra.get("stack_prefix", aws.DEFAULT_STACK_PREFIX)
         self.region = extra.get("region")
         self.profile = extra.get("profile")
@@ -221,16 +215,9 @@ class LambdaTarget(Target):
         log.info("lambda functions: %s (%s)", self.functions, self.architecture)
 
     def _make_clients(self) -> None:
-        import boto3
         from botocore.config import Config
 
-        session = boto3.Session(profile_name=self.profile, region_name=self.region)
-        if session.get_credentials() is None:
-            raise TargetUnavailable(
-                "lambda: no AWS credentials found (set AWS_PROFILE or run 'aws configure')"
-            )
-        if session.region_name is None:
-            raise TargetUnavailable("lambda: no AWS region (set AWS_REGION or region=...)")
+        session = open_session(self.name, profile=self.profile, region=self.region)
         self.region = session.region_name
         cfg = Config(
             # Lambda's ceiling is 900 s: the read timeout must outlast the longest invocation.
@@ -314,6 +301,14 @@ class LambdaTarget(Target):
             ReadTimeoutError,
         )
 
+        backoff = Backoff(
+            max(deadline - self._clock(), 0.0),
+            base_s=BACKOFF_BASE_S,
+            cap_s=BACKOFF_CAP_S,
+            clock=self._clock,
+            sleep=self._sleep,
+            rng=self._rng,
+        )
         for attempt in range(MAX_ATTEMPTS):
             try:
                 resp = self._lambda.invoke(
@@ -325,15 +320,15 @@ class LambdaTarget(Target):
                     return Outcome(
                         response=error_response(PLATFORM_ERROR, f"{fn}: {exc}"), cold=False
                     )
-                delay = backoff_delay(attempt, self._rng)
-                if self._clock() + delay >= deadline:
+                # the whole wait or none: an invocation sent at the deadline could not finish
+                delay = backoff.pause(attempt)
+                if delay is None:
                     msg = (
                         f"{fn}: still {code} after {attempt + 1} attempt(s); "
                         f"the {timeout_s:g} s deadline would pass"
                     )
                     return Outcome(response=error_response(TIMEOUT, msg), cold=False)
-                log.info("%s: %s, retrying in %.2f s (attempt %d)", fn, code, delay, attempt + 1)
-                self._sleep(delay)
+                log.info("%s: %s, retrying after %.2f s (attempt %d)", fn, code, delay, attempt + 1)
                 continue
             except (ReadTimeoutError, ConnectTimeoutError) as exc:
                 return Outcome(response=error_response(TIMEOUT, f"{fn}: {exc}"), cold=False)
@@ -375,7 +370,7 @@ class LambdaTarget(Target):
             max_rss_mb=report.max_memory_mb if report else runtime.get("max_rss_mb"),
             cost_usd=cost,
             breakdown=self._breakdown(report, response) if cold else {},
-            instance=str(runtime["pid"]) if "pid" in runtime else None,
+            instance=_instance_of(runtime),
         )
 
     @staticmethod
@@ -387,7 +382,9 @@ class LambdaTarget(Target):
             out["init_ms"] = report.init_ms
             if "preload_ms" in timings:
                 out["import_ms"] = float(timings["preload_ms"])
-                out["runtime_init_ms"] = max(report.init_ms - float(timings["preload_ms"]), 0.0)
+                # the rest of INIT: runtime start-up and the core imports (the name the
+                # local targets use for the same phase, so the report stacks them alike)
+                out["process_start_ms"] = max(report.init_ms - float(timings["preload_ms"]), 0.0)
         for src, dst in (
             ("stage_ms", "dataset_stage_ms"),
             ("load_ms", "model_load_ms"),

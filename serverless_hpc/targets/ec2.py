@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from serverless_hpc import aws
+from serverless_hpc.aws.session import open_session, reject_unknown_options, require_boto3
 from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response, validate_response
 from serverless_hpc.pricing import CostLedger, ec2_billed_seconds, ec2_hourly
 from serverless_hpc.targets.base import (
@@ -79,19 +80,9 @@ class Ec2Target(Target):
     ) -> None:
         """``session`` (a boto3 Session), ``clock`` and ``sleep`` are test seams."""
         super().__init__(settings)
-        try:
-            import boto3  # noqa: F401
-        except ImportError as exc:
-            raise TargetUnavailable(
-                f"ec2: boto3 is not installed ({exc}); pip install 'serverless-hpc[aws]'"
-            ) from exc
+        require_boto3(self.name)
         extra = dict(settings.extra)
-        unknown = sorted(set(extra) - KNOWN_OPTIONS)
-        if unknown:
-            raise TargetUnavailable(
-                f"ec2: unknown --target-opt {', '.join(unknown)} "
-                f"(known: {', '.join(sorted(KNOWN_OPTIONS))})"
-            )
+        reject_unknown_options(self.name, extra, KNOWN_OPTIONS)
         self.prefix = extra.get("stack_prefix", aws.DEFAULT_STACK_PREFIX)
         self.region = extra.get("region")
         self.profile = extra.get("profile")
@@ -123,7 +114,6 @@ class Ec2Target(Target):
     # -- setup ---------------------------------------------------------------------------
     def open(self) -> None:
         """Read the stack outputs, make sure the instance runs and the SSM agent is online."""
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
         from serverless_hpc.aws.outputs import (
@@ -132,11 +122,9 @@ class Ec2Target(Target):
             data_outputs,
         )
 
-        session = self._session or boto3.Session(profile_name=self.profile, region_name=self.region)
-        if session.get_credentials() is None:
-            raise TargetUnavailable("ec2: no AWS credentials found (set AWS_PROFILE)")
-        if session.region_name is None:
-            raise TargetUnavailable("ec2: no AWS region (set AWS_REGION or region=...)")
+        session = open_session(
+            self.name, profile=self.profile, region=self.region, session=self._session
+        )
         self.region = session.region_name
         self._ec2 = session.client("ec2")
         self._ssm = session.client("ssm")
@@ -261,6 +249,7 @@ class Ec2Target(Target):
             "region": self.region,
             "instance_id": self.instance_id,
             "instance_type": self.instance_type,
+            "root_volume_gb": self.root_volume_gb,
             "memory_mb": self.memory_mb,
             "vcpus": self.vcpus,
             "workers": self.workers or self.vcpus,
@@ -395,7 +384,8 @@ class Ec2Target(Target):
         preload_ms = item.get("preload_ms")
         if cold and isinstance(preload_ms, int | float):
             breakdown["import_ms"] = float(preload_ms)
-        for src, dst in (("load_ms", "model_load_ms"), ("compute_ms", "compute_ms")):
+        compute_key = "first_inference_ms" if cold else "compute_ms"  # as the local targets
+        for src, dst in (("load_ms", "model_load_ms"), ("compute_ms", compute_key)):
             if src in timings:
                 breakdown[dst] = float(timings[src])
         return Outcome(
@@ -407,5 +397,6 @@ class Ec2Target(Target):
             memory_mb=self.memory_mb,
             max_rss_mb=runtime.get("max_rss_mb"),
             breakdown=breakdown,
-            instance=self.instance_id,
+            # the worker process on the instance: cold/warm is per worker, as per environment
+            instance=f"{self.instance_id}/{item['pid']}" if "pid" in item else self.instance_id,
         )

@@ -1,0 +1,1 @@
+"""The comparison instance's bootstrap (``bootstrap.sh``) and batch runner (``runner.py``)."""

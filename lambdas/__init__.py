@@ -1,0 +1,1 @@
+"""Lambda container image sources; ``handler`` is the function entry point."""

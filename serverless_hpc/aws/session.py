@@ -1,0 +1,50 @@
+"""What both AWS targets (``lambda``, ``ec2``) check before they touch AWS.
+
+Each check raises :class:`~serverless_hpc.targets.base.TargetUnavailable` with a message that
+starts with the target's name and says what to do. boto3 is imported inside the functions, so
+importing this module stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from typing import Any
+
+from serverless_hpc.targets.base import TargetUnavailable
+
+
+def require_boto3(target: str) -> None:
+    """Fail unless boto3 (the ``aws`` extra) is installed."""
+    try:
+        import boto3  # noqa: F401
+    except ImportError as exc:
+        raise TargetUnavailable(
+            f"{target}: boto3 is not installed ({exc}); pip install 'serverless-hpc[aws]'"
+        ) from exc
+
+
+def reject_unknown_options(target: str, extra: Mapping[str, str], known: Set[str]) -> None:
+    """Fail on a ``--target-opt`` key the target does not know, listing the known ones."""
+    unknown = sorted(set(extra) - known)
+    if unknown:
+        raise TargetUnavailable(
+            f"{target}: unknown --target-opt {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+
+
+def open_session(
+    target: str, *, profile: str | None, region: str | None, session: Any = None
+) -> Any:
+    """A boto3 session (``session`` when given) that has credentials and a region."""
+    import boto3
+
+    if session is None:
+        session = boto3.Session(profile_name=profile, region_name=region)
+    if session.get_credentials() is None:
+        raise TargetUnavailable(
+            f"{target}: no AWS credentials found (set AWS_PROFILE or run 'aws configure')"
+        )
+    if session.region_name is None:
+        raise TargetUnavailable(f"{target}: no AWS region (set AWS_REGION or region=...)")
+    return session

@@ -1,0 +1,207 @@
+"""Comparison stack: the EC2 instance (t3.xlarge by default) the functions are measured against.
+
+Hardening: no inbound rule at all (egress HTTPS only: SSM, S3, package mirrors), managed
+through SSM Run Command (no SSH key, no open port), IMDSv2 required, encrypted gp3 root
+volume, and an instance role limited to the two buckets' prefixes it needs plus the project
+source asset. The user data (``ec2/bootstrap.sh``) installs Python 3.11 and this project,
+shipped as a CDK asset, with the training extra; the ``ec2`` target then runs
+``ec2/runner.py`` on it.
+
+The instance lives in a one-AZ VPC with a public subnet and no NAT gateway (a NAT gateway
+would cost more per hour than the instance); the public address carries egress only.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from serverless_hpc import aws
+from stacks.config import REPO_ROOT, AppConfig
+from stacks.data import BucketRef
+from stacks.nag import acknowledge
+
+SHPC_HOME: Final = "/opt/serverless-hpc"
+RUNNER_COMMAND: Final = f"{SHPC_HOME}/venv/bin/python {SHPC_HOME}/src/ec2/runner.py"
+#: The project source the instance installs: the package, its metadata and ec2/.
+SOURCE_EXCLUDE: Final = [
+    "*",
+    "!serverless_hpc",
+    "!ec2",
+    "!pyproject.toml",
+    "!README.md",
+    "!LICENSE",
+    "**/__pycache__",
+    "**/*.pyc",
+]
+
+
+class ComparisonStack(cdk.Stack):
+    """The comparison instance; see the module docstring."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: AppConfig,
+        dataset: BucketRef,
+        results: BucketRef,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        dataset_bucket = dataset.import_into(self, "DatasetBucket")
+        results_bucket = results.import_into(self, "ResultsBucket")
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=1,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24
+                )
+            ],
+        )
+        sg = ec2.SecurityGroup(
+            self,
+            "InstanceSg",
+            vpc=vpc,
+            description="serverless-hpc comparison instance: no inbound, HTTPS egress only",
+            allow_all_outbound=False,
+        )
+        sg.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS: SSM, S3, packages")
+
+        role = iam.Role(
+            self,
+            "InstanceRole",
+            assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            description="serverless-hpc comparison instance: SSM agent, dataset read, "
+            "models/results read-write",
+            managed_policies=[
+                iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
+            ],
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[dataset_bucket.arn_for_objects(f"{aws.DATASET_PREFIX}/*")],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[
+                    results_bucket.arn_for_objects(f"{aws.MODELS_PREFIX}/*"),
+                    results_bucket.arn_for_objects(f"{aws.RESULTS_PREFIX}/*"),
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[dataset_bucket.bucket_arn, results_bucket.bucket_arn],
+            )
+        )
+
+        source = s3_assets.Asset(
+            self,
+            "ProjectSource",
+            path=str(REPO_ROOT),
+            exclude=SOURCE_EXCLUDE,
+            ignore_mode=cdk.IgnoreMode.DOCKER,
+        )
+        # Exactly the one source object, not CDK's bucket-wide asset grant.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[source.bucket.arn_for_objects(source.s3_object_key)],
+            )
+        )
+        user_data = ec2.UserData.for_linux()
+        user_data.add_s3_download_command(
+            bucket=source.bucket, bucket_key=source.s3_object_key, local_file=f"{SHPC_HOME}/src.zip"
+        )
+        user_data.add_commands(f"export SHPC_SRC_ZIP={SHPC_HOME}/src.zip")
+        bootstrap = (REPO_ROOT / "ec2" / "bootstrap.sh").read_text(encoding="utf-8")
+        user_data.add_commands(*[ln for ln in bootstrap.splitlines() if not ln.startswith("#!")])
+
+        instance_type = ec2.InstanceType(config.instance_type)
+        arm = instance_type.architecture == ec2.InstanceArchitecture.ARM_64
+        self.instance = ec2.Instance(
+            self,
+            "Instance",
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            associate_public_ip_address=True,
+            instance_type=instance_type,
+            machine_image=ec2.MachineImage.latest_amazon_linux2023(
+                cpu_type=ec2.AmazonLinuxCpuType.ARM_64 if arm else ec2.AmazonLinuxCpuType.X86_64
+            ),
+            security_group=sg,
+            role=role,
+            require_imdsv2=True,
+            user_data=user_data,
+            user_data_causes_replacement=True,
+            block_devices=[
+                ec2.BlockDevice(
+                    device_name="/dev/xvda",
+                    volume=ec2.BlockDeviceVolume.ebs(
+                        config.root_volume_gb,
+                        encrypted=True,
+                        volume_type=ec2.EbsDeviceVolumeType.GP3,
+                        delete_on_termination=True,
+                    ),
+                )
+            ],
+        )
+        cdk.CfnOutput(self, aws.OUT_INSTANCE_ID, value=self.instance.instance_id)
+        cdk.CfnOutput(self, aws.OUT_INSTANCE_TYPE, value=config.instance_type)
+        cdk.CfnOutput(self, aws.OUT_ROOT_VOLUME_GB, value=str(config.root_volume_gb))
+        cdk.CfnOutput(self, aws.OUT_RUNNER_COMMAND, value=RUNNER_COMMAND)
+        self._suppress(role, vpc, dataset, results)
+
+    def _suppress(
+        self, role: iam.Role, vpc: ec2.Vpc, dataset: BucketRef, results: BucketRef
+    ) -> None:
+        """Acknowledgments, each with its reason."""
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            "Object access is limited to the dataset, models/ and results/ prefixes, whose "
+            "keys are created at run time, so the prefix wildcards are the narrowest resources.",
+            findings=[
+                dataset.objects_finding(aws.DATASET_PREFIX),
+                results.objects_finding(aws.MODELS_PREFIX),
+                results.objects_finding(aws.RESULTS_PREFIX),
+            ],
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4",
+            "AmazonSSMManagedInstanceCore is the AWS-maintained minimum for the SSM agent "
+            "(Run Command replaces SSH); a hand-copied policy would drift.",
+            findings=["Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"],
+        )
+        acknowledge(
+            vpc,
+            "AwsSolutions-VPC7",
+            "One benchmark instance with no inbound rules; VPC flow logs would add a log group "
+            "and a role for nothing worth auditing.",
+        )
+        acknowledge(
+            self.instance,
+            "AwsSolutions-EC28",
+            "Detailed monitoring costs extra; the runner records the benchmark's own timings.",
+        )
+        acknowledge(
+            self.instance,
+            "AwsSolutions-EC29",
+            "The instance is disposable by design (make destroy / recreate); termination "
+            "protection would block the teardown.",
+        )
