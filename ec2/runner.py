@@ -8,10 +8,11 @@ bucket and runs, through SSM Run Command::
         --dataset s3://<dataset>/fashion-mnist --store s3://<results> --workers 4
 
 The runner stages the dataset files the requests need (md5-verified, once per instance),
-runs the requests in a pool of worker processes (one per vCPU by default; the first request
-a worker serves is its cold start, its imports timed as ``preload_ms``), and writes one
-result per request, in order, with the instance's own timings. It is an adapter only: every
-request goes through :func:`serverless_hpc.handler.handle` with ``platform="ec2"``.
+runs the requests on the ``standalone`` target (the same pool of worker processes a laptop
+runs, one per vCPU by default; the first request of a workload in a worker is its cold
+start, its imports timed as ``preload_ms``), and writes one result per request, in order,
+with the instance's own timings. It is an adapter only: every request goes through
+:func:`serverless_hpc.handler.handle` in a worker, with ``platform="ec2"``.
 
 It exits 0 when it wrote its results (failed requests are in them, as failure envelopes) and
 non-zero only when it could not write results at all.
@@ -26,7 +27,6 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,46 +35,45 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("serverless_hpc.ec2.runner")
 
-#: Per worker process: the preload time of each workload it imported, reported once.
-_preloaded: dict[str, float] = {}
 
+def run_batch(
+    requests: Sequence[Any], workers: int, *, data_dir: Path, store_uri: str
+) -> list[dict[str, Any]]:
+    """Run ``requests`` on the ``standalone`` target: the same worker pool as on a laptop.
 
-def run_one(request: dict[str, Any]) -> dict[str, Any]:
-    """Run one request in this process; the result carries the instance-side timings."""
-    from serverless_hpc.contract import INVALID_REQUEST, ContractError, error_response
-    from serverless_hpc.handler import handle, preload
+    Each result carries the instance-side timings: ``duration_ms`` (the worker's handler
+    time), ``preload_ms`` and ``cold`` (the first use of a workload in a worker pays its
+    imports), the worker's ``pid`` and peak memory.
+    """
+    from concurrent.futures import ThreadPoolExecutor
 
-    started = time.time()
-    t0 = time.perf_counter()
-    workload = request.get("workload") if isinstance(request, dict) else None
-    preload_ms = None
-    if isinstance(workload, str) and workload not in _preloaded:
-        try:
-            _preloaded[workload] = preload(workload)
-        except (ContractError, ImportError) as exc:  # handle() reports it as an envelope
-            log.warning("preload of %r failed: %s", workload, exc)
-            _preloaded[workload] = 0.0
-        preload_ms = _preloaded[workload]
-    if not isinstance(request, dict):
-        response = error_response(INVALID_REQUEST, "request must be a JSON object")
-    else:
-        response = handle(request, platform="ec2")
-    return {
-        "response": response,
-        "t_start": started,
-        "t_end": time.time(),
-        "duration_ms": (time.perf_counter() - t0) * 1e3,
-        "preload_ms": preload_ms,
-        "pid": os.getpid(),
-    }
+    from serverless_hpc.targets.base import DEFAULT_TIMEOUTS_S, TargetSettings
+    from serverless_hpc.targets.standalone import StandaloneTarget
 
+    settings = TargetSettings(
+        data_dir=data_dir, store_uri=store_uri, concurrency=max(1, min(workers, len(requests)))
+    )
 
-def run_batch(requests: Sequence[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
-    """Run ``requests`` on ``workers`` processes (in this process when ``workers <= 1``)."""
-    if workers <= 1 or len(requests) <= 1:
-        return [run_one(r) for r in requests]
-    with ProcessPoolExecutor(max_workers=min(workers, len(requests))) as pool:
-        return list(pool.map(run_one, requests))
+    def one(target: StandaloneTarget, request: Any) -> dict[str, Any]:
+        name = request.get("workload") if isinstance(request, dict) else None
+        started = time.time()
+        outcome = target.invoke(request, timeout_s=DEFAULT_TIMEOUTS_S.get(str(name), 60.0))
+        return {
+            "response": outcome.response,
+            "t_start": started,
+            "t_end": time.time(),
+            "duration_ms": outcome.duration_ms,
+            "cold": outcome.cold,
+            "preload_ms": outcome.init_ms,
+            "max_rss_mb": outcome.max_rss_mb,
+            "pid": outcome.instance,
+        }
+
+    with (
+        StandaloneTarget(settings, platform="ec2") as target,
+        ThreadPoolExecutor(target.max_parallel) as pool,
+    ):
+        return list(pool.map(lambda r: one(target, r), requests))
 
 
 def _splits(requests: Sequence[dict[str, Any]]) -> list[Split]:
@@ -116,7 +115,7 @@ def execute(
         if dataset_uri:
             stage_dataset(dataset_uri, data_dir, _splits(requests), client=s3)
         stage_ms = (time.perf_counter() - t0) * 1e3
-        results = run_batch(requests, workers)
+        results = run_batch(requests, workers, data_dir=data_dir, store_uri=store_uri)
     except DatasetError as exc:
         log.exception("dataset staging failed")
         now = time.time()

@@ -372,7 +372,8 @@ class Ec2Target(Target):
             response = validate_response(item.get("response"))
         except ValueError as exc:
             response = error_response(PLATFORM_ERROR, f"malformed runner result: {exc}")
-        cold = bool(response.get("cold_start", False))
+        # the runner's standalone pool says which requests were a worker's first of a workload
+        cold = bool(item.get("cold", response.get("cold_start", False)))
         runtime = response.get("runtime", {}) if response.get("ok") else {}
         timings = response.get("timings", {}) if response.get("ok") else {}
         breakdown: dict[str, float] = {"batch_wall_ms": client_ms}

@@ -41,8 +41,10 @@ class StandaloneTarget(Target):
 
     name = "standalone"
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, *, platform: str | None = None) -> None:
+        """``platform`` names where the pool runs in responses (the EC2 runner says "ec2")."""
         super().__init__(settings)
+        self.platform = platform or self.name
         self.workers = settings.concurrency or available_cpus()
         if self.workers < 1:
             raise TargetUnavailable(f"standalone: concurrency must be >= 1, got {self.workers}")
@@ -52,7 +54,7 @@ class StandaloneTarget(Target):
 
     def _spawn(self) -> WorkerProcess:
         worker = WorkerProcess(
-            platform=self.name,
+            platform=self.platform,
             memory_mb=machine_memory_mb(),
             env=self.settings.worker_env(),
             stderr=self._log,
