@@ -24,6 +24,7 @@ from typing import Any, Final
 INVALID_REQUEST: Final = "InvalidRequest"
 NOT_FOUND: Final = "NotFound"
 TIMEOUT: Final = "Timeout"
+THROTTLED: Final = "Throttled"
 OUT_OF_MEMORY: Final = "OutOfMemory"
 DATASET_ERROR: Final = "DatasetError"
 EXPORT_MISMATCH: Final = "ExportMismatch"
@@ -34,6 +35,7 @@ ERROR_TYPES: Final = frozenset(
         INVALID_REQUEST,
         NOT_FOUND,
         TIMEOUT,
+        THROTTLED,
         OUT_OF_MEMORY,
         DATASET_ERROR,
         EXPORT_MISMATCH,

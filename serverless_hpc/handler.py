@@ -45,6 +45,21 @@ def _take_cold_start() -> bool:
     return cold
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's peak-RSS mark (``VmHWM``) to its current RSS; False if unsupported.
+
+    Called at the start of every invocation, so ``max_rss_mb`` is the peak *during* that
+    invocation (its resident baseline included), not the peak of whatever the process ran
+    before: a standalone worker that trained a model must not report 2.5 GB for a classify.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def max_rss_mb() -> float:
     """Peak resident memory of this process image so far, in MB.
 
@@ -86,6 +101,7 @@ def handle(
 ) -> dict[str, Any]:
     """Run one contract request and return its contract response. Never raises."""
     started = time.perf_counter()
+    reset_peak_rss()
     try:
         request = parse_request(event)
         module = workloads.get(request.workload)

@@ -9,14 +9,17 @@ shared handler, as a Lambda execution environment is. The platform rules emulate
   inference are reported next to it, so the whole cold start is broken down.
 * **Warm reuse**: a finished instance stays idle for ``keep_alive_s`` and serves the next
   invocation of the same function (most recently used first, which keeps the pool small).
-* **Concurrency cap**: at most ``concurrency`` instances exist at once. An invocation that
-  finds none free waits, bounded by its timeout (Lambda would throttle and the client retry);
-  an idle instance of another function is retired to make room.
+* **Concurrency cap**: at most ``concurrency`` instance processes exist at once. An
+  invocation that finds none free waits, bounded by its timeout, and is then recorded as
+  ``Throttled`` (Lambda would answer 429 and the client retry); an idle instance of another
+  function is retired to make room.
 * **Timeout**: an invocation that runs past its timeout kills its instance and is recorded as
-  ``Timeout``, as Lambda does.
-* **Memory**: an instance whose peak RSS exceeds ``memory_mb`` is retired and the invocation
-  recorded as ``OutOfMemory``. Unlike Lambda, the limit is checked after the invocation
-  rather than enforced by the kernel during it.
+  ``Timeout``, billed for the whole timeout, as Lambda does.
+* **Memory**: an instance whose peak RSS during an invocation exceeds ``memory_mb`` is
+  retired and the invocation recorded as ``OutOfMemory``. Unlike Lambda, the limit is
+  checked after the invocation rather than enforced by the kernel during it. ``max_rss_mb``
+  is the peak during the invocation (resident baseline included); Lambda's "Max Memory Used"
+  is the environment's lifetime peak, which is never lower.
 * **Billing**: ``billed_ms`` is duration (plus init on a cold start) rounded up to 1 ms, as
   Lambda bills since it started billing the init phase.
 * **Forced cold**: ``force_cold=True`` starts a fresh instance and retires it afterwards, for
@@ -35,12 +38,14 @@ from serverless_hpc import workloads
 from serverless_hpc.contract import (
     OUT_OF_MEMORY,
     PLATFORM_ERROR,
+    THROTTLED,
     TIMEOUT,
     ContractError,
     error_response,
 )
 from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TargetUnavailable
 from serverless_hpc.targets.process import (
+    ReadyInfo,
     WorkerDied,
     WorkerProcess,
     WorkerTimeout,
@@ -56,19 +61,29 @@ DEFAULT_MEMORY_MB = 2048
 DEFAULT_MEMORY_BY_WORKLOAD = {"train": 4096}
 
 
-class _Starting:
-    """Placeholder that holds a concurrency slot while an instance is being spawned."""
+class _Throttled(Exception):
+    """No instance could be had before the deadline: the concurrency cap was reached."""
+
+
+class _Closed(Exception):
+    """The target was closed while the invocation waited or started."""
 
 
 class LocalFaasTarget(Target):
-    """Function instances as processes with cold/warm accounting; see the module docstring."""
+    """Function instances as processes with cold/warm accounting; see the module docstring.
+
+    Every instance is in exactly one of: idle, busy, starting (a reserved slot whose process
+    is being spawned) or retiring (being killed). All four count against the concurrency
+    cap, so the cap bounds live processes, not only bookkeeping.
+    """
 
     name = "local-faas"
     supports_forced_cold = True
 
     def __init__(self, settings: TargetSettings) -> None:
         super().__init__(settings)
-        self.concurrency = settings.concurrency or max(2, available_cpus())
+        cap = settings.concurrency
+        self.concurrency = cap if cap is not None else max(2, available_cpus())
         if self.concurrency < 1:
             raise TargetUnavailable(f"local-faas: concurrency must be >= 1, got {self.concurrency}")
         if settings.memory_mb is not None and settings.memory_mb < 128:
@@ -78,7 +93,10 @@ class LocalFaasTarget(Target):
         self.keep_alive_s = settings.keep_alive_s
         self._cv = threading.Condition()
         self._idle: list[WorkerProcess] = []  # most recently used last
-        self._slots = 0  # instances alive or starting
+        self._busy: set[WorkerProcess] = set()
+        self._starting = 0
+        self._retiring = 0
+        self._closed = False
         self._log: IO[bytes] | None = None
         self.cold_starts = 0
 
@@ -87,12 +105,19 @@ class LocalFaasTarget(Target):
         self._log = open_log(self.settings.log_dir, self.name)
 
     def close(self) -> None:
-        """Stop every idle instance (busy ones are finished by their invoker)."""
+        """Kill every instance, busy ones included; later invocations are refused.
+
+        An invocation in flight then fails at once (its instance is gone) instead of keeping
+        a process alive after the run.
+        """
         with self._cv:
-            idle, self._idle = self._idle, []
-            self._slots -= len(idle)
-        for worker in idle:
-            worker.stop()
+            self._closed = True
+            victims = [*self._idle, *self._busy]
+            self._idle.clear()
+            self._busy.clear()
+            self._cv.notify_all()
+        for worker in victims:
+            worker.kill()
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -117,54 +142,118 @@ class LocalFaasTarget(Target):
         }
 
     def idle_count(self) -> int:
-        """Idle instances right now (tests and the report use it)."""
+        """Idle instances right now, after retiring the expired ones."""
         with self._cv:
-            self._reap_locked()
+            expired = self._take_expired_locked()
+        self._retire(expired)
+        with self._cv:
             return len(self._idle)
 
-    def _reap_locked(self) -> None:
+    def live_count(self) -> int:
+        """Instances that hold a slot now (idle, busy, starting or retiring)."""
+        with self._cv:
+            return self._slots_locked()
+
+    def _slots_locked(self) -> int:
+        return len(self._idle) + len(self._busy) + self._starting + self._retiring
+
+    def _take_expired_locked(self) -> list[WorkerProcess]:
+        """Remove idle instances past keep-alive (or dead) and mark them retiring."""
         now = time.monotonic()
         expired = [w for w in self._idle if now - w.last_used > self.keep_alive_s or not w.alive()]
         for worker in expired:
             self._idle.remove(worker)
-            self._slots -= 1
-            threading.Thread(target=worker.stop, daemon=True).start()
+        self._retiring += len(expired)
+        return expired
 
-    def _acquire(self, workload: str, deadline: float, force_cold: bool) -> WorkerProcess | None:
-        """An idle instance of ``workload``, or None after reserving a slot for a new one."""
+    def _retire(self, victims: list[WorkerProcess]) -> None:
+        """Kill ``victims`` (marked retiring) now; their slots free up when they are gone."""
+        for worker in victims:
+            worker.kill()
+        if victims:
+            with self._cv:
+                self._retiring -= len(victims)
+                self._cv.notify_all()
+
+    def _acquire(
+        self, workload: str, deadline: float, force_cold: bool
+    ) -> tuple[WorkerProcess | None, bool, list[WorkerProcess]]:
+        """``(instance, reserved, victims)``: a busy-marked idle instance of ``workload``, or
+        ``reserved`` True when a starting slot was reserved for a new one.
+
+        Also returns instances to retire (expired, or evicted to make room), which the
+        caller kills before it spawns, so the new process never exceeds the cap. When only
+        victims come back (nothing reserved yet), the caller kills them and asks again.
+        """
+        victims: list[WorkerProcess] = []
         with self._cv:
             while True:
-                self._reap_locked()
+                if self._closed:
+                    raise _Closed
+                victims += self._take_expired_locked()
                 if not force_cold:
                     for worker in reversed(self._idle):
                         if worker.workload == workload:
                             self._idle.remove(worker)
-                            return worker
-                if self._slots < self.concurrency:
-                    self._slots += 1
-                    return None
+                            self._busy.add(worker)
+                            return worker, False, victims
+                if self._slots_locked() < self.concurrency:
+                    self._starting += 1
+                    return None, True, victims
                 other = next((w for w in self._idle if w.workload != workload or force_cold), None)
                 if other is not None:
                     self._idle.remove(other)
-                    threading.Thread(target=other.stop, daemon=True).start()
-                    return None  # its slot passes to the new instance
+                    self._retiring += 1
+                    victims.append(other)
+                    continue  # the slot frees once it is killed, but it is ours to count on
+                if victims:
+                    return None, False, victims  # kill them before waiting; caller asks again
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WorkerTimeout(
-                        f"no local-faas instance free within the timeout "
-                        f"(concurrency cap {self.concurrency})"
-                    )
+                    raise _Throttled
                 self._cv.wait(remaining)
 
-    def _release(self, worker: WorkerProcess | None, *, keep: bool) -> None:
+    def _start(self, workload: str, memory_mb: int) -> tuple[WorkerProcess, ReadyInfo]:
+        """Spawn an instance for a reserved starting slot and wait until it is ready."""
+        worker: WorkerProcess | None = None
+        try:
+            worker = WorkerProcess(
+                platform=self.name,
+                workload=workload,
+                memory_mb=memory_mb,
+                env=self.settings.worker_env(),
+                stderr=self._log,
+            )
+            ready = worker.wait_ready(self.settings.init_timeout_s)
+        except BaseException:
+            with self._cv:
+                self._starting -= 1
+                self._cv.notify_all()
+            if worker is not None:
+                worker.kill()
+            raise
         with self._cv:
-            if keep and worker is not None and worker.alive():
+            self._starting -= 1
+            if self._closed:
+                self._cv.notify_all()
+                worker.kill()
+                raise _Closed
+            self._busy.add(worker)
+            self.cold_starts += 1
+        return worker, ready
+
+    def _release(self, worker: WorkerProcess, *, keep: bool) -> None:
+        """Return a busy instance to the idle list, or kill it."""
+        with self._cv:
+            self._busy.discard(worker)
+            keep = keep and not self._closed and worker.alive()
+            if keep:
                 self._idle.append(worker)
             else:
-                self._slots -= 1
-                if worker is not None:
-                    threading.Thread(target=worker.kill, daemon=True).start()
+                self._retiring += 1
             self._cv.notify_all()
+        if not keep:
+            self._retire([worker])
 
     def invoke(
         self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
@@ -176,60 +265,87 @@ class LocalFaasTarget(Target):
             return Outcome(response=exc.to_response(), cold=False)
         memory_mb = self.memory_for(workload)
         deadline = time.monotonic() + timeout_s
+        ready: ReadyInfo | None = None
         try:
-            worker = self._acquire(workload, deadline, force_cold)
-        except WorkerTimeout as exc:
-            return Outcome(response=error_response(TIMEOUT, str(exc)), cold=False)
-        cold = worker is None
-        if worker is None:
-            try:
-                worker = WorkerProcess(
-                    platform=self.name,
-                    workload=workload,
+            while True:
+                worker, reserved, victims = self._acquire(workload, deadline, force_cold)
+                self._retire(victims)
+                if worker is not None:
+                    break
+                if reserved:
+                    worker, ready = self._start(workload, memory_mb)
+                    break
+        except _Throttled:
+            msg = (
+                f"no local-faas instance free within the {timeout_s:g} s timeout "
+                f"(concurrency cap {self.concurrency})"
+            )
+            return Outcome(response=error_response(THROTTLED, msg), cold=False)
+        except _Closed:
+            msg = "local-faas target is closed"
+            return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=False)
+        except (WorkerDied, WorkerTimeout, OSError) as exc:
+            msg = f"function instance failed to initialise: {exc}"
+            return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=True)
+        return self._run_on(worker, ready, request, timeout_s, memory_mb, force_cold)
+
+    def _run_on(
+        self,
+        worker: WorkerProcess,
+        ready: ReadyInfo | None,
+        request: dict[str, Any],
+        timeout_s: float,
+        memory_mb: int,
+        force_cold: bool,
+    ) -> Outcome:
+        """Invoke on a busy instance and account for it; the instance is always released."""
+        keep = False
+        try:
+            response, reply = call_or_error(worker, request, timeout_s)
+            cold = ready is not None
+            init_ms = ready.init_ms if ready is not None else None
+            if reply is None:
+                # Lambda bills a timed-out invocation for the whole timeout.
+                timed_out = response.get("error", {}).get("type") == TIMEOUT
+                duration = timeout_s * 1e3 if timed_out else None
+                billed = math.ceil(duration + (init_ms or 0.0)) if duration is not None else None
+                return Outcome(
+                    response=response,
+                    cold=cold,
+                    init_ms=init_ms,
+                    duration_ms=duration,
+                    billed_ms=float(billed) if billed is not None else None,
                     memory_mb=memory_mb,
-                    env=self.settings.worker_env(),
-                    stderr=self._log,
+                    instance=str(worker.pid),
                 )
-                ready = worker.wait_ready(self.settings.init_timeout_s)
-            except (WorkerDied, WorkerTimeout, OSError) as exc:
-                self._release(worker, keep=False)
-                msg = f"function instance failed to initialise: {exc}"
-                return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=True)
-            with self._cv:
-                self.cold_starts += 1
-        response, reply = call_or_error(worker, request, timeout_s)
-        if reply is None:
-            self._release(worker, keep=False)
+            max_rss = float(reply["max_rss_mb"])
+            if max_rss > memory_mb:
+                response = error_response(
+                    OUT_OF_MEMORY,
+                    f"peak memory {max_rss:.0f} MB exceeded the {memory_mb} MB setting",
+                )
+            else:
+                keep = not force_cold
+            duration_ms = float(reply["duration_ms"])
+            breakdown: dict[str, float] = {}
+            if ready is not None:
+                timings = response.get("timings", {}) if response.get("ok") else {}
+                breakdown = {
+                    "process_start_ms": ready.process_start_ms,
+                    "import_ms": ready.import_ms + ready.preload_ms,
+                    "model_load_ms": float(timings.get("load_ms", 0.0)),
+                    "first_inference_ms": float(timings.get("compute_ms", 0.0)),
+                }
             return Outcome(
-                response=response, cold=cold, memory_mb=memory_mb, instance=str(worker.pid)
+                response=response,
+                cold=cold,
+                init_ms=init_ms,
+                duration_ms=duration_ms,
+                billed_ms=float(math.ceil(duration_ms + (init_ms or 0.0))),
+                memory_mb=memory_mb,
+                max_rss_mb=max_rss,
+                breakdown=breakdown,
+                instance=str(worker.pid),
             )
-        max_rss = float(reply["max_rss_mb"])
-        over = max_rss > memory_mb
-        if over:
-            response = error_response(
-                OUT_OF_MEMORY, f"peak memory {max_rss:.0f} MB exceeded the {memory_mb} MB setting"
-            )
-        self._release(worker, keep=not (force_cold or over))
-        duration_ms = float(reply["duration_ms"])
-        init_ms = ready.init_ms if cold else None
-        breakdown: dict[str, float] = {}
-        if cold:
-            timings = response.get("timings", {}) if response.get("ok") else {}
-            breakdown = {
-                "process_start_ms": ready.process_start_ms,
-                "import_ms": ready.import_ms + ready.preload_ms,
-                "model_load_ms": float(timings.get("load_ms", 0.0)),
-                "first_inference_ms": float(timings.get("compute_ms", 0.0)),
-            }
-        billed = math.ceil(duration_ms + (init_ms or 0.0))
-        return Outcome(
-            response=response,
-            cold=cold,
-            init_ms=init_ms,
-            duration_ms=duration_ms,
-            billed_ms=float(billed),
-            memory_mb=memory_mb,
-            max_rss_mb=max_rss,
-            breakdown=breakdown,
-            instance=str(worker.pid),
-        )
+        finally:
+            self._release(worker, keep=keep)

@@ -12,6 +12,7 @@ import os
 import selectors
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,7 @@ class ReadyInfo:
 
 
 class WorkerProcess:
-    """One worker child process speaking the JSON-lines protocol of ``targets.worker``."""
+    """One worker child process speaking the JSON-lines protocol of :mod:`serverless_hpc.worker`."""
 
     def __init__(
         self,
@@ -58,7 +59,7 @@ class WorkerProcess:
         argv = [
             sys.executable,
             "-m",
-            "serverless_hpc.targets.worker",
+            "serverless_hpc.worker",
             "--platform",
             platform,
             "--spawned-at-ns",
@@ -76,8 +77,13 @@ class WorkerProcess:
             stderr=stderr if stderr is not None else subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             close_fds=True,
+            # Its own session: a Ctrl-C in the driver's terminal goes to the driver, which
+            # then closes its targets; the instances are never killed behind its back.
+            start_new_session=True,
         )
-        self._buf = b""
+        self._buf = bytearray()
+        self._io_lock = threading.Lock()
+        self._reading = False
         self.ready: ReadyInfo | None = None
         self.invocations = 0
         self.last_used = time.monotonic()
@@ -128,11 +134,25 @@ class WorkerProcess:
         return msg
 
     def _read_message(self, deadline: float) -> dict[str, Any]:
+        with self._io_lock:
+            self._reading = True
+        try:
+            return self._read_message_unlocked(deadline)
+        finally:
+            with self._io_lock:
+                self._reading = False
+            if self.proc.returncode is not None and self.proc.stdout is not None:
+                self.proc.stdout.close()  # the child is gone: release the read side
+
+    def _read_message_unlocked(self, deadline: float) -> dict[str, Any]:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
+        # Only the newly read chunk is searched for the newline, so a large reply costs
+        # linear, not quadratic, time.
+        end = self._buf.find(b"\n")
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in self._buf:
+            while end < 0:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self.kill()
@@ -141,10 +161,17 @@ class WorkerProcess:
                     continue
                 chunk = os.read(fd, _READ_CHUNK)
                 if not chunk:
-                    code = self.proc.wait(timeout=5)
-                    raise WorkerDied(f"worker {self.pid} exited with code {code}")
+                    try:  # EOF: the child has exited or is exiting
+                        self.proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        self.kill()
+                    raise WorkerDied(f"worker {self.pid} exited with code {self.proc.returncode}")
+                found = chunk.find(b"\n")
+                if found >= 0:
+                    end = len(self._buf) + found
                 self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
+        line = bytes(self._buf[:end])
+        del self._buf[: end + 1]
         try:
             msg: dict[str, Any] = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -160,7 +187,12 @@ class WorkerProcess:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             log.exception("worker %d did not exit after SIGKILL", self.pid)
-        for stream in (self.proc.stdin, self.proc.stdout):
+        with self._io_lock:
+            # A thread blocked reading the reply sees EOF now that the child is dead and
+            # closes the read side itself: closing an fd another thread is select()ing on
+            # would leave that thread waiting out its whole deadline.
+            streams = [self.proc.stdin] + ([] if self._reading else [self.proc.stdout])
+        for stream in streams:
             if stream is not None:
                 try:
                     stream.close()

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
+import threading
+import time
 from typing import IO, Any
 
-from serverless_hpc.contract import TIMEOUT, error_response
+from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response
 from serverless_hpc.targets.base import Outcome, Target, TargetUnavailable
 from serverless_hpc.targets.process import (
     WorkerDied,
@@ -37,7 +38,12 @@ def machine_memory_mb() -> int | None:
 
 
 class StandaloneTarget(Target):
-    """Shards run in parallel on ``concurrency`` (default: CPU count) long-lived processes."""
+    """Shards run in parallel on ``concurrency`` (default: CPU count) long-lived processes.
+
+    A worker that times out or dies is replaced in the background, so the invocation that
+    lost it is not charged for the new worker's start-up. ``close`` kills every worker, busy
+    ones included, and later invocations are refused.
+    """
 
     name = "standalone"
 
@@ -45,11 +51,15 @@ class StandaloneTarget(Target):
         """``platform`` names where the pool runs in responses (the EC2 runner says "ec2")."""
         super().__init__(settings)
         self.platform = platform or self.name
-        self.workers = settings.concurrency or available_cpus()
+        size = settings.concurrency
+        self.workers = size if size is not None else available_cpus()
         if self.workers < 1:
             raise TargetUnavailable(f"standalone: concurrency must be >= 1, got {self.workers}")
-        self._idle: queue.LifoQueue[WorkerProcess] = queue.LifoQueue()
-        self._all: list[WorkerProcess] = []
+        self._cv = threading.Condition()
+        self._idle: list[WorkerProcess] = []  # most recently used last
+        self._all: set[WorkerProcess] = set()
+        self._respawning = 0
+        self._closed = False
         self._log: IO[bytes] | None = None
 
     def _spawn(self) -> WorkerProcess:
@@ -64,23 +74,50 @@ class StandaloneTarget(Target):
         except (WorkerDied, WorkerTimeout) as exc:
             worker.kill()
             raise TargetUnavailable(f"standalone: a worker failed to start: {exc}") from exc
-        self._all.append(worker)
         return worker
+
+    def _add(self, worker: WorkerProcess) -> None:
+        with self._cv:
+            if self._closed:
+                worker.kill()
+                return
+            self._all.add(worker)
+            self._idle.append(worker)
+            self._cv.notify()
+
+    def _respawn(self) -> None:
+        """Replace a lost worker (runs in a background thread)."""
+        try:
+            worker = self._spawn()
+        except TargetUnavailable:
+            log.exception("standalone: could not replace a worker; the pool shrinks")
+            worker = None
+        with self._cv:
+            self._respawning -= 1
+            self._cv.notify_all()
+        if worker is not None:
+            self._add(worker)
 
     def open(self) -> None:
         """Start every worker and wait until all are ready."""
         self._log = open_log(self.settings.log_dir, self.name)
         for _ in range(self.workers):
-            self._idle.put(self._spawn())
+            self._add(self._spawn())
         log.info("standalone: %d workers ready", self.workers)
 
     def close(self) -> None:
-        """Stop every worker."""
-        for worker in self._all:
-            worker.stop()
-        self._all.clear()
+        """Kill every worker, busy ones included (an in-flight invocation fails at once)."""
+        with self._cv:
+            self._closed = True
+            victims = list(self._all)
+            self._all.clear()
+            self._idle.clear()
+            self._cv.notify_all()
+        for worker in victims:
+            worker.kill()
         if self._log is not None:
             self._log.close()
+            self._log = None
 
     @property
     def max_parallel(self) -> int:
@@ -91,24 +128,47 @@ class StandaloneTarget(Target):
         """Pool size and machine memory."""
         return {"workers": self.workers, "memory_mb": machine_memory_mb()}
 
+    def _take(self, timeout_s: float) -> WorkerProcess | dict[str, Any]:
+        """The next free worker, or a failure envelope (closed, empty pool, timed out)."""
+        deadline = time.monotonic() + timeout_s
+        with self._cv:
+            while not self._idle:
+                if self._closed:
+                    return error_response(PLATFORM_ERROR, "standalone target is closed")
+                if not self._all and not self._respawning:
+                    return error_response(PLATFORM_ERROR, "standalone pool has no workers left")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return error_response(
+                        TIMEOUT, f"no standalone worker free within {timeout_s:g} s"
+                    )
+                self._cv.wait(remaining)
+            return self._idle.pop()
+
     def invoke(
         self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
     ) -> Outcome:
         """Run ``request`` on the next free worker; replace a worker that timed out or died."""
-        try:
-            worker = self._idle.get(timeout=timeout_s)
-        except queue.Empty:
-            msg = f"no standalone worker free within {timeout_s:g} s"
-            return Outcome(response=error_response(TIMEOUT, msg), cold=False)
+        worker = self._take(timeout_s)
+        if isinstance(worker, dict):
+            return Outcome(response=worker, cold=False)
         response, reply = call_or_error(worker, request, timeout_s)
         if reply is None:  # the worker was killed (timeout) or died: replace it
-            self._all.remove(worker)
-            try:
-                self._idle.put(self._spawn())
-            except TargetUnavailable:
-                log.exception("standalone: could not replace worker %d; pool shrinks", worker.pid)
+            with self._cv:
+                lost = worker in self._all
+                self._all.discard(worker)
+                replace = lost and not self._closed
+                if replace:
+                    self._respawning += 1
+            if replace:
+                threading.Thread(target=self._respawn, name="standalone-respawn").start()
             return Outcome(response=response, cold=False, instance=str(worker.pid))
-        self._idle.put(worker)
+        with self._cv:
+            if self._closed:
+                worker.kill()
+            else:
+                self._idle.append(worker)
+                self._cv.notify()
         cold = bool(reply.get("first_of_workload"))
         preload = float(reply.get("preload_ms") or 0.0)
         timings = response.get("timings", {}) if response.get("ok") else {}

@@ -38,7 +38,7 @@ class ClassifyParams(Params):
     return_labels: bool = True
 
 
-_interpreters: dict[tuple[str, str, str, int, int], Interpreter] = {}
+_interpreters: dict[tuple[str, str, str, int], Interpreter] = {}
 _lock = threading.Lock()
 
 
@@ -50,23 +50,29 @@ def preload() -> None:
 def _interpreter(
     store_uri: str | None, name: str, version: str, batch: int, threads: int
 ) -> tuple[Interpreter, bool]:
-    """A ready interpreter for this model and batch size; True when it was loaded now."""
+    """A ready interpreter for this model with its input sized to ``batch``.
+
+    One interpreter per model version and thread count stays cached in a warm instance; a
+    new batch size only resizes its input tensors (no reload, no second copy of the model).
+    Returns True when the model was loaded from the store now.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     store = open_store(store_uri)
-    key = (store.uri, name, version, batch, threads)
+    key = (store.uri, name, version, threads)
     with _lock:
-        hit = _interpreters.get(key)
-    if hit is not None:
-        return hit, False
-    path = store.local_path(bundle_key(name, version, "model.tflite"))
-    interp = Interpreter(model_path=str(path), num_threads=threads)
+        interp = _interpreters.get(key)
+    loaded = interp is None
+    if interp is None:
+        path = store.local_path(bundle_key(name, version, "model.tflite"))
+        interp = Interpreter(model_path=str(path), num_threads=threads)
+        with _lock:
+            _interpreters[key] = interp
     inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], [batch, 28, 28, 1])
-    interp.allocate_tensors()
-    with _lock:
-        _interpreters[key] = interp
-    return interp, True
+    if loaded or int(inp["shape"][0]) != batch:
+        interp.resize_tensor_input(inp["index"], [batch, 28, 28, 1])
+        interp.allocate_tensors()
+    return interp, loaded
 
 
 def predict(interp: Interpreter, images: np.ndarray) -> np.ndarray:

@@ -145,6 +145,9 @@ def run(raw: dict[str, Any], ctx: Context) -> Output:
     store = open_store(ctx.store_uri)
     t1 = time.perf_counter()
 
+    # Keras names layers from per-process counters and the names end up in the .tflite: a
+    # clean session makes a warm instance's second training byte-identical to its first.
+    keras.backend.clear_session()
     keras.utils.set_random_seed(p.seed)
     # Deterministic kernels: the same seed gives the same weights, so results can be repeated.
     tf.config.experimental.enable_op_determinism()

@@ -72,6 +72,8 @@ def test_timeout_kills_the_instance_and_is_recorded(faas: LocalFaasTarget) -> No
     out = faas.invoke(_sleep(30), timeout_s=0.5)
     assert not out.ok
     assert out.response["error"]["type"] == "Timeout"
+    assert out.duration_ms == 500.0  # billed for the whole timeout, as Lambda bills it
+    assert out.billed_ms is not None and out.billed_ms >= 500.0
     assert out.instance is not None
     deadline = time.monotonic() + 5
     while _pid_alive(int(out.instance)) and time.monotonic() < deadline:
@@ -103,7 +105,7 @@ def test_waiting_for_a_free_instance_is_bounded(tmp_path: Path) -> None:
         t0 = time.monotonic()
         out = t.invoke(_sleep(), timeout_s=0.4)
         waited = time.monotonic() - t0
-        assert out.response["error"]["type"] == "Timeout"
+        assert out.response["error"]["type"] == "Throttled"
         assert "concurrency cap 1" in out.response["error"]["message"]
         assert waited < 1.5
         assert busy.result().ok
@@ -152,3 +154,102 @@ def test_unknown_target_and_bad_settings_are_unavailable() -> None:
         create("nope", TargetSettings())
     with pytest.raises(TargetUnavailable, match="memory_mb must be >= 128"):
         create("local-faas", TargetSettings(memory_mb=64))
+
+
+def _worker_children() -> set[int]:
+    """PIDs of this process's children running the function-instance module."""
+    me = os.getpid()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == me and b"serverless_hpc.worker" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def test_closing_during_an_invocation_leaves_no_process_and_refuses_more(tmp_path: Path) -> None:
+    t = LocalFaasTarget(TargetSettings(log_dir=tmp_path, concurrency=2))
+    t.open()
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(t.invoke, _sleep(30), timeout_s=60)
+        deadline = time.monotonic() + 20
+        while not _worker_children() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # let it get into the sleep
+        t0 = time.monotonic()
+        t.close()
+        out = busy.result(timeout=15)
+    assert time.monotonic() - t0 < 15  # the in-flight call did not run to its 30 s
+    assert not out.ok and out.response["error"]["type"] == "PlatformError"
+    assert _worker_children() == set()
+    late = t.invoke(_sleep(), timeout_s=5)
+    assert late.response["error"]["message"] == "local-faas target is closed"
+    assert _worker_children() == set()
+
+
+def test_the_cap_bounds_live_processes_under_churn(tmp_path: Path) -> None:
+    # GIVEN a cap of 2, two functions competing, forced-cold and warm calls mixed
+    seen: list[int] = []
+    stop = False
+
+    def watch() -> None:
+        while not stop:
+            seen.append(len(_worker_children()))
+            time.sleep(0.01)
+
+    with LocalFaasTarget(TargetSettings(log_dir=tmp_path, concurrency=2, keep_alive_s=0.2)) as t:
+        import threading
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        reqs = [
+            (
+                {"workload": "dataproc", "params": {"split": "x"}} if i % 3 == 0 else _sleep(0.05),
+                i % 4 == 0,
+            )
+            for i in range(24)
+        ]
+        with ThreadPoolExecutor(6) as pool:
+            outs = list(pool.map(lambda rq: t.invoke(rq[0], timeout_s=30, force_cold=rq[1]), reqs))
+        stop = True
+        watcher.join()
+    # THEN no call was lost and never more than 2 instance processes were alive at once
+    assert all(o.ok or o.response["error"]["type"] == "InvalidRequest" for o in outs)
+    assert max(seen) <= 2
+    assert _worker_children() == set()
+
+
+def test_max_rss_is_the_peak_of_this_invocation_not_of_the_instance_life(
+    faas: LocalFaasTarget,
+) -> None:
+    big = faas.invoke(_sleep(alloc_mb=300), timeout_s=30)
+    small = faas.invoke(_sleep(), timeout_s=30)
+    assert big.instance == small.instance  # same warm instance
+    assert big.max_rss_mb is not None and small.max_rss_mb is not None
+    assert big.max_rss_mb > 300
+    assert small.max_rss_mb < big.max_rss_mb - 200
+
+
+def test_standalone_close_during_an_invocation_kills_everything(tmp_path: Path) -> None:
+    t = StandaloneTarget(TargetSettings(log_dir=tmp_path, concurrency=2))
+    t.open()
+    assert len(_worker_children()) == 2
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(t.invoke, _sleep(30), timeout_s=60)
+        time.sleep(0.5)
+        t.close()
+        out = busy.result(timeout=15)
+    assert out.response["error"]["type"] == "PlatformError"
+    time.sleep(0.2)  # no replacement may be started after close
+    assert _worker_children() == set()
+    assert (
+        t.invoke(_sleep(), timeout_s=5).response["error"]["message"]
+        == "standalone target is closed"
+    )

@@ -1,5 +1,9 @@
 """A function instance: the child process the local targets start (``python -m ...worker``).
 
+It lives at the top of the package, not under ``targets/``, so that starting it imports
+nothing but this module before the process-start timestamp is taken (``-m`` imports the
+parent packages first; ``serverless_hpc/__init__`` is one line).
+
 It speaks JSON lines on a private copy of its stdout; the real fd 1 is pointed at stderr
 first, so a library that prints (TensorFlow does) cannot corrupt the protocol.
 
@@ -37,7 +41,7 @@ def _protocol_stream() -> object:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the init phase, then serve request lines until stdin closes."""
-    parser = argparse.ArgumentParser(prog="serverless_hpc.targets.worker")
+    parser = argparse.ArgumentParser(prog="serverless_hpc.worker")
     parser.add_argument("--platform", required=True)
     parser.add_argument("--spawned-at-ns", type=int, required=True)
     parser.add_argument("--workload", default=None, help="function's workload, preloaded at init")
