@@ -11,7 +11,7 @@ what is in flight with :attr:`max_parallel` and the client's connection pool.
   ``OutOfMemory``, else ``PlatformError``), and it is still costed, since Lambda bills it.
 * **Throttling** (``TooManyRequestsException`` and friends) is retried with exponential
   backoff and full jitter, inside the invocation's deadline; when the next wait would cross
-  the deadline the invocation is recorded as ``Timeout``. botocore's own retries are off so
+  the deadline the invocation is recorded as ``Throttled``. botocore's own retries are off so
   this loop alone decides and the deadline holds.
 * **Forced cold starts**: a configuration change (a fresh ``SHPC_COLD_TOKEN`` environment
   variable) retires every warm execution environment; the target waits for it with the
@@ -43,6 +43,7 @@ from serverless_hpc.aws.session import open_session, reject_unknown_options, req
 from serverless_hpc.contract import (
     OUT_OF_MEMORY,
     PLATFORM_ERROR,
+    THROTTLED,
     TIMEOUT,
     error_response,
     validate_response,
@@ -327,7 +328,7 @@ class LambdaTarget(Target):
                         f"{fn}: still {code} after {attempt + 1} attempt(s); "
                         f"the {timeout_s:g} s deadline would pass"
                     )
-                    return Outcome(response=error_response(TIMEOUT, msg), cold=False)
+                    return Outcome(response=error_response(THROTTLED, msg), cold=False)
                 log.info("%s: %s, retrying after %.2f s (attempt %d)", fn, code, delay, attempt + 1)
                 continue
             except (ReadTimeoutError, ConnectTimeoutError) as exc:
@@ -336,7 +337,7 @@ class LambdaTarget(Target):
                 return Outcome(response=error_response(PLATFORM_ERROR, f"{fn}: {exc}"), cold=False)
             return self._outcome(fn, resp)
         msg = f"{fn}: throttled {MAX_ATTEMPTS} times within the deadline"
-        return Outcome(response=error_response(TIMEOUT, msg), cold=False)
+        return Outcome(response=error_response(THROTTLED, msg), cold=False)
 
     def _outcome(self, fn: str, resp: dict[str, Any]) -> Outcome:
         """Turn an ``Invoke`` response into an outcome: payload, REPORT, cost, breakdown."""

@@ -43,6 +43,7 @@ from serverless_hpc.contract import (
     NOT_FOUND,
     OUT_OF_MEMORY,
     PLATFORM_ERROR,
+    THROTTLED,
     TIMEOUT,
     error_response,
     validate_response,
@@ -53,6 +54,7 @@ from serverless_hpc.openwhisk.client import (
     ConflictError,
     OpenWhiskClient,
     OpenWhiskError,
+    ThrottledError,
 )
 from serverless_hpc.openwhisk.config import CredentialsError, load_credentials
 from serverless_hpc.openwhisk.deploy import DEFAULT_PROJECT, PAYLOAD_MAX_BYTES, is_managed
@@ -275,6 +277,8 @@ class OpenWhiskTarget(Target):
                 record = self._run(name, request, deadline, force_cold)
             except ActivationTimeout as exc:
                 return Outcome(response=error_response(TIMEOUT, str(exc)), cold=False)
+            except ThrottledError as exc:  # 429 until the deadline
+                return Outcome(response=error_response(THROTTLED, str(exc)), cold=False)
             except OpenWhiskError as exc:
                 return Outcome(response=error_response(PLATFORM_ERROR, str(exc)), cold=False)
         return outcome_from_activation(record)

@@ -260,7 +260,7 @@ def test_throttling_is_retried_with_backoff_then_succeeds(stubbed: tuple[Any, St
     assert clock.sleeps == [0.25, 0.5]  # exponential (rng pinned to the top of the jitter range)
 
 
-def test_throttling_past_the_deadline_is_a_timeout(stubbed: tuple[Any, Stubber]) -> None:
+def test_throttling_past_the_deadline_is_throttled(stubbed: tuple[Any, Stubber]) -> None:
     client, stub = stubbed
     clock = FakeClock(now=1000.0)
     for _ in range(3):
@@ -268,7 +268,7 @@ def test_throttling_past_the_deadline_is_a_timeout(stubbed: tuple[Any, Stubber])
             "invoke", service_error_code="TooManyRequestsException", http_status_code=429
         )
     out = make_target(client, clock).invoke(REQUEST, timeout_s=1.0)
-    assert out.response["error"]["type"] == "Timeout"
+    assert out.response["error"]["type"] == "Throttled"
     assert "deadline" in out.response["error"]["message"]
     assert sum(clock.sleeps) < 1.0  # never slept past the deadline
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,17 @@ def test_platform_5xx_on_invoke_is_a_platform_error_envelope(applied: Controller
         out = target.invoke({"workload": "dataproc", "params": {}}, timeout_s=5)
     assert out.response["error"]["type"] == "PlatformError"
     assert "503" in out.response["error"]["message"]
+
+
+def test_429_until_the_deadline_is_a_throttled_envelope(applied: ControllerDouble) -> None:
+    # GIVEN a controller answering 429 to every invocation for longer than the deadline
+    applied.inject("POST", r"/actions/", 429, times=1000)
+    # WHEN invoked with a short timeout THEN the target gives up in time, as Throttled
+    t0 = time.monotonic()
+    with OpenWhiskTarget(TargetSettings()) as target:
+        out = target.invoke({"workload": "dataproc", "params": {}}, timeout_s=1.0)
+    assert out.response["error"]["type"] == "Throttled"
+    assert time.monotonic() - t0 < 5.0
 
 
 def test_max_parallel_is_capped_by_the_namespace(applied: ControllerDouble) -> None:
