@@ -5,7 +5,9 @@ Skipped, with the reason, when the files are absent (see ``data_dir`` in conftes
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +15,16 @@ import pytest
 
 from serverless_hpc import handler
 from serverless_hpc.data import fashion_mnist as fm
-from serverless_hpc.store import load_metadata, open_store
+from serverless_hpc.store import (
+    bundle_key,
+    load_metadata,
+    open_store,
+    resolve_version,
+    save_bundle,
+)
 from serverless_hpc.targets.base import TargetSettings
 from serverless_hpc.targets.local_faas import LocalFaasTarget
+from serverless_hpc.workloads import train
 from serverless_hpc.workloads.base import Context
 from serverless_hpc.workloads.classify import decode_labels
 from serverless_hpc.workloads.dataproc import reduce_partials
@@ -127,3 +136,119 @@ def test_classify_path_never_imports_tensorflow(trained: dict, data_dir: Path) -
         ).stdout
     )
     assert loaded == []
+
+
+# --- Training in-process: the parity check on the real path, and repeatability -------------
+# These call ``handler.handle`` in this process (not through a local-faas worker) so that a
+# monkeypatch applies, and train briefly: 1000 images, one epoch (a few seconds each here).
+
+SHORT_TRAINING = {"epochs": 1, "train_limit": 1000}
+
+
+def _train_in_process(ctx: Context, seed: int) -> dict:
+    resp = handler.handle(
+        {"workload": "train", "params": {**SHORT_TRAINING, "seed": seed}}, platform="test", ctx=ctx
+    )
+    return resp
+
+
+def _tflite(store_uri: str, version: str) -> bytes:
+    return open_store(store_uri).get_bytes(bundle_key("fashion-cnn", version, "model.tflite"))
+
+
+def _logits(tflite: bytes, images: np.ndarray) -> np.ndarray:
+    """Raw LiteRT outputs (not just labels), one thread so the arithmetic order is fixed."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=tflite, num_threads=1)
+    inp = interp.get_input_details()[0]
+    x = images.astype(np.float32).reshape(-1, 28, 28, 1) / np.float32(255.0)
+    interp.resize_tensor_input(inp["index"], list(x.shape))
+    interp.allocate_tensors()
+    interp.set_tensor(inp["index"], x)
+    interp.invoke()
+    out: np.ndarray = interp.get_tensor(interp.get_output_details()[0]["index"])
+    return out.copy()
+
+
+@pytest.mark.slow
+def test_an_export_that_disagrees_fails_the_run_and_keeps_latest(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a store whose LATEST points at an earlier good bundle
+    store_uri = str(tmp_path / "store")
+    store = open_store(store_uri)
+    previous = save_bundle(store, "fashion-cnn", {"model.tflite": b"earlier"}, {"seed": 0})
+    bundles_before = sorted(p.name for p in (tmp_path / "store/models/fashion-cnn").iterdir())
+    # AND a LiteRT export that disagrees with Keras on 0.5% of the test set: the real export
+    # runs, then 50 of its labels are moved on by one class
+    real_litert_labels = train.litert_labels
+    calls: list[int] = []
+
+    def disagreeing_labels(tflite: bytes, x: np.ndarray) -> np.ndarray:
+        out = real_litert_labels(tflite, x).copy()
+        out[:50] = (out[:50] + 1) % fm.NUM_CLASSES
+        calls.append(len(x))
+        return out
+
+    monkeypatch.setattr(train, "litert_labels", disagreeing_labels)
+    # WHEN the train workload runs through the one handler
+    resp = _train_in_process(Context(data_dir=data_dir, store_uri=store_uri), seed=3)
+    # THEN it fails with ExportMismatch, naming agreement and both accuracies
+    assert calls == [10000], "the perturbed export was never checked"
+    assert resp["ok"] is False, resp
+    assert resp["error"]["type"] == "ExportMismatch"
+    assert "agreement 99.5000%" in resp["error"]["message"]
+    assert re.search(r"accuracy 0\.\d{4} vs 0\.\d{4}", resp["error"]["message"])
+    # AND the store is as it was: LATEST not moved, no new bundle written
+    assert resolve_version(store, "fashion-cnn") == previous
+    assert sorted(p.name for p in (tmp_path / "store/models/fashion-cnn").iterdir()) == (
+        bundles_before
+    )
+
+
+@pytest.fixture(scope="module")
+def seeded_trainings(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Three short in-process trainings into one store: seed 7, seed 7 again, then seed 8."""
+    store_uri = str(tmp_path_factory.mktemp("seeded-store"))
+    ctx = Context(data_dir=data_dir, store_uri=store_uri)
+    runs = {}
+    for key, seed in (("a", 7), ("a_again", 7), ("b", 8)):
+        resp = _train_in_process(ctx, seed)
+        assert resp["ok"], resp
+        runs[key] = resp["result"]
+    tflite = {key: _tflite(store_uri, r["version"]) for key, r in runs.items()}
+    images = fm.load_split("test", data_dir)[0][:1000]
+    return {
+        "result": runs,
+        "sha256": {key: hashlib.sha256(blob).hexdigest() for key, blob in tflite.items()},
+        "logits": {key: _logits(blob, images) for key, blob in tflite.items()},
+    }
+
+
+@pytest.mark.slow
+def test_the_same_seed_trains_the_same_model(seeded_trainings: dict) -> None:
+    a, again = seeded_trainings["result"]["a"], seeded_trainings["result"]["a_again"]
+    assert a["version"] != again["version"]  # two bundles, really trained twice
+    assert again["test_accuracy"] == a["test_accuracy"]
+    assert again["litert_accuracy"] == a["litert_accuracy"]
+    assert again["agreement"] == a["agreement"]
+    # Bit-identical outputs of the two exports: the same weights, not just the same accuracy.
+    logits = seeded_trainings["logits"]
+    assert np.array_equal(logits["a"], logits["a_again"])
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_a_byte_identical_tflite(seeded_trainings: dict) -> None:
+    # Keras names layers from per-process counters and the names are stored in the .tflite:
+    # without a fresh Keras session per run, a warm instance's second training differed here.
+    sha = seeded_trainings["sha256"]
+    assert sha["a"] == sha["a_again"]
+
+
+@pytest.mark.slow
+def test_a_different_seed_trains_a_different_model(seeded_trainings: dict) -> None:
+    sha, logits = seeded_trainings["sha256"], seeded_trainings["logits"]
+    assert sha["b"] not in (sha["a"], sha["a_again"])
+    # Different weights, not just different names inside the file.
+    assert not np.allclose(logits["b"], logits["a"])
