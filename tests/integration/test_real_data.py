@@ -252,3 +252,18 @@ def test_a_different_seed_trains_a_different_model(seeded_trainings: dict) -> No
     assert sha["b"] not in (sha["a"], sha["a_again"])
     # Different weights, not just different names inside the file.
     assert not np.allclose(logits["b"], logits["a"])
+
+
+def test_a_warm_classify_instance_loads_the_model_once_whatever_the_shard_size(
+    trained: dict, data_dir: Path
+) -> None:
+    settings = TargetSettings(data_dir=data_dir, store_uri=trained["store"])
+    with LocalFaasTarget(settings) as target:
+        outs = [
+            target.invoke({"workload": "classify", "params": {"end": end}}, timeout_s=60)
+            for end in (600, 200, 3000, 600)
+        ]
+    assert all(o.ok for o in outs), [o.response for o in outs]
+    assert len({o.instance for o in outs}) == 1  # one warm instance served them all
+    loaded = [o.response["result"]["model_loaded"] for o in outs]
+    assert loaded == [True, False, False, False]
