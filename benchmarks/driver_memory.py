@@ -40,6 +40,49 @@ CASES = {
         boto3.session.Session(region_name='us-east-1').client('lambda')
         requests.Session()
     """,
+    # The whole remote-only `shpc bench` in this process: the remote targets' modules, a
+    # boto3 Lambda client and a requests session, then cli.main over the default plan
+    # (train, classify and dataproc at 1/5/10/15 shards, natural and cold) against a
+    # stand-in remote target that answers at once with contract envelopes. The driver does
+    # everything it does for a real remote run: the thread pool, progress bar, records,
+    # batch summaries (the dataproc reduce included); the report is built in a child
+    # process, whose memory VmHWM does not count, as it does not count against the driver.
+    "remote-only shpc bench, full default plan (report in its child process)": """
+        import contextlib, io, tempfile
+        import boto3, requests
+        from serverless_hpc import cli, targets
+        from serverless_hpc.targets import aws_lambda, openwhisk
+        from serverless_hpc.targets.base import Outcome, Target
+
+        boto3.session.Session(region_name='us-east-1').client('lambda')
+        requests.Session()
+        BINS = 16
+
+        class RemoteStandIn(Target):
+            name = 'remote'
+            supports_forced_cold = True
+
+            def invoke(self, request, *, timeout_s, force_cold=False):
+                p = request['params']
+                if request['workload'] == 'train':
+                    result = {'version': 'v1', 'test_accuracy': 0.91}
+                elif request['workload'] == 'classify':
+                    n = p['end'] - p['start']
+                    result = {'n': n, 'correct': n, 'labels': '0' * n, 'model_version': 'v1'}
+                else:
+                    cls = {'count': 0, 'sum': 0, 'sumsq': 0, 'nonzero': 0, 'hist': [0] * BINS}
+                    result = {'split': p['split'], 'bins': BINS, 'start': p['start'],
+                              'end': p['end'], 'n': p['end'] - p['start'],
+                              'classes': [dict(cls) for _ in range(10)]}
+                body = {'ok': True, 'workload': request['workload'], 'result': result,
+                        'timings': {'load_ms': 1.0, 'compute_ms': 1.0}}
+                return Outcome(response=body, cold=force_cold, init_ms=1.0, duration_ms=2.0)
+
+        targets.TARGETS['remote'] = '__main__:RemoteStandIn'
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+            code = cli.main(['bench', '--targets', 'remote', '--out', tmp + '/run', '-q'])
+        assert code == 0, code
+    """,
 }
 
 

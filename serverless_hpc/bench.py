@@ -66,10 +66,10 @@ class BenchConfig:
     workloads: tuple[str, ...] = WORKLOAD_ORDER
     images: int = 3000
     shards: tuple[int, ...] = (1, 5, 10, 15)
-    repeats: int = 5
+    repeats: int = 6
     train_repeats: int = 1
-    modes: tuple[str, ...] = ("natural",)
-    cold_repeats: int = 3
+    modes: tuple[str, ...] = ("natural", "cold")
+    cold_repeats: int = 2
     train_params: dict[str, Any] = field(default_factory=dict)
     dataproc_split: str = "train"
     settings: TargetSettings = field(default_factory=TargetSettings)
@@ -300,6 +300,17 @@ class RunResult:
     records: int
     failed: int
     batches: list[dict[str, Any]]
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse a run directory that already holds records: appending would mix two runs."""
+    for name in ("records.jsonl", "batches.jsonl"):
+        if (out / name).exists():
+            raise BenchError(
+                f"{out} already holds {name} from another run; choose another --out "
+                "(records are appended, so reusing the directory would mix the runs)"
+            )
 
 
 def _check_model_available(cfg: BenchConfig) -> None:
@@ -326,56 +337,131 @@ def run(
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> RunResult:
-    """Run the whole plan; records and batches are written as they complete."""
+    """Run the whole plan; records and batches are written as they complete.
+
+    Refuses (:class:`BenchError`, nothing written) an ``out`` that holds another run's
+    records. On ``KeyboardInterrupt`` the targets are closed first (cutting off invocations
+    in flight), invocations that come back after it are not recorded (the user cut them
+    off; the platform did not fail them), and the interrupt is re-raised. When ``train`` was
+    planned on a target and produced no model, that target's classify batches are skipped
+    and listed under ``"skipped"`` in ``run.json``.
+    """
+    check_out_dir(cfg.out)
     _check_model_available(cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
-    writer = RecordWriter(cfg.out / "records.jsonl")
-    batches_path = cfg.out / "batches.jsonl"
-    batch_log: list[dict[str, Any]] = []
-    failed = 0
+    # Exit order matters (an ExitStack unwinds last-in first-out): the targets close first,
+    # so invocations in flight return promptly; then the invocation threads are joined
+    # (queued ones cancelled); then the record file is closed, after its last writer.
+    # The record file is created only once every target opened, so a misconfigured target
+    # leaves no records.jsonl behind and the corrected command can reuse the same --out.
     with ExitStack() as stack:
+        io_stack = stack.enter_context(ExitStack())
+        targets_stack = stack.enter_context(ExitStack())
         opened: dict[str, Target] = {}
         for name in cfg.targets:
             try:
                 target = target_registry.create(name, cfg.settings)
-                stack.enter_context(target)
+                targets_stack.enter_context(target)
             except target_registry.TargetUnavailable as exc:
                 raise BenchError(f"target {name!r} is unavailable: {exc}") from exc
             opened[name] = target
+        writer = RecordWriter(cfg.out / "records.jsonl")
+        io_stack.callback(writer.close)
+        pool = ThreadPoolExecutor(max_workers=max(*cfg.shards, 1), thread_name_prefix="inv")
+        io_stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         if on_total:
             on_total(count_invocations(cfg, lambda n: opened[n].supports_forced_cold))
-        widest = max(*cfg.shards, 1)
-        pool = stack.enter_context(ThreadPoolExecutor(max_workers=widest, thread_name_prefix="inv"))
-        meta = {
-            "run_id": cfg.run_id,
-            "config": _config_json(cfg),
-            "environment": environment(),
-            "targets": {n: t.describe() for n, t in opened.items()},
-            "started": time.time(),
-        }
-        (cfg.out / "run.json").write_text(json.dumps(meta, indent=2))
-        for name, target in opened.items():
-            env = {**environment(target.describe()), "target": name}
-            version: str | None = None
-            for planned in plan(cfg, name):
-                batch = planned
-                if batch.workload == "classify" and version:
-                    batch = with_version(batch, version)
-                if batch.mode == "cold" and not target.supports_forced_cold:
-                    log.info("%s does not force cold starts; skipping cold batches", name)
-                    continue
-                recs = _run_batch(cfg, target, batch, pool, writer, env, progress)
-                failed += sum(1 for r in recs if not r.ok)
-                summary = batch_summary(batch, recs)
-                batch_log.append(summary)
-                with batches_path.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(summary) + "\n")
-                if batch.workload == "train" and summary.get("model_version"):
-                    version = summary["model_version"]
-    writer.close()
-    meta["finished"] = time.time()
-    (cfg.out / "run.json").write_text(json.dumps(meta, indent=2))
-    return RunResult(out=cfg.out, records=writer.count, failed=failed, batches=batch_log)
+        state = _RunState(cfg=cfg, pool=pool, writer=writer, progress=progress)
+        state.meta.update(
+            {
+                "run_id": cfg.run_id,
+                "config": _config_json(cfg),
+                "environment": environment(),
+                "targets": {n: t.describe() for n, t in opened.items()},
+                "started": time.time(),
+                "skipped": state.skipped,
+            }
+        )
+        state.write_meta()
+        try:
+            for name, target in opened.items():
+                state.run_target(name, target)
+        except BaseException as exc:
+            # Ctrl-C above all: whatever stops the run cuts off the invocations in flight,
+            # and their replies say nothing about the platform, so none is recorded.
+            state.interrupted.set()
+            log.warning("run stopped (%s): closing the targets", type(exc).__name__)
+            state.meta["aborted"] = {"time": time.time(), "by": type(exc).__name__}
+            state.write_meta()
+            raise
+    state.meta["finished"] = time.time()
+    state.write_meta()
+    return RunResult(
+        out=cfg.out,
+        records=writer.count,
+        failed=state.failed,
+        batches=state.batches,
+        skipped=state.skipped,
+    )
+
+
+#: Why classify is skipped on a target whose planned training produced no model.
+_NO_MODEL_REASON: Final = (
+    "training on this target produced no model version; classifying with an older "
+    "('latest') model would measure a different model than the run trained"
+)
+
+
+@dataclass(slots=True)
+class _RunState:
+    """What one run shares between its targets' batches."""
+
+    cfg: BenchConfig
+    pool: ThreadPoolExecutor
+    writer: RecordWriter
+    progress: Callable[[int], None] | None
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    meta: dict[str, Any] = field(default_factory=dict)
+    batches: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    failed: int = 0
+
+    def write_meta(self) -> None:
+        (self.cfg.out / "run.json").write_text(json.dumps(self.meta, indent=2))
+
+    def run_target(self, name: str, target: Target) -> None:
+        """Every planned batch of one target, in order; train pins classify's model."""
+        cfg = self.cfg
+        env = {**environment(target.describe()), "target": name}
+        version: str | None = None
+        for planned in plan(cfg, name):
+            batch = planned
+            if batch.workload == "classify" and "train" in cfg.workloads and not version:
+                self.skip(name, "classify", _NO_MODEL_REASON)
+                continue
+            if batch.workload == "classify" and version:
+                batch = with_version(batch, version)
+            if batch.mode == "cold" and not target.supports_forced_cold:
+                log.info("%s does not force cold starts; skipping cold batches", name)
+                continue
+            recs = _run_batch(
+                cfg, target, batch, self.pool, self.writer, env, self.progress, self.interrupted
+            )
+            self.failed += sum(1 for r in recs if not r.ok)
+            summary = batch_summary(batch, recs)
+            self.batches.append(summary)
+            with (cfg.out / "batches.jsonl").open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(summary) + "\n")
+            if batch.workload == "train" and summary.get("model_version"):
+                version = summary["model_version"]
+
+    def skip(self, target: str, workload: str, reason: str) -> None:
+        """Note (once per target and workload) that planned batches were not run, and why."""
+        entry = {"target": target, "workload": workload, "reason": reason}
+        if entry not in self.skipped:
+            self.skipped.append(entry)
+            log.error("%s: skipping %s: %s", target, workload, reason)
+            self.write_meta()
 
 
 def with_version(batch: Batch, version: str) -> Batch:
@@ -392,8 +478,11 @@ def _run_batch(
     writer: RecordWriter,
     env: dict[str, Any],
     progress: Callable[[int], None] | None,
+    interrupted: threading.Event,
 ) -> list[InvocationRecord]:
-    timeout_s = cfg.settings.timeout_s or DEFAULT_TIMEOUTS_S[batch.workload]
+    timeout_s = cfg.settings.timeout_s
+    if timeout_s is None:
+        timeout_s = DEFAULT_TIMEOUTS_S[batch.workload]
     force_cold = batch.mode == "cold"
     lock = threading.Lock()
     records: list[InvocationRecord] = []
@@ -404,9 +493,13 @@ def _run_batch(
 
     def one(index: int) -> None:
         with in_flight:
+            if interrupted.is_set():
+                return  # queued behind the cap when the user interrupted: never sent
             outcome, client_ms, t_send, t_recv = _invoke_timed(
                 target, batch.requests[index], timeout_s, force_cold
             )
+        if interrupted.is_set():
+            return  # cut off by the user (the target was closed under it), not a failure
         rec = _record(cfg, batch, index, outcome, client_ms, t_send, t_recv, env)
         writer.write(rec)
         with lock:

@@ -1,7 +1,9 @@
 """``shpc``: the command line. Imports stay lazy so ``shpc --help`` loads almost nothing.
 
 Exit codes: 0 success; 1 the run finished but some invocations failed (they are recorded);
-2 bad usage or an unavailable/misconfigured target (nothing was run).
+2 bad usage, an unavailable/misconfigured target or a bad dataset (nothing was run); 3 the
+run finished but its report could not be built (the records are kept; ``shpc report DIR``
+rebuilds it); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ PLUGIN_COMMANDS: tuple[str, ...] = ("serverless_hpc.aws.cli", "serverless_hpc.op
 EXIT_OK = 0
 EXIT_FAILED_INVOCATIONS = 1
 EXIT_USAGE = 2
+EXIT_REPORT_FAILED = 3
+
+#: Bound on building the report in its child process (a few seconds normally).
+REPORT_TIMEOUT_S = 600.0
 
 log = logging.getLogger("serverless_hpc")
 
@@ -115,9 +121,12 @@ def _with_data(settings: Any, args: argparse.Namespace) -> Any:
 
     if args.data_dir is None and not _needs_local_data(args):
         return settings
-    from serverless_hpc.data.fashion_mnist import ensure_data
+    from serverless_hpc.data.fashion_mnist import ensure_data, verify_dir
 
-    return dataclasses.replace(settings, data_dir=ensure_data(args.data_dir))
+    data_dir = ensure_data(args.data_dir)
+    # Every file's md5 now (~0.1 s), so a corrupt copy fails here, not in each invocation.
+    verify_dir(data_dir)
+    return dataclasses.replace(settings, data_dir=data_dir)
 
 
 def _needs_local_data(args: argparse.Namespace) -> bool:
@@ -128,13 +137,14 @@ def _needs_local_data(args: argparse.Namespace) -> bool:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark, then build the report."""
+    """Run the benchmark, then build the report (in a child process: see :func:`_build_report`)."""
     import dataclasses
 
-    from serverless_hpc import bench, report
+    from serverless_hpc import bench
 
     run_id = args.run_id or bench.new_run_id()
     out = (args.out or Path("results") / run_id).resolve()
+    bench.check_out_dir(out)  # before the dataset is looked at (bench.run checks it again)
     train_params: dict[str, Any] = {}
     if args.train_epochs is not None:
         train_params["epochs"] = args.train_epochs
@@ -172,15 +182,51 @@ def cmd_bench(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    written = report.build_report(out)
     print(f"run {run_id}: {result.records} invocations, {result.failed} failed")
-    print((out / "summary.md").read_text(encoding="utf-8"))
+    report_error = _build_report(out)
+    if report_error is None:
+        print((out / "summary.md").read_text(encoding="utf-8"))
     print(f"records: {out / 'records.jsonl'}")
-    print(f"report:  {written['report.html']}")
+    if report_error is None:
+        print(f"report:  {out / 'report.html'}")
+    for skip in result.skipped:
+        print(
+            f"error: skipped {skip['workload']} on {skip['target']}: {skip['reason']}",
+            file=sys.stderr,
+        )
     if result.failed:
         print(f"error: {result.failed} invocation(s) failed; see the report", file=sys.stderr)
-        return EXIT_FAILED_INVOCATIONS
-    return EXIT_OK
+    if report_error is not None:
+        print(
+            f"error: the report could not be built ({report_error}); the records are kept. "
+            f"Rebuild it with: shpc report {out}",
+            file=sys.stderr,
+        )
+        return EXIT_REPORT_FAILED
+    return EXIT_FAILED_INVOCATIONS if result.failed or result.skipped else EXIT_OK
+
+
+def _build_report(out: Path) -> str | None:
+    """Build the report of ``out`` in a child process; None on success, else what went wrong.
+
+    A child keeps matplotlib (tens of MB) out of the driver, whose peak memory is budgeted,
+    and a crash or hang there (bounded by :data:`REPORT_TIMEOUT_S`) cannot lose the records.
+    """
+    import subprocess
+
+    argv = [sys.executable, "-m", "serverless_hpc.report", str(out)]
+    try:
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=REPORT_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return f"no result within {REPORT_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return f"could not start {sys.executable}: {exc}"
+    if done.returncode == 0:
+        return None
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return f"exit code {done.returncode}: {lines[-1] if lines else 'no output'}"
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -204,7 +250,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         print(f"error: request is not JSON: {exc}", file=sys.stderr)
         return EXIT_USAGE
     settings = _with_data(_settings(args, None), args)
-    timeout = args.timeout or DEFAULT_TIMEOUTS_S.get(str(request.get("workload")), 60.0)
+    timeout = args.timeout
+    if timeout is None:
+        timeout = DEFAULT_TIMEOUTS_S.get(str(request.get("workload")), 60.0)
     with targets.create(args.target, settings) as target:
         outcome = target.invoke(request, timeout_s=timeout, force_cold=args.cold)
     print(
@@ -242,6 +290,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     from serverless_hpc import __version__
+    from serverless_hpc.workloads import DEFAULT_TRAIN_EPOCHS
 
     parser = argparse.ArgumentParser(
         prog="shpc",
@@ -255,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser(
-        "bench", help="run the benchmark and write records, summary, plots and report"
+        "bench",
+        help="run the benchmark and write records, summary, plots and report",
     )
     b.add_argument(
         "--targets",
@@ -285,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--train-repeats", type=int, default=1, help="training runs per target (default 1)"
     )
     b.add_argument(
-        "--train-epochs", type=int, help="training epochs (default: the train workload's, 12)"
+        "--train-epochs",
+        type=int,
+        help=f"training epochs (default: the train workload's, {DEFAULT_TRAIN_EPOCHS})",
     )
     b.add_argument(
         "--train-limit", type=int, help="train on the first N training images only (for quick runs)"

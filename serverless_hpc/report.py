@@ -1,7 +1,9 @@
 """Turn records into the summary (CSV + Markdown), PNG plots and a self-contained HTML report.
 
 Reads ``records.jsonl``, ``batches.jsonl`` and ``run.json`` only, so a report can be rebuilt
-from the files of any run (``shpc report DIR``), even a crashed one.
+from the files of any run (``shpc report DIR``), even a crashed one. ``python -m
+serverless_hpc.report DIR`` does the same in its own process: ``shpc bench`` builds its
+report that way, keeping matplotlib out of the driver's memory.
 
 Statistics: medians with a distribution-free 95% confidence interval from order statistics
 (the binomial method: the interval between the j-th and k-th smallest of n values covers the
@@ -290,7 +292,8 @@ def _fanout_plots(plt: Any, rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
                 ]
                 ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=target)
             ax.set_title(f"{workload}: by fan-out")
-            ax.set_xlabel("shards (functions in parallel)")
+            # Not "in parallel": only the target's concurrency runs at once; the rest queue.
+            ax.set_xlabel("shards (fan-out)")
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:
@@ -374,7 +377,7 @@ def checks(data: RunData) -> list[tuple[str, bool, str]]:
         all_d = {d for ds in digests.values() for d in ds}
         out.append(
             (
-                "dataproc: the reduce of every fan-out equals the single-shard result",
+                "dataproc: every fan-out reduces to the identical result",
                 len(all_d) == 1,
                 f"{len(all_d)} distinct reduced result(s) over "
                 f"{sum(1 for b in data.batches if b.get('reduced_sha256'))} batches",
@@ -549,3 +552,31 @@ def build_report(out: Path) -> dict[str, Path]:
     written["report.html"] = out / "report.html"
     written["report.html"].write_text(render_html(data, rows, plots), encoding="utf-8")
     return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m serverless_hpc.report RUN_DIR``: build the report; print the files written.
+
+    Exit codes: 0 written; 2 not a run directory.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m serverless_hpc.report",
+        description="build summary, plots and report.html from a run directory",
+    )
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        written = build_report(args.run_dir)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written.values():
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

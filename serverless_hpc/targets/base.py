@@ -41,6 +41,22 @@ class TargetSettings:
     init_timeout_s: float = 180.0
     extra: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Reject values that would otherwise read as "use the default" (``0 or default``) or
+        # make no sense, naming the CLI option. Comparisons are written so NaN fails them too.
+        if self.concurrency is not None and not self.concurrency >= 1:
+            raise TargetUnavailable(f"--concurrency must be >= 1, got {self.concurrency}")
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise TargetUnavailable(f"--timeout must be > 0 seconds, got {self.timeout_s}")
+        if not self.keep_alive_s >= 0:
+            raise TargetUnavailable(f"--keep-alive must be >= 0 seconds, got {self.keep_alive_s}")
+        if self.memory_mb is not None and not self.memory_mb >= 128:
+            raise TargetUnavailable(f"--memory-mb: memory_mb must be >= 128, got {self.memory_mb}")
+        if not self.init_timeout_s > 0:
+            raise TargetUnavailable(
+                f"init_timeout_s must be > 0 seconds, got {self.init_timeout_s}"
+            )
+
     def worker_env(self) -> dict[str, str]:
         """Environment a local worker needs to find data and the model store."""
         env: dict[str, str] = {}

@@ -8,6 +8,10 @@ from typing import Final
 
 from serverless_hpc.contract import InvalidRequest
 
+#: Training epochs by default: here, not in the train module, so the CLI's help can state it
+#: without importing numpy and pydantic.
+DEFAULT_TRAIN_EPOCHS: Final = 15
+
 #: Workload name -> module implementing ``preload()`` and ``run(params, ctx) -> Output``.
 WORKLOADS: Final = {
     "train": "serverless_hpc.workloads.train",

@@ -30,6 +30,7 @@ from pydantic import Field
 from serverless_hpc.contract import EXPORT_MISMATCH, ContractError
 from serverless_hpc.data import fashion_mnist as fm
 from serverless_hpc.store import check_model_name, open_store, save_bundle
+from serverless_hpc.workloads import DEFAULT_TRAIN_EPOCHS
 from serverless_hpc.workloads.base import Context, Output, Params, parse_params
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ MAX_ACCURACY_DELTA = 0.001
 class TrainParams(Params):
     """Training settings; the defaults are the ones the README's accuracy figure comes from."""
 
-    epochs: int = Field(default=15, ge=1, le=200)
+    epochs: int = Field(default=DEFAULT_TRAIN_EPOCHS, ge=1, le=200)
     batch_size: int = Field(default=128, ge=1, le=8192)
     learning_rate: float = Field(default=1e-3, gt=0, le=1)
     seed: int = Field(default=42, ge=0, le=2**31 - 1)

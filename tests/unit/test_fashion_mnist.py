@@ -144,18 +144,38 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         server.server_close()
 
 
+@pytest.fixture
+def synthetic_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """A labels file made here, published (for this test) under the canonical name and md5.
+
+    Only the md5 table changes, so ``fetch`` runs its real download and verification code on
+    a machine without the real data.
+    """
+    labels = (np.arange(10000) % fm.NUM_CLASSES).astype(np.uint8)
+    made = tmp_path / "made"
+    made.mkdir()
+    path = write_idx(made / LABELS, labels)
+    spec = fm.IdxFile(LABELS, fm.md5sum(path), (10000,))
+    monkeypatch.setitem(fm._BY_NAME, LABELS, spec)
+    monkeypatch.setitem(fm.FILES, "test", (fm.FILES["test"][0], spec))
+    return path.read_bytes()
+
+
 def test_fetch_downloads_and_verifies(
-    mirror: tuple[str, Path], data_dir: Path, tmp_path: Path
+    mirror: tuple[str, Path], synthetic_labels: bytes, tmp_path: Path
 ) -> None:
+    # GIVEN a mirror serving the file whose md5 is the published one
     url, root = mirror
-    (root / LABELS).write_bytes((data_dir / LABELS).read_bytes())
+    (root / LABELS).write_bytes(synthetic_labels)
     dest = tmp_path / "cache"
+    # WHEN it is fetched
     fm.fetch(dest, mirrors=[url], files=[LABELS], timeout_s=10)
+    # THEN the file is in place and verified
     assert fm.md5sum(dest / LABELS) == fm.FILES["test"][1].md5
 
 
 def test_fetch_rejects_a_corrupt_download_and_keeps_nothing(
-    mirror: tuple[str, Path], tmp_path: Path
+    mirror: tuple[str, Path], synthetic_labels: bytes, tmp_path: Path
 ) -> None:
     url, root = mirror
     (root / LABELS).write_bytes(b"corrupted in transit")
@@ -166,10 +186,35 @@ def test_fetch_rejects_a_corrupt_download_and_keeps_nothing(
 
 
 def test_fetch_falls_back_to_the_next_mirror(
-    mirror: tuple[str, Path], data_dir: Path, tmp_path: Path
+    mirror: tuple[str, Path], synthetic_labels: bytes, tmp_path: Path
 ) -> None:
     url, root = mirror
-    (root / LABELS).write_bytes((data_dir / LABELS).read_bytes())
+    (root / LABELS).write_bytes(synthetic_labels)
     dead = "http://127.0.0.1:9/"  # discard port: connection refused at once
     fm.fetch(tmp_path / "c", mirrors=[dead, url], files=[LABELS], timeout_s=5)
     assert (tmp_path / "c" / LABELS).is_file()
+
+
+def test_fetch_with_every_mirror_unreachable_ends_with_the_offline_hint(tmp_path: Path) -> None:
+    # GIVEN no mirror can be reached (an offline machine)
+    dead = "http://127.0.0.1:9/"
+    # WHEN a file is fetched
+    with pytest.raises(fm.DatasetError) as err:
+        fm.fetch(tmp_path / "c", mirrors=[dead], files=[LABELS], timeout_s=5)
+    # THEN the error names the file and the mirror, and ends by saying how to proceed
+    msg = str(err.value)
+    assert msg.startswith(f"could not fetch {LABELS}: {dead}{LABELS}")
+    assert msg.endswith(
+        "Hint: set FASHION_MNIST_DIR (or pass --data-dir) to a directory holding the four "
+        "files, or run 'shpc data fetch' with internet access."
+    )
+
+
+def test_verify_dir_names_the_first_non_canonical_file(tmp_path: Path) -> None:
+    # GIVEN a directory with the four canonical names but other (well-formed) content
+    for spec in fm._BY_NAME.values():
+        write_idx(tmp_path / spec.name, np.zeros((1,), np.uint8))
+    # WHEN it is verified THEN the md5 mismatch is reported with the file's path
+    with pytest.raises(fm.DatasetError, match="does not match the published") as err:
+        fm.verify_dir(tmp_path)
+    assert str(tmp_path) in str(err.value)

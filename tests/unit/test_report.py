@@ -5,11 +5,22 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from serverless_hpc.records import InvocationRecord, RecordWriter, read_records
-from serverless_hpc.report import build_report, markdown_table, median_ci, percentile, summarize
+from serverless_hpc.report import (
+    RunData,
+    _fanout_plots,
+    build_report,
+    checks,
+    markdown_table,
+    median_ci,
+    percentile,
+    summarize,
+)
 
 
 def _binom_coverage(n: int, j: int) -> float:
@@ -155,3 +166,81 @@ def test_no_break_even_section_without_lambda_costs(tmp_path: Path) -> None:
     w.write(_rec())
     w.close()
     assert "Break-even" not in build_report(tmp_path)["report.html"].read_text()
+
+
+def _batch(**kw: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "target": "t",
+        "workload": "dataproc",
+        "shards": 1,
+        "repeat": 0,
+        "mode": "natural",
+        "invocations": 1,
+        "failed": 0,
+        "items": 10,
+        "makespan_ms": 10.0,
+    }
+    base.update(kw)
+    return base
+
+
+def _checks(batches: list[dict[str, object]], records: list[dict] | None = None) -> dict:
+    data = RunData(out=Path("."), records=records or [], batches=batches, meta={})
+    return {name: (passed, detail) for name, passed, detail in checks(data)}
+
+
+DATAPROC_CHECK = "dataproc: every fan-out reduces to the identical result"
+CLASSIFY_CHECK = "classify: accuracy is identical at every fan-out (same model, same images)"
+
+
+def test_checks_fail_when_two_fan_outs_reduce_differently() -> None:
+    # GIVEN two dataproc fan-outs (no single-shard batch) whose reduced digests differ
+    batches = [
+        _batch(shards=5, reduced_n=60000, reduced_sha256="a" * 64),
+        _batch(shards=10, reduced_n=60000, reduced_sha256="b" * 64),
+    ]
+    # THEN the dataproc check fails and says how many distinct results there were
+    passed, detail = _checks(batches)[DATAPROC_CHECK]
+    assert not passed and detail.startswith("2 distinct reduced result(s) over 2 batches")
+    # AND identical digests pass
+    same = [_batch(shards=s, reduced_n=60000, reduced_sha256="a" * 64) for s in (5, 10)]
+    assert _checks(same)[DATAPROC_CHECK][0]
+
+
+def test_checks_fail_when_one_target_classifies_with_two_accuracies() -> None:
+    # GIVEN one target whose fan-outs report different accuracies (another target is fine)
+    batches = [
+        _batch(workload="classify", shards=1, accuracy=0.91, model_versions=["v1"]),
+        _batch(workload="classify", shards=5, accuracy=0.87, model_versions=["v0"]),
+        _batch(target="u", workload="classify", shards=5, accuracy=0.9, model_versions=["v1"]),
+    ]
+    # THEN the classify check fails, listing the accuracies and the model versions seen
+    passed, detail = _checks(batches)[CLASSIFY_CHECK]
+    assert not passed
+    assert "t: [0.87, 0.91]" in detail and "model versions: v0, v1" in detail
+
+
+def test_checks_fail_on_failed_invocations() -> None:
+    recs = [json.loads(_rec().to_json()), json.loads(_rec(ok=False, error="Timeout: x").to_json())]
+    assert _checks([], recs)["no failed invocations"] == (False, "1 of 2 failed")
+
+
+def test_fan_out_axis_does_not_claim_every_shard_runs_in_parallel() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # GIVEN a summary row, and pyplot whose subplots the test can see
+    rows = summarize([json.loads(_rec().to_json())], [])
+    drawn: list[Any] = []
+
+    def subplots(*args: Any, **kw: Any) -> Any:
+        fig, axes = plt.subplots(*args, **kw)
+        drawn.extend(axes.flat)
+        return fig, axes
+
+    # WHEN the fan-out plots are drawn
+    _fanout_plots(SimpleNamespace(subplots=subplots, close=plt.close), rows)
+    # THEN the axis says fan-out: only the target's concurrency runs at once
+    assert drawn and {ax.get_xlabel() for ax in drawn} == {"shards (fan-out)"}
