@@ -357,10 +357,19 @@ def run(
     with ExitStack() as stack:
         io_stack = stack.enter_context(ExitStack())
         targets_stack = stack.enter_context(ExitStack())
-        opened: dict[str, Target] = {}
+        created: dict[str, Target] = {}
         for name in cfg.targets:
             try:
-                target = target_registry.create(name, cfg.settings)
+                created[name] = target_registry.create(name, cfg.settings)
+            except target_registry.TargetUnavailable as exc:
+                raise BenchError(f"target {name!r} is unavailable: {exc}") from exc
+        try:  # before anything is opened: a mistyped option costs nothing
+            target_registry.check_options(cfg.settings.extra, list(created.values()))
+        except target_registry.TargetUnavailable as exc:
+            raise BenchError(str(exc)) from exc
+        opened: dict[str, Target] = {}
+        for name, target in created.items():
+            try:
                 targets_stack.enter_context(target)
             except target_registry.TargetUnavailable as exc:
                 raise BenchError(f"target {name!r} is unavailable: {exc}") from exc

@@ -92,7 +92,8 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="target-specific option (repeatable)",
+        help="target option (repeatable): KEY=VALUE goes to every target of the run that "
+        "knows KEY; TARGET.KEY=VALUE to that target only (wins over the plain form)",
     )
 
 
@@ -253,7 +254,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     timeout = args.timeout
     if timeout is None:
         timeout = DEFAULT_TIMEOUTS_S.get(str(request.get("workload")), 60.0)
-    with targets.create(args.target, settings) as target:
+    target = targets.create(args.target, settings)
+    targets.check_options(settings.extra, [target])
+    with target:
         outcome = target.invoke(request, timeout_s=timeout, force_cold=args.cold)
     print(
         json.dumps(

@@ -7,7 +7,6 @@ importing this module stays light.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
 from typing import Any
 
 from serverless_hpc.targets.base import TargetUnavailable
@@ -21,16 +20,6 @@ def require_boto3(target: str) -> None:
         raise TargetUnavailable(
             f"{target}: boto3 is not installed ({exc}); pip install 'serverless-hpc[aws]'"
         ) from exc
-
-
-def reject_unknown_options(target: str, extra: Mapping[str, str], known: Set[str]) -> None:
-    """Fail on a ``--target-opt`` key the target does not know, listing the known ones."""
-    unknown = sorted(set(extra) - known)
-    if unknown:
-        raise TargetUnavailable(
-            f"{target}: unknown --target-opt {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(known))})"
-        )
 
 
 def open_session(

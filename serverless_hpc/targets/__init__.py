@@ -4,6 +4,7 @@ a driver that benchmarks remote targets never loads the local workloads and vice
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
@@ -19,6 +20,28 @@ TARGETS: Final = {
 
 #: Targets that run on this machine and read the dataset from a local directory.
 LOCAL_TARGETS: Final = frozenset({"standalone", "local-faas"})
+
+
+def check_options(extra: Mapping[str, str], targets: Sequence[Target]) -> None:
+    """Every ``--target-opt`` must reach a target of the run (see :meth:`Target.target_options`).
+
+    A plain key must be known by at least one target; a ``<target>.key`` must name a target
+    of the run (that target validates the key itself). A typo is then an error, not a
+    setting silently ignored.
+    """
+    names = {t.name for t in targets}
+    for key in extra:
+        head, dot, _ = key.partition(".")
+        if dot and head in TARGETS:
+            if head not in names:
+                raise TargetUnavailable(f"--target-opt {key}: target {head!r} is not in this run")
+            continue
+        if not any(key in t.options for t in targets):
+            known = sorted({o for t in targets for o in t.options})
+            raise TargetUnavailable(
+                f"--target-opt {key}: no target in this run knows it "
+                f"(known: {', '.join(known) or 'none'})"
+            )
 
 
 def create(name: str, settings: TargetSettings) -> Target:

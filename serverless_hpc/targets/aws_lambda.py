@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from serverless_hpc import aws
-from serverless_hpc.aws.session import open_session, reject_unknown_options, require_boto3
+from serverless_hpc.aws.session import open_session, require_boto3
 from serverless_hpc.contract import (
     OUT_OF_MEMORY,
     PLATFORM_ERROR,
@@ -150,6 +150,7 @@ class LambdaTarget(Target):
     """Invoke the deployed functions; see the module docstring."""
 
     name = "lambda"
+    options = KNOWN_OPTIONS
     supports_forced_cold = True
 
     def __init__(
@@ -165,8 +166,7 @@ class LambdaTarget(Target):
         """``lambda_client``/``cfn_client``/``sleep``/``clock``/``rng`` are test seams."""
         super().__init__(settings)
         require_boto3(self.name)
-        extra = dict(settings.extra)
-        reject_unknown_options(self.name, extra, KNOWN_OPTIONS)
+        extra = self.target_options()
         self.prefix = extra.get("stack_prefix", aws.DEFAULT_STACK_PREFIX)
         self.region = extra.get("region")
         self.profile = extra.get("profile")

@@ -137,6 +137,33 @@ class Target(ABC):
     ) -> Outcome:
         """Run one contract request; never raise for a failed invocation (see :class:`Outcome`)."""
 
+    #: ``--target-opt`` keys this target understands (see :meth:`target_options`).
+    options: ClassVar[frozenset[str]] = frozenset()
+
+    def target_options(self) -> dict[str, str]:
+        """This target's ``--target-opt`` values.
+
+        ``key=value`` goes to every target of the run that knows ``key`` (the driver checks
+        that at least one does: :func:`serverless_hpc.targets.check_options`), so a run over
+        ``lambda,ec2`` can share ``region=...``; ``<target>.key=value`` goes to that target
+        only and wins over the plain form. A prefixed key this target does not know is an
+        error naming the keys it does know.
+        """
+        prefix = f"{self.name}."
+        shared = {k: v for k, v in self.settings.extra.items() if k in self.options}
+        scoped = {
+            k.removeprefix(prefix): v
+            for k, v in self.settings.extra.items()
+            if k.startswith(prefix)
+        }
+        unknown = sorted(set(scoped) - self.options)
+        if unknown:
+            raise TargetUnavailable(
+                f"{self.name}: unknown --target-opt {', '.join(prefix + k for k in unknown)} "
+                f"(known: {', '.join(sorted(self.options)) or 'none'})"
+            )
+        return {**shared, **scoped}
+
     #: True when the target runs a whole fan-out itself (:meth:`invoke_batch`), as the EC2
     #: target does with one SSM command; the driver then does not fan out per request.
     batch_native: ClassVar[bool] = False

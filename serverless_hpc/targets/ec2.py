@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from serverless_hpc import aws
-from serverless_hpc.aws.session import open_session, reject_unknown_options, require_boto3
+from serverless_hpc.aws.session import open_session, require_boto3
 from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response, validate_response
 from serverless_hpc.pricing import CostLedger, ec2_billed_seconds, ec2_hourly
 from serverless_hpc.targets.base import (
@@ -67,6 +67,7 @@ class Ec2Target(Target):
     """Run batches on the comparison instance through SSM; see the module docstring."""
 
     name = "ec2"
+    options = KNOWN_OPTIONS
     batch_native = True
     supports_forced_cold = False
 
@@ -81,8 +82,7 @@ class Ec2Target(Target):
         """``session`` (a boto3 Session), ``clock`` and ``sleep`` are test seams."""
         super().__init__(settings)
         require_boto3(self.name)
-        extra = dict(settings.extra)
-        reject_unknown_options(self.name, extra, KNOWN_OPTIONS)
+        extra = self.target_options()
         self.prefix = extra.get("stack_prefix", aws.DEFAULT_STACK_PREFIX)
         self.region = extra.get("region")
         self.profile = extra.get("profile")

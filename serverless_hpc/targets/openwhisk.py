@@ -158,16 +158,12 @@ class OpenWhiskTarget(Target):
     """Invoke the applied actions of one project; see the module docstring."""
 
     name = "openwhisk"
+    options = OPTIONS
     supports_forced_cold = True
 
     def __init__(self, settings: TargetSettings) -> None:
         super().__init__(settings)
-        extra = dict(settings.extra)
-        unknown = sorted(set(extra) - OPTIONS)
-        if unknown:
-            raise TargetUnavailable(
-                f"openwhisk: unknown --target-opt {unknown} (known: {', '.join(sorted(OPTIONS))})"
-            )
+        extra = self.target_options()
         self.project = extra.get("project") or DEFAULT_PROJECT
         self.package = extra.get("package") or self.project
         config_file = extra.get("config_file")

@@ -182,8 +182,8 @@ def test_missing_results_are_failed_invocations(deployed: dict[str, Any]) -> Non
 def test_unknown_option_and_missing_stacks(deployed: dict[str, Any]) -> None:
     from serverless_hpc.targets.base import TargetUnavailable
 
-    with pytest.raises(TargetUnavailable, match="unknown --target-opt"):
-        Ec2Target(TargetSettings(extra={"size": "big"}))
+    with pytest.raises(TargetUnavailable, match=r"unknown --target-opt ec2\.size"):
+        Ec2Target(TargetSettings(extra={"ec2.size": "big"}))
     target = Ec2Target(TargetSettings(extra={"stack_prefix": "Other"}), session=deployed["session"])
     with pytest.raises(TargetUnavailable, match="not deployed"):
         target.open()

@@ -322,8 +322,8 @@ def test_unknown_workload_and_bad_options(stubbed: tuple[Any, Stubber]) -> None:
     client, _ = stubbed
     out = make_target(client).invoke({"workload": "mine", "params": {}}, timeout_s=5)
     assert out.response["error"]["type"] == "InvalidRequest"
-    with pytest.raises(TargetUnavailable, match="unknown --target-opt"):
-        LambdaTarget(TargetSettings(extra={"colour": "blue"}))
+    with pytest.raises(TargetUnavailable, match=r"unknown --target-opt lambda\.colour"):
+        LambdaTarget(TargetSettings(extra={"lambda.colour": "blue"}))
 
 
 def test_no_credentials_is_target_unavailable(

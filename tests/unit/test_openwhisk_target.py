@@ -114,7 +114,7 @@ def test_no_credentials_make_the_target_unavailable(ow_env: Path) -> None:
 def test_unknown_target_option_is_rejected(wskprops: Path) -> None:
     # GIVEN a misspelt option WHEN the target is created THEN TargetUnavailable naming it
     with pytest.raises(TargetUnavailable, match="projekt"):
-        OpenWhiskTarget(TargetSettings(extra={"projekt": "x"}))
+        OpenWhiskTarget(TargetSettings(extra={"openwhisk.projekt": "x"}))
 
 
 def test_open_without_apply_says_to_apply(wskprops: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from serverless_hpc.targets import TargetUnavailable, create
+from serverless_hpc.targets import TargetUnavailable, check_options, create
 from serverless_hpc.targets.base import TargetSettings
 from serverless_hpc.targets.local_faas import LocalFaasTarget
 from serverless_hpc.targets.standalone import StandaloneTarget
@@ -253,3 +253,48 @@ def test_standalone_close_during_an_invocation_kills_everything(tmp_path: Path) 
         t.invoke(_sleep(), timeout_s=5).response["error"]["message"]
         == "standalone target is closed"
     )
+
+
+class _OptTarget(StandaloneTarget):
+    """A test double: a target that understands two options (never opened)."""
+
+    name = "standalone"
+    options = frozenset({"region", "workers"})
+
+
+class _OtherOptTarget(LocalFaasTarget):
+    """A second test double with one option of its own and one in common."""
+
+    name = "local-faas"
+    options = frozenset({"region", "colour"})
+
+
+def test_plain_options_reach_every_target_that_knows_them_and_prefixed_ones_win() -> None:
+    extra = {"region": "eu", "workers": "3", "colour": "red", "standalone.region": "us"}
+    a = _OptTarget(TargetSettings(extra=extra))
+    b = _OtherOptTarget(TargetSettings(extra=extra))
+    check_options(extra, [a, b])  # every key reaches some target
+    assert a.target_options() == {"region": "us", "workers": "3"}
+    assert b.target_options() == {"region": "eu", "colour": "red"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ({"regoin": "eu"}, "--target-opt regoin: no target in this run knows it"),
+        ({"openwhisk.project": "x"}, "target 'openwhisk' is not in this run"),
+    ],
+)
+def test_an_option_no_target_of_the_run_takes_is_an_error(extra: dict, fragment: str) -> None:
+    a = _OptTarget(TargetSettings(extra=extra))
+    with pytest.raises(TargetUnavailable, match=fragment):
+        check_options(extra, [a])
+
+
+def test_a_prefixed_option_the_target_does_not_know_is_an_error() -> None:
+    t = _OptTarget(TargetSettings(extra={"standalone.colour": "red"}))
+    with pytest.raises(
+        TargetUnavailable,
+        match=r"unknown --target-opt standalone.colour \(known: region, workers\)",
+    ):
+        t.target_options()
