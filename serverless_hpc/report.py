@@ -338,29 +338,35 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
         plots["cold_vs_warm.png"] = _png(fig)
         plt.close(fig)
 
-    # Cold-start breakdown: median of each component over cold records.
+    # Cold-start breakdown: median of each component over cold records, one panel per
+    # workload with its own scale (a training cold start is minutes, a classify one < 1 s).
     cold = [r for r in data.records if r["ok"] and r["cold"] and r.get("breakdown")]
-    cpairs = sorted({(r["target"], r["workload"]) for r in cold})
-    if cpairs:
-        parts = tuple(_PART_LABELS)
-        fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(cpairs)), 4))
-        bottoms = [0.0] * len(cpairs)
-        for part in parts:
-            vals = []
-            for target, workload in cpairs:
-                sel = [
-                    r["breakdown"].get(part)
-                    for r in cold
-                    if r["target"] == target and r["workload"] == workload
+    cworkloads = sorted({r["workload"] for r in cold})
+    if cworkloads:
+        fig, axes = plt.subplots(
+            1, len(cworkloads), figsize=(4.2 * len(cworkloads), 4), squeeze=False
+        )
+        for ax, workload in zip(axes[0], cworkloads, strict=True):
+            sel_targets = sorted({r["target"] for r in cold if r["workload"] == workload})
+            bottoms = [0.0] * len(sel_targets)
+            for part, label in _PART_LABELS.items():
+                vals = [
+                    _median(
+                        r["breakdown"].get(part)
+                        for r in cold
+                        if r["target"] == target and r["workload"] == workload
+                    )
+                    or 0.0
+                    for target in sel_targets
                 ]
-                vals.append(_median(sel) or 0.0)
-            ax.bar(range(len(cpairs)), vals, bottom=bottoms, label=_PART_LABELS[part])
-            bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
-        ax.set_xticks(range(len(cpairs)), [f"{t}\n{w}" for t, w in cpairs])
-        ax.set_ylabel("ms (median over cold starts)")
-        ax.set_title("where a cold start's time goes")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3, axis="y")
+                ax.bar(range(len(sel_targets)), vals, bottom=bottoms, label=label)
+                bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
+            ax.set_xticks(range(len(sel_targets)), sel_targets)
+            ax.set_title(f"{workload}: where a cold start's time goes", fontsize=10)
+            ax.grid(alpha=0.3, axis="y")
+        axes[0][0].set_ylabel("ms (median over cold starts)")
+        axes[0][0].legend(fontsize=8)
+        fig.tight_layout()
         plots["cold_start_breakdown.png"] = _png(fig)
         plt.close(fig)
     return plots
