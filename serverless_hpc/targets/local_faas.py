@@ -149,11 +149,6 @@ class LocalFaasTarget(Target):
         with self._cv:
             return len(self._idle)
 
-    def live_count(self) -> int:
-        """Instances that hold a slot now (idle, busy, starting or retiring)."""
-        with self._cv:
-            return self._slots_locked()
-
     def _slots_locked(self) -> int:
         return len(self._idle) + len(self._busy) + self._starting + self._retiring
 
