@@ -199,10 +199,15 @@ def batch_summary(batch: Batch, records: Sequence[InvocationRecord]) -> dict[str
     if batch.workload == "dataproc" and ok and len(ok) == len(records):
         from serverless_hpc.workloads.dataproc import reduce_partials
 
-        reduced = reduce_partials(r.result for r in ok if r.result)
-        canonical = json.dumps(reduced, sort_keys=True, separators=(",", ":"))
-        out["reduced_n"] = reduced["n"]
-        out["reduced_sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
+        try:
+            reduced = reduce_partials(r.result or {} for r in ok)
+        except (ValueError, KeyError, TypeError) as exc:  # a malformed partial: say so, go on
+            log.exception("%s dataproc batch could not be reduced", batch.target)
+            out["reduce_error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            canonical = json.dumps(reduced, sort_keys=True, separators=(",", ":"))
+            out["reduced_n"] = reduced["n"]
+            out["reduced_sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
     if batch.workload == "train" and ok and ok[0].result:
         out["test_accuracy"] = ok[0].result.get("test_accuracy")
         out["model_version"] = ok[0].result.get("version")
@@ -493,6 +498,10 @@ def _run_batch(
     if timeout_s is None:
         timeout_s = DEFAULT_TIMEOUTS_S[batch.workload]
     force_cold = batch.mode == "cold"
+    try:  # platform work for the batch (e.g. retiring warm environments), not timed
+        target.prepare_batch(batch.workload, force_cold=force_cold, timeout_s=timeout_s)
+    except Exception:  # the invocations will meet the same problem and record it
+        log.exception("%s: preparing a %s batch failed", target.name, batch.workload)
     lock = threading.Lock()
     records: list[InvocationRecord] = []
     # All shards are submitted at once, but no more than the target's max_parallel are in

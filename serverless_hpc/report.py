@@ -389,6 +389,15 @@ def checks(data: RunData) -> list[tuple[str, bool, str]]:
                 f"{sum(1 for b in data.batches if b.get('reduced_sha256'))} batches",
             )
         )
+    unreduced = [b for b in data.batches if b.get("reduce_error")]
+    if unreduced:
+        out.append(
+            (
+                "dataproc: every batch's partial results can be reduced",
+                False,
+                f"{len(unreduced)} batch(es) could not be: {unreduced[0]['reduce_error']}",
+            )
+        )
     acc = [
         (b["target"], b["shards"], b["accuracy"])
         for b in data.batches

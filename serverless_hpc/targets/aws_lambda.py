@@ -423,6 +423,15 @@ class LambdaTarget(Target):
         return total
 
     # -- forced cold starts --------------------------------------------------------------
+    def prepare_batch(self, workload: str, *, force_cold: bool, timeout_s: float) -> None:
+        """Retire warm environments before a forced-cold batch, outside the timing.
+
+        The invocations' own :meth:`retire_warm` then finds the function fresh and returns
+        at once; if this failed, they try again and report the failure themselves.
+        """
+        if force_cold and workload in self.functions:
+            self.retire_warm(workload, self._clock() + timeout_s)
+
     def retire_warm(self, workload: str, deadline: float) -> None:
         """Make sure no warm environment of ``workload``'s function exists; wait if updating.
 

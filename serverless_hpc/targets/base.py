@@ -164,6 +164,15 @@ class Target(ABC):
             )
         return {**shared, **scoped}
 
+    def prepare_batch(self, workload: str, *, force_cold: bool, timeout_s: float) -> None:  # noqa: B027 - optional hook
+        """Called by the driver before it sends a batch, outside every invocation's timing.
+
+        A target that must do platform work to honour ``force_cold`` (Lambda retires warm
+        environments with a configuration update) does it here, so ``client_ms`` measures
+        invocations only. A failure here is logged by the driver and the invocations then
+        report it themselves.
+        """
+
     #: True when the target runs a whole fan-out itself (:meth:`invoke_batch`), as the EC2
     #: target does with one SSM command; the driver then does not fan out per request.
     batch_native: ClassVar[bool] = False

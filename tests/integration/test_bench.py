@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,65 @@ def test_a_batch_native_target_that_raises_records_failures_and_the_run_goes_on(
     records = read_records(cfg.out / "records.jsonl")
     assert result.records == len(records) == 4 and result.failed == 4
     assert all("ConnectionError: SSM endpoint unreachable" in r["error"] for r in records)
+
+
+class SlowToPrepareTarget(Target):
+    """A test double: preparing a batch takes 0.4 s; each invocation returns at once."""
+
+    name = "slow-prepare"
+    supports_forced_cold = True
+
+    def __init__(self, settings: TargetSettings) -> None:
+        super().__init__(settings)
+        self.events: list[str] = []
+
+    def prepare_batch(self, workload: str, *, force_cold: bool, timeout_s: float) -> None:
+        self.events.append(f"prepare {workload} cold={force_cold}")
+        time.sleep(0.4)
+
+    def invoke(self, request: dict, *, timeout_s: float, force_cold: bool = False) -> Outcome:
+        self.events.append("invoke")
+        envelope = {
+            "ok": True,
+            "workload": request["workload"],
+            "result": {},
+            "cold_start": force_cold,
+            "timings": {"load_ms": 0.0, "compute_ms": 0.0},
+            "runtime": {},
+        }
+        return Outcome(response=envelope, cold=force_cold)
+
+
+def test_batch_preparation_happens_before_and_outside_the_timed_invocations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[SlowToPrepareTarget] = []
+
+    def create(name: str, settings: TargetSettings) -> Target:
+        made.append(SlowToPrepareTarget(settings))
+        return made[-1]
+
+    monkeypatch.setitem(targets.TARGETS, "slow-prepare", "unused:Unused")
+    monkeypatch.setattr(targets, "create", create)
+    cfg = BenchConfig(
+        out=tmp_path / "run",
+        targets=("slow-prepare",),
+        workloads=("dataproc",),
+        shards=(2,),
+        repeats=1,
+        modes=("natural", "cold"),
+        cold_repeats=1,
+        dataproc_split="test",
+        run_id="t",
+    )
+    run(cfg)
+    records = read_records(cfg.out / "records.jsonl")
+    assert made[0].events == [
+        "prepare dataproc cold=False",
+        "invoke",
+        "invoke",
+        "prepare dataproc cold=True",
+        "invoke",
+        "invoke",
+    ]
+    assert len(records) == 4 and all(r["client_ms"] < 300 for r in records)

@@ -366,3 +366,24 @@ def test_one_update_serves_a_cold_fan_out_until_an_invocation_finishes(
     queue_update(stub)
     queue_invoke(stub, rep, success())
     assert target.invoke(REQUEST, timeout_s=60, force_cold=True).cold
+
+
+def test_prepare_batch_retires_warm_environments_before_the_timed_invocations(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    client, stub = stubbed
+    clock = FakeClock(now=1000.0)
+    target = make_target(client, clock)
+    # GIVEN the driver prepares a forced-cold batch (one configuration update, waited on)
+    queue_update(stub)
+    target.prepare_batch("classify", force_cold=True, timeout_s=60)
+    stub.assert_no_pending_responses()
+    # WHEN the batch's invocation runs THEN it makes no update of its own and waits for none
+    rep = report_line(duration=180.2, billed=348, memory=2048, used=130, init=167.05)
+    queue_invoke(stub, rep, success(cold=True))
+    out = target.invoke(REQUEST, timeout_s=60, force_cold=True)
+    stub.assert_no_pending_responses()
+    assert out.cold and out.breakdown["force_cold_wait_ms"] == 0.0
+    # AND a natural batch needs no preparation at all
+    target.prepare_batch("classify", force_cold=False, timeout_s=60)
+    stub.assert_no_pending_responses()

@@ -244,3 +244,24 @@ def test_fan_out_axis_does_not_claim_every_shard_runs_in_parallel() -> None:
     _fanout_plots(SimpleNamespace(subplots=subplots, close=plt.close), rows)
     # THEN the axis says fan-out: only the target's concurrency runs at once
     assert drawn and {ax.get_xlabel() for ax in drawn} == {"shards (fan-out)"}
+
+
+def test_a_batch_that_could_not_be_reduced_fails_a_check(tmp_path: Path) -> None:
+    w = RecordWriter(tmp_path / "records.jsonl")
+    w.write(_rec(workload="dataproc", result={}))
+    w.close()
+    batch = {
+        "target": "t",
+        "workload": "dataproc",
+        "shards": 2,
+        "repeat": 0,
+        "mode": "natural",
+        "invocations": 1,
+        "failed": 0,
+        "items": 10,
+        "makespan_ms": 5.0,
+        "reduce_error": "ValueError: nothing to reduce",
+    }
+    (tmp_path / "batches.jsonl").write_text(json.dumps(batch) + "\n")
+    html = build_report(tmp_path)["report.html"].read_text()
+    assert "FAIL: dataproc: every batch&#x27;s partial results can be reduced" in html
