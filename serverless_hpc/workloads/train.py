@@ -179,7 +179,8 @@ def run(raw: dict[str, Any], ctx: Context) -> Output:
     if p.augment:
         seed = p.seed
         data = data.map(lambda x, y: (tf.image.random_flip_left_right(x, seed=seed), y))
-    history = model.fit(data.batch(p.batch_size), epochs=p.epochs, verbose=0)
+    # The pipeline above shuffles; fit's own shuffle does not apply to a Dataset.
+    history = model.fit(data.batch(p.batch_size), epochs=p.epochs, verbose=0, shuffle=False)
     t2 = time.perf_counter()
     keras_pred = model.predict(xte, batch_size=1000, verbose=0).argmax(axis=1)
     t3 = time.perf_counter()
