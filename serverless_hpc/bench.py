@@ -383,9 +383,16 @@ def run(
         io_stack.callback(writer.close)
         pool = ThreadPoolExecutor(max_workers=max(*cfg.shards, 1), thread_name_prefix="inv")
         io_stack.callback(pool.shutdown, wait=True, cancel_futures=True)
+        state = _RunState(
+            cfg=cfg,
+            pool=pool,
+            writer=writer,
+            progress=progress,
+            on_total=on_total,
+            total=count_invocations(cfg, lambda n: opened[n].supports_forced_cold),
+        )
         if on_total:
-            on_total(count_invocations(cfg, lambda n: opened[n].supports_forced_cold))
-        state = _RunState(cfg=cfg, pool=pool, writer=writer, progress=progress)
+            on_total(state.total)
         state.meta.update(
             {
                 "run_id": cfg.run_id,
@@ -434,6 +441,8 @@ class _RunState:
     pool: ThreadPoolExecutor
     writer: RecordWriter
     progress: Callable[[int], None] | None
+    on_total: Callable[[int], None] | None = None
+    total: int = 0  # invocations planned; shrinks when batches are skipped
     interrupted: threading.Event = field(default_factory=threading.Event)
     meta: dict[str, Any] = field(default_factory=dict)
     batches: list[dict[str, Any]] = field(default_factory=list)
@@ -452,6 +461,9 @@ class _RunState:
             batch = planned
             if batch.workload == "classify" and "train" in cfg.workloads and not version:
                 self.skip(name, "classify", _NO_MODEL_REASON)
+                self.total -= len(batch.requests)
+                if self.on_total:
+                    self.on_total(self.total)  # the progress bar still ends at 100%
                 continue
             if batch.workload == "classify" and version:
                 batch = with_version(batch, version)

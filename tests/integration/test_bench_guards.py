@@ -210,8 +210,10 @@ def test_failed_training_skips_that_targets_classify_instead_of_using_latest(
     # GIVEN a target whose training fails, and a second target whose training works
     cfg = _cfg(tmp_path / "run", "train-fails", workloads=("train", "classify"))
     cfg = BenchConfig(**{**_fields(cfg), "targets": ("train-fails", "ok-double")})
-    # WHEN the run trains then classifies on both
-    result = run(cfg)
+    # WHEN the run trains then classifies on both, with a progress bar
+    totals: list[int] = []
+    done: list[int] = []
+    result = run(cfg, progress=done.append, on_total=totals.append)
     # THEN the failing target was never sent a classify request (no fallback to "latest")
     assert [r["workload"] for r in TrainFailsTarget.sent] == ["train"]
     # AND the other target classified with the model it trained
@@ -226,6 +228,8 @@ def test_failed_training_skips_that_targets_classify_instead_of_using_latest(
     assert result.skipped == meta["skipped"]
     recs = read_records(cfg.out / "records.jsonl")
     assert not [r for r in recs if r["target"] == "train-fails" and r["workload"] == "classify"]
+    # AND the progress bar's total shrank by the skipped invocations, so it ends at 100%
+    assert totals[0] > totals[-1] == sum(done) == len(recs)
 
 
 def _fields(cfg: BenchConfig) -> dict[str, Any]:
