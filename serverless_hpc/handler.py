@@ -34,15 +34,11 @@ log = logging.getLogger(__name__)
 #: Whether this process has started running a workload yet. The first request that names a
 #: known workload is the cold start (it pays the imports and loads); a malformed request before
 #: it does not use that up, so the invocation that really pays the load is the one marked cold.
-_started = threading.Event()
-_started_lock = threading.Lock()
+_cold_start = threading.Semaphore(1)  # acquired exactly once: an atomic test-and-set
 
 
 def _take_cold_start() -> bool:
-    with _started_lock:
-        cold = not _started.is_set()
-        _started.set()
-    return cold
+    return _cold_start.acquire(blocking=False)
 
 
 def reset_peak_rss() -> bool:

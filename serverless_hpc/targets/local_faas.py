@@ -43,7 +43,7 @@ from serverless_hpc.contract import (
     ContractError,
     error_response,
 )
-from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TargetUnavailable
+from serverless_hpc.targets.base import Outcome, Target, TargetSettings
 from serverless_hpc.targets.process import (
     ReadyInfo,
     WorkerDied,
@@ -84,12 +84,6 @@ class LocalFaasTarget(Target):
         super().__init__(settings)
         cap = settings.concurrency
         self.concurrency = cap if cap is not None else max(2, available_cpus())
-        if self.concurrency < 1:
-            raise TargetUnavailable(f"local-faas: concurrency must be >= 1, got {self.concurrency}")
-        if settings.memory_mb is not None and settings.memory_mb < 128:
-            raise TargetUnavailable(
-                f"local-faas: memory_mb must be >= 128, got {settings.memory_mb}"
-            )
         self.keep_alive_s = settings.keep_alive_s
         self._cv = threading.Condition()
         self._idle: list[WorkerProcess] = []  # most recently used last

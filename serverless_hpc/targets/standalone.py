@@ -53,8 +53,6 @@ class StandaloneTarget(Target):
         self.platform = platform or self.name
         size = settings.concurrency
         self.workers = size if size is not None else available_cpus()
-        if self.workers < 1:
-            raise TargetUnavailable(f"standalone: concurrency must be >= 1, got {self.workers}")
         self._cv = threading.Condition()
         self._idle: list[WorkerProcess] = []  # most recently used last
         self._all: set[WorkerProcess] = set()
