@@ -52,12 +52,11 @@ def main() -> None:
         out=out,
         targets=("local-faas", "standalone"),
         workloads=("train", "classify"),
-        images=3000,
         shards=(1,),
         repeats=args.repeats,
         modes=("natural", "cold"),
         cold_repeats=args.repeats,
-        train_params={"epochs": 1, "train_limit": 3000},
+        params={"train": {"epochs": 1, "train_limit": 3000}},
         settings=settings,
         run_id="goals",
     )

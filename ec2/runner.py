@@ -47,7 +47,8 @@ def run_batch(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from serverless_hpc.targets.base import DEFAULT_TIMEOUTS_S, TargetSettings
+    from serverless_hpc import workloads
+    from serverless_hpc.targets.base import TargetSettings
     from serverless_hpc.targets.standalone import StandaloneTarget
 
     settings = TargetSettings(
@@ -57,7 +58,8 @@ def run_batch(
     def one(target: StandaloneTarget, request: Any) -> dict[str, Any]:
         name = request.get("workload") if isinstance(request, dict) else None
         started = time.time()
-        outcome = target.invoke(request, timeout_s=DEFAULT_TIMEOUTS_S.get(str(name), 60.0))
+        spec = workloads.specs().get(str(name))
+        outcome = target.invoke(request, timeout_s=spec.timeout_s if spec else 60.0)
         return {
             "response": outcome.response,
             "t_start": started,

@@ -26,8 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from serverless_hpc import handler
-from serverless_hpc.workloads import WORKLOADS
+from serverless_hpc import handler, workloads
 from serverless_hpc.workloads.base import Context
 
 log = logging.getLogger("serverless_hpc.openwhisk.action")
@@ -38,7 +37,7 @@ CONFIG_KEYS = ("shpc_store", "shpc_data_dir", "shpc_memory_mb")
 def _action_workload() -> str | None:
     """The workload this action serves, from ``__OW_ACTION_NAME`` (``/ns/pkg/<workload>``)."""
     name = os.environ.get("__OW_ACTION_NAME", "").rsplit("/", 1)[-1]
-    return name if name in WORKLOADS else None
+    return name if name in workloads.specs() else None
 
 
 def _preload() -> None:

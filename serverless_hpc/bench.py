@@ -19,13 +19,12 @@ Modes: ``natural`` lets the platform decide what is cold (first use, scale-out);
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -33,24 +32,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from serverless_hpc import targets as target_registry
+from serverless_hpc import workloads
 from serverless_hpc.contract import PLATFORM_ERROR, ContractError, error_response
-from serverless_hpc.data.fashion_mnist import split_shards
 from serverless_hpc.records import InvocationRecord, RecordWriter, environment
-from serverless_hpc.targets.base import (
-    DEFAULT_TIMEOUTS_S,
-    Outcome,
-    Target,
-    TargetSettings,
-    TimedOutcome,
-)
+from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TimedOutcome
+from serverless_hpc.workloads.spec import WorkloadSpec
 
 log = logging.getLogger(__name__)
 
-WORKLOAD_ORDER: Final = ("train", "classify", "dataproc")
 MODES: Final = ("natural", "cold")
-TEST_SIZE: Final = 10000
-DATAPROC_SPLIT_SIZE: Final = {"train": 60000, "test": 10000}
-MODEL_NAME: Final = "fashion-cnn"
 
 
 class BenchError(Exception):
@@ -59,19 +49,22 @@ class BenchError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class BenchConfig:
-    """A whole experiment, validated on construction."""
+    """A whole experiment, validated on construction.
+
+    ``params`` holds each workload's request parameters on top of its spec's
+    ``plan_params`` (``--param WORKLOAD.KEY=VALUE`` and the CLI's shorthands such as
+    ``--images``); fanned-out workloads split their input ``shards`` ways.
+    """
 
     out: Path
     targets: tuple[str, ...] = ("local-faas", "standalone")
-    workloads: tuple[str, ...] = WORKLOAD_ORDER
-    images: int = 3000
+    workloads: tuple[str, ...] = field(default_factory=workloads.default_names)
     shards: tuple[int, ...] = (1, 5, 10, 15)
     repeats: int = 6
     train_repeats: int = 1
     modes: tuple[str, ...] = ("natural", "cold")
     cold_repeats: int = 2
-    train_params: dict[str, Any] = field(default_factory=dict)
-    dataproc_split: str = "train"
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     settings: TargetSettings = field(default_factory=TargetSettings)
     run_id: str = ""
 
@@ -82,26 +75,36 @@ class BenchConfig:
         if unknown:
             known = ", ".join(sorted(target_registry.TARGETS))
             raise BenchError(f"--targets: unknown target(s) {', '.join(unknown)} (known: {known})")
-        bad = [w for w in self.workloads if w not in WORKLOAD_ORDER]
+        specs = workloads.specs()
+        bad = [w for w in self.workloads if w not in specs]
         if bad or not self.workloads:
-            raise BenchError(
-                f"--workloads: unknown or empty {bad} (known: {', '.join(WORKLOAD_ORDER)})"
-            )
-        if not 1 <= self.images <= TEST_SIZE:
-            raise BenchError(f"--images must be between 1 and {TEST_SIZE}, got {self.images}")
+            raise BenchError(f"--workloads: unknown or empty {bad} (known: {', '.join(specs)})")
+        stray = sorted(set(self.params) - set(self.workloads))
+        if stray:
+            raise BenchError(f"--param: workload(s) {', '.join(stray)} not in --workloads")
         if not self.shards or any(s < 1 for s in self.shards):
             raise BenchError(f"--shards must be positive integers, got {list(self.shards)}")
-        if "classify" in self.workloads and max(self.shards) > self.images:
-            raise BenchError(f"--shards: {max(self.shards)} shards exceed {self.images} images")
         if self.repeats < 1 or self.train_repeats < 1 or self.cold_repeats < 1:
             raise BenchError("--repeats, --train-repeats and --cold-repeats must be >= 1")
         if any(m not in MODES for m in self.modes) or not self.modes:
             raise BenchError(f"--modes must be from {MODES}, got {list(self.modes)}")
-        if self.dataproc_split not in DATAPROC_SPLIT_SIZE:
-            raise BenchError(f"--dataproc-split must be train or test, got {self.dataproc_split}")
-        split_size = DATAPROC_SPLIT_SIZE[self.dataproc_split]
-        if "dataproc" in self.workloads and max(self.shards) > split_size:
-            raise BenchError(f"--shards: {max(self.shards)} shards exceed {split_size} images")
+        for name in self.workloads:
+            try:
+                limit = specs[name].max_shards(self.params_of(name))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise BenchError(f"--param {name}: {exc}") from None
+            if limit is not None and max(self.shards) > limit:
+                raise BenchError(
+                    f"--shards: {max(self.shards)} shards exceed the {limit} items of {name}"
+                )
+
+    def params_of(self, workload: str) -> dict[str, Any]:
+        """``workload``'s request parameters: its spec's plan params, then the user's."""
+        return {**workloads.specs()[workload].plan_params, **self.params.get(workload, {})}
+
+    def specs(self) -> list[WorkloadSpec]:
+        """The planned workloads' specs, in plan order."""
+        return [s for n, s in workloads.specs().items() if n in self.workloads]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,63 +120,68 @@ class Batch:
     items: tuple[int, ...]
 
 
-def _ordered(workloads: Sequence[str]) -> list[str]:
-    return [w for w in WORKLOAD_ORDER if w in workloads]
+def plan(cfg: BenchConfig, target: str) -> Iterator[Batch]:
+    """The batches to run on one target, in plan order (natural before cold).
 
-
-def plan(cfg: BenchConfig, target: str, *, model_version: str | None = None) -> Iterator[Batch]:
-    """The batches to run on one target, in order (train first; natural before cold)."""
-    for workload in _ordered(cfg.workloads):
-        if workload == "train":
+    A long-running workload (``train``) runs ``train_repeats`` times, natural mode only; a
+    fanned-out one at every fan-out, mode and repeat; any other once per mode and repeat.
+    """
+    for spec in cfg.specs():
+        params = cfg.params_of(spec.name)
+        if spec.long_running:
             for r in range(cfg.train_repeats):
-                params = {"model": MODEL_NAME, **cfg.train_params}
-                req = {"workload": "train", "params": params, "run_id": cfg.run_id}
-                yield Batch(target, "train", 1, r, "natural", (req,), (0,))
+                yield _batch(cfg, spec, target, params, 1, r, "natural")
             continue
         for mode in cfg.modes:
             repeats = cfg.repeats if mode == "natural" else cfg.cold_repeats
-            for shards in cfg.shards:
+            for shards in cfg.shards if spec.fanned_out else (1,):
                 for r in range(repeats):
-                    yield _fanout(cfg, target, workload, shards, r, mode, model_version)
+                    yield _batch(cfg, spec, target, params, shards, r, mode)
 
 
-def _fanout(
+def _batch(
     cfg: BenchConfig,
+    spec: WorkloadSpec,
     target: str,
-    workload: str,
+    params: Mapping[str, Any],
     shards: int,
     repeat: int,
     mode: str,
-    model_version: str | None,
 ) -> Batch:
-    total = cfg.images if workload == "classify" else DATAPROC_SPLIT_SIZE[cfg.dataproc_split]
     requests, items = [], []
-    for i, sh in enumerate(split_shards(total, shards)):
-        params: dict[str, Any] = {"start": sh.start, "end": sh.end}
-        if workload == "classify":
-            params["model"] = MODEL_NAME
-            if model_version:
-                params["version"] = model_version
-        else:
-            params["split"] = cfg.dataproc_split
-        requests.append({"workload": workload, "params": params, "run_id": cfg.run_id, "shard": i})
-        items.append(sh.size)
-    return Batch(target, workload, shards, repeat, mode, tuple(requests), tuple(items))
+    for i, (p, n) in enumerate(spec.requests(params, shards)):
+        req: dict[str, Any] = {"workload": spec.name, "params": p, "run_id": cfg.run_id}
+        if spec.fanned_out:
+            req["shard"] = i
+        requests.append(req)
+        items.append(n)
+    return Batch(target, spec.name, shards, repeat, mode, tuple(requests), tuple(items))
 
 
 def count_invocations(cfg: BenchConfig, supports_cold: Callable[[str], bool]) -> int:
-    """How many invocations the whole plan makes (for the progress bar)."""
+    """How many invocations the whole plan makes (for the progress bar), without building it."""
     total = 0
     for target in cfg.targets:
-        for batch in plan(cfg, target):
-            if batch.mode == "cold" and not supports_cold(target):
+        for spec in cfg.specs():
+            if spec.long_running:
+                total += cfg.train_repeats
                 continue
-            total += len(batch.requests)
+            fanout = sum(cfg.shards) if spec.fanned_out else 1
+            for mode in cfg.modes:
+                if mode == "cold" and not supports_cold(target):
+                    continue
+                total += fanout * (cfg.repeats if mode == "natural" else cfg.cold_repeats)
     return total
 
 
-def batch_summary(batch: Batch, records: Sequence[InvocationRecord]) -> dict[str, Any]:
-    """Makespan and the combined result of one fan-out batch."""
+def batch_summary(
+    batch: Batch, records: Sequence[InvocationRecord], results: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """Makespan and the combined result of one fan-out batch.
+
+    ``results`` are the successful invocations' full results (before the record's
+    compaction); the workload's spec combines them.
+    """
     ok = [r for r in records if r.ok]
     out: dict[str, Any] = {
         "run_id": records[0].run_id if records else None,
@@ -189,28 +197,13 @@ def batch_summary(batch: Batch, records: Sequence[InvocationRecord]) -> dict[str
         if records
         else None,
     }
-    if batch.workload == "classify" and ok:
-        n = sum(r.result["n"] for r in ok if r.result)
-        correct = sum(r.result["correct"] for r in ok if r.result)
-        out["classified"] = n
-        out["accuracy"] = correct / n if n else None
-        versions = {r.result.get("model_version") for r in ok if r.result}
-        out["model_versions"] = sorted(v for v in versions if v)
-    if batch.workload == "dataproc" and ok and len(ok) == len(records):
-        from serverless_hpc.workloads.dataproc import reduce_partials
-
+    spec = workloads.specs()[batch.workload]
+    if results and (len(ok) == len(records) or not spec.combine_needs_all):
         try:
-            reduced = reduce_partials(r.result or {} for r in ok)
-        except (ValueError, KeyError, TypeError) as exc:  # a malformed partial: say so, go on
-            log.exception("%s dataproc batch could not be reduced", batch.target)
-            out["reduce_error"] = f"{type(exc).__name__}: {exc}"
-        else:
-            canonical = json.dumps(reduced, sort_keys=True, separators=(",", ":"))
-            out["reduced_n"] = reduced["n"]
-            out["reduced_sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
-    if batch.workload == "train" and ok and ok[0].result:
-        out["test_accuracy"] = ok[0].result.get("test_accuracy")
-        out["model_version"] = ok[0].result.get("version")
+            out.update(spec.combine(results))
+        except (ValueError, KeyError, TypeError) as exc:  # a malformed result: say so, go on
+            log.exception("%s %s batch could not be combined", batch.target, batch.workload)
+            out["combine_error"] = f"{type(exc).__name__}: {exc}"
     return out
 
 
@@ -255,9 +248,16 @@ def _record(
         cost_usd=outcome.cost_usd,
         breakdown=outcome.breakdown,
         instance=outcome.instance,
-        result=resp.get("result") if resp.get("ok") else None,
+        result=_compact(batch.workload, resp.get("result")) if resp.get("ok") else None,
         env=env,
     )
+
+
+def _compact(workload: str, result: Any) -> dict[str, Any] | None:
+    """The part of a result its workload keeps in the record."""
+    if not isinstance(result, dict):
+        return None
+    return workloads.specs()[workload].compact(result)
 
 
 def _invoke_timed(
@@ -318,22 +318,29 @@ def check_out_dir(out: Path) -> None:
             )
 
 
-def _check_model_available(cfg: BenchConfig) -> None:
-    """Fail before running when classify needs a model that no step will produce."""
-    if "classify" not in cfg.workloads or "train" in cfg.workloads:
-        return
-    local = [t for t in cfg.targets if t in target_registry.LOCAL_TARGETS]
-    if not local:
-        return
-    from serverless_hpc.store import LATEST, open_store, resolve_version
+def _model_writers(cfg: BenchConfig) -> dict[str, str]:
+    """Model name -> the planned workload that writes it."""
+    return {s.model: s.name for s in cfg.specs() if s.writes_models and s.model}
 
-    try:
-        resolve_version(open_store(cfg.settings.store_uri), MODEL_NAME, LATEST)
-    except ContractError as exc:
-        raise BenchError(
-            f"classify needs a trained model: {exc}. Add 'train' to --workloads "
-            "(or run 'shpc bench --workloads train' once)."
-        ) from exc
+
+def _check_model_available(cfg: BenchConfig) -> None:
+    """Fail before running when a workload needs a model that no step will produce."""
+    if not any(t in target_registry.LOCAL_TARGETS for t in cfg.targets):
+        return
+    writers = _model_writers(cfg)
+    for spec in cfg.specs():
+        if not spec.reads_models or not spec.model or spec.model in writers:
+            continue
+        from serverless_hpc.store import LATEST, open_store, resolve_version
+
+        producers = [s.name for s in workloads.specs().values() if s.writes_models]
+        try:
+            resolve_version(open_store(cfg.settings.store_uri), spec.model, LATEST)
+        except ContractError as exc:
+            raise BenchError(
+                f"{spec.name} needs a trained model: {exc}. Add {' or '.join(map(repr, producers))} to "
+                f"--workloads (or run 'shpc bench --workloads {producers[0]}' once)."
+            ) from exc
 
 
 def run(
@@ -426,10 +433,10 @@ def run(
     )
 
 
-#: Why classify is skipped on a target whose planned training produced no model.
+#: Why a model reader is skipped on a target whose planned writer produced no model.
 _NO_MODEL_REASON: Final = (
-    "training on this target produced no model version; classifying with an older "
-    "('latest') model would measure a different model than the run trained"
+    "{writer} on this target produced no model version; using an older ('latest') model "
+    "would measure a different model than the run trained"
 )
 
 
@@ -453,33 +460,37 @@ class _RunState:
         (self.cfg.out / "run.json").write_text(json.dumps(self.meta, indent=2))
 
     def run_target(self, name: str, target: Target) -> None:
-        """Every planned batch of one target, in order; train pins classify's model."""
+        """Every planned batch of one target, in order; a model's writer pins its readers."""
         cfg = self.cfg
         env = {**environment(target.describe()), "target": name}
-        version: str | None = None
+        specs = workloads.specs()
+        writers = _model_writers(cfg)
+        versions: dict[str, str] = {}  # model -> the version this run wrote on this target
         for planned in plan(cfg, name):
             batch = planned
-            if batch.workload == "classify" and "train" in cfg.workloads and not version:
-                self.skip(name, "classify", _NO_MODEL_REASON)
+            spec = specs[batch.workload]
+            model = spec.model if spec.reads_models else None
+            if model in writers and model not in versions:
+                self.skip(name, spec.name, _NO_MODEL_REASON.format(writer=writers[model]))
                 self.total -= len(batch.requests)
                 if self.on_total:
                     self.on_total(self.total)  # the progress bar still ends at 100%
                 continue
-            if batch.workload == "classify" and version:
-                batch = with_version(batch, version)
+            if model in versions:
+                batch = with_version(batch, versions[model])
             if batch.mode == "cold" and not target.supports_forced_cold:
                 log.info("%s does not force cold starts; skipping cold batches", name)
                 continue
-            recs = _run_batch(
+            recs, results = _run_batch(
                 cfg, target, batch, self.pool, self.writer, env, self.progress, self.interrupted
             )
             self.failed += sum(1 for r in recs if not r.ok)
-            summary = batch_summary(batch, recs)
+            summary = batch_summary(batch, recs, results)
             self.batches.append(summary)
             with (cfg.out / "batches.jsonl").open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(summary) + "\n")
-            if batch.workload == "train" and summary.get("model_version"):
-                version = summary["model_version"]
+            if spec.writes_models and spec.model and summary.get("model_version"):
+                versions[spec.model] = summary["model_version"]
 
     def skip(self, target: str, workload: str, reason: str) -> None:
         """Note (once per target and workload) that planned batches were not run, and why."""
@@ -491,7 +502,7 @@ class _RunState:
 
 
 def with_version(batch: Batch, version: str) -> Batch:
-    """``batch`` with every classify request pinned to model ``version``."""
+    """``batch`` with every request pinned to model ``version``."""
     reqs = tuple({**r, "params": {**r["params"], "version": version}} for r in batch.requests)
     return replace(batch, requests=reqs)
 
@@ -505,17 +516,30 @@ def _run_batch(
     env: dict[str, Any],
     progress: Callable[[int], None] | None,
     interrupted: threading.Event,
-) -> list[InvocationRecord]:
+) -> tuple[list[InvocationRecord], list[dict[str, Any]]]:
+    """Run one batch; its records (by shard) and its successful full results (for combine)."""
     timeout_s = cfg.settings.timeout_s
     if timeout_s is None:
-        timeout_s = DEFAULT_TIMEOUTS_S[batch.workload]
+        timeout_s = workloads.specs()[batch.workload].timeout_s
     force_cold = batch.mode == "cold"
     try:  # platform work for the batch (e.g. retiring warm environments), not timed
         target.prepare_batch(batch.workload, force_cold=force_cold, timeout_s=timeout_s)
     except Exception:  # the invocations will meet the same problem and record it
         log.exception("%s: preparing a %s batch failed", target.name, batch.workload)
     lock = threading.Lock()
-    records: list[InvocationRecord] = []
+    done: list[tuple[InvocationRecord, dict[str, Any] | None]] = []
+
+    def keep(index: int, outcome: Outcome, client_ms: float, t_send: float, t_recv: float) -> None:
+        rec = _record(cfg, batch, index, outcome, client_ms, t_send, t_recv, env)
+        writer.write(rec)
+        full = outcome.response.get("result") if rec.ok else None
+        with lock:
+            done.append((rec, full if isinstance(full, dict) else None))
+        if not rec.ok:
+            log.warning("%s %s shard %d failed: %s", batch.target, batch.workload, index, rec.error)
+        if progress:
+            progress(1)
+
     # All shards are submitted at once, but no more than the target's max_parallel are in
     # flight: client_ms then measures the invocation, not a wait in the driver's queue, while
     # the batch's makespan still includes any such wait.
@@ -530,29 +554,18 @@ def _run_batch(
             )
         if interrupted.is_set():
             return  # cut off by the user (the target was closed under it), not a failure
-        rec = _record(cfg, batch, index, outcome, client_ms, t_send, t_recv, env)
-        writer.write(rec)
-        with lock:
-            records.append(rec)
-        if not rec.ok:
-            log.warning("%s %s shard %d failed: %s", batch.target, batch.workload, index, rec.error)
-        if progress:
-            progress(1)
+        keep(index, outcome, client_ms, t_send, t_recv)
 
     if target.batch_native:
         timed = _invoke_batch_timed(target, batch, timeout_s, force_cold)
         for index, t in enumerate(timed):
-            rec = _record(cfg, batch, index, t.outcome, t.client_ms, t.t_send, t.t_recv, env)
-            writer.write(rec)
-            records.append(rec)
-            if progress:
-                progress(1)
+            keep(index, t.outcome, t.client_ms, t.t_send, t.t_recv)
     else:
         futures = [pool.submit(one, i) for i in range(len(batch.requests))]
         for fut in futures:
             fut.result()
-    records.sort(key=lambda r: r.shard)
-    return records
+    done.sort(key=lambda d: d[0].shard)
+    return [d[0] for d in done], [d[1] for d in done if d[1] is not None]
 
 
 def _config_json(cfg: BenchConfig) -> dict[str, Any]:
@@ -560,14 +573,12 @@ def _config_json(cfg: BenchConfig) -> dict[str, Any]:
     return {
         "targets": list(cfg.targets),
         "workloads": list(cfg.workloads),
-        "images": cfg.images,
         "shards": list(cfg.shards),
         "repeats": cfg.repeats,
         "train_repeats": cfg.train_repeats,
         "modes": list(cfg.modes),
         "cold_repeats": cfg.cold_repeats,
-        "train_params": cfg.train_params,
-        "dataproc_split": cfg.dataproc_split,
+        "params": {w: cfg.params_of(w) for w in cfg.workloads},
         "settings": {
             "data_dir": str(s.data_dir) if s.data_dir else None,
             "store_uri": s.store_uri,

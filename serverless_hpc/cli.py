@@ -137,6 +137,44 @@ def _needs_local_data(args: argparse.Namespace) -> bool:
     return any(n in LOCAL_TARGETS for n in names)
 
 
+#: The CLI's shorthands for common workload parameters: option -> (workload, parameter).
+SHORTHANDS: dict[str, tuple[str, str]] = {
+    "images": ("classify", "end"),
+    "train_epochs": ("train", "epochs"),
+    "train_limit": ("train", "train_limit"),
+    "dataproc_split": ("dataproc", "split"),
+}
+
+
+def _param(text: str) -> tuple[str, str, Any]:
+    """Parse ``WORKLOAD.KEY=VALUE`` (VALUE as JSON when it parses, else a string)."""
+    head, eq, raw = text.partition("=")
+    workload, dot, key = head.partition(".")
+    if not eq or not dot or not workload or not key:
+        raise argparse.ArgumentTypeError(f"expected WORKLOAD.KEY=VALUE, got {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return workload, key, value
+
+
+def workload_params(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Per-workload request parameters from ``--param`` and the shorthands, for planned ones.
+
+    A shorthand applies only when its workload is planned (``--images`` with
+    ``--workloads dataproc`` is harmless, as before); ``--param`` must name a planned one.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for option, (workload, key) in SHORTHANDS.items():
+        value = getattr(args, option, None)
+        if value is not None and workload in args.workloads:
+            out.setdefault(workload, {})[key] = value
+    for workload, key, value in args.param or ():
+        out.setdefault(workload, {})[key] = value
+    return out
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Run the benchmark, then build the report (in a child process: see :func:`_build_report`)."""
     import dataclasses
@@ -146,23 +184,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     run_id = args.run_id or bench.new_run_id()
     out = (args.out or Path("results") / run_id).resolve()
     bench.check_out_dir(out)  # before the dataset is looked at (bench.run checks it again)
-    train_params: dict[str, Any] = {}
-    if args.train_epochs is not None:
-        train_params["epochs"] = args.train_epochs
-    if args.train_limit is not None:
-        train_params["train_limit"] = args.train_limit
     cfg = bench.BenchConfig(
         out=out,
         targets=args.targets,
         workloads=args.workloads,
-        images=args.images,
         shards=args.shards,
         repeats=args.repeats,
         train_repeats=args.train_repeats,
         modes=args.modes,
         cold_repeats=args.cold_repeats,
-        train_params=train_params,
-        dataproc_split=args.dataproc_split,
+        params=workload_params(args),
         settings=_settings(args, out),
         run_id=run_id,
     )
@@ -242,8 +273,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_invoke(args: argparse.Namespace) -> int:
     """Send one request to one target and print the response."""
-    from serverless_hpc import targets
-    from serverless_hpc.targets.base import DEFAULT_TIMEOUTS_S
+    from serverless_hpc import targets, workloads
 
     try:
         request = json.loads(args.request)
@@ -253,7 +283,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     settings = _with_data(_settings(args, None), args)
     timeout = args.timeout
     if timeout is None:
-        timeout = DEFAULT_TIMEOUTS_S.get(str(request.get("workload")), 60.0)
+        known = workloads.specs().get(str(request.get("workload")))
+        timeout = known.timeout_s if known else 60.0
     target = targets.create(args.target, settings)
     targets.check_options(settings.extra, [target])
     with target:
@@ -292,8 +323,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    from serverless_hpc import __version__
-    from serverless_hpc.workloads import DEFAULT_TRAIN_EPOCHS
+    from serverless_hpc import __version__, workloads
+    from serverless_hpc.workloads.train import DEFAULT_EPOCHS as DEFAULT_TRAIN_EPOCHS
 
     parser = argparse.ArgumentParser(
         prog="shpc",
@@ -319,11 +350,20 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument(
         "--workloads",
         type=_csv,
-        default=("train", "classify", "dataproc"),
-        help="comma-separated workloads (default: train,classify,dataproc)",
+        default=workloads.default_names(),
+        help=f"comma-separated workloads (default: {','.join(workloads.default_names())}; "
+        f"known: {','.join(workloads.names())})",
     )
     b.add_argument(
-        "--images", type=int, default=3000, help="test images to classify (default 3000)"
+        "--param",
+        type=_param,
+        action="append",
+        metavar="WORKLOAD.KEY=VALUE",
+        help="a request parameter of a workload's planned invocations (repeatable), "
+        "e.g. matmul.n=1024",
+    )
+    b.add_argument(
+        "--images", type=int, help="test images to classify (default 3000; classify.end)"
     )
     b.add_argument(
         "--shards", type=_int_csv, default=(1, 5, 10, 15), help="fan-out levels (default 1,5,10,15)"
@@ -359,9 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--dataproc-split",
-        default="train",
         choices=("train", "test"),
-        help="split dataproc aggregates (default train: 60000 images)",
+        help="split dataproc aggregates (default train: 60000 images; dataproc.split)",
     )
     b.add_argument("--out", type=Path, help="run directory (default results/<run-id>)")
     b.add_argument("--run-id", help="run id (default: UTC time + random suffix)")

@@ -32,48 +32,20 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
-Split = Literal["train", "test"]
-SPLITS: Final[tuple[Split, ...]] = ("train", "test")
-NUM_CLASSES: Final = 10
-CLASS_NAMES: Final = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
+from serverless_hpc.data.catalog import (
+    FILES,
+    NUM_CLASSES,
+    SPLITS,
+    IdxFile,
+    Split,
 )
 
+log = logging.getLogger(__name__)
 
-@dataclass(frozen=True, slots=True)
-class IdxFile:
-    """One canonical file: its name, published md5 and the array shape it must hold."""
-
-    name: str
-    md5: str
-    shape: tuple[int, ...]
-
-
-FILES: Final[dict[Split, tuple[IdxFile, IdxFile]]] = {
-    "train": (
-        IdxFile("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d", (60000, 28, 28)),
-        IdxFile("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe", (60000,)),
-    ),
-    "test": (
-        IdxFile("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79", (10000, 28, 28)),
-        IdxFile("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310", (10000,)),
-    ),
-}
 _BY_NAME: Final = {f.name: f for pair in FILES.values() for f in pair}
 
 #: Canonical source first (Zalando Research's own bucket, as linked from its README), then the

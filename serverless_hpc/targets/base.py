@@ -105,15 +105,6 @@ class TimedOutcome:
     t_recv: float
 
 
-#: Default per-invocation timeout by workload, in seconds (Lambda's ceiling is 900).
-DEFAULT_TIMEOUTS_S: dict[str, float] = {
-    "train": 900.0,
-    "classify": 60.0,
-    "dataproc": 60.0,
-    "sleep": 900.0,
-}
-
-
 class Target(ABC):
     """A place where workloads run. Use as a context manager: ``open`` then ``close``."""
 

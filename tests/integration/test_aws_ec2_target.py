@@ -155,7 +155,7 @@ def test_batch_runs_through_ssm_and_reads_the_runner_results(
 
 def test_results_match_a_local_run(deployed: dict[str, Any], data_dir: Path) -> None:
     from serverless_hpc.workloads.base import Context
-    from serverless_hpc.workloads.dataproc import run
+    from serverless_hpc.workloads.dataproc.function import run
 
     target = Ec2Target(TargetSettings(), session=deployed["session"], clock=deployed["clock"])
     with target:

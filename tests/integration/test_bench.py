@@ -50,7 +50,7 @@ def test_dataproc_bench_on_both_local_targets(data_dir: Path, tmp_path: Path) ->
         repeats=2,
         modes=("natural", "cold"),
         cold_repeats=1,
-        dataproc_split="test",
+        params={"dataproc": {"split": "test"}},
         settings=TargetSettings(data_dir=data_dir, log_dir=tmp_path / "logs"),
         run_id="test-run",
     )
@@ -101,22 +101,28 @@ def test_too_many_shards_is_a_clear_usage_error(
     )
     assert code == 2
     # the option is reported; the (empty) data directory was never looked at
-    assert "--shards: 20 shards exceed 10 images" in capsys.readouterr().err
+    assert "--shards: 20 shards exceed the 10 items of classify" in capsys.readouterr().err
 
 
 def test_bench_config_validation_names_the_option(tmp_path: Path) -> None:
-    with pytest.raises(BenchError, match="--shards: 20 shards exceed 10 images"):
-        BenchConfig(out=tmp_path, images=10, shards=(1, 20))
+    ten = {"classify": {"end": 10}}
+    with pytest.raises(BenchError, match="--shards: 20 shards exceed the 10 items of classify"):
+        BenchConfig(out=tmp_path, params=ten, shards=(1, 20))
     with pytest.raises(BenchError, match="--workloads"):
         BenchConfig(out=tmp_path, workloads=("mine-bitcoin",))
-    with pytest.raises(BenchError, match="--images"):
-        BenchConfig(out=tmp_path, images=0)
-    with pytest.raises(BenchError, match="--shards: 10001 shards exceed 10000 images"):
-        BenchConfig(out=tmp_path, workloads=("dataproc",), dataproc_split="test", shards=(10001,))
-    # dataproc's input is its split, not --images: 20 shards of 60000 images are fine
-    assert BenchConfig(out=tmp_path, workloads=("dataproc",), images=10, shards=(20,)).shards == (
-        20,
-    )
+    with pytest.raises(BenchError, match=r"--param classify: .*must lie within 0\.\.10000"):
+        BenchConfig(out=tmp_path, params={"classify": {"end": 0}})
+    with pytest.raises(BenchError, match="--shards: 10001 shards exceed the 10000 items"):
+        BenchConfig(
+            out=tmp_path,
+            workloads=("dataproc",),
+            params={"dataproc": {"split": "test"}},
+            shards=(10001,),
+        )
+    with pytest.raises(BenchError, match=r"--param: workload.* classify not in --workloads"):
+        BenchConfig(out=tmp_path, workloads=("dataproc",), params=ten)
+    # dataproc's input is its split, not classify's images: 20 shards of 60000 are fine
+    assert BenchConfig(out=tmp_path, workloads=("dataproc",), shards=(20,)).shards == (20,)
 
 
 def test_classify_without_a_model_fails_before_running(
@@ -169,7 +175,7 @@ def test_a_batch_native_target_that_raises_records_failures_and_the_run_goes_on(
         workloads=("dataproc",),
         shards=(1, 3),
         repeats=1,
-        dataproc_split="test",
+        params={"dataproc": {"split": "test"}},
         run_id="t",
     )
     result = run(cfg)
@@ -224,7 +230,7 @@ def test_batch_preparation_happens_before_and_outside_the_timed_invocations(
         repeats=1,
         modes=("natural", "cold"),
         cold_repeats=1,
-        dataproc_split="test",
+        params={"dataproc": {"split": "test"}},
         run_id="t",
     )
     run(cfg)

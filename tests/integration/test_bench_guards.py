@@ -128,7 +128,7 @@ def _cfg(out: Path, target: str, **kw: Any) -> BenchConfig:
     base: dict[str, Any] = {
         "targets": (target,),
         "workloads": ("classify",),
-        "images": 10,
+        "params": {"classify": {"end": 10}},
         "shards": (1, 2),
         "repeats": 1,
         "modes": ("natural",),

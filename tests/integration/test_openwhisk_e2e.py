@@ -51,12 +51,11 @@ def test_bench_apply_invoke_records_destroy(
         out=tmp_path / "run",
         targets=("openwhisk",),
         workloads=("dataproc",),
-        images=10,
         shards=(1, 2),
         repeats=2,
         modes=("natural", "cold"),
         cold_repeats=1,
-        dataproc_split="test",
+        params={"dataproc": {"split": "test"}},
         settings=TargetSettings(),
         run_id="ow-e2e",
     )

@@ -24,10 +24,10 @@ from serverless_hpc.store import (
 )
 from serverless_hpc.targets.base import TargetSettings
 from serverless_hpc.targets.local_faas import LocalFaasTarget
-from serverless_hpc.workloads import train
 from serverless_hpc.workloads.base import Context
-from serverless_hpc.workloads.classify import decode_labels
+from serverless_hpc.workloads.classify.function import decode_labels
 from serverless_hpc.workloads.dataproc import reduce_partials
+from serverless_hpc.workloads.train import function as train
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from serverless_hpc.bench import BenchConfig
-from serverless_hpc.cli import build_parser, main
+from serverless_hpc.cli import build_parser, main, workload_params
 from serverless_hpc.data import fashion_mnist as fm
 from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
-from serverless_hpc.workloads.train import TrainParams
+from serverless_hpc.workloads.train.function import TrainParams
 
 
 @pytest.mark.parametrize(
@@ -104,13 +104,12 @@ def test_bench_config_defaults_are_the_clis(tmp_path: Path) -> None:
     for name in (
         "targets",
         "workloads",
-        "images",
         "shards",
         "repeats",
         "train_repeats",
         "modes",
         "cold_repeats",
-        "dataproc_split",
     ):
         assert getattr(cfg, name) == getattr(args, name), name
+    assert workload_params(args) == {}  # no shorthand set: every workload's spec decides
     assert (cfg.repeats, cfg.cold_repeats) == (6, 2)

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serverless_hpc.data.fashion_mnist import split_shards
-from serverless_hpc.workloads.dataproc import class_stats, finalize, reduce_partials
+from serverless_hpc.workloads.dataproc import reduce_partials
+from serverless_hpc.workloads.dataproc.function import class_stats
 
 
 def _partial(images: np.ndarray, labels: np.ndarray, start: int, end: int, bins: int) -> dict:
@@ -39,18 +40,6 @@ def test_reduce_of_any_sharding_equals_the_single_shard(
     whole = reduce_partials([_partial(images, labels, 0, n, bins)])
     parts = [_partial(images, labels, s.start, s.end, bins) for s in split_shards(n, shards)]
     assert reduce_partials(reversed(parts)) == whole  # order of arrival does not matter
-
-
-def test_finalize_matches_numpy() -> None:
-    rng = np.random.default_rng(7)
-    images = rng.integers(0, 256, size=(300, 28, 28), dtype=np.uint8)
-    labels = rng.integers(0, 10, size=300, dtype=np.uint8)
-    rows = finalize(reduce_partials([_partial(images, labels, 0, 300, 16)]))
-    for row in rows:
-        pix = images[labels == row["class"]].astype(np.float64)
-        assert row["count"] == int((labels == row["class"]).sum())
-        assert row["mean"] == pytest.approx(pix.mean(), rel=1e-12)
-        assert row["std"] == pytest.approx(pix.std(), rel=1e-9)
 
 
 def test_histogram_counts_every_pixel() -> None:

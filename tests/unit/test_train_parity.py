@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from serverless_hpc.contract import EXPORT_MISMATCH, ContractError
-from serverless_hpc.workloads.train import MAX_ACCURACY_DELTA, MIN_AGREEMENT, check_parity
+from serverless_hpc.workloads.train.function import MAX_ACCURACY_DELTA, MIN_AGREEMENT, check_parity
 
 N = 10_000  # the size of the Fashion-MNIST test set, which train checks parity on
 

@@ -14,7 +14,6 @@ from pydantic import Field
 
 from serverless_hpc.workloads.base import Context, Output, Params, parse_params
 
-NAME = "sleep"
 _PAGE = 4096
 
 

@@ -17,14 +17,15 @@ from pydantic import Field
 
 from serverless_hpc.contract import InvalidRequest
 from serverless_hpc.data import fashion_mnist as fm
+from serverless_hpc.data.catalog import SPLIT_SIZES
 from serverless_hpc.store import LATEST, bundle_key, check_model_name, open_store, resolve_version
 from serverless_hpc.workloads.base import Context, Output, Params, available_cpus, parse_params
+from serverless_hpc.workloads.classify import MODEL
 
 if TYPE_CHECKING:
     from ai_edge_litert.interpreter import Interpreter
 
-NAME = "classify"
-TEST_SIZE = fm.FILES["test"][0].shape[0]
+TEST_SIZE = SPLIT_SIZES["test"]
 
 
 class ClassifyParams(Params):
@@ -32,7 +33,7 @@ class ClassifyParams(Params):
 
     start: int = Field(default=0, ge=0, lt=TEST_SIZE)
     end: int = Field(default=3000, gt=0, le=TEST_SIZE)
-    model: str = "fashion-cnn"
+    model: str = MODEL
     version: str = LATEST
     threads: int | None = Field(default=None, ge=1, le=64)
     return_labels: bool = True

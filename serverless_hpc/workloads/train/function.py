@@ -30,12 +30,11 @@ from pydantic import Field
 from serverless_hpc.contract import EXPORT_MISMATCH, ContractError
 from serverless_hpc.data import fashion_mnist as fm
 from serverless_hpc.store import check_model_name, open_store, save_bundle
-from serverless_hpc.workloads import DEFAULT_TRAIN_EPOCHS
 from serverless_hpc.workloads.base import Context, Output, Params, parse_params
+from serverless_hpc.workloads.train import DEFAULT_EPOCHS, SPEC
 
 log = logging.getLogger(__name__)
 
-NAME = "train"
 #: Minimum LiteRT/Keras label agreement and maximum accuracy difference for a valid export.
 MIN_AGREEMENT = 0.999
 MAX_ACCURACY_DELTA = 0.001
@@ -44,13 +43,13 @@ MAX_ACCURACY_DELTA = 0.001
 class TrainParams(Params):
     """Training settings; the defaults are the ones the README's accuracy figure comes from."""
 
-    epochs: int = Field(default=DEFAULT_TRAIN_EPOCHS, ge=1, le=200)
+    epochs: int = Field(default=DEFAULT_EPOCHS, ge=1, le=200)
     batch_size: int = Field(default=128, ge=1, le=8192)
     learning_rate: float = Field(default=1e-3, gt=0, le=1)
     seed: int = Field(default=42, ge=0, le=2**31 - 1)
     train_limit: int | None = Field(default=None, ge=100, le=60000)
     augment: bool = True
-    model: str = "fashion-cnn"
+    model: str = SPEC.model or ""
 
 
 def preload() -> None:

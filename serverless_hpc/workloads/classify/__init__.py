@@ -1,0 +1,83 @@
+"""``classify``: label test images ``[start, end)`` with the exported LiteRT model, in one batch.
+
+Fanned out: a batch splits the images into contiguous ranges, one per function. Its combined
+result is the accuracy over every shard, which must be identical at every fan-out (same
+model, same images).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from serverless_hpc.data.catalog import SPLIT_SIZES
+from serverless_hpc.workloads.spec import (
+    FANOUT_PANELS,
+    Check,
+    Range,
+    StoreAccess,
+    WorkloadSpec,
+)
+
+#: The model bundle classify reads (and train writes).
+MODEL = "fashion-cnn"
+
+
+def _size(params: Mapping[str, Any]) -> int:
+    start, end, limit = int(params.get("start", 0)), int(params["end"]), SPLIT_SIZES["test"]
+    if not 0 <= start < end <= limit:
+        raise ValueError(f"images [start, end) = [{start}, {end}) must lie within 0..{limit}")
+    return end - start
+
+
+def _shard(params: Mapping[str, Any], r: Range) -> dict[str, Any]:
+    base = int(params.get("start", 0))
+    return {**params, "start": base + r.start, "end": base + r.end}
+
+
+def combine(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Accuracy over every successful shard of a batch, and the model versions used."""
+    n = sum(int(r["n"]) for r in results)
+    correct = sum(int(r["correct"]) for r in results)
+    versions = sorted({str(r["model_version"]) for r in results if r.get("model_version")})
+    return {"classified": n, "accuracy": correct / n if n else None, "model_versions": versions}
+
+
+def check(batches: Sequence[Mapping[str, Any]]) -> list[Check]:
+    """Accuracy must be identical at every fan-out of a target (same model, same images)."""
+    per_target: dict[str, set[float]] = defaultdict(set)
+    versions: set[str] = set()
+    for b in batches:
+        if b.get("accuracy") is not None:
+            per_target[b["target"]].add(round(float(b["accuracy"]), 12))
+            versions.update(b.get("model_versions") or [])
+    if not per_target:
+        return []
+    detail = "; ".join(f"{t}: {sorted(v)}" for t, v in sorted(per_target.items()))
+    return [
+        Check(
+            f"{SPEC.name}: accuracy is identical at every fan-out (same model, same images)",
+            all(len(v) == 1 for v in per_target.values()),
+            f"{detail} (model versions: {', '.join(sorted(versions))})",
+        )
+    ]
+
+
+SPEC = WorkloadSpec(
+    name=__name__.rpartition(".")[2],
+    summary="labels test images with the exported LiteRT model, fanned out over functions",
+    function_module=f"{__name__}.function",
+    store=StoreAccess.READ_MODELS,
+    model=MODEL,
+    memory_mb=2048,
+    timeout_s=60.0,
+    order=20,
+    plan_params={"model": MODEL, "start": 0, "end": 3000},
+    splits=lambda params: ("test",),
+    input_size=_size,
+    shard_params=_shard,
+    combine=combine,
+    check=check,
+    panels=FANOUT_PANELS,
+)

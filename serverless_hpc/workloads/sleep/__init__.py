@@ -1,0 +1,16 @@
+"""``sleep``: the platform-overhead microbenchmark, holding memory if asked (not run by default)."""
+
+from __future__ import annotations
+
+from serverless_hpc.workloads.spec import Panel, WorkloadSpec
+
+SPEC = WorkloadSpec(
+    name=__name__.rpartition(".")[2],
+    summary="sleeps, optionally holding memory: the platform's own overhead",
+    function_module=f"{__name__}.function",
+    memory_mb=2048,
+    timeout_s=900.0,
+    order=90,
+    default=False,
+    panels=(Panel.COLD_WARM, Panel.BREAKDOWN),
+)

@@ -1,0 +1,206 @@
+"""What the whole project knows about one workload, declared once, in the workload's package.
+
+A workload is a package ``serverless_hpc/workloads/<name>/``: its ``__init__.py`` declares a
+:class:`WorkloadSpec` named ``SPEC`` (plain data and small pure functions, importable without
+numpy or pydantic, so the driver stays light) and its ``function.py`` holds the code that runs
+inside a function instance (``preload()`` and ``run(params, ctx) -> Output``).
+
+Everything else reads the spec: the driver's plan and batch summary, the targets' default
+timeouts, the EC2 runner, the OpenWhisk apply tables, the CDK app (image, memory, timeout,
+IAM from the declared store access) and the report's panels. Adding a workload is adding a
+package; copying one under a new name makes a working workload (the name comes from the
+package name).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+
+class Image(enum.StrEnum):
+    """The runtime image a workload's function needs."""
+
+    LEAN = "lean"  #: numpy + LiteRT: small, fast cold starts
+    TRAIN = "train"  #: TensorFlow as well: large, slow cold starts
+
+
+class StoreAccess(enum.StrEnum):
+    """What a workload's function does with the model store (decides its IAM on AWS)."""
+
+    NONE = "none"
+    READ_MODELS = "read-models"
+    WRITE_MODELS = "write-models"
+
+
+class Panel(enum.StrEnum):
+    """Report panels a workload takes part in."""
+
+    LATENCY = "latency"  #: latency by fan-out (fanned-out workloads)
+    MAKESPAN = "makespan"  #: makespan by fan-out
+    COLD_WARM = "cold-warm"  #: cold against warm latency
+    BREAKDOWN = "breakdown"  #: cold-start phases
+    ACCURACY = "accuracy"  #: a model's test accuracy
+
+
+#: Every panel; the default for a fanned-out workload.
+FANOUT_PANELS: Final = (Panel.LATENCY, Panel.MAKESPAN, Panel.COLD_WARM, Panel.BREAKDOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """A half-open range ``[start, end)`` of a workload's input items."""
+
+    start: int
+    end: int
+
+    @property
+    def size(self) -> int:
+        """How many items the range holds."""
+        return self.end - self.start
+
+
+def split_ranges(total: int, n: int, *, offset: int = 0) -> list[Range]:
+    """Split ``[offset, offset + total)`` into ``n`` contiguous, near-equal ranges.
+
+    The first ``total % n`` ranges get one extra item, so sizes differ by at most one and
+    the ranges cover the input exactly once. ``ValueError`` when that is impossible.
+    """
+    if n < 1:
+        raise ValueError(f"shards must be >= 1, got {n}")
+    if total < n:
+        raise ValueError(f"cannot split {total} items into {n} non-empty shards")
+    base, extra = divmod(total, n)
+    out: list[Range] = []
+    start = offset
+    for i in range(n):
+        end = start + base + (1 if i < extra else 0)
+        out.append(Range(start, end))
+        start = end
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One verdict the report shows: a combined result that must hold, and whether it does."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def _no_splits(params: Mapping[str, Any]) -> tuple[str, ...]:
+    return ()
+
+
+def _combine_nothing(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {}
+
+
+def _check_nothing(batches: Sequence[Mapping[str, Any]]) -> list[Check]:
+    return []
+
+
+def _identity(result: dict[str, Any]) -> dict[str, Any]:
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadSpec:
+    """One workload, as the driver, targets, deploy tools and report see it.
+
+    Fan-out: a workload with ``input_size`` is *fanned out*: a batch of ``n`` invocations
+    splits ``[0, input_size(params))`` into ``n`` ranges and ``shard_params`` turns each
+    into one request's parameters. A workload without it (``train``) is one invocation per
+    batch. ``combine`` turns the successful results of one batch into the batch's summary
+    fields (given the successful results; only a complete batch's when
+    ``combine_needs_all``); ``ValueError``, ``KeyError`` or ``TypeError`` from it are
+    recorded as the batch's ``combine_error``. ``check`` judges this workload's batches of a
+    whole run (for example, every fan-out must reduce to the identical result).
+    """
+
+    #: The workload's name: the request's ``workload`` field (its package name).
+    name: str
+    #: One line for help texts and the report.
+    summary: str
+    #: The module that runs inside a function: ``preload()`` and ``run(params, ctx)``.
+    function_module: str
+    image: Image = Image.LEAN
+    store: StoreAccess = StoreAccess.NONE
+    #: Function memory (MB) and timeout (s) on every platform unless the user overrides them.
+    memory_mb: int = 2048
+    timeout_s: float = 60.0
+    #: Position in a run: lower first (a model's producer before its readers).
+    order: int = 50
+    #: Part of ``shpc bench``'s default plan.
+    default: bool = True
+    #: A long job (a training): planned ``--train-repeats`` times, natural mode only, rather
+    #: than at every mode and repeat.
+    long_running: bool = False
+    #: The model name this workload reads or writes (with :attr:`store` other than NONE).
+    model: str | None = None
+    #: Base parameters of every planned request (the user's ``--param`` values go on top).
+    plan_params: Mapping[str, Any] = field(default_factory=dict)
+    #: Dataset splits a request reads (the AWS adapter stages exactly these into /tmp).
+    splits: Callable[[Mapping[str, Any]], tuple[str, ...]] = _no_splits
+    #: Items a batch splits over (None: not fanned out; one invocation per batch).
+    input_size: Callable[[Mapping[str, Any]], int] | None = None
+    #: A shard's parameters from the batch's parameters and the shard's range.
+    shard_params: Callable[[Mapping[str, Any], Range], dict[str, Any]] | None = None
+    combine: Callable[[Sequence[Mapping[str, Any]]], dict[str, Any]] = _combine_nothing
+    #: Combine only a complete batch (a partial reduce would look like a wrong result).
+    combine_needs_all: bool = False
+    check: Callable[[Sequence[Mapping[str, Any]]], list[Check]] = _check_nothing
+    #: The part of a result kept in the record (drop bulky payloads once combined).
+    compact: Callable[[dict[str, Any]], dict[str, Any]] = _identity
+    panels: tuple[Panel, ...] = FANOUT_PANELS
+
+    def __post_init__(self) -> None:
+        if (self.input_size is None) != (self.shard_params is None):
+            raise ValueError(f"{self.name}: input_size and shard_params go together")
+        if self.store is not StoreAccess.NONE and not self.model:
+            raise ValueError(f"{self.name}: a workload that uses the model store names its model")
+        if not 128 <= self.memory_mb <= 10240:
+            raise ValueError(f"{self.name}: memory_mb {self.memory_mb} outside 128..10240")
+        if not 0 < self.timeout_s <= 900:
+            raise ValueError(f"{self.name}: timeout_s {self.timeout_s} outside (0, 900]")
+
+    @property
+    def fanned_out(self) -> bool:
+        """Whether a batch splits the input over several invocations."""
+        return self.input_size is not None
+
+    @property
+    def writes_models(self) -> bool:
+        """Whether the function writes model bundles (and so may pin readers' versions)."""
+        return self.store is StoreAccess.WRITE_MODELS
+
+    @property
+    def reads_models(self) -> bool:
+        """Whether the function reads a model bundle written by another workload."""
+        return self.store is StoreAccess.READ_MODELS
+
+    def requests(self, params: Mapping[str, Any], n: int) -> list[tuple[dict[str, Any], int]]:
+        """The parameters and item count of each of ``n`` invocations of one batch.
+
+        ``ValueError`` (naming the workload) when the input cannot be split ``n`` ways.
+        """
+        merged = {**self.plan_params, **params}
+        if self.input_size is None or self.shard_params is None:
+            if n != 1:
+                raise ValueError(f"{self.name} is not fanned out: one invocation per batch")
+            return [(merged, 0)]
+        total = self.input_size(merged)
+        try:
+            ranges = split_ranges(total, n)
+        except ValueError as exc:
+            raise ValueError(f"{self.name}: {exc}") from None
+        return [(self.shard_params(merged, r), r.size) for r in ranges]
+
+    def max_shards(self, params: Mapping[str, Any]) -> int | None:
+        """The largest fan-out the input allows (None: not fanned out)."""
+        if self.input_size is None:
+            return None
+        return self.input_size({**self.plan_params, **params})

@@ -1,0 +1,45 @@
+"""``train``: a small CNN on the Fashion-MNIST training set, exported to LiteRT.
+
+One invocation per batch (not fanned out). It writes a model bundle to the store, so it runs
+before the workloads that read one, and the driver pins their requests to the version it
+wrote. Test accuracy is measured on the held-out test set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from serverless_hpc.workloads.classify import MODEL
+from serverless_hpc.workloads.spec import Image, Panel, StoreAccess, WorkloadSpec
+
+#: Training epochs by default (the README's accuracy figure is for these).
+DEFAULT_EPOCHS = 15
+
+
+def combine(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The trained model's version and its test accuracy."""
+    if not results:
+        return {}
+    return {
+        "test_accuracy": results[0].get("test_accuracy"),
+        "model_version": results[0]["version"],
+    }
+
+
+SPEC = WorkloadSpec(
+    name=__name__.rpartition(".")[2],
+    summary="trains a small CNN on the 60k training images; exports LiteRT after a parity check",
+    function_module=f"{__name__}.function",
+    image=Image.TRAIN,
+    store=StoreAccess.WRITE_MODELS,
+    model=MODEL,
+    memory_mb=4096,
+    timeout_s=900.0,
+    order=10,
+    long_running=True,
+    plan_params={"model": MODEL},
+    splits=lambda params: ("train", "test"),
+    combine=combine,
+    panels=(Panel.ACCURACY, Panel.BREAKDOWN),
+)
