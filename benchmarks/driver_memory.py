@@ -52,7 +52,8 @@ CASES = {
         import boto3, requests
         from serverless_hpc import cli, targets
         from serverless_hpc.targets import aws_lambda, openwhisk
-        from serverless_hpc.targets.base import Outcome, Target
+        from serverless_hpc.invocation import Outcome
+        from serverless_hpc.targets.base import Target
 
         boto3.session.Session(region_name='us-east-1').client('lambda')
         requests.Session()

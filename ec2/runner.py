@@ -41,9 +41,9 @@ def run_batch(
 ) -> list[dict[str, Any]]:
     """Run ``requests`` on the ``standalone`` target: the same worker pool as on a laptop.
 
-    Each result carries the instance-side timings: ``duration_ms`` (the worker's handler
-    time), ``preload_ms`` and ``cold`` (the first use of a workload in a worker pays its
-    imports), the worker's ``pid`` and peak memory.
+    Each result is the standalone target's outcome (:meth:`Outcome.to_dict`, the one
+    serialisation of an invocation: the first use of a workload in a worker is cold and pays
+    its imports; ``instance`` is the worker's pid) with the instance's start and end times.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -60,16 +60,7 @@ def run_batch(
         started = time.time()
         spec = workloads.specs().get(str(name))
         outcome = target.invoke(request, timeout_s=spec.timeout_s if spec else 60.0)
-        return {
-            "response": outcome.response,
-            "t_start": started,
-            "t_end": time.time(),
-            "duration_ms": outcome.duration_ms,
-            "cold": outcome.cold,
-            "preload_ms": outcome.init_ms,
-            "max_rss_mb": outcome.max_rss_mb,
-            "pid": outcome.instance,
-        }
+        return {"outcome": outcome.to_dict(), "t_start": started, "t_end": time.time()}
 
     with (
         StandaloneTarget(settings, platform="ec2") as target,
@@ -102,6 +93,7 @@ def execute(
     from serverless_hpc.aws.runtime import stage_dataset
     from serverless_hpc.contract import DATASET_ERROR, error_response
     from serverless_hpc.data.fashion_mnist import DatasetError
+    from serverless_hpc.invocation import Outcome
     from serverless_hpc.store_s3 import default_client, parse_s3_uri
 
     s3 = s3 or default_client()
@@ -122,9 +114,8 @@ def execute(
         log.exception("dataset staging failed")
         now = time.time()
         env = error_response(DATASET_ERROR, str(exc))
-        results = [
-            {"response": env, "t_start": now, "t_end": now, "duration_ms": 0.0} for _ in requests
-        ]
+        failed = Outcome(response=env, cold=False, duration_ms=0.0).to_dict()
+        results = [{"outcome": failed, "t_start": now, "t_end": now} for _ in requests]
     doc = {
         "started": started,
         "finished": time.time(),
@@ -157,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         data_dir=args.data_dir,
         workers=args.workers,
     )
-    failed = sum(1 for r in doc["results"] if not r["response"].get("ok"))
+    failed = sum(1 for r in doc["results"] if not r["outcome"]["response"].get("ok"))
     log.info("batch done: %d request(s), %d failed", len(doc["results"]), failed)
     return 0
 

@@ -34,8 +34,9 @@ from typing import Any, Final
 from serverless_hpc import targets as target_registry
 from serverless_hpc import workloads
 from serverless_hpc.contract import PLATFORM_ERROR, ContractError, error_response
-from serverless_hpc.records import InvocationRecord, RecordWriter, environment
-from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TimedOutcome
+from serverless_hpc.invocation import InvocationRecord, Outcome
+from serverless_hpc.records import RecordWriter, environment
+from serverless_hpc.targets.base import Target, TargetSettings, TimedOutcome
 from serverless_hpc.workloads.spec import WorkloadSpec
 
 log = logging.getLogger(__name__)
@@ -218,11 +219,6 @@ def _record(
     env: dict[str, Any],
 ) -> InvocationRecord:
     resp = outcome.response
-    timings = resp.get("timings", {}) if resp.get("ok") else {}
-    error = None
-    if not resp.get("ok"):
-        err = resp.get("error", {})
-        error = f"{err.get('type')}: {err.get('message')}"
     return InvocationRecord(
         run_id=cfg.run_id,
         target=batch.target,
@@ -232,23 +228,11 @@ def _record(
         items=batch.items[index],
         repeat=batch.repeat,
         mode=batch.mode,
-        cold=outcome.cold,
-        ok=bool(resp.get("ok")),
-        error=error,
         client_ms=client_ms,
         t_send=t_send,
         t_recv=t_recv,
-        init_ms=outcome.init_ms,
-        duration_ms=outcome.duration_ms,
-        load_ms=timings.get("load_ms"),
-        compute_ms=timings.get("compute_ms"),
-        billed_ms=outcome.billed_ms,
-        memory_mb=outcome.memory_mb,
-        max_rss_mb=outcome.max_rss_mb,
-        cost_usd=outcome.cost_usd,
-        breakdown=outcome.breakdown,
-        instance=outcome.instance,
-        result=_compact(batch.workload, resp.get("result")) if resp.get("ok") else None,
+        outcome=outcome,
+        result=_compact(batch.workload, resp.get("result")) if outcome.ok else None,
         env=env,
     )
 
@@ -334,11 +318,12 @@ def _check_model_available(cfg: BenchConfig) -> None:
         from serverless_hpc.store import LATEST, open_store, resolve_version
 
         producers = [s.name for s in workloads.specs().values() if s.writes_models]
+        add = " or ".join(map(repr, producers))
         try:
             resolve_version(open_store(cfg.settings.store_uri), spec.model, LATEST)
         except ContractError as exc:
             raise BenchError(
-                f"{spec.name} needs a trained model: {exc}. Add {' or '.join(map(repr, producers))} to "
+                f"{spec.name} needs a trained model: {exc}. Add {add} to "
                 f"--workloads (or run 'shpc bench --workloads {producers[0]}' once)."
             ) from exc
 

@@ -12,49 +12,14 @@ import os
 import platform
 import sys
 import threading
-from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from serverless_hpc.invocation import InvocationRecord
+
 #: Packages whose versions are recorded with every result (when installed).
 _TRACKED_PACKAGES = ("serverless-hpc", "numpy", "ai-edge-litert", "tensorflow-cpu", "boto3")
-
-
-@dataclass(slots=True)
-class InvocationRecord:
-    """One invocation. Times are milliseconds; ``None`` where a platform has no such figure."""
-
-    run_id: str
-    target: str
-    workload: str
-    shard: int
-    shards: int
-    items: int
-    repeat: int
-    mode: str  # "natural": cold only when the platform chose so; "cold": forced cold starts
-    cold: bool
-    ok: bool
-    error: str | None
-    client_ms: float
-    t_send: float  # unix time the request was sent (for makespan)
-    t_recv: float
-    init_ms: float | None = None
-    duration_ms: float | None = None
-    load_ms: float | None = None
-    compute_ms: float | None = None
-    billed_ms: float | None = None
-    memory_mb: int | None = None
-    max_rss_mb: float | None = None
-    cost_usd: float | None = None
-    breakdown: dict[str, float] = field(default_factory=dict)
-    instance: str | None = None
-    result: dict[str, Any] | None = None
-    env: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        """The record as one JSON line (no trailing newline)."""
-        return json.dumps(asdict(self), separators=(",", ":"), allow_nan=False)
 
 
 def environment(target_settings: dict[str, Any] | None = None) -> dict[str, Any]:

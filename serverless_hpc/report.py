@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from serverless_hpc.invocation import Phase
 from serverless_hpc.records import read_records
 
 CONFIDENCE: Final = 0.95
@@ -389,13 +390,13 @@ def checks(data: RunData) -> list[tuple[str, bool, str]]:
                 f"{sum(1 for b in data.batches if b.get('reduced_sha256'))} batches",
             )
         )
-    unreduced = [b for b in data.batches if b.get("reduce_error")]
+    unreduced = [b for b in data.batches if b.get("combine_error")]
     if unreduced:
         out.append(
             (
                 "dataproc: every batch's partial results can be reduced",
                 False,
-                f"{len(unreduced)} batch(es) could not be: {unreduced[0]['reduce_error']}",
+                f"{len(unreduced)} batch(es) could not be: {unreduced[0]['combine_error']}",
             )
         )
     acc = [
@@ -422,15 +423,8 @@ def checks(data: RunData) -> list[tuple[str, bool, str]]:
     return out
 
 
-#: Legend labels of the cold-start parts. "load" is whatever the first invocation loaded:
-#: the model and the test images for classify, the images alone for dataproc.
-_PART_LABELS: Final = {
-    "process_start_ms": "process start",
-    "import_ms": "imports",
-    "dataset_stage_ms": "dataset download",
-    "model_load_ms": "model + data load",
-    "first_inference_ms": "first invocation's compute",
-}
+#: Legend labels of the cold-start phases (the one enumeration every target reports).
+_PART_LABELS: Final = {p.value: Phase.label(p) for p in Phase}
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222}

@@ -48,9 +48,10 @@ from serverless_hpc.contract import (
     error_response,
     validate_response,
 )
+from serverless_hpc.invocation import Outcome, Phase, first_call_phases
 from serverless_hpc.pricing import CostLedger, lambda_invocation_cost, s3_requests_cost
 from serverless_hpc.retry import Backoff
-from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TargetUnavailable
+from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ class LambdaTarget(Target):
                     self._fresh[workload] = False  # an environment of this function is warm now
         if wait_ms is not None:
             # part of the driver's client_ms that went to retiring warm environments
-            outcome.breakdown["force_cold_wait_ms"] = wait_ms
+            outcome.extra["force_cold_wait_ms"] = wait_ms
         return outcome
 
     def _invoke_with_retry(
@@ -379,21 +380,13 @@ class LambdaTarget(Target):
         """A cold start split into the platform's INIT and the handler's own phases."""
         timings = response.get("timings", {}) if response.get("ok") else {}
         out: dict[str, float] = {}
-        if report is not None and report.init_ms is not None:
-            out["init_ms"] = report.init_ms
-            if "preload_ms" in timings:
-                out["import_ms"] = float(timings["preload_ms"])
-                # the rest of INIT: runtime start-up and the core imports (the name the
-                # local targets use for the same phase, so the report stacks them alike)
-                out["process_start_ms"] = max(report.init_ms - float(timings["preload_ms"]), 0.0)
-        for src, dst in (
-            ("stage_ms", "dataset_stage_ms"),
-            ("load_ms", "model_load_ms"),
-            ("compute_ms", "first_inference_ms"),
-        ):
-            if src in timings:
-                out[dst] = float(timings[src])
-        return out
+        if report is not None and report.init_ms is not None and "preload_ms" in timings:
+            out[Phase.IMPORTS] = float(timings["preload_ms"])
+            # the rest of INIT: runtime start-up and the core imports
+            out[Phase.PROCESS_START] = max(report.init_ms - float(timings["preload_ms"]), 0.0)
+        if "stage_ms" in timings:
+            out[Phase.DATASET_STAGE] = float(timings["stage_ms"])
+        return {**out, **first_call_phases(response)}
 
     def _cost(self, fn: str, report: Report | None, s3: Any) -> float | None:
         """This invocation's cost (``None`` without a REPORT line to bill from)."""

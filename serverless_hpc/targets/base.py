@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from serverless_hpc.invocation import Outcome
+
 log = logging.getLogger(__name__)
 
 
@@ -67,32 +69,6 @@ class TargetSettings:
         if self.memory_mb is not None:
             env["SHPC_MEMORY_MB"] = str(self.memory_mb)
         return env
-
-
-@dataclass(slots=True)
-class Outcome:
-    """One invocation as a target saw it.
-
-    ``response`` is always a contract envelope: a platform failure (timeout, crash, throttling
-    past the deadline) is expressed as a failure envelope, not an exception, so the driver can
-    record it and carry on.
-    """
-
-    response: dict[str, Any]
-    cold: bool
-    init_ms: float | None = None
-    duration_ms: float | None = None
-    billed_ms: float | None = None
-    memory_mb: int | None = None
-    max_rss_mb: float | None = None
-    cost_usd: float | None = None
-    breakdown: dict[str, float] = field(default_factory=dict)
-    instance: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the response is a success envelope."""
-        return bool(self.response.get("ok"))
 
 
 @dataclass(slots=True)

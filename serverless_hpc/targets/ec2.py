@@ -39,9 +39,9 @@ from typing import Any, Final
 from serverless_hpc import aws
 from serverless_hpc.aws.session import open_session, require_boto3
 from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response, validate_response
+from serverless_hpc.invocation import Outcome, Phase
 from serverless_hpc.pricing import CostLedger, ec2_billed_seconds, ec2_hourly
 from serverless_hpc.targets.base import (
-    Outcome,
     Target,
     TargetSettings,
     TargetUnavailable,
@@ -368,36 +368,32 @@ class Ec2Target(Target):
         return None
 
     def _outcome(self, item: dict[str, Any], doc: dict[str, Any], client_ms: float) -> Outcome:
+        """The runner's outcome for one request, with what the VM adds to it.
+
+        The instance's worker pool decides cold/warm (a worker's first use of a workload);
+        the dataset staging of the batch is a phase of every cold start in it; the batch's
+        wall time and the worker's handler time are platform extras.
+        """
         try:
-            response = validate_response(item.get("response"))
+            outcome = Outcome.from_dict(item.get("outcome"))  # type: ignore[arg-type]
+            validate_response(outcome.response)
         except ValueError as exc:
-            response = error_response(PLATFORM_ERROR, f"malformed runner result: {exc}")
-        # the runner's standalone pool says which requests were a worker's first of a workload
-        cold = bool(item.get("cold", response.get("cold_start", False)))
-        runtime = response.get("runtime", {}) if response.get("ok") else {}
-        timings = response.get("timings", {}) if response.get("ok") else {}
-        breakdown: dict[str, float] = {"batch_wall_ms": client_ms}
-        instance_ms = item.get("duration_ms")
-        if isinstance(instance_ms, int | float):
-            breakdown["instance_ms"] = float(instance_ms)
-        if isinstance(doc.get("stage_ms"), int | float):
-            breakdown["dataset_stage_ms"] = float(doc["stage_ms"])
-        preload_ms = item.get("preload_ms")
-        if cold and isinstance(preload_ms, int | float):
-            breakdown["import_ms"] = float(preload_ms)
-        compute_key = "first_inference_ms" if cold else "compute_ms"  # as the local targets
-        for src, dst in (("load_ms", "model_load_ms"), ("compute_ms", compute_key)):
-            if src in timings:
-                breakdown[dst] = float(timings[src])
-        return Outcome(
-            response=response,
-            cold=cold,
-            init_ms=float(preload_ms) if cold and isinstance(preload_ms, int | float) else None,
-            duration_ms=float(instance_ms) if isinstance(instance_ms, int | float) else None,
-            billed_ms=None,
-            memory_mb=self.memory_mb,
-            max_rss_mb=runtime.get("max_rss_mb"),
-            breakdown=breakdown,
-            # the worker process on the instance: cold/warm is per worker, as per environment
-            instance=f"{self.instance_id}/{item['pid']}" if "pid" in item else self.instance_id,
+            return Outcome(
+                response=error_response(PLATFORM_ERROR, f"malformed runner result: {exc}"),
+                cold=False,
+                memory_mb=self.memory_mb,
+                instance=self.instance_id,
+                extra={"batch_wall_ms": client_ms},
+            )
+        if outcome.cold and isinstance(doc.get("stage_ms"), int | float):
+            outcome.breakdown[Phase.DATASET_STAGE] = float(doc["stage_ms"])
+        outcome.extra["batch_wall_ms"] = client_ms
+        if outcome.duration_ms is not None:
+            outcome.extra["instance_ms"] = outcome.duration_ms
+        outcome.memory_mb = self.memory_mb
+        outcome.billed_ms = None  # the VM is billed per second of up-time, not per invocation
+        # the worker process on the instance: cold/warm is per worker, as per environment
+        outcome.instance = (
+            f"{self.instance_id}/{outcome.instance}" if outcome.instance else self.instance_id
         )
+        return outcome

@@ -43,7 +43,8 @@ from serverless_hpc.contract import (
     ContractError,
     error_response,
 )
-from serverless_hpc.targets.base import Outcome, Target, TargetSettings
+from serverless_hpc.invocation import Outcome, Phase, first_call_phases
+from serverless_hpc.targets.base import Target, TargetSettings
 from serverless_hpc.targets.process import (
     ReadyInfo,
     WorkerDied,
@@ -318,12 +319,10 @@ class LocalFaasTarget(Target):
             duration_ms = float(reply["duration_ms"])
             breakdown: dict[str, float] = {}
             if ready is not None:
-                timings = response.get("timings", {}) if response.get("ok") else {}
                 breakdown = {
-                    "process_start_ms": ready.process_start_ms,
-                    "import_ms": ready.import_ms + ready.preload_ms,
-                    "model_load_ms": float(timings.get("load_ms", 0.0)),
-                    "first_inference_ms": float(timings.get("compute_ms", 0.0)),
+                    Phase.PROCESS_START: ready.process_start_ms,
+                    Phase.IMPORTS: ready.import_ms + ready.preload_ms,
+                    **first_call_phases(response),
                 }
             return Outcome(
                 response=response,

@@ -48,6 +48,7 @@ from serverless_hpc.contract import (
     error_response,
     validate_response,
 )
+from serverless_hpc.invocation import Outcome, Phase, first_call_phases
 from serverless_hpc.openwhisk.client import (
     MAX_BLOCKING_WAIT_MS,
     ActivationTimeout,
@@ -59,7 +60,7 @@ from serverless_hpc.openwhisk.client import (
 from serverless_hpc.openwhisk.config import CredentialsError, load_credentials
 from serverless_hpc.openwhisk.deploy import DEFAULT_PROJECT, PAYLOAD_MAX_BYTES, is_managed
 from serverless_hpc.retry import Backoff
-from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TargetUnavailable
+from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -103,25 +104,32 @@ def outcome_from_activation(record: dict[str, Any]) -> Outcome:
     raw_limits = ann.get("limits")
     limits: dict[str, Any] = raw_limits if isinstance(raw_limits, dict) else {}
     memory = limits.get("memory") if isinstance(limits.get("memory"), int) else None
-    breakdown: dict[str, float] = {}
+    extra: dict[str, float] = {}
     for key, value in (("wait_ms", ann.get("waitTime")), ("activation_ms", total_ms)):
         number = _number(value)
         if number is not None:
-            breakdown[key] = number
+            extra[key] = number
     raw_resp = record.get("response")
     resp: dict[str, Any] = raw_resp if isinstance(raw_resp, dict) else {}
     response = _contract_response(record.get("activationId"), resp, ann)
     max_rss = None
     if response.get("ok"):
         max_rss = _number((response.get("runtime") or {}).get("max_rss_mb"))
+    cold = init_ms is not None
+    breakdown: dict[str, float] = {}
+    if cold:
+        if "wait_ms" in extra:
+            breakdown[Phase.QUEUE] = extra["wait_ms"]
+        breakdown.update(first_call_phases(response))
     return Outcome(
         response=response,
-        cold=init_ms is not None,
+        cold=cold,
         init_ms=init_ms,
         duration_ms=duration_ms,
         memory_mb=memory,
         max_rss_mb=max_rss,
         breakdown=breakdown,
+        extra=extra,
     )
 
 

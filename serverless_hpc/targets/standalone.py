@@ -15,7 +15,8 @@ import time
 from typing import IO, Any
 
 from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response
-from serverless_hpc.targets.base import Outcome, Target, TargetUnavailable
+from serverless_hpc.invocation import Outcome, Phase, first_call_phases
+from serverless_hpc.targets.base import Target, TargetUnavailable
 from serverless_hpc.targets.process import (
     WorkerDied,
     WorkerProcess,
@@ -169,14 +170,9 @@ class StandaloneTarget(Target):
                 self._cv.notify()
         cold = bool(reply.get("first_of_workload"))
         preload = float(reply.get("preload_ms") or 0.0)
-        timings = response.get("timings", {}) if response.get("ok") else {}
-        breakdown = {}
+        breakdown: dict[str, float] = {}
         if cold:
-            breakdown = {
-                "import_ms": preload,
-                "model_load_ms": float(timings.get("load_ms", 0.0)),
-                "first_inference_ms": float(timings.get("compute_ms", 0.0)),
-            }
+            breakdown = {Phase.IMPORTS: preload, **first_call_phases(response)}
         return Outcome(
             response=response,
             cold=cold,

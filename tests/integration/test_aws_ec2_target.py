@@ -131,7 +131,7 @@ def test_batch_runs_through_ssm_and_reads_the_runner_results(
         for t in timed:
             assert str(t.outcome.instance).startswith(deployed["instance_id"] + "/")
             assert t.outcome.duration_ms is not None and t.outcome.duration_ms > 0
-            assert t.outcome.breakdown["batch_wall_ms"] == t.client_ms
+            assert t.outcome.extra["batch_wall_ms"] == t.client_ms
             assert t.outcome.response["runtime"]["platform"] == "ec2"
             assert t.t_recv - t.t_send == pytest.approx(12.0)
         # the first batch pays the 60-second minimum, split across its records

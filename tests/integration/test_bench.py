@@ -13,9 +13,10 @@ import pytest
 from serverless_hpc import targets
 from serverless_hpc.bench import BenchConfig, BenchError, count_invocations, run
 from serverless_hpc.cli import main
+from serverless_hpc.invocation import Outcome
 from serverless_hpc.records import read_records
 from serverless_hpc.report import build_report
-from serverless_hpc.targets.base import Outcome, Target, TargetSettings
+from serverless_hpc.targets.base import Target, TargetSettings
 
 RECORD_FIELDS = {
     "run_id",

@@ -20,8 +20,9 @@ from serverless_hpc import targets
 from serverless_hpc.bench import BenchConfig, BenchError, run
 from serverless_hpc.cli import main
 from serverless_hpc.contract import PLATFORM_ERROR, error_response
+from serverless_hpc.invocation import Outcome
 from serverless_hpc.records import read_records
-from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TargetUnavailable
+from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
 
 REPO = Path(__file__).resolve().parents[2]
 

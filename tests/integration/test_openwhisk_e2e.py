@@ -68,7 +68,7 @@ def test_bench_apply_invoke_records_destroy(
     assert all(r["memory_mb"] == 512 and r["duration_ms"] is not None for r in records)
     # AND the first invocation was a cold start with its init time from the activation
     first = records[0]
-    assert first["cold"] and first["init_ms"] > 0 and "wait_ms" in first["breakdown"]
+    assert first["cold"] and first["init_ms"] > 0 and "wait_ms" in first["extra"]
     # AND a repeated single-shard natural invocation was warm, a forced one cold
     natural_1 = [r for r in records if r["mode"] == "natural" and r["shards"] == 1]
     assert [r["cold"] for r in natural_1] == [True, False]

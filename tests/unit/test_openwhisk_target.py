@@ -49,7 +49,8 @@ def test_cold_activation_reports_init_wait_and_handler_duration() -> None:
     # THEN it is a cold, successful invocation with the platform's figures
     assert out.ok and out.cold
     assert (out.init_ms, out.duration_ms) == (200.0, 50.0)
-    assert out.breakdown == {"wait_ms": 30.0, "activation_ms": 250.0}
+    assert out.extra == {"wait_ms": 30.0, "activation_ms": 250.0}
+    assert out.breakdown["queue_ms"] == 30.0  # a cold start's queue is one of its phases
     assert (out.memory_mb, out.max_rss_mb, out.billed_ms, out.cost_usd) == (512, 80.5, None, None)
 
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from serverless_hpc.records import InvocationRecord, RecordWriter, read_records
+from serverless_hpc.invocation import InvocationRecord, Outcome
+from serverless_hpc.records import RecordWriter, read_records
 from serverless_hpc.report import (
     RunData,
     _fanout_plots,
@@ -57,16 +58,23 @@ def _rec(**kw: object) -> InvocationRecord:
         "items": 10,
         "repeat": 0,
         "mode": "natural",
-        "cold": False,
-        "ok": True,
-        "error": None,
         "client_ms": 10.0,
         "t_send": 100.0,
         "t_recv": 100.01,
         "result": {"n": 10, "correct": 9},
     }
     base.update(kw)
-    return InvocationRecord(**base)  # type: ignore[arg-type]
+    ok, error = base.pop("ok", True), base.pop("error", None)
+    response = {"ok": True} if ok else {"ok": False, "error": {"type": "Timeout", "message": error}}
+    outcome = Outcome(
+        response=response,
+        cold=bool(base.pop("cold", False)),
+        breakdown=base.pop("breakdown", {}),  # type: ignore[arg-type]
+        cost_usd=base.pop("cost_usd", None),  # type: ignore[arg-type]
+        memory_mb=base.pop("memory_mb", None),  # type: ignore[arg-type]
+        billed_ms=base.pop("billed_ms", None),  # type: ignore[arg-type]
+    )
+    return InvocationRecord(outcome=outcome, **base)  # type: ignore[arg-type]
 
 
 def test_summary_separates_cold_warm_and_counts_failures(tmp_path: Path) -> None:
@@ -260,7 +268,7 @@ def test_a_batch_that_could_not_be_reduced_fails_a_check(tmp_path: Path) -> None
         "failed": 0,
         "items": 10,
         "makespan_ms": 5.0,
-        "reduce_error": "ValueError: nothing to reduce",
+        "combine_error": "ValueError: nothing to reduce",
     }
     (tmp_path / "batches.jsonl").write_text(json.dumps(batch) + "\n")
     html = build_report(tmp_path)["report.html"].read_text()

@@ -47,7 +47,7 @@ def test_first_invocation_is_cold_then_warm_on_the_same_instance(faas: LocalFaas
     assert first.instance == second.instance
     assert first.init_ms is not None and first.init_ms > 0 and second.init_ms is None
     parts = first.breakdown
-    assert set(parts) == {"process_start_ms", "import_ms", "model_load_ms", "first_inference_ms"}
+    assert set(parts) == {"process_start_ms", "import_ms", "load_ms", "first_call_ms"}
     assert 0 < parts["process_start_ms"] < first.init_ms
     assert first.billed_ms is not None and first.billed_ms >= first.init_ms + first.duration_ms - 1
     assert second.billed_ms is not None and second.billed_ms < first.billed_ms

@@ -1,0 +1,210 @@
+"""One invocation, in one shape: the target's :class:`Outcome` and the driver's record around it.
+
+A target turns a contract request into an :class:`Outcome`: the contract response plus the
+platform's own accounting (cold start, init, duration, billed time, memory, cost, the cold-start
+phases). The driver wraps it with where and when it ran into an :class:`InvocationRecord`, one
+JSON line per invocation. Both serialise here and nowhere else: the EC2 runner's wire format is
+:meth:`Outcome.to_dict`, read back with :meth:`Outcome.from_dict`.
+
+Cold-start phases are the closed enumeration :class:`Phase`: every target reports the phases it
+can measure under these names and no others, so the report can stack them alike. Figures a
+platform has that are not phases (an activation's total time, the wait for a configuration
+update) go to ``extra``, which no two platforms are expected to share.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+class Phase(enum.StrEnum):
+    """The phases of a cold start, in the order they happen (values are record keys, ms).
+
+    A target reports the ones it can measure; none is estimated.
+    """
+
+    #: Waiting for an instance: a platform's queue (OpenWhisk ``waitTime``).
+    QUEUE = "queue_ms"
+    #: The platform's initialisation as it reports it, before the handler's own imports
+    #: (Lambda: INIT minus the handler's imports; local: process spawn to the worker's main).
+    PROCESS_START = "process_start_ms"
+    #: Importing the workload's libraries (TensorFlow, LiteRT, numpy).
+    IMPORTS = "import_ms"
+    #: Copying the dataset into the instance (Lambda's /tmp, the EC2 runner's disk).
+    DATASET_STAGE = "dataset_stage_ms"
+    #: Loading the model and data in the first invocation.
+    LOAD = "load_ms"
+    #: The first invocation's own work (first inference; for ``train`` the whole training).
+    FIRST_CALL = "first_call_ms"
+
+    @classmethod
+    def label(cls, phase: Phase) -> str:
+        """A human name for plots and tables."""
+        return _LABELS[phase]
+
+
+_LABELS = {
+    Phase.QUEUE: "queue",
+    Phase.PROCESS_START: "process start",
+    Phase.IMPORTS: "imports",
+    Phase.DATASET_STAGE: "dataset staging",
+    Phase.LOAD: "model + data load",
+    Phase.FIRST_CALL: "first call",
+}
+_PHASES = frozenset(p.value for p in Phase)
+
+
+def first_call_phases(response: Mapping[str, Any]) -> dict[str, float]:
+    """The LOAD and FIRST_CALL phases a cold invocation's own timings give (empty on failure)."""
+    if not response.get("ok"):
+        return {}
+    timings = response.get("timings") or {}
+    out: dict[str, float] = {}
+    for src, phase in (("load_ms", Phase.LOAD), ("compute_ms", Phase.FIRST_CALL)):
+        value = timings.get(src)
+        if isinstance(value, int | float):
+            out[phase.value] = float(value)
+    return out
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One invocation as a target saw it.
+
+    ``response`` is always a contract envelope: a platform failure (timeout, crash, throttling
+    past the deadline) is a failure envelope, not an exception, so the driver can record it and
+    carry on. ``breakdown`` holds cold-start phases only (keys from :class:`Phase`).
+    """
+
+    response: dict[str, Any]
+    cold: bool
+    init_ms: float | None = None
+    duration_ms: float | None = None
+    billed_ms: float | None = None
+    memory_mb: int | None = None
+    max_rss_mb: float | None = None
+    cost_usd: float | None = None
+    breakdown: dict[str, float] = field(default_factory=dict)
+    instance: str | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.breakdown) - _PHASES)
+        if unknown:
+            raise ValueError(f"not cold-start phases: {unknown} (known: {sorted(_PHASES)})")
+
+    @property
+    def ok(self) -> bool:
+        """Whether the response is a success envelope."""
+        return bool(self.response.get("ok"))
+
+    @property
+    def error(self) -> str | None:
+        """``"Type: message"`` of a failure envelope, else None."""
+        if self.ok:
+            return None
+        err = self.response.get("error") or {}
+        return f"{err.get('type')}: {err.get('message')}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (the EC2 runner's wire format)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Outcome:
+        """The inverse of :meth:`to_dict`; ``ValueError`` naming what is malformed."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"an outcome is an object, got {type(data).__name__}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown outcome field(s) {unknown}")
+        if not isinstance(data.get("response"), dict) or "cold" not in data:
+            raise ValueError("an outcome needs 'response' (an object) and 'cold'")
+        try:
+            return cls(**dict(data))
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+
+#: Where and when an invocation ran, as the driver saw it (the record's fields around the outcome).
+_CONTEXT = (
+    "run_id",
+    "target",
+    "workload",
+    "shard",
+    "shards",
+    "items",
+    "repeat",
+    "mode",
+    "client_ms",
+    "t_send",
+    "t_recv",
+)
+
+
+@dataclass(slots=True)
+class InvocationRecord:
+    """One invocation's record: the driver's context around the target's :class:`Outcome`.
+
+    Times are milliseconds (``t_send``/``t_recv`` unix seconds); ``None`` where a platform has
+    no such figure. ``result`` is the workload's result as its spec compacts it for records.
+    """
+
+    run_id: str
+    target: str
+    workload: str
+    shard: int
+    shards: int
+    items: int
+    repeat: int
+    mode: str  # "natural": cold only when the platform chose so; "cold": forced cold starts
+    client_ms: float
+    t_send: float  # unix time the request was sent (for makespan)
+    t_recv: float
+    outcome: Outcome
+    result: dict[str, Any] | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the invocation succeeded."""
+        return self.outcome.ok
+
+    @property
+    def error(self) -> str | None:
+        """The failure as ``"Type: message"``, else None."""
+        return self.outcome.error
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as the flat JSON object of one ``records.jsonl`` line."""
+        o = self.outcome
+        timings = (o.response.get("timings") or {}) if o.ok else {}
+        out: dict[str, Any] = {k: getattr(self, k) for k in _CONTEXT}
+        out.update(
+            cold=o.cold,
+            ok=o.ok,
+            error=o.error,
+            init_ms=o.init_ms,
+            duration_ms=o.duration_ms,
+            load_ms=timings.get("load_ms"),
+            compute_ms=timings.get("compute_ms"),
+            billed_ms=o.billed_ms,
+            memory_mb=o.memory_mb,
+            max_rss_mb=o.max_rss_mb,
+            cost_usd=o.cost_usd,
+            breakdown=o.breakdown,
+            extra=o.extra,
+            instance=o.instance,
+            result=self.result,
+            env=self.env,
+        )
+        return out
+
+    def to_json(self) -> str:
+        """The record as one JSON line (no trailing newline)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
