@@ -131,10 +131,23 @@ def _with_data(settings: Any, args: argparse.Namespace) -> Any:
 
 
 def _needs_local_data(args: argparse.Namespace) -> bool:
+    """Whether a local target will run a workload that reads the dataset."""
+    from serverless_hpc import workloads
     from serverless_hpc.targets import LOCAL_TARGETS
 
     names = getattr(args, "targets", None) or (getattr(args, "target", None),)
-    return any(n in LOCAL_TARGETS for n in names)
+    if not any(n in LOCAL_TARGETS for n in names):
+        return False
+    planned = getattr(args, "workloads", None)
+    if planned is None:  # shpc invoke: the request names its workload
+        try:
+            request = json.loads(args.request)
+        except (json.JSONDecodeError, AttributeError):
+            return True
+        planned = (request.get("workload"),) if isinstance(request, dict) else ()
+    specs = workloads.specs()
+    # an unknown workload: let the target answer it, after the dataset check as before
+    return any(w not in specs or specs[w].splits(specs[w].plan_params) for w in planned)
 
 
 #: The CLI's shorthands for common workload parameters: option -> (workload, parameter).

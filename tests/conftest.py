@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import struct
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from serverless_hpc.data import fashion_mnist as fm
+from serverless_hpc.workloads.spec import WorkloadSpec
 
 REPO = Path(__file__).resolve().parent.parent
 # The development checkout sits beside shared/; CI exports FASHION_MNIST_DIR.
@@ -63,3 +66,36 @@ def write_idx(
     with gzip.open(path, "wb") as fh:
         fh.write(payload)
     return path
+
+
+@pytest.fixture
+def copy_workload() -> Iterator[Callable[[str, str], WorkloadSpec]]:
+    """Copy a workload package under a new name inside the package, as a user would.
+
+    Proves that a workload is its package alone: the copy must work everywhere with no other
+    edit. The copies are removed afterwards and the spec registry is rebuilt.
+    """
+    from serverless_hpc import workloads
+
+    root = Path(workloads.__file__).parent
+    made: list[Path] = []
+
+    def copy(source: str, name: str) -> WorkloadSpec:
+        dest = root / name
+        if dest.exists():
+            raise FileExistsError(dest)
+        shutil.copytree(root / source, dest, ignore=shutil.ignore_patterns("__pycache__"))
+        made.append(dest)
+        workloads.specs.cache_clear()
+        return workloads.spec(name)
+
+    try:
+        yield copy
+    finally:
+        for dest in made:
+            shutil.rmtree(dest, ignore_errors=True)
+            for mod in [
+                m for m in sys.modules if m.startswith(f"{workloads.__name__}.{dest.name}")
+            ]:
+                del sys.modules[mod]
+        workloads.specs.cache_clear()
