@@ -27,7 +27,8 @@ from serverless_hpc.contract import (
     success_response,
 )
 from serverless_hpc.data.fashion_mnist import DatasetError
-from serverless_hpc.workloads.base import Context, available_cpus
+from serverless_hpc.host import available_cpus
+from serverless_hpc.workloads.base import Context
 
 log = logging.getLogger(__name__)
 

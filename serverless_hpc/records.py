@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from serverless_hpc.host import machine_memory_mb
 from serverless_hpc.invocation import InvocationRecord
 
 #: Packages whose versions are recorded with every result (when installed).
@@ -30,16 +31,12 @@ def environment(target_settings: dict[str, Any] | None = None) -> dict[str, Any]
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    try:
-        mem_mb = int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20)
-    except (ValueError, OSError, AttributeError):
-        mem_mb = None
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "memory_mb": mem_mb,
+        "memory_mb": machine_memory_mb(),
         "packages": versions,
         "target_settings": target_settings or {},
     }

@@ -30,7 +30,6 @@ import urllib.error
 import urllib.request
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -43,6 +42,7 @@ from serverless_hpc.data.catalog import (
     IdxFile,
     Split,
 )
+from serverless_hpc.ranges import Range
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +70,8 @@ class DatasetError(Exception):
     """A dataset file is missing, truncated, corrupt or not the file it claims to be."""
 
 
-@dataclass(frozen=True, slots=True)
-class Shard:
-    """A half-open slice ``[start, end)`` of a split."""
-
-    start: int
-    end: int
-
-    @property
-    def size(self) -> int:
-        """Number of items in the shard."""
-        return self.end - self.start
-
-
-def validate_range(start: int, end: int, total: int, *, what: str = "range") -> Shard:
-    """Return ``Shard(start, end)`` after checking ``0 <= start < end <= total``.
+def validate_range(start: int, end: int, total: int, *, what: str = "range") -> Range:
+    """Return ``Range(start, end)`` after checking ``0 <= start < end <= total``.
 
     The message names the bad bound, because shard bounds come from callers over the network.
     """
@@ -97,27 +84,7 @@ def validate_range(start: int, end: int, total: int, *, what: str = "range") -> 
         raise ValueError(f"{what}: 'end' must be <= {total}, got {end}")
     if start >= end:
         raise ValueError(f"{what}: 'start' ({start}) must be < 'end' ({end})")
-    return Shard(start, end)
-
-
-def split_shards(total: int, shards: int, *, offset: int = 0) -> list[Shard]:
-    """Split ``[offset, offset + total)`` into ``shards`` contiguous, near-equal slices.
-
-    The first ``total % shards`` slices get one extra item, so sizes differ by at most one
-    and the slices cover the range exactly once.
-    """
-    if shards < 1:
-        raise ValueError(f"shards must be >= 1, got {shards}")
-    if total < shards:
-        raise ValueError(f"cannot split {total} items into {shards} non-empty shards")
-    base, extra = divmod(total, shards)
-    out: list[Shard] = []
-    start = offset
-    for i in range(shards):
-        end = start + base + (1 if i < extra else 0)
-        out.append(Shard(start, end))
-        start = end
-    return out
+    return Range(start, end)
 
 
 def read_idx(path: Path, *, expected_shape: Sequence[int] | None = None) -> np.ndarray:

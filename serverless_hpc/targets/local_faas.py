@@ -43,6 +43,7 @@ from serverless_hpc.contract import (
     ContractError,
     error_response,
 )
+from serverless_hpc.host import available_cpus
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
 from serverless_hpc.targets.base import Target, TargetSettings
 from serverless_hpc.targets.process import (
@@ -53,7 +54,6 @@ from serverless_hpc.targets.process import (
     call_or_error,
     open_log,
 )
-from serverless_hpc.workloads.base import available_cpus
 
 log = logging.getLogger(__name__)
 

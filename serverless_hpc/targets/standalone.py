@@ -9,12 +9,12 @@ for a free worker.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import IO, Any
 
 from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response
+from serverless_hpc.host import available_cpus, machine_memory_mb
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
 from serverless_hpc.targets.base import Target, TargetUnavailable
 from serverless_hpc.targets.process import (
@@ -24,18 +24,8 @@ from serverless_hpc.targets.process import (
     call_or_error,
     open_log,
 )
-from serverless_hpc.workloads.base import available_cpus
 
 log = logging.getLogger(__name__)
-
-
-def machine_memory_mb() -> int | None:
-    """Physical memory of this machine in MB (Linux), for the record's memory column."""
-    try:
-        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-    return int(pages * size / 2**20)
 
 
 class StandaloneTarget(Target):

@@ -63,11 +63,3 @@ def parse_params(model: type[P], raw: dict[str, Any]) -> P:
             loc = ".".join(str(p) for p in err["loc"]) or "params"
             problems.append(f"params.{loc}: {err['msg']}")
         raise InvalidRequest("; ".join(problems)) from None
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (affinity-aware, unlike ``os.cpu_count``)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1

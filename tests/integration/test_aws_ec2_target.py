@@ -28,6 +28,7 @@ from serverless_hpc import aws
 from serverless_hpc.data import fashion_mnist as fm
 from serverless_hpc.targets.base import TargetSettings
 from serverless_hpc.targets.ec2 import Ec2Target
+from serverless_hpc.workloads.spec import split_ranges
 from tests.doubles.aws import create_stack_with_outputs, moto_aws
 from tests.doubles.clock import FakeClock
 
@@ -103,7 +104,7 @@ def deployed(
 
 def requests(shards: int) -> list[dict[str, Any]]:
     out = []
-    for i, sh in enumerate(fm.split_shards(10000, shards)):
+    for i, sh in enumerate(split_ranges(10000, shards)):
         params = {"split": "test", "start": sh.start, "end": sh.end}
         out.append({"workload": "dataproc", "params": params, "run_id": "run-1", "shard": i})
     return out

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
 
-from serverless_hpc import targets
+from serverless_hpc import bench, targets
 from serverless_hpc.bench import BenchConfig, BenchError, count_invocations, run
 from serverless_hpc.cli import main
 from serverless_hpc.invocation import Outcome
@@ -185,22 +185,41 @@ def test_a_batch_native_target_that_raises_records_failures_and_the_run_goes_on(
     assert all("ConnectionError: SSM endpoint unreachable" in r["error"] for r in records)
 
 
+class ThreadClock:
+    """A fake nanosecond clock per thread: time passes only when a test says so.
+
+    Per thread, because a batch's invocations run in parallel and each measures its own.
+    """
+
+    def __init__(self) -> None:
+        self._ns: dict[int, int] = {}
+
+    def __call__(self) -> int:
+        return self._ns.get(threading.get_ident(), 0)
+
+    def advance_ms(self, ms: float) -> None:
+        me = threading.get_ident()
+        self._ns[me] = self._ns.get(me, 0) + round(ms * 1e6)
+
+
 class SlowToPrepareTarget(Target):
-    """A test double: preparing a batch takes 0.4 s; each invocation returns at once."""
+    """A test double: preparing a batch takes 400 ms; each invocation 5 ms (on a fake clock)."""
 
     name = "slow-prepare"
     supports_forced_cold = True
 
-    def __init__(self, settings: TargetSettings) -> None:
+    def __init__(self, settings: TargetSettings, clock: ThreadClock) -> None:
         super().__init__(settings)
         self.events: list[str] = []
+        self.clock = clock
 
     def prepare_batch(self, workload: str, *, force_cold: bool, timeout_s: float) -> None:
         self.events.append(f"prepare {workload} cold={force_cold}")
-        time.sleep(0.4)
+        self.clock.advance_ms(400.0)  # platform work the driver must not time
 
     def invoke(self, request: dict, *, timeout_s: float, force_cold: bool = False) -> Outcome:
         self.events.append("invoke")
+        self.clock.advance_ms(5.0)
         envelope = {
             "ok": True,
             "workload": request["workload"],
@@ -216,9 +235,11 @@ def test_batch_preparation_happens_before_and_outside_the_timed_invocations(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made: list[SlowToPrepareTarget] = []
+    clock = ThreadClock()
+    monkeypatch.setattr(bench, "perf_ns", clock)
 
     def create(name: str, settings: TargetSettings) -> Target:
-        made.append(SlowToPrepareTarget(settings))
+        made.append(SlowToPrepareTarget(settings, clock))
         return made[-1]
 
     monkeypatch.setitem(targets.TARGETS, "slow-prepare", "unused:Unused")
@@ -244,4 +265,5 @@ def test_batch_preparation_happens_before_and_outside_the_timed_invocations(
         "invoke",
         "invoke",
     ]
-    assert len(records) == 4 and all(r["client_ms"] < 300 for r in records)
+    # client_ms holds each invocation's 5 ms, none of the 400 ms of preparation
+    assert len(records) == 4 and all(r["client_ms"] == 5.0 for r in records)

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -268,13 +267,11 @@ def test_interrupt_closes_targets_first_and_records_no_cut_off_invocation(
         calls += 1
         raise KeyboardInterrupt
 
-    t0 = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         run(cfg, progress=progress)
-    elapsed = time.monotonic() - t0
-    # THEN the target was closed before the driver waited for shard 1, which returned at once
+    # THEN the target was closed before the driver waited for shard 1: closing released it
+    # (had the driver waited instead, shard 1 would have given up on its own, False)
     assert BlockingTarget.released_by_close == [True]
-    assert elapsed < 4
     # AND only the invocation that finished before the interrupt is recorded
     records = read_records(cfg.out / "records.jsonl")
     assert [(r["shard"], r["ok"]) for r in records] == [(0, True)]

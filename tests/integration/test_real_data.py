@@ -25,8 +25,8 @@ from serverless_hpc.store import (
 from serverless_hpc.targets.base import TargetSettings
 from serverless_hpc.targets.local_faas import LocalFaasTarget
 from serverless_hpc.workloads.base import Context
-from serverless_hpc.workloads.classify.function import decode_labels
 from serverless_hpc.workloads.dataproc import reduce_partials
+from serverless_hpc.workloads.spec import split_ranges
 from serverless_hpc.workloads.train import function as train
 
 pytestmark = pytest.mark.integration
@@ -56,7 +56,7 @@ def test_dataproc_reduce_over_shards_equals_one_shard_on_real_data(data_dir: Pat
         return resp["result"]
 
     whole = reduce_partials([run(0, 10000)])
-    parts = [run(s.start, s.end) for s in fm.split_shards(10000, 7)]
+    parts = [run(s.start, s.end) for s in split_ranges(10000, 7)]
     assert reduce_partials(parts) == whole
     assert [c["count"] for c in whole["classes"]] == [1000] * 10
 
@@ -106,11 +106,11 @@ def test_classify_agrees_with_the_training_report_and_across_shards(
     full = classify(0, 10000)
     assert full["accuracy"] == trained["result"]["litert_accuracy"]
     # Sharded classification gives the same labels as one batch.
-    labels = "".join(classify(s.start, s.end)["labels"] for s in fm.split_shards(3000, 5))
+    labels = "".join(classify(s.start, s.end)["labels"] for s in split_ranges(3000, 5))
     assert labels == full["labels"][:3000]
     truth = fm.load_split("test", data_dir)[1][:3000]
-    assert sum(int(a == b) for a, b in zip(decode_labels(labels), truth, strict=True)) == round(
-        sum(classify(s.start, s.end)["correct"] for s in fm.split_shards(3000, 3))
+    assert sum(int(a == b) for a, b in zip(map(int, labels), truth, strict=True)) == round(
+        sum(classify(s.start, s.end)["correct"] for s in split_ranges(3000, 3))
     )
 
 

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from serverless_hpc.data.fashion_mnist import split_shards
 from serverless_hpc.workloads.dataproc import reduce_partials
 from serverless_hpc.workloads.dataproc.function import class_stats
+from serverless_hpc.workloads.spec import split_ranges
 
 
 def _partial(images: np.ndarray, labels: np.ndarray, start: int, end: int, bins: int) -> dict:
@@ -38,7 +38,7 @@ def test_reduce_of_any_sharding_equals_the_single_shard(
     labels = rng.integers(0, 10, size=n, dtype=np.uint8)
     shards = min(shards, n)
     whole = reduce_partials([_partial(images, labels, 0, n, bins)])
-    parts = [_partial(images, labels, s.start, s.end, bins) for s in split_shards(n, shards)]
+    parts = [_partial(images, labels, s.start, s.end, bins) for s in split_ranges(n, shards)]
     assert reduce_partials(reversed(parts)) == whole  # order of arrival does not matter
 
 

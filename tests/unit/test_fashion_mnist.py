@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import functools
 import http.server
-import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from serverless_hpc.data import fashion_mnist as fm
 from tests.conftest import write_idx
@@ -107,19 +104,6 @@ def test_explicit_directory_with_missing_files_is_an_error_not_a_download(tmp_pa
 def test_range_validation_names_the_bound(start: int, end: int, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         fm.validate_range(start, end, 10)
-
-
-@given(total=st.integers(1, 20000), shards=st.integers(1, 64))
-def test_shards_cover_the_range_exactly_once(total: int, shards: int) -> None:
-    if shards > total:
-        with pytest.raises(ValueError):
-            fm.split_shards(total, shards)
-        return
-    parts = fm.split_shards(total, shards)
-    assert parts[0].start == 0 and parts[-1].end == total
-    assert all(a.end == b.start for a, b in itertools.pairwise(parts))
-    sizes = [p.size for p in parts]
-    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

@@ -96,19 +96,19 @@ def test_concurrency_cap_bounds_instances_and_queues_the_rest(faas: LocalFaasTar
 
 
 def test_waiting_for_a_free_instance_is_bounded(tmp_path: Path) -> None:
+    # the target closes first (killing the busy instance), then the pool joins its thread
     with (
-        LocalFaasTarget(TargetSettings(log_dir=tmp_path, concurrency=1)) as t,
         ThreadPoolExecutor(1) as pool,
+        LocalFaasTarget(TargetSettings(log_dir=tmp_path, concurrency=1)) as t,
     ):
-        busy = pool.submit(t.invoke, _sleep(2), timeout_s=30)
+        busy = pool.submit(t.invoke, _sleep(30), timeout_s=60)
         time.sleep(0.5)
-        t0 = time.monotonic()
         out = t.invoke(_sleep(), timeout_s=0.4)
-        waited = time.monotonic() - t0
         assert out.response["error"]["type"] == "Throttled"
         assert "concurrency cap 1" in out.response["error"]["message"]
-        assert waited < 1.5
-        assert busy.result().ok
+        # the wait ended on its own deadline, not when the only instance became free
+        assert not busy.done()
+    assert busy.result().response["error"]["type"] == "PlatformError"  # killed by close
 
 
 def test_memory_over_the_setting_fails_the_invocation_and_retires_the_instance(
@@ -183,10 +183,9 @@ def test_closing_during_an_invocation_leaves_no_process_and_refuses_more(tmp_pat
         while not _worker_children() and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)  # let it get into the sleep
-        t0 = time.monotonic()
         t.close()
-        out = busy.result(timeout=15)
-    assert time.monotonic() - t0 < 15  # the in-flight call did not run to its 30 s
+        out = busy.result(timeout=60)
+    # the in-flight call was cut off (had it run to its 30 s, it would have succeeded)
     assert not out.ok and out.response["error"]["type"] == "PlatformError"
     assert _worker_children() == set()
     late = t.invoke(_sleep(), timeout_s=5)

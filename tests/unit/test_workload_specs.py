@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import itertools
 import subprocess
 import sys
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from serverless_hpc import workloads
 from serverless_hpc.contract import InvalidRequest
@@ -81,3 +84,16 @@ def test_a_copied_package_is_a_new_workload(
     assert spec.function_module == "serverless_hpc.workloads.dataproc_copy.function"
     assert spec.timeout_s == workloads.spec("dataproc").timeout_s
     assert not spec.default or "dataproc_copy" in workloads.default_names()
+
+
+@given(total=st.integers(1, 20000), shards=st.integers(1, 64))
+def test_shards_cover_the_range_exactly_once(total: int, shards: int) -> None:
+    if shards > total:
+        with pytest.raises(ValueError):
+            split_ranges(total, shards)
+        return
+    parts = split_ranges(total, shards)
+    assert parts[0].start == 0 and parts[-1].end == total
+    assert all(a.end == b.start for a, b in itertools.pairwise(parts))
+    sizes = [p.size for p in parts]
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1

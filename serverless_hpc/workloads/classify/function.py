@@ -18,8 +18,9 @@ from pydantic import Field
 from serverless_hpc.contract import InvalidRequest
 from serverless_hpc.data import fashion_mnist as fm
 from serverless_hpc.data.catalog import SPLIT_SIZES
+from serverless_hpc.host import available_cpus
 from serverless_hpc.store import LATEST, bundle_key, check_model_name, open_store, resolve_version
-from serverless_hpc.workloads.base import Context, Output, Params, available_cpus, parse_params
+from serverless_hpc.workloads.base import Context, Output, Params, parse_params
 from serverless_hpc.workloads.classify import MODEL
 
 if TYPE_CHECKING:
@@ -92,11 +93,6 @@ def encode_labels(labels: np.ndarray) -> str:
     return (
         labels.astype(np.uint8).tobytes().translate(bytes(range(48, 58)).ljust(256, b"?")).decode()
     )
-
-
-def decode_labels(text: str) -> list[int]:
-    """Inverse of :func:`encode_labels`."""
-    return [ord(c) - 48 for c in text]
 
 
 def run(raw: dict[str, Any], ctx: Context) -> Output:

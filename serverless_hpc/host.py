@@ -1,0 +1,26 @@
+"""Facts about the machine a process runs on: its CPUs and memory.
+
+A layer below everything that asks (workloads size their threads, local targets their pools,
+records describe the environment), so none of them imports another for it.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (affinity-aware, unlike ``os.cpu_count``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def machine_memory_mb() -> int | None:
+    """Physical memory of this machine in MB (None where the OS does not say)."""
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return int(pages * size / 2**20)
