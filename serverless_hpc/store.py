@@ -4,6 +4,10 @@ A store is addressed by a URI (a plain path, ``file://...`` or ``s3://bucket/pre
 same request works on every platform; each adapter tells the workloads which URI to use
 through ``$SHPC_STORE``.
 
+The interface (:class:`Store`) lives in :mod:`serverless_hpc.store_base`, which this module
+and :mod:`serverless_hpc.store_s3` both import; S3 imports nothing else of the stores, so
+the dependency runs one way: :func:`open_store` loads the S3 store only for an ``s3://`` URI.
+
 A model bundle is three objects under ``models/<name>/<version>/``: ``model.keras``,
 ``model.tflite`` and ``metadata.json``, plus a ``models/<name>/LATEST`` pointer written last,
 so a reader never sees a half-written bundle as the latest one.
@@ -18,16 +22,15 @@ import re
 import secrets
 import tempfile
 import time
-from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Final
 
 from serverless_hpc.contract import InvalidRequest, NotFound
+from serverless_hpc.store_base import KEY_PART_RE, Store, check_key
 
 log = logging.getLogger(__name__)
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_KEY_PART_RE: Final = re.compile(r"^[A-Za-z0-9_.=-]+$")
 LATEST: Final = "latest"
 
 
@@ -41,35 +44,6 @@ def default_store_uri() -> str:
     return str(base / "store")
 
 
-def _check_key(key: str) -> str:
-    parts = key.split("/")
-    if not key or any(p in ("", ".", "..") or not _KEY_PART_RE.match(p) for p in parts):
-        raise InvalidRequest(f"invalid object key {key!r}")
-    return key
-
-
-class Store(ABC):
-    """A flat key/value object store with '/'-separated keys."""
-
-    uri: str
-
-    @abstractmethod
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Write ``data`` at ``key`` atomically (readers see the old or the new object)."""
-
-    @abstractmethod
-    def get_bytes(self, key: str) -> bytes:
-        """Read ``key``; raise :class:`NotFound` when it does not exist."""
-
-    @abstractmethod
-    def exists(self, key: str) -> bool:
-        """Whether ``key`` exists."""
-
-    @abstractmethod
-    def local_path(self, key: str) -> Path:
-        """A local file holding ``key``'s bytes (a download cache for remote stores)."""
-
-
 class LocalStore(Store):
     """A directory on this machine; writes go through a temporary file and a rename."""
 
@@ -78,7 +52,7 @@ class LocalStore(Store):
         self.uri = str(self.root)
 
     def _path(self, key: str) -> Path:
-        return self.root / _check_key(key)
+        return self.root / check_key(key)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Write via a temporary file in the same directory, then rename over the target."""
@@ -168,7 +142,7 @@ def resolve_version(store: Store, name: str, version: str = LATEST) -> str:
     """The concrete version ``version`` refers to (``latest`` follows the pointer)."""
     check_model_name(name)
     if version != LATEST:
-        if not _KEY_PART_RE.match(version):
+        if not KEY_PART_RE.match(version):
             raise InvalidRequest(f"field 'version' is not a valid version: {version!r}")
         return version
     try:

@@ -1,4 +1,4 @@
-"""The S3 implementation of :class:`~serverless_hpc.store.Store` (``s3://bucket/prefix``).
+"""The S3 implementation of :class:`~serverless_hpc.store_base.Store` (``s3://bucket/prefix``).
 
 A single ``PutObject`` is atomic (readers see the old or the new object), which is what the
 bundle protocol needs: bundle files are written first and the ``LATEST`` pointer last.
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from serverless_hpc.contract import InvalidRequest, NotFound
-from serverless_hpc.store import Store, _check_key
+from serverless_hpc.store_base import Store, check_key
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class S3Store(Store):
 
     def object_key(self, key: str) -> str:
         """The S3 key of store key ``key`` (validated)."""
-        _check_key(key)
+        check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def put_bytes(self, key: str, data: bytes) -> None:
