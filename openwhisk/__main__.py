@@ -9,9 +9,12 @@ and never enter the stack's state.
 Stack configuration (``pulumi config set <key> <value>``):
 
 * ``project`` (default ``serverless-hpc``), ``package`` (default: the project);
-* ``workloads``: comma-separated (default ``train,classify,dataproc``);
+* ``workloads``: comma-separated (default: every workload of the package);
 * ``imageLean``, ``imageTrain``: runtime images (else ``$SHPC_OW_IMAGE_LEAN`` / ``_TRAIN``);
 * ``memoryMb``, ``timeoutS``: objects such as ``{"train": 2048}`` (``--path`` or JSON);
+  unset, each workload's spec decides, as for ``shpc ow apply``, with its memory fitted to
+  ``maxActionMemory`` (default: OpenWhisk's documented 512; the program cannot ask the
+  controller, so set it to your namespace's maximum);
 * ``store``, ``dataDir``: bound as the adapter's ``shpc_store`` / ``shpc_data_dir``;
 * ``configFile``, ``insecure``: where the wsk properties are, and ``wsk -i``.
 """
@@ -29,12 +32,9 @@ HERE = Path(__file__).resolve().parent
 
 config = pulumi.Config()
 project = config.get("project") or deploy.DEFAULT_PROJECT
-workloads = tuple(
-    w.strip() for w in (config.get("workloads") or ",".join(deploy.WORKLOADS)).split(",") if w
-)
-images = {
-    k: v for k, v in (("lean", config.get("imageLean")), ("train", config.get("imageTrain"))) if v
-}
+# Empty: every workload of the package (ProjectConfig's default).
+workloads = tuple(w.strip() for w in (config.get("workloads") or "").split(",") if w.strip())
+images = {k: v for k in deploy.IMAGE_ENV if (v := config.get(f"image{k.capitalize()}"))}
 timeouts = config.get_object("timeoutS") or {}
 cfg = deploy.ProjectConfig(
     project=project,
@@ -47,6 +47,8 @@ cfg = deploy.ProjectConfig(
     store_uri=config.get("store"),
     data_dir=config.get("dataDir"),
 )
+max_memory_mb = config.get_int("maxActionMemory") or deploy.DOCUMENTED_DEFAULTS["maxActionMemory"]
+specs = deploy.build_specs(cfg, max_memory_mb=max_memory_mb)
 connection = {"config_file": config.get("configFile"), "insecure": config.get_bool("insecure")}
 
 package = OwEntity(
@@ -67,8 +69,8 @@ actions = [
         **connection,
         opts=pulumi.ResourceOptions(depends_on=[package]),
     )
-    for spec in deploy.build_specs(cfg)
+    for spec in specs
 ]
 
 pulumi.export("package", cfg.package_name)
-pulumi.export("actions", [spec.qualified_name for spec in deploy.build_specs(cfg)])
+pulumi.export("actions", [spec.qualified_name for spec in specs])

@@ -74,8 +74,8 @@ def add_parser(subparsers: Any) -> None:
     a.add_argument(
         "--workloads",
         type=_csv,
-        default=("train", "classify", "dataproc"),
-        help="workloads to apply as actions (default: train,classify,dataproc)",
+        default=(),
+        help="workloads to apply as actions (default: every workload of the package)",
     )
     a.add_argument("--image-lean", help="LiteRT runtime image (default: $SHPC_OW_IMAGE_LEAN)")
     a.add_argument("--image-train", help="TensorFlow runtime image (default: $SHPC_OW_IMAGE_TRAIN)")
@@ -85,7 +85,8 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="WORKLOAD=MB",
-        help="action memory (default: train=2048, classify=512, dataproc=512)",
+        help="action memory (default: the workload spec's, capped at the namespace maximum "
+        "but never below the least the workload runs in)",
     )
     a.add_argument(
         "--timeout",
@@ -93,7 +94,7 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="WORKLOAD=SECONDS",
-        help="action time limit (default: train=900, classify=60, dataproc=60)",
+        help="action time limit (default: the workload spec's)",
     )
     a.add_argument("--store", help="model store URI bound to the actions (shpc_store)")
     a.add_argument("--data-dir", help="dataset directory inside the image (shpc_data_dir)")

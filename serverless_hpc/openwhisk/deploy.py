@@ -7,15 +7,22 @@ idempotent (``PUT ?overwrite=true``) and checks each action against the namespac
 (``GET /namespaces/_/limits``) and the documented caps *before* sending anything, so an
 action over a limit fails with a message saying what to change instead of half a deploy.
 
-Actions are ``blackbox`` actions: a runtime image built from ``openwhisk/Dockerfile.*``
+Actions are ``blackbox`` actions: a runtime image built from ``openwhisk/Dockerfile.<image>``
 (the official Python 3.11 action runtime plus this package) with the adapter
 ``openwhisk/action.py`` sent as the action's code.
+
+What each action is comes from its workload's spec (:mod:`serverless_hpc.workloads.spec`):
+the image kind, the time limit, and the memory: the spec's, capped at the namespace's
+maximum (a default OpenWhisk allows 512 MB) but never below the least the workload runs in,
+where apply stops and says what the operator must raise. Every workload in the package is
+applied unless ``--workloads`` names fewer, so a new workload needs no edit here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -23,20 +30,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from serverless_hpc import workloads
 from serverless_hpc.openwhisk.client import OpenWhiskClient
+from serverless_hpc.workloads.spec import Image, WorkloadSpec
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PROJECT: Final = "serverless-hpc"
 MANAGED_BY: Final = "managed-by"
-WORKLOADS: Final = ("train", "classify", "dataproc")
-#: Which runtime image each workload needs: TensorFlow only for training.
-IMAGE_KIND: Final = {"train": "train", "classify": "lean", "dataproc": "lean"}
-IMAGE_ENV: Final = {"lean": "SHPC_OW_IMAGE_LEAN", "train": "SHPC_OW_IMAGE_TRAIN"}
-#: Memory per workload (MB). Training imports TensorFlow (~540 MB RSS) and holds the
-#: 60k training set, so it needs more than OpenWhisk's default 512 MB maximum.
-DEFAULT_MEMORY_MB: Final = {"train": 2048, "classify": 512, "dataproc": 512}
-DEFAULT_TIMEOUT_MS: Final = {"train": 900_000, "classify": 60_000, "dataproc": 60_000}
+#: Where an image kind's reference comes from when ``--image-<kind>`` is not given.
+IMAGE_ENV: Final = {kind.value: f"SHPC_OW_IMAGE_{kind.name}" for kind in Image}
 DEFAULT_LOGS_MB: Final = 10
 DEFAULT_ACTION_FILE: Final = Path(__file__).resolve().parents[2] / "openwhisk" / "action.py"
 
@@ -79,7 +82,8 @@ class ProjectConfig:
 
     project: str = DEFAULT_PROJECT
     package: str | None = None
-    workloads: tuple[str, ...] = WORKLOADS
+    #: Workloads to apply (empty: every workload of the package).
+    workloads: tuple[str, ...] = ()
     images: Mapping[str, str] = field(default_factory=dict)
     memory_mb: Mapping[str, int] = field(default_factory=dict)
     timeout_ms: Mapping[str, int] = field(default_factory=dict)
@@ -92,16 +96,20 @@ class ProjectConfig:
             raise DeployError(f"project name {self.project!r} is not a valid OpenWhisk name")
         if not _NAME_RE.match(self.package_name):
             raise DeployError(f"package name {self.package_name!r} is not a valid name")
+        known = workloads.names()
         if not self.workloads:
-            raise DeployError("name at least one workload")
+            object.__setattr__(self, "workloads", known)
         for what, names in (
             ("workload", self.workloads),
             ("--memory workload", tuple(self.memory_mb)),
             ("--timeout workload", tuple(self.timeout_ms)),
         ):
-            bad = sorted(set(names) - set(WORKLOADS))
+            bad = sorted(set(names) - set(known))
             if bad:
-                raise DeployError(f"unknown {what}(s) {bad} (known: {', '.join(WORKLOADS)})")
+                raise DeployError(f"unknown {what}(s) {bad} (known: {', '.join(known)})")
+        bad_images = sorted(set(self.images) - set(IMAGE_ENV))
+        if bad_images:
+            raise DeployError(f"unknown image kind(s) {bad_images} (known: {', '.join(IMAGE_ENV)})")
 
     @property
     def package_name(self) -> str:
@@ -122,6 +130,10 @@ class ActionSpec:
     logs_mb: int
     annotations: tuple[tuple[str, Any], ...]
     parameters: tuple[tuple[str, Any], ...]
+    #: The least memory the workload runs in (its spec's), named when a limit refuses it.
+    min_memory_mb: int = 128
+    #: Memory was given explicitly (``--memory``), so it is never fitted to the namespace.
+    memory_fixed: bool = True
 
     @property
     def qualified_name(self) -> str:
@@ -173,8 +185,18 @@ def is_managed(entity: Mapping[str, Any] | None, project: str) -> bool:
     )
 
 
-def build_specs(cfg: ProjectConfig, env: Mapping[str, str] | None = None) -> list[ActionSpec]:
-    """The actions ``cfg`` describes. Images come from ``cfg.images`` or ``$SHPC_OW_IMAGE_*``."""
+def build_specs(
+    cfg: ProjectConfig,
+    env: Mapping[str, str] | None = None,
+    *,
+    max_memory_mb: int | None = None,
+) -> list[ActionSpec]:
+    """The actions ``cfg`` describes, from each workload's spec.
+
+    Images come from ``cfg.images`` or ``$SHPC_OW_IMAGE_<KIND>``. Memory is ``--memory`` when
+    given, else the spec's capped at ``max_memory_mb`` (the namespace's maximum) but never
+    below the spec's ``min_memory_mb``; the time limit is ``--timeout`` or the spec's.
+    """
     env = os.environ if env is None else env
     try:
         code = cfg.action_file.read_text(encoding="utf-8")
@@ -185,7 +207,8 @@ def build_specs(cfg: ProjectConfig, env: Mapping[str, str] | None = None) -> lis
         ) from None
     specs = []
     for workload in cfg.workloads:
-        kind = IMAGE_KIND[workload]
+        spec = workloads.spec(workload)
+        kind = spec.image.value
         image = cfg.images.get(kind) or env.get(IMAGE_ENV[kind])
         if not image:
             raise DeployError(
@@ -193,12 +216,14 @@ def build_specs(cfg: ProjectConfig, env: Mapping[str, str] | None = None) -> lis
                 f"to a registry your invokers can pull from, and pass --image-{kind} or set "
                 f"${IMAGE_ENV[kind]} (see docs/openwhisk.md)"
             )
-        memory = int(cfg.memory_mb.get(workload, DEFAULT_MEMORY_MB[workload]))
+        fixed = workload in cfg.memory_mb
+        memory = int(cfg.memory_mb[workload]) if fixed else _fitted_memory(spec, max_memory_mb)
         params: list[tuple[str, Any]] = [("shpc_memory_mb", memory)]
         if cfg.store_uri:
             params.append(("shpc_store", cfg.store_uri))
         if cfg.data_dir:
             params.append(("shpc_data_dir", cfg.data_dir))
+        default_timeout_ms = math.ceil(spec.timeout_s * 1000)
         specs.append(
             ActionSpec(
                 package=cfg.package_name,
@@ -206,13 +231,34 @@ def build_specs(cfg: ProjectConfig, env: Mapping[str, str] | None = None) -> lis
                 image=image,
                 code=code,
                 memory_mb=memory,
-                timeout_ms=int(cfg.timeout_ms.get(workload, DEFAULT_TIMEOUT_MS[workload])),
+                timeout_ms=int(cfg.timeout_ms.get(workload, default_timeout_ms)),
                 logs_mb=DEFAULT_LOGS_MB,
                 annotations=managed_annotations(cfg.project, workload=workload),
                 parameters=tuple(params),
+                min_memory_mb=spec.min_memory_mb,
+                memory_fixed=fixed,
             )
         )
     return specs
+
+
+def _fitted_memory(spec: WorkloadSpec, max_memory_mb: int | None) -> int:
+    """The spec's memory within the namespace's ceiling, but not below the spec's minimum.
+
+    Below the minimum the minimum is returned, so the limit check refuses it and says what
+    the operator must raise, instead of deploying an action that would run out of memory.
+    """
+    if max_memory_mb is None or spec.memory_mb <= max_memory_mb:
+        return spec.memory_mb
+    fitted = max(max_memory_mb, spec.min_memory_mb)
+    log.info(
+        "%s: memory %d MB (its spec asks %d MB; the namespace allows %d MB)",
+        spec.name,
+        fitted,
+        spec.memory_mb,
+        max_memory_mb,
+    )
+    return fitted
 
 
 def parse_byte_size(value: object) -> int:
@@ -287,10 +333,15 @@ def check_limits(specs: Sequence[ActionSpec], limits: NamespaceLimits) -> None:
                 f" The operator must raise the action memory maximum to at least "
                 f"{s.memory_mb} MB (ansible: limit_action_memory_max={s.memory_mb}m; helm: "
                 f"whisk.limits.actions.memory.max={s.memory_mb}m; or the namespace's "
-                "maxActionMemory), or deploy with a smaller --memory."
+                "maxActionMemory)"
             )
-            if s.workload == "train":
-                advice += " Training imports TensorFlow (~540 MB) and holds the training set."
+            if s.memory_fixed and s.memory_mb > s.min_memory_mb:
+                advice += ", or deploy with a smaller --memory."
+            else:
+                advice += (
+                    f"; {s.workload} needs at least {s.min_memory_mb} MB (its spec's "
+                    "min_memory_mb)."
+                )
             problems.append(
                 f"{name}: memory {s.memory_mb} MB exceeds the maximum {limits.max_memory_mb} MB "
                 f"({limits.source('maxActionMemory')}).{advice}"
@@ -353,8 +404,9 @@ def package_body(cfg: ProjectConfig) -> dict[str, Any]:
 def apply(client: OpenWhiskClient, cfg: ProjectConfig) -> Report:
     """Check limits, then create or update the package and every action (idempotent)."""
     limits = NamespaceLimits.from_api(client.get_limits())
+    built = build_specs(cfg, max_memory_mb=limits.max_memory_mb)
     # Logs only help debugging: fit them to the namespace rather than refuse to deploy.
-    specs = [replace(s, logs_mb=min(s.logs_mb, limits.max_logs_mb)) for s in build_specs(cfg)]
+    specs = [replace(s, logs_mb=min(s.logs_mb, limits.max_logs_mb)) for s in built]
     check_limits(specs, limits)
     existing = client.get_package(cfg.package_name)
     if existing is not None and not is_managed(existing, cfg.project):

@@ -112,6 +112,10 @@ class WorkloadSpec:
     #: Function memory (MB) and timeout (s) on every platform unless the user overrides them.
     memory_mb: int = 2048
     timeout_s: float = 60.0
+    #: The least memory (MB) the function runs in. A platform whose memory ceiling is below
+    #: :attr:`memory_mb` (a default OpenWhisk allows 512 MB) gives it the ceiling instead, but
+    #: never less than this: below it the deploy stops and says what to raise.
+    min_memory_mb: int = 128
     #: Position in a run: lower first (a model's producer before its readers).
     order: int = 50
     #: Part of ``shpc bench``'s default plan.
@@ -144,6 +148,10 @@ class WorkloadSpec:
             raise ValueError(f"{self.name}: a workload that uses the model store names its model")
         if not 128 <= self.memory_mb <= 10240:
             raise ValueError(f"{self.name}: memory_mb {self.memory_mb} outside 128..10240")
+        if not 128 <= self.min_memory_mb <= self.memory_mb:
+            raise ValueError(
+                f"{self.name}: min_memory_mb {self.min_memory_mb} outside 128..memory_mb"
+            )
         if not 0 < self.timeout_s <= 900:
             raise ValueError(f"{self.name}: timeout_s {self.timeout_s} outside (0, 900]")
 

@@ -63,14 +63,15 @@ def test_apply_is_idempotent_with_overwrite(controller: ControllerDouble, wskpro
 def test_train_over_default_memory_cap_fails_before_sending(
     controller: ControllerDouble, wskprops: Path
 ) -> None:
-    # GIVEN OpenWhisk's default 512 MB maximum and train's 2048 MB
+    # GIVEN OpenWhisk's default 512 MB maximum and train, which runs in no less than 2048 MB
     # WHEN the whole project is applied
     with pytest.raises(deploy.LimitError) as err:
-        deploy.apply(_client(), _cfg(workloads=deploy.WORKLOADS))
+        deploy.apply(_client(), _cfg(workloads=()))
     # THEN the message says what the operator must raise, and nothing was written
     text = str(err.value)
     assert "serverless-hpc/train: memory 2048 MB exceeds the maximum 512 MB" in text
     assert "limit_action_memory_max=2048m" in text
+    assert "train needs at least 2048 MB" in text
     assert "timeout 900000 ms exceeds the maximum 300000" in text
     assert _writes(controller) == []
 
@@ -90,9 +91,10 @@ def test_older_controller_limits_fall_back_to_documented_defaults(
 def test_raised_namespace_limits_admit_train(controller: ControllerDouble, wskprops: Path) -> None:
     # GIVEN an operator who raised memory and timeout maxima
     controller.limits.update(maxActionMemory=4096, maxActionTimeout=900_000)
-    # WHEN train is applied THEN it is created with its memory and timeout
+    # WHEN train is applied THEN it is created with its spec's memory and timeout
     deploy.apply(_client(), _cfg(workloads=("train",)))
-    assert controller.actions["serverless-hpc/train"]["limits"]["memory"] == 2048
+    assert controller.actions["serverless-hpc/train"]["limits"]["memory"] == 4096
+    assert controller.actions["serverless-hpc/train"]["limits"]["timeout"] == 900_000
     assert controller.actions["serverless-hpc/train"]["exec"]["image"] == IMAGES["train"]
 
 

@@ -160,4 +160,5 @@ def test_spec_from_body_round_trips() -> None:
     # GIVEN an action body built by deploy WHEN turned back into a spec THEN limits match
     props = _action_props(memory=300)
     spec = spec_from_body(props["name"], props["body"])
-    assert (spec.memory_mb, spec.timeout_ms, spec.workload) == (300, 60_000, "dataproc")
+    # the time limit is the dataproc spec's 120 s
+    assert (spec.memory_mb, spec.timeout_ms, spec.workload) == (300, 120_000, "dataproc")

@@ -71,6 +71,8 @@ SPEC = WorkloadSpec(
     store=StoreAccess.READ_MODELS,
     model=MODEL,
     memory_mb=2048,
+    # Runs in a default OpenWhisk's 512 MB ceiling (numpy and LiteRT, no TensorFlow).
+    min_memory_mb=512,
     timeout_s=60.0,
     order=20,
     plan_params={"model": MODEL, "start": 0, "end": 3000},

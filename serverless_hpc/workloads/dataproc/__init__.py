@@ -106,6 +106,8 @@ SPEC = WorkloadSpec(
     summary="per-class pixel statistics, map/reduce over shards of a split (exact reduce)",
     function_module=f"{__name__}.function",
     memory_mb=2048,
+    # Runs in a default OpenWhisk's 512 MB ceiling (numpy and LiteRT, no TensorFlow).
+    min_memory_mb=512,
     timeout_s=120.0,
     order=30,
     plan_params={"split": "train"},

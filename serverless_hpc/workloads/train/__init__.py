@@ -35,6 +35,8 @@ SPEC = WorkloadSpec(
     store=StoreAccess.WRITE_MODELS,
     model=MODEL,
     memory_mb=4096,
+    # TensorFlow alone is ~540 MB resident, and the 60k training set is held in memory.
+    min_memory_mb=2048,
     timeout_s=900.0,
     order=10,
     long_running=True,
