@@ -70,12 +70,12 @@ def run_batch(
 
 
 def _splits(requests: Sequence[dict[str, Any]]) -> list[Split]:
-    from serverless_hpc.aws.runtime import splits_needed
+    from serverless_hpc.aws.function.staging import dataset_splits
 
     needed: set[Split] = set()
     for r in requests:
         if isinstance(r, dict) and isinstance(r.get("workload"), str):
-            needed.update(splits_needed(r["workload"], r.get("params")))
+            needed.update(dataset_splits(r["workload"], r.get("params")))
     return sorted(needed)
 
 
@@ -90,7 +90,7 @@ def execute(
     s3: Any = None,
 ) -> dict[str, Any]:
     """Read the batch, stage the data, run it and write the results document; return it."""
-    from serverless_hpc.aws.runtime import stage_dataset
+    from serverless_hpc.aws.function.staging import stage_dataset
     from serverless_hpc.contract import DATASET_ERROR, error_response
     from serverless_hpc.data.fashion_mnist import DatasetError
     from serverless_hpc.invocation import Outcome

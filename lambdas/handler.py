@@ -1,7 +1,8 @@
 """AWS Lambda entry point: the event is the contract request; the return value its response.
 
-A few lines on purpose: all logic lives in :class:`serverless_hpc.aws.runtime.LambdaAdapter`
-and the shared :func:`serverless_hpc.handler.handle`. Module-level code runs in Lambda's INIT
+A few lines on purpose: all logic lives in
+:class:`serverless_hpc.aws.function.adapter.LambdaAdapter` and the shared
+:func:`serverless_hpc.handler.handle`. Module-level code runs in Lambda's INIT
 phase, so the workload's heavy imports are timed as the REPORT line's Init Duration.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from serverless_hpc.aws.runtime import LambdaAdapter
+from serverless_hpc.aws.function.adapter import LambdaAdapter
 
 logging.getLogger().setLevel(logging.INFO)
 _adapter = LambdaAdapter()

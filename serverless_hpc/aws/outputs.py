@@ -1,4 +1,8 @@
-"""Resource names from CloudFormation stack outputs, looked up once by the driver."""
+"""Resource names from the deployment's CloudFormation outputs, looked up once by the driver.
+
+Control plane: runs on the user's machine, never inside a function. The functions it expects
+are one per workload spec, so a workload added to the package is looked up with no edit here.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from serverless_hpc import aws
+from serverless_hpc import aws, workloads
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,7 @@ def _require(outputs: dict[str, str], key: str, stack: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DataOutputs:
-    """The data stack's buckets."""
+    """The deployment's buckets."""
 
     dataset_bucket: str
     results_bucket: str
@@ -62,7 +66,7 @@ class DataOutputs:
 
 @dataclass(frozen=True, slots=True)
 class FunctionOutputs:
-    """The functions stack's function names and architecture."""
+    """The deployment's function names (one per workload) and their architecture."""
 
     functions: dict[str, str]
     architecture: str
@@ -70,7 +74,7 @@ class FunctionOutputs:
 
 @dataclass(frozen=True, slots=True)
 class ComparisonOutputs:
-    """The comparison stack's instance."""
+    """The deployment's comparison instance."""
 
     instance_id: str
     instance_type: str
@@ -79,8 +83,8 @@ class ComparisonOutputs:
 
 
 def data_outputs(cfn: Any, prefix: str) -> DataOutputs:
-    """Look up the data stack's outputs."""
-    name = aws.stack_names(prefix)["data"]
+    """Look up the buckets."""
+    name = aws.stack_name(prefix)
     out = stack_outputs(cfn, name)
     return DataOutputs(
         dataset_bucket=_require(out, aws.OUT_DATASET_BUCKET, name),
@@ -89,18 +93,18 @@ def data_outputs(cfn: Any, prefix: str) -> DataOutputs:
 
 
 def function_outputs(cfn: Any, prefix: str) -> FunctionOutputs:
-    """Look up the functions stack's outputs."""
-    name = aws.stack_names(prefix)["functions"]
+    """Look up every workload's function (``OutputsUnavailable`` naming a missing one)."""
+    name = aws.stack_name(prefix)
     out = stack_outputs(cfn, name)
-    functions = {w: _require(out, aws.function_output_key(w), name) for w in aws.WORKLOADS}
+    functions = {w: _require(out, aws.function_output_key(w), name) for w in workloads.names()}
     return FunctionOutputs(
         functions=functions, architecture=_require(out, aws.OUT_ARCHITECTURE, name)
     )
 
 
 def comparison_outputs(cfn: Any, prefix: str) -> ComparisonOutputs:
-    """Look up the comparison stack's outputs."""
-    name = aws.stack_names(prefix)["comparison"]
+    """Look up the comparison instance."""
+    name = aws.stack_name(prefix)
     out = stack_outputs(cfn, name)
     return ComparisonOutputs(
         instance_id=_require(out, aws.OUT_INSTANCE_ID, name),

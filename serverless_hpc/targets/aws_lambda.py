@@ -38,8 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from serverless_hpc import aws
-from serverless_hpc.aws.session import open_session, require_boto3
+from serverless_hpc import aws, workloads
 from serverless_hpc.contract import (
     OUT_OF_MEMORY,
     PLATFORM_ERROR,
@@ -51,6 +50,7 @@ from serverless_hpc.contract import (
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
 from serverless_hpc.pricing import CostLedger, lambda_invocation_cost, s3_requests_cost
 from serverless_hpc.retry import Backoff
+from serverless_hpc.targets.aws_session import open_session, require_boto3
 from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,14 @@ RETRYABLE_CODES: Final = frozenset(
 BACKOFF_BASE_S: Final = 0.25
 BACKOFF_CAP_S: Final = 8.0
 MAX_ATTEMPTS: Final = 50
-KNOWN_OPTIONS: Final = frozenset(
+BASE_OPTIONS: Final = frozenset(
     {"stack_prefix", "region", "profile", "architecture", "max_parallel"}
-    | {f"function.{w}" for w in aws.WORKLOADS}
 )
+
+
+def known_options() -> frozenset[str]:
+    """The target's options: the base ones plus ``function.<workload>`` for every workload."""
+    return BASE_OPTIONS | {f"function.{w}" for w in workloads.names()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,7 @@ class LambdaTarget(Target):
     """Invoke the deployed functions; see the module docstring."""
 
     name = "lambda"
-    options = KNOWN_OPTIONS
+    options = known_options()
     supports_forced_cold = True
 
     def __init__(
@@ -178,19 +182,21 @@ class LambdaTarget(Target):
             raise TargetUnavailable("lambda: max_parallel must be an integer") from None
         if self._max_parallel < 1:
             raise TargetUnavailable("lambda: max_parallel must be >= 1")
+        #: One function per workload spec, each one's own cold-start state.
+        self.workloads = workloads.names()
         self.functions: dict[str, str] = {
-            w: extra[f"function.{w}"] for w in aws.WORKLOADS if f"function.{w}" in extra
+            w: extra[f"function.{w}"] for w in self.workloads if f"function.{w}" in extra
         }
         self._lambda = lambda_client
         self._cfn = cfn_client
         self._sleep = sleep
         self._clock = clock
         self._rng = rng
-        self._cold_locks = {w: threading.Lock() for w in aws.WORKLOADS}
+        self._cold_locks = {w: threading.Lock() for w in self.workloads}
         self._cold_state_lock = threading.Lock()
         #: Per workload: a configuration update completed and no invocation has finished since,
         #: so no warm environment exists and an invocation sent now starts cold.
-        self._fresh = dict.fromkeys(aws.WORKLOADS, False)
+        self._fresh = dict.fromkeys(self.workloads, False)
         self.ledger = CostLedger()
         from serverless_hpc.pricing_data import load_prices
 
@@ -203,9 +209,10 @@ class LambdaTarget(Target):
 
         from serverless_hpc.aws.outputs import OutputsUnavailable, function_outputs
 
-        if self._lambda is None or (self._cfn is None and len(self.functions) < 3):
+        complete = set(self.functions) >= set(self.workloads)
+        if self._lambda is None or (self._cfn is None and not complete):
             self._make_clients()
-        if len(self.functions) < len(aws.WORKLOADS) or self.architecture is None:
+        if not complete or self.architecture is None:
             try:
                 outs = function_outputs(self._cfn, self.prefix)
             except OutputsUnavailable as exc:

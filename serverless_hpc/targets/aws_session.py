@@ -1,5 +1,8 @@
 """What both AWS targets (``lambda``, ``ec2``) check before they touch AWS.
 
+Target code (it speaks in :class:`TargetUnavailable`), so it lives with the targets rather
+than in :mod:`serverless_hpc.aws`, which the targets import and which imports no target.
+
 Each check raises :class:`~serverless_hpc.targets.base.TargetUnavailable` with a message that
 starts with the target's name and says what to do. boto3 is imported inside the functions, so
 importing this module stays light.

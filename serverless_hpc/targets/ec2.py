@@ -37,10 +37,10 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from serverless_hpc import aws
-from serverless_hpc.aws.session import open_session, require_boto3
 from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response, validate_response
 from serverless_hpc.invocation import Outcome, Phase
 from serverless_hpc.pricing import CostLedger, ec2_billed_seconds, ec2_hourly
+from serverless_hpc.targets.aws_session import open_session, require_boto3
 from serverless_hpc.targets.base import (
     Target,
     TargetSettings,

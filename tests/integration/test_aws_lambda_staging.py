@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import boto3
 import pytest
 
-from serverless_hpc.aws.runtime import LambdaAdapter
+from serverless_hpc.aws.function.adapter import LambdaAdapter
 from serverless_hpc.data import fashion_mnist as fm
 from tests.doubles.aws import moto_aws
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from serverless_hpc.aws.runtime import LambdaAdapter, splits_needed
+from serverless_hpc.aws.function.adapter import LambdaAdapter
+from serverless_hpc.aws.function.staging import dataset_splits
 from serverless_hpc.contract import validate_response
 from serverless_hpc.store_s3 import default_client
 
@@ -66,12 +67,16 @@ def test_init_measures_the_workload_imports(handler_module: ModuleType) -> None:
     assert handler_module.INIT_IMPORT_MS >= 0
 
 
-def test_splits_needed() -> None:
-    assert splits_needed("train", {}) == ("train", "test")
-    assert splits_needed("classify", {}) == ("test",)
-    assert splits_needed("dataproc", {"split": "train"}) == ("train",)
-    assert splits_needed("dataproc", {}) == ("test",)
-    assert splits_needed("dataproc", {"split": "bogus"}) == ()
+def test_dataset_splits_come_from_the_workload_spec() -> None:
+    assert dataset_splits("train", {}) == ("train", "test")
+    assert dataset_splits("classify", {}) == ("test",)
+    assert dataset_splits("classify", None) == ("test",)
+    assert dataset_splits("dataproc", {"split": "train"}) == ("train",)
+    assert dataset_splits("dataproc", {}) == ("test",)
+    # malformed requests stage nothing: the handler's validation names the bad field
+    assert dataset_splits("dataproc", {"split": "bogus"}) == ()
+    assert dataset_splits("dataproc", ["not", "an", "object"]) == ()
+    assert dataset_splits("nope", {}) == ()
 
 
 def test_adapter_without_workload_pin_passes_through() -> None:

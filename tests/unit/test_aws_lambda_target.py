@@ -19,6 +19,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
+from serverless_hpc import workloads
 from serverless_hpc.retry import Backoff
 from serverless_hpc.targets.aws_lambda import (
     BACKOFF_BASE_S,
@@ -29,7 +30,8 @@ from serverless_hpc.targets.aws_lambda import (
 from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
 from tests.doubles.clock import FakeClock
 
-FUNCTIONS = {"train": "fn-train", "classify": "fn-classify", "dataproc": "fn-dataproc"}
+#: One function per workload spec, as the deployment's outputs name them.
+FUNCTIONS = {w: f"fn-{w}" for w in workloads.names()}
 REQUEST = {"workload": "classify", "params": {"start": 0, "end": 100}, "run_id": "r1", "shard": 0}
 
 

@@ -1,84 +1,28 @@
-"""Inside AWS: what the Lambda adapter and the EC2 runner share.
+"""The Lambda adapter: event and context in, the shared handler, the contract response out.
 
-* :func:`stage_dataset` copies the canonical Fashion-MNIST files a workload needs from the
-  dataset bucket into a local directory (``/tmp`` on Lambda), verifying each file's
-  published md5 before it is moved into place, and only when the file is not already there:
-  a warm function instance stages nothing.
-* :class:`LambdaAdapter` is what ``lambdas/handler.py`` calls: it maps the Lambda event (the
-  contract request itself) and context to :func:`serverless_hpc.handler.handle` and back, so
-  the adapter file stays a few lines. Every failure becomes the contract's failure envelope.
+:class:`LambdaAdapter` is what ``lambdas/handler.py`` calls, so that file stays a few lines.
+It stages the dataset splits the request's workload declares (see
+:mod:`~serverless_hpc.aws.function.staging`), maps the event (the contract request itself) and
+context to :func:`serverless_hpc.handler.handle`, and adds what only Lambda knows (the log
+stream naming the execution environment, the S3 requests it made). Every failure becomes the
+contract's failure envelope.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from serverless_hpc.aws.function.staging import dataset_splits, stage_dataset
 from serverless_hpc.contract import DATASET_ERROR, INVALID_REQUEST, error_response
 from serverless_hpc.data import fashion_mnist as fm
 from serverless_hpc.workloads.base import Context
 
 log = logging.getLogger(__name__)
-
-
-def splits_needed(workload: str, params: object) -> tuple[fm.Split, ...]:
-    """The dataset splits a request reads (``train`` needs both; ``dataproc`` its ``split``)."""
-    if workload == "train":
-        return ("train", "test")
-    if workload == "dataproc" and isinstance(params, Mapping):
-        split = params.get("split", "test")
-        if split in fm.SPLITS:
-            return (split,)
-        return ()  # invalid: the workload's own validation names the field
-    return ("test",)
-
-
-def stage_dataset(
-    dataset_uri: str, dest: Path, splits: Iterable[fm.Split], *, client: Any = None
-) -> list[str]:
-    """Download the files of ``splits`` missing from ``dest``; return the names fetched.
-
-    Raises :class:`~serverless_hpc.data.fashion_mnist.DatasetError` when a download fails or
-    a file's md5 is not the published one (the bad file is never left in ``dest``).
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from serverless_hpc.store_s3 import default_client, parse_s3_uri
-
-    bucket, prefix = parse_s3_uri(dataset_uri)
-    s3 = client or default_client()
-    dest.mkdir(parents=True, exist_ok=True)
-    fetched: list[str] = []
-    for split in splits:
-        for spec in fm.FILES[split]:
-            target = dest / spec.name
-            if target.is_file():
-                continue
-            key = f"{prefix}/{spec.name}" if prefix else spec.name
-            fd, tmp_name = tempfile.mkstemp(prefix=f".{spec.name}.", dir=dest)
-            os.close(fd)
-            tmp = Path(tmp_name)
-            try:
-                s3.download_file(bucket, key, tmp_name)
-                actual = fm.md5sum(tmp)
-                if actual != spec.md5:
-                    raise fm.DatasetError(
-                        f"s3://{bucket}/{key}: md5 {actual} is not the published {spec.md5}"
-                    )
-                tmp.replace(target)
-            except (BotoCoreError, ClientError) as exc:
-                raise fm.DatasetError(f"cannot fetch s3://{bucket}/{key}: {exc}") from exc
-            finally:
-                tmp.unlink(missing_ok=True)
-            fetched.append(spec.name)
-    if fetched:
-        log.info("staged %s from %s into %s", ", ".join(fetched), dataset_uri, dest)
-    return fetched
 
 
 class LambdaAdapter:
@@ -128,7 +72,7 @@ class LambdaAdapter:
             t0 = time.perf_counter()
             try:
                 stage_dataset(
-                    self.dataset_uri, self.data_dir, splits_needed(workload, event.get("params"))
+                    self.dataset_uri, self.data_dir, dataset_splits(workload, event.get("params"))
                 )
             except fm.DatasetError as exc:
                 log.exception("dataset staging failed")
