@@ -55,6 +55,16 @@ $(CDK_CLI): package.json package-lock.json
 # make test installs the CDK CLI only where npm exists; elsewhere the synth tests skip, saying why.
 TEST_CDK_CLI := $(if $(shell command -v npm 2>/dev/null),$(CDK_CLI))
 
+# checkov (run on the synthesized templates by the tests) gets a venv of its own: it pins
+# boto3, packaging and others to versions the project does not use.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+$(CHECKOV): tests/infra/requirements-checkov.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (set PYTHON=...)" >&2; exit 2; }
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r tests/infra/requirements-checkov.txt
+	@touch $@
+
 run: $(RUN_STAMP)  ## the whole local benchmark (train, classify 3000 images at 1/5/10/15 shards, dataproc)
 	$(SHPC) bench --targets $(TARGETS) $(BENCH_ARGS)
 
@@ -66,7 +76,7 @@ lint: $(DEV_STAMP)  ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy serverless_hpc
 
-test: lint $(TEST_CDK_CLI)  ## lint, then the whole test suite (CDK synth included where npm is)
+test: lint $(TEST_CDK_CLI) $(CHECKOV)  ## lint, then the whole test suite (CDK synth, cfn-lint, cdk-nag, checkov where npm is)
 	@if [ -z "$(TEST_CDK_CLI)" ] && [ ! -x $(CDK_CLI) ]; then \
 	  if command -v node >/dev/null 2>&1; then echo "npm not found: the CDK synth tests (tests/infra/test_synth_cli.py) will be skipped"; \
 	  else echo "node/npm not found: the CDK synth and template tests (tests/infra/test_synth_cli.py, test_stacks.py) will be skipped"; fi; \
@@ -91,7 +101,7 @@ status: $(BENCH_STAMP)  ## AWS: resources tagged project=serverless-hpc still al
 
 images:  ## AWS: build the Lambda images where a Docker engine runs and print their sizes
 	@if docker info >/dev/null 2>&1; then \
-	  for img in infer train; do \
+	  for img in lean train; do \
 	    DOCKER_BUILDKIT=1 docker build -q -f lambdas/Dockerfile.$$img -t serverless-hpc-$$img . >/dev/null || exit 1; \
 	    docker image inspect serverless-hpc-$$img --format "serverless-hpc-$$img: {{.Size}} bytes"; \
 	  done; \
@@ -107,4 +117,4 @@ ow-status: $(BENCH_STAMP)  ## OpenWhisk: list the package and actions that exist
 	$(SHPC) ow status $(OW_ARGS)
 
 clean:  ## remove the venv and caches (results/ is kept)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

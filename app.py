@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The CDK app: read the typed config once, instantiate the three stacks, tag everything.
+"""The CDK app: read the typed config once, instantiate the deployment's stack, tag everything.
 
 Run by the CDK CLI (``cdk.json``: ``python3 app.py``; the Makefile puts the project's venv
 first on ``PATH``). Account and region come only from ``CDK_DEFAULT_ACCOUNT`` /
@@ -26,52 +26,32 @@ except ImportError as exc:  # run by a python without the cdk extra (e.g. outsid
     )
 
 from serverless_hpc import aws
-from stacks.comparison import ComparisonStack
+from stacks.benchmark import BenchmarkStack
 from stacks.config import AppConfig
-from stacks.data import DataStack
-from stacks.functions import FunctionsStack
 from stacks.tagging import TagRawResources
 
 
-def build(app: cdk.App) -> dict[str, cdk.Stack]:
-    """Add the stacks to ``app`` and return them by role (data, functions, comparison)."""
-    config = AppConfig.from_context(app.node.try_get_context)
+def build(app: cdk.App) -> BenchmarkStack:
+    """Add the deployment's stack to ``app`` and return it."""
+    config = AppConfig.from_context(
+        app.node.try_get_context, keys=app.node.get_all_context().keys()
+    )
     env = cdk.Environment(
         account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")
     )
-    names = aws.stack_names(config.stack_prefix)
-    data = DataStack(
+    stack = BenchmarkStack(
         app,
-        names["data"],
+        aws.stack_name(config.stack_prefix),
         config=config,
         env=env,
-        description="serverless-hpc: dataset and results buckets",
+        description="serverless-hpc: dataset and results buckets, one Lambda function per "
+        "workload, the comparison EC2 instance",
     )
-    functions = FunctionsStack(
-        app,
-        names["functions"],
-        config=config,
-        dataset=data.dataset_ref,
-        results=data.results_ref,
-        env=env,
-        description="serverless-hpc: Lambda container-image functions",
-    )
-    comparison = ComparisonStack(
-        app,
-        names["comparison"],
-        config=config,
-        dataset=data.dataset_ref,
-        results=data.results_ref,
-        env=env,
-        description="serverless-hpc: comparison EC2 instance",
-    )
-    functions.add_stack_dependency(data, "imports the buckets' exports")
-    comparison.add_stack_dependency(data, "imports the buckets' exports")
     cdk.Tags.of(app).add(config.tag_key, config.tag_value)
     cdk.Aspects.of(app).add(TagRawResources(config.tag_key, config.tag_value))
     if config.nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
-    return {"data": data, "functions": functions, "comparison": comparison}
+    return stack
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Comparison stack: the EC2 instance (t3.xlarge by default) the functions are measured against.
+"""The comparison instance construct: the EC2 instance (t3.xlarge by default) the functions are
+measured against.
 
 Hardening: no inbound rule at all (egress HTTPS only: SSM, S3, package mirrors), managed
 through SSM Run Command (no SSH key, no open port), IMDSv2 required, encrypted gp3 root
@@ -22,9 +23,9 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from serverless_hpc import aws
-from stacks.config import REPO_ROOT, AppConfig
-from stacks.data import BucketRef
-from stacks.nag import acknowledge
+from stacks.config import REPO_ROOT
+from stacks.data import Dataset, objects_finding
+from stacks.nag import acknowledge, checkov_skip
 
 SHPC_HOME: Final = "/opt/serverless-hpc"
 RUNNER_COMMAND: Final = f"{SHPC_HOME}/venv/bin/python {SHPC_HOME}/src/ec2/runner.py"
@@ -41,22 +42,24 @@ SOURCE_EXCLUDE: Final = [
 ]
 
 
-class ComparisonStack(cdk.Stack):
-    """The comparison instance; see the module docstring."""
+class ComparisonInstance(Construct):
+    """The comparison instance, its network and role; see the module docstring.
+
+    Takes the buckets by attribute from :class:`~stacks.data.Dataset`.
+    """
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        config: AppConfig,
-        dataset: BucketRef,
-        results: BucketRef,
-        **kwargs: object,
+        dataset: Dataset,
+        instance_type: str,
+        root_volume_gb: int,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        dataset_bucket = dataset.import_into(self, "DatasetBucket")
-        results_bucket = results.import_into(self, "ResultsBucket")
+        super().__init__(scope, construct_id)
+        dataset_bucket = dataset.dataset_bucket
+        results_bucket = dataset.results_bucket
         vpc = ec2.Vpc(
             self,
             "Vpc",
@@ -131,15 +134,15 @@ class ComparisonStack(cdk.Stack):
         bootstrap = (REPO_ROOT / "ec2" / "bootstrap.sh").read_text(encoding="utf-8")
         user_data.add_commands(*[ln for ln in bootstrap.splitlines() if not ln.startswith("#!")])
 
-        instance_type = ec2.InstanceType(config.instance_type)
-        arm = instance_type.architecture == ec2.InstanceArchitecture.ARM_64
+        itype = ec2.InstanceType(instance_type)
+        arm = itype.architecture == ec2.InstanceArchitecture.ARM_64
         self.instance = ec2.Instance(
             self,
             "Instance",
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
             associate_public_ip_address=True,
-            instance_type=instance_type,
+            instance_type=itype,
             machine_image=ec2.MachineImage.latest_amazon_linux2023(
                 cpu_type=ec2.AmazonLinuxCpuType.ARM_64 if arm else ec2.AmazonLinuxCpuType.X86_64
             ),
@@ -152,7 +155,7 @@ class ComparisonStack(cdk.Stack):
                 ec2.BlockDevice(
                     device_name="/dev/xvda",
                     volume=ec2.BlockDeviceVolume.ebs(
-                        config.root_volume_gb,
+                        root_volume_gb,
                         encrypted=True,
                         volume_type=ec2.EbsDeviceVolumeType.GP3,
                         delete_on_termination=True,
@@ -160,15 +163,11 @@ class ComparisonStack(cdk.Stack):
                 )
             ],
         )
-        cdk.CfnOutput(self, aws.OUT_INSTANCE_ID, value=self.instance.instance_id)
-        cdk.CfnOutput(self, aws.OUT_INSTANCE_TYPE, value=config.instance_type)
-        cdk.CfnOutput(self, aws.OUT_ROOT_VOLUME_GB, value=str(config.root_volume_gb))
-        cdk.CfnOutput(self, aws.OUT_RUNNER_COMMAND, value=RUNNER_COMMAND)
-        self._suppress(role, vpc, dataset, results)
+        self.instance_type = instance_type
+        self.root_volume_gb = root_volume_gb
+        self._acknowledge(role, vpc, dataset)
 
-    def _suppress(
-        self, role: iam.Role, vpc: ec2.Vpc, dataset: BucketRef, results: BucketRef
-    ) -> None:
+    def _acknowledge(self, role: iam.Role, vpc: ec2.Vpc, dataset: Dataset) -> None:
         """Acknowledgments, each with its reason."""
         acknowledge(
             role,
@@ -176,9 +175,9 @@ class ComparisonStack(cdk.Stack):
             "Object access is limited to the dataset, models/ and results/ prefixes, whose "
             "keys are created at run time, so the prefix wildcards are the narrowest resources.",
             findings=[
-                dataset.objects_finding(aws.DATASET_PREFIX),
-                results.objects_finding(aws.MODELS_PREFIX),
-                results.objects_finding(aws.RESULTS_PREFIX),
+                objects_finding(dataset.dataset_bucket, aws.DATASET_PREFIX),
+                objects_finding(dataset.results_bucket, aws.MODELS_PREFIX),
+                objects_finding(dataset.results_bucket, aws.RESULTS_PREFIX),
             ],
         )
         acknowledge(
@@ -198,6 +197,11 @@ class ComparisonStack(cdk.Stack):
             self.instance,
             "AwsSolutions-EC28",
             "Detailed monitoring costs extra; the runner records the benchmark's own timings.",
+        )
+        checkov_skip(
+            self.instance,
+            CKV_AWS_88="The public address carries egress only (no inbound rule exists); it "
+            "replaces a NAT gateway, which would cost more per hour than the instance.",
         )
         acknowledge(
             self.instance,

@@ -5,20 +5,26 @@ command line (``cdk synth -c retain_results=true``); values given with ``-c`` ar
 strings and are coerced here. Nothing else in the app reads context, the environment or
 files for settings: the stacks take this object's fields as typed keyword arguments.
 
+Each workload's function takes its memory and timeout from the workload's spec
+(:mod:`serverless_hpc.workloads.spec`); ``<workload>_memory_mb`` / ``<workload>_timeout_s``
+in the context override them, and such a key naming no workload is an error (a renamed
+workload's stale setting would otherwise be ignored without a word).
+
 Account and region are not configuration: the app takes them from ``CDK_DEFAULT_ACCOUNT`` /
 ``CDK_DEFAULT_REGION`` (set by the CDK CLI from the AWS profile), so nothing here names one.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from serverless_hpc import aws
+from serverless_hpc import aws, workloads
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 ARCHITECTURES: Final = ("x86_64", "arm64")
@@ -28,6 +34,8 @@ _INSTANCE_TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 #: Where ``shpc data fetch`` puts the dataset when nothing else is configured.
 DEFAULT_DATASET_DIR: Final = Path.home() / ".cache" / "serverless-hpc" / "fashion-mnist"
 _PREFIX_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,30}$")
+#: A per-workload override key: ``<workload>_memory_mb`` or ``<workload>_timeout_s``.
+_OVERRIDE_RE: Final = re.compile(r"^(?P<workload>.+)_(?P<what>memory_mb|timeout_s)$")
 
 
 class ConfigError(ValueError):
@@ -42,6 +50,14 @@ class FunctionConfig:
     timeout_s: int
 
 
+def spec_functions() -> dict[str, FunctionConfig]:
+    """Every workload's function sizing as its spec declares it (timeouts rounded up to s)."""
+    return {
+        spec.name: FunctionConfig(memory_mb=spec.memory_mb, timeout_s=math.ceil(spec.timeout_s))
+        for spec in workloads.specs().values()
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class AppConfig:
     """Everything the stacks need, validated on construction."""
@@ -50,13 +66,8 @@ class AppConfig:
     tag_key: str = aws.PROJECT_TAG_KEY
     tag_value: str = aws.PROJECT_TAG_VALUE
     architecture: str = "x86_64"
-    functions: Mapping[str, FunctionConfig] = field(
-        default_factory=lambda: {
-            "train": FunctionConfig(memory_mb=4096, timeout_s=900),
-            "classify": FunctionConfig(memory_mb=2048, timeout_s=60),
-            "dataproc": FunctionConfig(memory_mb=2048, timeout_s=120),
-        }
-    )
+    #: One function per workload spec (see :func:`spec_functions`).
+    functions: Mapping[str, FunctionConfig] = field(default_factory=spec_functions)
     ephemeral_storage_mb: int = 512
     reserved_concurrency: int | None = None
     instance_type: str = "t3.xlarge"
@@ -73,8 +84,9 @@ class AppConfig:
             )
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(f"architecture must be one of {ARCHITECTURES}: {self.architecture!r}")
-        if set(self.functions) != set(aws.WORKLOADS):
-            raise ConfigError(f"functions must configure exactly {aws.WORKLOADS}")
+        names = workloads.names()
+        if set(self.functions) != set(names):
+            raise ConfigError(f"functions must configure exactly the workloads {names}")
         for name, fn in self.functions.items():
             if not 128 <= fn.memory_mb <= 10240:
                 raise ConfigError(f"{name}_memory_mb must be 128..10240, got {fn.memory_mb}")
@@ -99,14 +111,27 @@ class AppConfig:
 
     @classmethod
     def from_context(
-        cls, get: Callable[[str], Any], env: Mapping[str, str] | None = None
+        cls,
+        get: Callable[[str], Any],
+        env: Mapping[str, str] | None = None,
+        *,
+        keys: Iterable[str] = (),
     ) -> AppConfig:
         """Build from a context getter (``app.node.try_get_context``).
 
-        ``dataset_dir``: the context value when set, else ``$FASHION_MNIST_DIR``, else the
-        cache ``shpc data fetch`` fills. Relative paths are relative to the repository.
+        ``keys`` are every context key given (``app.node.get_all_context()``), checked so a
+        per-workload override names a workload that exists. ``dataset_dir``: the context value
+        when set, else ``$FASHION_MNIST_DIR``, else the cache ``shpc data fetch`` fills.
+        Relative paths are relative to the repository.
         """
         env = os.environ if env is None else env
+        known = workloads.names()
+        for key in keys:
+            m = _OVERRIDE_RE.match(key)
+            if m and m["workload"] not in known:
+                raise ConfigError(
+                    f"context key {key}: no workload {m['workload']!r} (known: {', '.join(known)})"
+                )
 
         def raw(key: str, default: Any) -> Any:
             value = get(key)
@@ -122,7 +147,7 @@ class AppConfig:
                     raw(f"{w}_timeout_s", base.functions[w].timeout_s), f"{w}_timeout_s"
                 ),
             )
-            for w in aws.WORKLOADS
+            for w in known
         }
         dataset = str(raw("dataset_dir", "") or env.get("FASHION_MNIST_DIR", ""))
         dataset_dir = _resolve(dataset) if dataset else DEFAULT_DATASET_DIR

@@ -1,14 +1,23 @@
-"""Functions stack: one container-image Lambda function per workload.
+"""The workload function construct: one container-image Lambda function, built from a spec.
 
-``train`` runs on the TensorFlow image (``lambdas/Dockerfile.train``) with more memory and
-up to Lambda's 15-minute ceiling; ``classify`` and ``dataproc`` share the lean LiteRT image
-(``lambdas/Dockerfile.infer``), so their cold starts do not pay for TensorFlow.
+Everything that differs between workloads comes from the workload's spec
+(:mod:`serverless_hpc.workloads.spec`), so a new workload package becomes a function with no
+edit here:
 
-Each function has its own role with exactly what its workload touches: read the dataset
-prefix; ``train`` reads and writes ``models/``; ``classify`` reads ``models/``; nobody else
-writes anywhere. Logs go to a log group the stack owns (retention set, destroyed with it),
-written through the role's own narrow grant rather than the AWS-managed basic policy. Bucket
-names reach the code through environment variables; function names leave through outputs.
+* the image: ``lambdas/Dockerfile.<spec.image>``: the lean LiteRT image, or the TensorFlow
+  image for training, so lean workloads' cold starts do not pay for TensorFlow (functions of
+  one image share one image asset);
+* memory and timeout: the spec's, or the cdk.json overrides (:class:`FunctionConfig`);
+* IAM from the spec's store access: every function reads the dataset prefix; ``read-models``
+  also reads ``models/``; ``write-models`` reads and writes ``models/``; nobody else writes
+  anywhere.
+
+Logs go to a log group the construct owns (retention set, destroyed with it), written
+through the role's own narrow grant rather than the AWS-managed basic policy. The buckets are
+taken by attribute from :class:`~stacks.data.Dataset`; their names reach the code through
+environment variables. The statements are written out rather than taken from
+``bucket.grant_read``/``grant_read_write``, whose action wildcards (``s3:GetObject*``,
+``s3:List*``, ...) are broader than what the workloads do.
 """
 
 from __future__ import annotations
@@ -20,13 +29,13 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from serverless_hpc import aws
-from stacks.config import REPO_ROOT, AppConfig
-from stacks.data import BucketRef
-from stacks.nag import acknowledge
+from serverless_hpc.workloads.spec import StoreAccess, WorkloadSpec
+from stacks.config import REPO_ROOT, FunctionConfig
+from stacks.data import Dataset, objects_finding
+from stacks.nag import acknowledge, checkov_skip
 
 #: Docker build context: the repository, reduced to what the images copy (``.dockerignore``
 #: semantics: exclude everything, then re-include).
@@ -37,11 +46,6 @@ IMAGE_CONTEXT_EXCLUDE: Final = [
     "**/__pycache__",
     "**/*.pyc",
 ]
-DOCKERFILES: Final = {
-    "train": "lambdas/Dockerfile.train",
-    "classify": "lambdas/Dockerfile.infer",
-    "dataproc": "lambdas/Dockerfile.infer",
-}
 RETENTION: Final = {
     1: logs.RetentionDays.ONE_DAY,
     3: logs.RetentionDays.THREE_DAYS,
@@ -55,121 +59,149 @@ RETENTION: Final = {
     365: logs.RetentionDays.ONE_YEAR,
 }
 LAMBDA_TMP: Final = "/tmp"  # noqa: S108 - Lambda's only writable directory
+#: What each store access adds to the dataset read, for the role's description.
+ACCESS_WORDS: Final = {
+    StoreAccess.NONE: "",
+    StoreAccess.READ_MODELS: ", models read",
+    StoreAccess.WRITE_MODELS: ", models read/write",
+}
 
 
-class FunctionsStack(cdk.Stack):
-    """The three functions; see the module docstring."""
+def dockerfile(spec: WorkloadSpec) -> str:
+    """The Lambda image's Dockerfile for ``spec``, relative to the repository."""
+    return f"lambdas/Dockerfile.{spec.image.value}"
+
+
+class WorkloadFunction(Construct):
+    """One workload's function, role and log group; see the module docstring."""
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        config: AppConfig,
-        dataset: BucketRef,
-        results: BucketRef,
-        **kwargs: object,
+        spec: WorkloadSpec,
+        sizing: FunctionConfig,
+        dataset: Dataset,
+        architecture: str,
+        ephemeral_storage_mb: int,
+        reserved_concurrency: int | None,
+        log_retention_days: int,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
-        dataset_bucket = dataset.import_into(self, "DatasetBucket")
-        results_bucket = results.import_into(self, "ResultsBucket")
-        arm = config.architecture == "arm64"
-        architecture = lambda_.Architecture.ARM_64 if arm else lambda_.Architecture.X86_64
-        platform = ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64
-        self.functions: dict[str, lambda_.DockerImageFunction] = {}
-        for workload in aws.WORKLOADS:
-            fn_cfg = config.functions[workload]
-            log_group = logs.LogGroup(
-                self,
-                f"{workload.capitalize()}Logs",
-                retention=RETENTION[config.log_retention_days],
-                removal_policy=cdk.RemovalPolicy.DESTROY,
-            )
-            role = iam.Role(
-                self,
-                f"{workload.capitalize()}Role",
-                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                description=f"serverless-hpc {workload} function: logs, dataset read"
-                + (", models read/write" if workload == "train" else "")
-                + (", models read" if workload == "classify" else ""),
-            )
-            self._grant(role, workload, dataset_bucket, results_bucket, log_group)
-            self._acknowledge(role, workload, dataset, results)
-            fn = lambda_.DockerImageFunction(
-                self,
-                f"{workload.capitalize()}Function",
-                code=lambda_.DockerImageCode.from_image_asset(
-                    str(REPO_ROOT),
-                    file=DOCKERFILES[workload],
-                    exclude=IMAGE_CONTEXT_EXCLUDE,
-                    ignore_mode=cdk.IgnoreMode.DOCKER,
-                    platform=platform,
-                ),
-                architecture=architecture,
-                memory_size=fn_cfg.memory_mb,
-                timeout=cdk.Duration.seconds(fn_cfg.timeout_s),
-                ephemeral_storage_size=cdk.Size.mebibytes(config.ephemeral_storage_mb),
-                reserved_concurrent_executions=config.reserved_concurrency,
-                role=role,
-                log_group=log_group,
-                description=f"serverless-hpc '{workload}' workload",
-                environment={
-                    "SHPC_WORKLOAD": workload,
-                    "SHPC_DATASET_URI": f"s3://{dataset_bucket.bucket_name}/{aws.DATASET_PREFIX}",
-                    "SHPC_STORE": f"s3://{results_bucket.bucket_name}",
-                    "FASHION_MNIST_DIR": f"{LAMBDA_TMP}/fashion-mnist",
-                    "SHPC_S3_CACHE": f"{LAMBDA_TMP}/shpc-s3-cache",
-                    "SHPC_MEMORY_MB": str(fn_cfg.memory_mb),
-                    "HOME": LAMBDA_TMP,  # Keras writes ~/.keras
-                },
-            )
-            self.functions[workload] = fn
-            cdk.CfnOutput(self, aws.function_output_key(workload), value=fn.function_name)
-        cdk.CfnOutput(self, aws.OUT_ARCHITECTURE, value=config.architecture)
+        super().__init__(scope, construct_id)
+        self.spec = spec
+        arm = architecture == "arm64"
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=RETENTION[log_retention_days],
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"serverless-hpc {spec.name} function: logs, dataset read"
+            + ACCESS_WORDS[spec.store],
+        )
+        self._grant(dataset, log_group)
+        self.function = lambda_.DockerImageFunction(
+            self,
+            "Function",
+            code=lambda_.DockerImageCode.from_image_asset(
+                str(REPO_ROOT),
+                file=dockerfile(spec),
+                exclude=IMAGE_CONTEXT_EXCLUDE,
+                ignore_mode=cdk.IgnoreMode.DOCKER,
+                platform=ecr_assets.Platform.LINUX_ARM64
+                if arm
+                else ecr_assets.Platform.LINUX_AMD64,
+            ),
+            architecture=lambda_.Architecture.ARM_64 if arm else lambda_.Architecture.X86_64,
+            memory_size=sizing.memory_mb,
+            timeout=cdk.Duration.seconds(sizing.timeout_s),
+            ephemeral_storage_size=cdk.Size.mebibytes(ephemeral_storage_mb),
+            reserved_concurrent_executions=reserved_concurrency,
+            role=self.role,
+            log_group=log_group,
+            description=f"serverless-hpc '{spec.name}' workload",
+            environment={
+                "SHPC_WORKLOAD": spec.name,
+                "SHPC_DATASET_URI": dataset.dataset_uri,
+                "SHPC_STORE": dataset.store_uri,
+                "FASHION_MNIST_DIR": f"{LAMBDA_TMP}/fashion-mnist",
+                "SHPC_S3_CACHE": f"{LAMBDA_TMP}/shpc-s3-cache",
+                "SHPC_MEMORY_MB": str(sizing.memory_mb),
+                "HOME": LAMBDA_TMP,  # Keras writes ~/.keras
+            },
+        )
+        self._acknowledge(dataset, log_group, reserved=reserved_concurrency is not None)
 
-    def _grant(
-        self,
-        role: iam.Role,
-        workload: str,
-        dataset: s3.IBucket,
-        results: s3.IBucket,
-        log_group: logs.LogGroup,
-    ) -> None:
-        """Exactly the actions ``workload`` needs, on exactly its prefixes."""
-        role.add_to_policy(
+    def _grant(self, dataset: Dataset, log_group: logs.LogGroup) -> None:
+        """Exactly the actions the workload needs, on exactly its prefixes."""
+        self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[log_group.log_group_arn],
             )
         )
-        role.add_to_policy(
+        self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
-                resources=[dataset.arn_for_objects(f"{aws.DATASET_PREFIX}/*")],
+                resources=[dataset.dataset_bucket.arn_for_objects(f"{aws.DATASET_PREFIX}/*")],
             )
         )
         # ListBucket makes a missing key a 404 (NotFound) rather than a 403.
-        role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[dataset.bucket_arn])
-        )
-        if workload in ("train", "classify"):
-            models = results.arn_for_objects(f"{aws.MODELS_PREFIX}/*")
-            actions = ["s3:GetObject", "s3:PutObject"] if workload == "train" else ["s3:GetObject"]
-            role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[models]))
-            role.add_to_policy(
-                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[results.bucket_arn])
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"], resources=[dataset.dataset_bucket.bucket_arn]
             )
+        )
+        if self.spec.store is StoreAccess.NONE:
+            return
+        actions = ["s3:GetObject"]
+        if self.spec.store is StoreAccess.WRITE_MODELS:
+            actions.append("s3:PutObject")
+        models = dataset.results_bucket.arn_for_objects(f"{aws.MODELS_PREFIX}/*")
+        self.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[models]))
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"], resources=[dataset.results_bucket.bucket_arn]
+            )
+        )
 
-    @staticmethod
-    def _acknowledge(role: iam.Role, workload: str, dataset: BucketRef, results: BucketRef) -> None:
-        findings = [dataset.objects_finding(aws.DATASET_PREFIX)]
-        if workload in ("train", "classify"):
-            findings.append(results.objects_finding(aws.MODELS_PREFIX))
+    def _acknowledge(self, dataset: Dataset, log_group: logs.LogGroup, *, reserved: bool) -> None:
+        """cdk-nag and checkov findings this function accepts, each with its reason."""
+        findings = [objects_finding(dataset.dataset_bucket, aws.DATASET_PREFIX)]
+        if self.spec.store is not StoreAccess.NONE:
+            findings.append(objects_finding(dataset.results_bucket, aws.MODELS_PREFIX))
         acknowledge(
-            role,
+            self.role,
             "AwsSolutions-IAM5",
             "Object access is limited to one key prefix (the dataset, or the model bundles) "
             "whose keys are created at run time, so the prefix wildcard is the narrowest "
             "resource.",
             findings=findings,
+        )
+        checkov_skip(
+            self.function,
+            CKV_AWS_116="A dead-letter queue only serves asynchronous invocations; the driver "
+            "invokes synchronously (RequestResponse) and records every failure itself.",
+            CKV_AWS_117="The function talks only to S3 and CloudWatch Logs; inside a VPC it "
+            "would need a NAT gateway or endpoints, costing more per hour than the benchmark.",
+            CKV_AWS_173="The environment holds bucket URIs, paths and the workload name, no "
+            "secrets; Lambda already encrypts it at rest with an AWS-managed key.",
+        )
+        if not reserved:
+            checkov_skip(
+                self.function,
+                CKV_AWS_115="Reserved concurrency is a setting (reserved_concurrency in "
+                "cdk.json), off by default: a reservation takes capacity from the account's "
+                "unreserved pool, and the fan-outs need to scale freely to be measured.",
+            )
+        checkov_skip(
+            log_group,
+            CKV_AWS_158="Function logs hold timings and error messages, no secrets or data; "
+            "CloudWatch Logs encrypts them at rest, and a customer key would outlive the "
+            "stack's teardown and cost per month.",
         )

@@ -83,16 +83,15 @@ class SynthResult:
 
 @pytest.fixture(scope="session")
 def cdk_app(data_dir: Path) -> dict[str, object]:
-    """The three stacks built in-process (cdk-nag off here; the CLI synth runs it)."""
+    """The deployment's stack built in-process (cdk-nag off here; the CLI synth runs it)."""
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
     import app as cdk_app_module
 
     app = cdk.App(context={"dataset_dir": str(data_dir), "nag": "false"})
-    stacks = cdk_app_module.build(app)
-    templates = {name: Template.from_stack(stack) for name, stack in stacks.items()}
-    return {"app": app, "stacks": stacks, "templates": templates}
+    stack = cdk_app_module.build(app)
+    return {"app": app, "stack": stack, "template": Template.from_stack(stack)}
 
 
 def _env() -> dict[str, str]:

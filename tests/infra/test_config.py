@@ -59,3 +59,25 @@ def test_missing_dataset_fails_synth_with_a_clear_message(tmp_path: Path) -> Non
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"not the file")
     with pytest.raises(ConfigError, match=r"lacks|md5"):
         verified_dataset_files(tmp_path)
+
+
+def test_function_sizing_comes_from_the_workload_specs() -> None:
+    # GIVEN no per-workload keys in the context WHEN the config is read
+    import math
+
+    from serverless_hpc import workloads
+
+    cfg = AppConfig.from_context({}.get, env={})
+    # THEN every workload has a function sized by its spec
+    assert set(cfg.functions) == set(workloads.names())
+    for name, fn in cfg.functions.items():
+        spec = workloads.spec(name)
+        assert (fn.memory_mb, fn.timeout_s) == (spec.memory_mb, math.ceil(spec.timeout_s))
+
+
+def test_an_override_for_no_workload_is_an_error() -> None:
+    # GIVEN a context key for a workload that does not exist (a typo, or a renamed one)
+    ctx = {"clasify_memory_mb": "1024"}
+    # WHEN the config is read THEN the key and the known workloads are named
+    with pytest.raises(ConfigError, match=r"clasify_memory_mb.*known: .*classify"):
+        AppConfig.from_context(ctx.get, env={}, keys=ctx)

@@ -1,18 +1,21 @@
-"""``aws_cdk.assertions`` over each stack: the properties issue 3 asks of them."""
+"""``aws_cdk.assertions`` over the deployment's stack: the properties issue 3 asks of it."""
 
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
 from typing import Any
 
-import pytest
 from aws_cdk.assertions import Match, Template
 
-from serverless_hpc import aws
+from serverless_hpc import aws, workloads
+from serverless_hpc.workloads.spec import StoreAccess
 
 
-def _t(cdk_app: dict[str, Any], name: str) -> Template:
-    return cdk_app["templates"][name]
+def _t(cdk_app: dict[str, Any]) -> Template:
+    template: Template = cdk_app["template"]
+    return template
 
 
 def _resources(template: Template, rtype: str) -> dict[str, Any]:
@@ -23,7 +26,7 @@ def _resources(template: Template, rtype: str) -> dict[str, Any]:
 # -- data stack -------------------------------------------------------------------------------
 def test_buckets_block_public_access_encrypt_and_autodelete(cdk_app: dict[str, Any]) -> None:
     # GIVEN the data stack with the default context (retain_results=false)
-    t = _t(cdk_app, "data")
+    t = _t(cdk_app)
     # THEN both buckets block public access, are encrypted and are destroyed with the stack
     buckets = _resources(t, "AWS::S3::Bucket")
     assert len(buckets) == 2
@@ -43,7 +46,7 @@ def test_buckets_block_public_access_encrypt_and_autodelete(cdk_app: dict[str, A
 
 
 def test_bucket_policies_deny_non_tls(cdk_app: dict[str, Any]) -> None:
-    t = _t(cdk_app, "data")
+    t = _t(cdk_app)
     policies = _resources(t, "AWS::S3::BucketPolicy")
     assert len(policies) == 2
     for policy in policies.values():
@@ -58,7 +61,7 @@ def test_bucket_policies_deny_non_tls(cdk_app: dict[str, Any]) -> None:
 
 
 def test_dataset_is_staged_by_a_bucket_deployment(cdk_app: dict[str, Any]) -> None:
-    t = _t(cdk_app, "data")
+    t = _t(cdk_app)
     t.resource_count_is("Custom::CDKBucketDeployment", 1)
     t.has_resource_properties(
         "Custom::CDKBucketDeployment",
@@ -66,83 +69,101 @@ def test_dataset_is_staged_by_a_bucket_deployment(cdk_app: dict[str, Any]) -> No
     )
 
 
-def test_data_outputs_and_exports(cdk_app: dict[str, Any]) -> None:
-    t = _t(cdk_app, "data")
-    outputs = t.to_json()["Outputs"]
+def test_data_outputs_and_no_exports(cdk_app: dict[str, Any]) -> None:
+    # GIVEN the one stack WHEN its outputs are read
+    outputs = _t(cdk_app).to_json()["Outputs"]
+    # THEN the buckets are published for the driver, and nothing is exported: the
+    # constructs are wired by attribute, so no output is pinned by another stack's import
     assert {aws.OUT_DATASET_BUCKET, aws.OUT_RESULTS_BUCKET} <= set(outputs)
-    assert outputs[aws.OUT_RESULTS_BUCKET]["Export"]["Name"] == "ShpcData-ResultsBucketName"
+    assert all("Export" not in o for o in outputs.values())
+    assert "Fn::ImportValue" not in json.dumps(_t(cdk_app).to_json())
 
 
-def test_retain_results_switch_keeps_the_results_bucket(cdk_app: dict[str, Any]) -> None:
+def test_retain_results_switch_keeps_the_results_bucket(data_dir: Path) -> None:
     # GIVEN the retain_results context switch
     import aws_cdk as cdk
 
     from stacks.config import AppConfig
-    from stacks.data import DataStack
+    from stacks.data import Dataset
 
-    base = cdk_app["stacks"]["data"]
-    config = AppConfig.from_context(
-        {"dataset_dir": str(base.node.try_get_context("dataset_dir")), "retain_results": "true"}.get
-    )
-    stack = DataStack(cdk.App(), "RetainCheck", config=config)
+    config = AppConfig.from_context({"dataset_dir": str(data_dir), "retain_results": "true"}.get)
+    stack = cdk.Stack(cdk.App(), "RetainCheck")
+    Dataset(stack, "Dataset", dataset_dir=config.dataset_dir, retain_results=config.retain_results)
     buckets = Template.from_stack(stack).find_resources("AWS::S3::Bucket")
     # THEN the results bucket is retained (no auto-delete) and the dataset bucket is not
     policies = sorted(b["DeletionPolicy"] for b in buckets.values())
     assert policies == ["Delete", "Retain"]
 
 
-# -- functions stack --------------------------------------------------------------------------
+# -- workload functions -----------------------------------------------------------------------
 def _functions(t: Template) -> dict[str, dict[str, Any]]:
+    """Each workload function's properties, by the workload it serves."""
     out = {}
     for fn in _resources(t, "AWS::Lambda::Function").values():
-        workload = fn["Properties"]["Environment"]["Variables"]["SHPC_WORKLOAD"]
-        out[workload] = fn["Properties"]
+        env = fn["Properties"].get("Environment", {}).get("Variables", {})
+        if "SHPC_WORKLOAD" in env:
+            out[env["SHPC_WORKLOAD"]] = fn["Properties"]
     return out
 
 
-def test_one_image_function_per_workload(cdk_app: dict[str, Any]) -> None:
-    fns = _functions(_t(cdk_app, "functions"))
-    assert set(fns) == set(aws.WORKLOADS)
-    for props in fns.values():
+def test_one_image_function_per_workload_sized_by_its_spec(cdk_app: dict[str, Any]) -> None:
+    fns = _functions(_t(cdk_app))
+    assert set(fns) == set(workloads.names())
+    for name, props in fns.items():
+        spec = workloads.spec(name)
         assert props["PackageType"] == "Image"
         assert props["Architectures"] == ["x86_64"]
         assert "FunctionName" not in props
         assert props["LoggingConfig"]["LogGroup"]  # its own log group
+        assert props["MemorySize"] == spec.memory_mb
+        assert props["Timeout"] == math.ceil(spec.timeout_s)
     assert fns["train"]["Timeout"] == 900
     assert fns["train"]["MemorySize"] == 4096
     assert fns["classify"]["MemorySize"] == 2048
     assert fns["classify"]["Timeout"] == 60
+    assert fns["dataproc"]["Timeout"] == 120
 
 
 def test_train_image_is_separate_from_the_lean_image(cdk_app: dict[str, Any]) -> None:
-    fns = _functions(_t(cdk_app, "functions"))
+    fns = _functions(_t(cdk_app))
 
     def image(props: dict[str, Any]) -> str:
         return json.dumps(props["Code"]["ImageUri"], sort_keys=True)
 
     assert image(fns["classify"]) == image(fns["dataproc"])
     assert image(fns["train"]) != image(fns["classify"])
+    # one image asset per image kind the specs name
+    kinds = {workloads.spec(n).image for n in fns}
+    assert len({image(p) for p in fns.values()}) == len(kinds)
 
 
 def test_function_environment_names_buckets_not_literals(cdk_app: dict[str, Any]) -> None:
-    fns = _functions(_t(cdk_app, "functions"))
-    for props in fns.values():
+    t = _t(cdk_app)
+    buckets = set(_resources(t, "AWS::S3::Bucket"))
+    for props in _functions(t).values():
         env = props["Environment"]["Variables"]
-        assert "Fn::ImportValue" in json.dumps(env["SHPC_DATASET_URI"])
-        assert "Fn::ImportValue" in json.dumps(env["SHPC_STORE"])
+        for key in ("SHPC_DATASET_URI", "SHPC_STORE"):
+            refs = {
+                part["Ref"]
+                for part in env[key]["Fn::Join"][1]
+                if isinstance(part, dict) and "Ref" in part
+            }
+            assert refs and refs <= buckets, (key, env[key])
 
 
 def test_log_groups_have_retention(cdk_app: dict[str, Any]) -> None:
-    t = _t(cdk_app, "functions")
+    t = _t(cdk_app)
     groups = _resources(t, "AWS::Logs::LogGroup")
-    assert len(groups) == 3
+    assert len(groups) == len(workloads.names())
     assert all(g["Properties"]["RetentionInDays"] == 14 for g in groups.values())
 
 
-def _statements(t: Template) -> dict[str, list[dict[str, Any]]]:
-    out = {}
-    for logical, policy in _resources(t, "AWS::IAM::Policy").items():
-        out[logical] = policy["Properties"]["PolicyDocument"]["Statement"]
+def _statements(t: Template, role: str) -> list[dict[str, Any]]:
+    """Every policy statement attached to role ``role`` (a logical id)."""
+    out: list[dict[str, Any]] = []
+    for policy in _resources(t, "AWS::IAM::Policy").values():
+        if {"Ref": role} in policy["Properties"]["Roles"]:
+            out.extend(policy["Properties"]["PolicyDocument"]["Statement"])
     return out
 
 
@@ -150,43 +171,53 @@ def _as_list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else [v]
 
 
+def _function_roles(t: Template) -> dict[str, str]:
+    """Workload -> the logical id of its function's role."""
+    return {w: props["Role"]["Fn::GetAtt"][0] for w, props in _functions(t).items()}
+
+
 def test_function_iam_is_least_privilege(cdk_app: dict[str, Any]) -> None:
-    t = _t(cdk_app, "functions")
-    t.resource_count_is("AWS::IAM::Role", 3)
-    for role in _resources(t, "AWS::IAM::Role").values():
-        assert "ManagedPolicyArns" not in role["Properties"]  # no AWS-managed blanket policy
-    by_role: dict[str, set[str]] = {}
-    for logical, statements in _statements(t).items():
+    t = _t(cdk_app)
+    roles = _function_roles(t)
+    assert len(set(roles.values())) == len(workloads.names())  # one role per function
+    all_roles = _resources(t, "AWS::IAM::Role")
+    by_workload: dict[str, set[str]] = {}
+    for workload, role in roles.items():
+        assert "ManagedPolicyArns" not in all_roles[role]["Properties"]  # no blanket policy
         actions: set[str] = set()
-        for s in statements:
+        for s in _statements(t, role):
             assert s["Effect"] == "Allow"
             for a in _as_list(s["Action"]):
-                assert "*" not in a, f"wildcard action {a} in {logical}"
+                assert "*" not in a, f"wildcard action {a} for {workload}"
                 actions.add(a)
             for r in _as_list(s["Resource"]):
-                assert r != "*", f"wildcard resource in {logical}"
+                assert r != "*", f"wildcard resource for {workload}"
                 text = json.dumps(r)
                 if "s3" in " ".join(_as_list(s["Action"])) and text.endswith('*"]]}'):
                     # object wildcards only under the allowed prefixes
                     assert any(
                         f"/{p}/*" in text for p in (aws.DATASET_PREFIX, aws.MODELS_PREFIX)
                     ), text
-        by_role[logical.split("Role")[0].lower()] = actions
-    assert "s3:PutObject" in by_role["train"]
-    assert "s3:PutObject" not in by_role["classify"]
-    assert "s3:PutObject" not in by_role["dataproc"]
+        by_workload[workload] = actions
+    # the store access each spec declares, and nothing more
+    for workload, actions in by_workload.items():
+        store = workloads.spec(workload).store
+        assert ("s3:PutObject" in actions) == (store is StoreAccess.WRITE_MODELS), workload
+    assert "s3:PutObject" in by_workload["train"]
+    assert "s3:PutObject" not in by_workload["classify"]
+    assert "s3:PutObject" not in by_workload["dataproc"]
 
 
 def test_function_outputs(cdk_app: dict[str, Any]) -> None:
-    outputs = _t(cdk_app, "functions").to_json()["Outputs"]
-    for w in aws.WORKLOADS:
+    outputs = _t(cdk_app).to_json()["Outputs"]
+    for w in workloads.names():
         assert aws.function_output_key(w) in outputs
     assert outputs[aws.OUT_ARCHITECTURE]["Value"] == "x86_64"
 
 
-# -- comparison stack -------------------------------------------------------------------------
+# -- comparison instance ----------------------------------------------------------------------
 def test_instance_type_imdsv2_and_encrypted_root(cdk_app: dict[str, Any]) -> None:
-    t = _t(cdk_app, "comparison")
+    t = _t(cdk_app)
     t.has_resource_properties("AWS::EC2::Instance", {"InstanceType": "t3.xlarge"})
     t.has_resource_properties(
         "AWS::EC2::LaunchTemplate",
@@ -205,7 +236,7 @@ def test_instance_type_imdsv2_and_encrypted_root(cdk_app: dict[str, Any]) -> Non
 
 
 def test_no_inbound_rules(cdk_app: dict[str, Any]) -> None:
-    t = _t(cdk_app, "comparison")
+    t = _t(cdk_app)
     t.resource_count_is("AWS::EC2::SecurityGroupIngress", 0)
     for sg in _resources(t, "AWS::EC2::SecurityGroup").values():
         assert not sg["Properties"].get("SecurityGroupIngress")
@@ -221,31 +252,35 @@ def test_no_inbound_rules(cdk_app: dict[str, Any]) -> None:
 
 
 def test_instance_role_ssm_and_bucket_prefixes_only(cdk_app: dict[str, Any]) -> None:
-    t = _t(cdk_app, "comparison")
-    role = next(iter(_resources(t, "AWS::IAM::Role").values()))
+    t = _t(cdk_app)
+    profile = next(iter(_resources(t, "AWS::IAM::InstanceProfile").values()))
+    (ref,) = profile["Properties"]["Roles"]
+    role = _resources(t, "AWS::IAM::Role")[ref["Ref"]]
+    assert "ec2.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
     assert "AmazonSSMManagedInstanceCore" in json.dumps(role["Properties"]["ManagedPolicyArns"])
-    for statements in _statements(t).values():
-        for s in statements:
-            for a in _as_list(s["Action"]):
-                assert "*" not in a
-            for r in _as_list(s["Resource"]):
-                assert r != "*"
+    statements = _statements(t, ref["Ref"])
+    assert statements
+    for s in statements:
+        for a in _as_list(s["Action"]):
+            assert "*" not in a
+        for r in _as_list(s["Resource"]):
+            assert r != "*"
 
 
 def test_user_data_installs_the_project(cdk_app: dict[str, Any]) -> None:
-    t = _t(cdk_app, "comparison")
+    t = _t(cdk_app)
     lt = json.dumps(t.to_json())
     assert "python3.11 -m venv" in lt
     assert "[train,aws]" in lt
 
 
 def test_comparison_outputs(cdk_app: dict[str, Any]) -> None:
-    outputs = _t(cdk_app, "comparison").to_json()["Outputs"]
+    outputs = _t(cdk_app).to_json()["Outputs"]
     assert {aws.OUT_INSTANCE_ID, aws.OUT_INSTANCE_TYPE, aws.OUT_RUNNER_COMMAND} <= set(outputs)
     assert outputs[aws.OUT_INSTANCE_TYPE]["Value"] == "t3.xlarge"
 
 
-# -- every stack ------------------------------------------------------------------------------
+# -- every resource ---------------------------------------------------------------------------
 TAGGED_TYPES = (
     "AWS::S3::Bucket",
     "AWS::Lambda::Function",
@@ -258,9 +293,8 @@ TAGGED_TYPES = (
 )
 
 
-@pytest.mark.parametrize("stack", ["data", "functions", "comparison"])
-def test_project_tag_on_every_taggable_resource(cdk_app: dict[str, Any], stack: str) -> None:
-    resources = _t(cdk_app, stack).to_json()["Resources"]
+def test_project_tag_on_every_taggable_resource(cdk_app: dict[str, Any]) -> None:
+    resources = _t(cdk_app).to_json()["Resources"]
     checked = 0
     for logical, res in resources.items():
         if res["Type"] in TAGGED_TYPES:
@@ -270,9 +304,8 @@ def test_project_tag_on_every_taggable_resource(cdk_app: dict[str, Any], stack: 
     assert checked > 0
 
 
-@pytest.mark.parametrize("stack", ["data", "functions", "comparison"])
-def test_no_hard_coded_account_or_region(cdk_app: dict[str, Any], stack: str) -> None:
-    text = json.dumps(_t(cdk_app, stack).to_json())
+def test_no_hard_coded_account_or_region(cdk_app: dict[str, Any]) -> None:
+    text = json.dumps(_t(cdk_app).to_json())
     import re
 
     assert not re.search(r"\b\d{12}\b", text), "an account id is hard-coded"
@@ -296,21 +329,56 @@ def test_instance_paths_agree_between_bootstrap_stack_and_target() -> None:
     assert (REPO_ROOT / "ec2" / "runner.py").is_file()
 
 
-def test_arm64_switch_sets_architecture_and_output() -> None:
+def test_arm64_switch_sets_architecture_and_output(data_dir: Path) -> None:
     import aws_cdk as cdk
 
+    from stacks.benchmark import BenchmarkStack
     from stacks.config import AppConfig
-    from stacks.data import BucketRef
-    from stacks.functions import FunctionsStack
 
-    stack = FunctionsStack(
-        cdk.App(),
-        "Arm",
-        config=AppConfig(architecture="arm64"),
-        dataset=BucketRef("X-DatasetBucketArn", "X-DatasetBucketName"),
-        results=BucketRef("X-ResultsBucketArn", "X-ResultsBucketName"),
+    stack = BenchmarkStack(
+        cdk.App(), "Arm", config=AppConfig(architecture="arm64", dataset_dir=data_dir)
     )
     t = Template.from_stack(stack)
-    for fn in t.find_resources("AWS::Lambda::Function").values():
-        assert fn["Properties"]["Architectures"] == ["arm64"]
+    fns = _functions(t)
+    assert set(fns) == set(workloads.names())
+    for props in fns.values():
+        assert props["Architectures"] == ["arm64"]
     assert t.to_json()["Outputs"][aws.OUT_ARCHITECTURE]["Value"] == "arm64"
+
+
+# -- a new workload is one package --------------------------------------------------------------
+def test_a_copied_workload_package_becomes_a_function_with_no_other_edit(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    import aws_cdk as cdk
+
+    import app as cdk_app_module
+    from tests.workload_copy import copied_workload
+
+    # GIVEN a copy of the dataproc package under a new name
+    with copied_workload("dataproc", "dataproc2") as spec:
+        # WHEN the app is synthesized, cdk-nag on (an unacknowledged finding fails synth)
+        app = cdk.App(
+            outdir=str(tmp_path / "cdk.out"),
+            context={"dataset_dir": str(data_dir), "dataproc2_timeout_s": "300"},
+        )
+        stack = cdk_app_module.build(app)
+        app.synth()
+        t = Template.from_stack(stack)
+    # THEN the copy has its own function, sized by its spec (and the context override)
+    fns = _functions(t)
+    props = fns["dataproc2"]
+    assert props["MemorySize"] == spec.memory_mb
+    assert props["Timeout"] == 300
+    # on the image its spec names (the same asset as dataproc's)
+    assert props["Code"]["ImageUri"] == fns["dataproc"]["Code"]["ImageUri"]
+    # with IAM from its store access: exactly what dataproc's role may do
+    roles = _function_roles(t)
+
+    def grants(workload: str) -> set[str]:
+        return {a for s in _statements(t, roles[workload]) for a in _as_list(s["Action"])}
+
+    assert grants("dataproc2") == grants("dataproc")
+    assert "s3:PutObject" not in grants("dataproc2")
+    # and the driver finds it through its output
+    assert aws.function_output_key("dataproc2") in t.to_json()["Outputs"]

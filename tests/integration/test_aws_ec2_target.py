@@ -79,13 +79,10 @@ def deployed(
         )
         instance_id = instance["Instances"][0]["InstanceId"]
         cfn = boto3.client("cloudformation")
-        names = aws.stack_names()
         outputs = {
-            names["data"]: {
+            aws.stack_name(): {
                 aws.OUT_DATASET_BUCKET: "ds-bucket",
                 aws.OUT_RESULTS_BUCKET: "res-bucket",
-            },
-            names["comparison"]: {
                 aws.OUT_INSTANCE_ID: instance_id,
                 aws.OUT_INSTANCE_TYPE: "t3.xlarge",
                 aws.OUT_ROOT_VOLUME_GB: "30",

@@ -15,7 +15,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from serverless_hpc import aws
+from serverless_hpc import aws, workloads
 from serverless_hpc.aws import cli as aws_cli
 from serverless_hpc.aws.outputs import (
     OutputsUnavailable,
@@ -76,28 +76,26 @@ def test_s3_store_missing_keys_are_not_found(aws_env: None) -> None:
         store.get_bytes("../escape")
 
 
-def deploy_outputs_double(prefix: str = aws.DEFAULT_STACK_PREFIX) -> dict[str, str]:
-    """Create the three stacks in moto's CloudFormation with the outputs the app publishes."""
+def deploy_outputs_double(prefix: str = aws.DEFAULT_STACK_PREFIX) -> str:
+    """Create the deployment's stack in moto's CloudFormation with the outputs the app publishes."""
     cfn = boto3.client("cloudformation")
-    names = aws.stack_names(prefix)
+    name = aws.stack_name(prefix)
+    fn = {aws.function_output_key(w): f"fn-{w}" for w in workloads.names()}
     create_stack_with_outputs(
         cfn,
-        names["data"],
-        {aws.OUT_DATASET_BUCKET: "ds-bucket", aws.OUT_RESULTS_BUCKET: "res-bucket"},
-    )
-    fn = {aws.function_output_key(w): f"fn-{w}" for w in aws.WORKLOADS}
-    create_stack_with_outputs(cfn, names["functions"], {**fn, aws.OUT_ARCHITECTURE: "arm64"})
-    create_stack_with_outputs(
-        cfn,
-        names["comparison"],
+        name,
         {
+            aws.OUT_DATASET_BUCKET: "ds-bucket",
+            aws.OUT_RESULTS_BUCKET: "res-bucket",
+            **fn,
+            aws.OUT_ARCHITECTURE: "arm64",
             aws.OUT_INSTANCE_ID: "i-0123456789abcdef0",
             aws.OUT_INSTANCE_TYPE: "t3.xlarge",
             aws.OUT_ROOT_VOLUME_GB: "30",
             aws.OUT_RUNNER_COMMAND: "/opt/serverless-hpc/venv/bin/python runner.py",
         },
     )
-    return names
+    return name
 
 
 def test_stack_outputs_lookup(aws_env: None) -> None:
@@ -107,11 +105,8 @@ def test_stack_outputs_lookup(aws_env: None) -> None:
     assert data.dataset_uri == "s3://ds-bucket/fashion-mnist"
     assert data.store_uri == "s3://res-bucket"
     fns = function_outputs(cfn, "Shpc")
-    assert fns.functions == {
-        "train": "fn-train",
-        "classify": "fn-classify",
-        "dataproc": "fn-dataproc",
-    }
+    assert fns.functions == {w: f"fn-{w}" for w in workloads.names()}
+    assert {"train", "classify", "dataproc"} <= set(fns.functions)
     assert fns.architecture == "arm64"
     comp = comparison_outputs(cfn, "Shpc")
     assert comp.instance_type == "t3.xlarge" and comp.root_volume_gb == 30.0
@@ -121,9 +116,12 @@ def test_missing_stack_or_output_is_a_clear_error(aws_env: None) -> None:
     cfn = boto3.client("cloudformation")
     with pytest.raises(OutputsUnavailable, match="make deploy"):
         data_outputs(cfn, "Nope")
-    create_stack_with_outputs(cfn, "HalfData", {aws.OUT_DATASET_BUCKET: "ds"})
+    create_stack_with_outputs(cfn, aws.stack_name("Half"), {aws.OUT_DATASET_BUCKET: "ds"})
     with pytest.raises(OutputsUnavailable, match=aws.OUT_RESULTS_BUCKET):
         data_outputs(cfn, "Half")
+    # a deployment made before a workload existed names the missing function
+    with pytest.raises(OutputsUnavailable, match=aws.function_output_key("train")):
+        function_outputs(cfn, "Half")
 
 
 def test_lambda_target_reads_function_names_from_outputs(aws_env: None) -> None:
@@ -185,3 +183,19 @@ def test_status_cli_defaults_match_the_project_tag_and_import_only_stdlib() -> N
     assert all(m.split(".")[0] in sys.stdlib_module_names or m == "__future__" for m in modules), (
         modules
     )
+
+
+def test_a_copied_workload_is_looked_up_and_invoked_by_the_lambda_target(aws_env: None) -> None:
+    from serverless_hpc.targets.aws_lambda import LambdaTarget
+    from serverless_hpc.targets.base import TargetSettings
+    from tests.workload_copy import copied_workload
+
+    # GIVEN a copy of dataproc under a new name, deployed (its output published)
+    with copied_workload("dataproc", "dataproc2"):
+        deploy_outputs_double()
+        # WHEN the Lambda target reads the deployment
+        target = LambdaTarget(TargetSettings())
+        target.open()
+        # THEN it knows the copy's function, under the key the CDK app publishes
+        assert target.functions["dataproc2"] == "fn-dataproc2"
+        assert aws.function_output_key("dataproc2") == "Dataproc2FunctionName"

@@ -228,3 +228,39 @@ def test_memory_override_for_unknown_workload_is_rejected() -> None:
     # GIVEN a --memory for a workload that does not exist WHEN configured THEN DeployError
     with pytest.raises(deploy.DeployError, match="--memory workload"):
         deploy.ProjectConfig(memory_mb={"trian": 1024})
+
+
+def test_a_copied_workload_package_becomes_an_action_with_no_other_edit(
+    controller: ControllerDouble, wskprops: Path
+) -> None:
+    from tests.workload_copy import copied_workload
+
+    # GIVEN a copy of the dataproc package under a new name, and a namespace that admits
+    # every workload's spec memory and time
+    controller.limits.update(maxActionMemory=4096, maxActionTimeout=900_000)
+    with copied_workload("dataproc", "dataproc2") as spec:
+        # WHEN the project is applied with the defaults (every workload)
+        report = deploy.apply(_client(), deploy.ProjectConfig(images=IMAGES))
+        # THEN the copy is an action like any other, sized and imaged by its spec
+        assert "serverless-hpc/dataproc2" in report.applied
+        action = controller.actions["serverless-hpc/dataproc2"]
+        assert action["exec"]["image"] == IMAGES[spec.image.value]
+        assert action["limits"]["memory"] == spec.memory_mb
+        assert action["limits"]["timeout"] == spec.timeout_s * 1000
+        assert {"key": "workload", "value": "dataproc2"} in action["annotations"]
+    # AND once the copy is gone, the registry no longer knows it
+    with pytest.raises(deploy.DeployError, match="unknown workload"):
+        deploy.ProjectConfig(workloads=("dataproc2",))
+
+
+def test_default_memory_is_fitted_to_the_namespace_but_not_below_the_spec_minimum(
+    controller: ControllerDouble, wskprops: Path
+) -> None:
+    # GIVEN a namespace allowing 1024 MB, below classify's spec (2048) and above its minimum
+    controller.limits.update(maxActionMemory=1024)
+    # WHEN applied with the defaults THEN classify gets the namespace's maximum
+    deploy.apply(_client(), _cfg(workloads=("classify",)))
+    assert controller.actions["serverless-hpc/classify"]["limits"]["memory"] == 1024
+    # AND an explicit --memory is never fitted: over the maximum it is refused
+    with pytest.raises(deploy.LimitError, match="smaller --memory"):
+        deploy.apply(_client(), _cfg(workloads=("classify",), memory_mb={"classify": 2048}))

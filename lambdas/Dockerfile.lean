@@ -1,4 +1,4 @@
-# Lean Lambda image for 'classify' and 'dataproc': LiteRT, no TensorFlow, so cold starts stay
+# Lean Lambda image (workload specs with image=lean): LiteRT, no TensorFlow, so cold starts stay
 # small (ai-edge-litert imports in ~0.2 s / ~36 MB, against ~3 s / ~540 MB for TensorFlow).
 # Build context: the repository root (the CDK asset excludes everything but the package and
 # lambdas/). Which workload a function serves is set by $SHPC_WORKLOAD.
