@@ -1,6 +1,6 @@
 """CDK fixtures: the app built in-process once per session, and one real ``cdk synth``.
 
-Both need the real Fashion-MNIST files (the data stack verifies their md5 at synth time), so
+Both need the real Fashion-MNIST files (the dataset construct verifies their md5 at synth time), so
 both take the session's ``data_dir`` fixture and are skipped, with the reason, without them.
 The CLI synth also needs Node.js and the project's npm ``aws-cdk`` (``npm ci`` installs it
 from package-lock.json into node_modules/); without them it is skipped with the reason, while

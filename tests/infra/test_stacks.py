@@ -23,9 +23,9 @@ def _resources(template: Template, rtype: str) -> dict[str, Any]:
     return found
 
 
-# -- data stack -------------------------------------------------------------------------------
+# -- dataset ------------------------------------------------------------------------------------
 def test_buckets_block_public_access_encrypt_and_autodelete(cdk_app: dict[str, Any]) -> None:
-    # GIVEN the data stack with the default context (retain_results=false)
+    # GIVEN the dataset construct with the default context (retain_results=false)
     t = _t(cdk_app)
     # THEN both buckets block public access, are encrypted and are destroyed with the stack
     buckets = _resources(t, "AWS::S3::Bucket")

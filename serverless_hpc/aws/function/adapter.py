@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class LambdaAdapter:
     """One function's event -> contract -> response mapping (see the module docstring).
 
-    Configuration comes from the function's environment, set by the functions stack:
+    Configuration comes from the function's environment, set by the WorkloadFunction construct:
     ``SHPC_WORKLOAD`` (the workload this function serves), ``SHPC_DATASET_URI`` and
     ``FASHION_MNIST_DIR`` (where to stage the dataset), ``SHPC_STORE`` (the model store).
     """
