@@ -163,8 +163,6 @@ class ComparisonInstance(Construct):
                 )
             ],
         )
-        self.instance_type = instance_type
-        self.root_volume_gb = root_volume_gb
         self._acknowledge(role, vpc, dataset)
 
     def _acknowledge(self, role: iam.Role, vpc: ec2.Vpc, dataset: Dataset) -> None:
