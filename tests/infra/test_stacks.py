@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
 from serverless_hpc import aws, workloads
-from serverless_hpc.workloads.spec import StoreAccess
+from serverless_hpc.workloads.spec import StoreAccess, WorkloadSpec
 
 
 def _t(cdk_app: dict[str, Any]) -> Template:
@@ -348,23 +349,22 @@ def test_arm64_switch_sets_architecture_and_output(data_dir: Path) -> None:
 
 # -- a new workload is one package --------------------------------------------------------------
 def test_a_copied_workload_package_becomes_a_function_with_no_other_edit(
-    data_dir: Path, tmp_path: Path
+    data_dir: Path, tmp_path: Path, copy_workload: Callable[[str, str], WorkloadSpec]
 ) -> None:
     import aws_cdk as cdk
 
     import app as cdk_app_module
-    from tests.workload_copy import copied_workload
 
     # GIVEN a copy of the dataproc package under a new name
-    with copied_workload("dataproc", "dataproc2") as spec:
-        # WHEN the app is synthesized, cdk-nag on (an unacknowledged finding fails synth)
-        app = cdk.App(
-            outdir=str(tmp_path / "cdk.out"),
-            context={"dataset_dir": str(data_dir), "dataproc2_timeout_s": "300"},
-        )
-        stack = cdk_app_module.build(app)
-        app.synth()
-        t = Template.from_stack(stack)
+    spec = copy_workload("dataproc", "dataproc2")
+    # WHEN the app is synthesized, cdk-nag on (an unacknowledged finding fails synth)
+    app = cdk.App(
+        outdir=str(tmp_path / "cdk.out"),
+        context={"dataset_dir": str(data_dir), "dataproc2_timeout_s": "300"},
+    )
+    stack = cdk_app_module.build(app)
+    app.synth()
+    t = Template.from_stack(stack)
     # THEN the copy has its own function, sized by its spec (and the context override)
     fns = _functions(t)
     props = fns["dataproc2"]

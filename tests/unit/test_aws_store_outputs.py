@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
@@ -27,6 +27,7 @@ from serverless_hpc.aws.status import tagged_resources
 from serverless_hpc.contract import InvalidRequest, NotFound
 from serverless_hpc.store import open_store, resolve_version, save_bundle
 from serverless_hpc.store_s3 import S3Store, parse_s3_uri
+from serverless_hpc.workloads.spec import WorkloadSpec
 from tests.doubles.aws import create_stack_with_outputs, moto_aws
 
 
@@ -185,17 +186,18 @@ def test_status_cli_defaults_match_the_project_tag_and_import_only_stdlib() -> N
     )
 
 
-def test_a_copied_workload_is_looked_up_and_invoked_by_the_lambda_target(aws_env: None) -> None:
+def test_a_copied_workload_is_looked_up_by_the_lambda_target(
+    aws_env: None, copy_workload: Callable[[str, str], WorkloadSpec]
+) -> None:
     from serverless_hpc.targets.aws_lambda import LambdaTarget
     from serverless_hpc.targets.base import TargetSettings
-    from tests.workload_copy import copied_workload
 
     # GIVEN a copy of dataproc under a new name, deployed (its output published)
-    with copied_workload("dataproc", "dataproc2"):
-        deploy_outputs_double()
-        # WHEN the Lambda target reads the deployment
-        target = LambdaTarget(TargetSettings())
-        target.open()
-        # THEN it knows the copy's function, under the key the CDK app publishes
-        assert target.functions["dataproc2"] == "fn-dataproc2"
-        assert aws.function_output_key("dataproc2") == "Dataproc2FunctionName"
+    copy_workload("dataproc", "dataproc2")
+    deploy_outputs_double()
+    # WHEN the Lambda target reads the deployment
+    target = LambdaTarget(TargetSettings())
+    target.open()
+    # THEN it knows the copy's function, under the key the CDK app publishes
+    assert target.functions["dataproc2"] == "fn-dataproc2"
+    assert aws.function_output_key("dataproc2") == "Dataproc2FunctionName"

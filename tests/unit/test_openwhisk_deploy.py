@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from serverless_hpc.openwhisk import deploy
 from serverless_hpc.openwhisk.client import OpenWhiskClient
 from serverless_hpc.openwhisk.config import load_credentials
+from serverless_hpc.workloads.spec import WorkloadSpec
 from tests.doubles.openwhisk_controller import ControllerDouble
 
 pytest_plugins = ["tests.doubles.openwhisk_fixtures"]
@@ -231,26 +233,23 @@ def test_memory_override_for_unknown_workload_is_rejected() -> None:
 
 
 def test_a_copied_workload_package_becomes_an_action_with_no_other_edit(
-    controller: ControllerDouble, wskprops: Path
+    controller: ControllerDouble,
+    wskprops: Path,
+    copy_workload: Callable[[str, str], WorkloadSpec],
 ) -> None:
-    from tests.workload_copy import copied_workload
-
     # GIVEN a copy of the dataproc package under a new name, and a namespace that admits
     # every workload's spec memory and time
+    spec = copy_workload("dataproc", "dataproc2")
     controller.limits.update(maxActionMemory=4096, maxActionTimeout=900_000)
-    with copied_workload("dataproc", "dataproc2") as spec:
-        # WHEN the project is applied with the defaults (every workload)
-        report = deploy.apply(_client(), deploy.ProjectConfig(images=IMAGES))
-        # THEN the copy is an action like any other, sized and imaged by its spec
-        assert "serverless-hpc/dataproc2" in report.applied
-        action = controller.actions["serverless-hpc/dataproc2"]
-        assert action["exec"]["image"] == IMAGES[spec.image.value]
-        assert action["limits"]["memory"] == spec.memory_mb
-        assert action["limits"]["timeout"] == spec.timeout_s * 1000
-        assert {"key": "workload", "value": "dataproc2"} in action["annotations"]
-    # AND once the copy is gone, the registry no longer knows it
-    with pytest.raises(deploy.DeployError, match="unknown workload"):
-        deploy.ProjectConfig(workloads=("dataproc2",))
+    # WHEN the project is applied with the defaults (every workload)
+    report = deploy.apply(_client(), deploy.ProjectConfig(images=IMAGES))
+    # THEN the copy is an action like any other, sized and imaged by its spec
+    assert "serverless-hpc/dataproc2" in report.applied
+    action = controller.actions["serverless-hpc/dataproc2"]
+    assert action["exec"]["image"] == IMAGES[spec.image.value]
+    assert action["limits"]["memory"] == spec.memory_mb
+    assert action["limits"]["timeout"] == spec.timeout_s * 1000
+    assert {"key": "workload", "value": "dataproc2"} in action["annotations"]
 
 
 def test_default_memory_is_fitted_to_the_namespace_but_not_below_the_spec_minimum(
