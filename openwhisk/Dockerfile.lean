@@ -1,4 +1,5 @@
-# serverless-hpc OpenWhisk runtime, lean: LiteRT only (classify, dataproc). No TensorFlow.
+# serverless-hpc OpenWhisk runtime, lean: LiteRT only, for workload specs with image=lean
+# (classify, dataproc, ...). No TensorFlow.
 #
 # Extends the official OpenWhisk Python 3.11 action runtime (its action proxy, /init and
 # /run, stays the entrypoint); the action's code is the adapter openwhisk/action.py, sent by
