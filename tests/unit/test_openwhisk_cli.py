@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from serverless_hpc import workloads
 from serverless_hpc.openwhisk import cli
+from serverless_hpc.workloads.spec import WorkloadSpec
 from tests.doubles.openwhisk_controller import SECRET, ControllerDouble
 
 pytest_plugins = ["tests.doubles.openwhisk_fixtures"]
@@ -102,3 +105,21 @@ def test_plugs_into_shpc_through_plugin_commands(
     # THEN the sub-command ran against the configured endpoint
     assert code == 0
     assert "package serverless-hpc: absent" in capsys.readouterr().out
+
+
+def test_apply_defaults_to_every_workload_a_copied_package_included(
+    controller: ControllerDouble,
+    wskprops: Path,
+    capsys: pytest.CaptureFixture[str],
+    copy_workload: Callable[[str, str], WorkloadSpec],
+) -> None:
+    # GIVEN a copy of dataproc under a new name, and a namespace that admits every spec
+    copy_workload("dataproc", "dataproc2")
+    controller.limits.update(maxActionMemory=4096, maxActionTimeout=900_000)
+    # WHEN `shpc ow apply` runs without --workloads
+    assert _run(["ow", "apply", "--image-lean", "img:l", "--image-train", "img:t"]) == 0
+    # THEN every workload, the copy included, is an action
+    out = capsys.readouterr().out
+    for name in workloads.names():
+        assert f"applied serverless-hpc/{name}\n" in out
+    assert "serverless-hpc/dataproc2" in controller.actions
