@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -200,6 +201,7 @@ def batch_summary(
         "makespan_ms": (max(r.t_recv for r in records) - min(r.t_send for r in records)) * 1e3
         if records
         else None,
+        "straggler_ratio": straggler_ratio([r.client_ms for r in ok]),
     }
     spec = workloads.specs()[batch.workload]
     if results and (len(ok) == len(records) or not spec.combine_needs_all):
@@ -209,6 +211,14 @@ def batch_summary(
             log.exception("%s %s batch could not be combined", batch.target, batch.workload)
             out["combine_error"] = f"{type(exc).__name__}: {exc}"
     return out
+
+
+def straggler_ratio(latencies_ms: Sequence[float]) -> float | None:
+    """The slowest invocation over the median one (1.0: no straggler); None below 2 values."""
+    if len(latencies_ms) < 2:
+        return None
+    median = statistics.median(latencies_ms)
+    return max(latencies_ms) / median if median > 0 else None
 
 
 def _record(
@@ -395,6 +405,7 @@ def run(
                 "environment": environment(),
                 "targets": {n: t.describe() for n, t in opened.items()},
                 "started": time.time(),
+                "planned_invocations": state.total,  # the report says when records are missing
                 "skipped": state.skipped,
             }
         )

@@ -12,6 +12,7 @@ import os
 import platform
 import sys
 import threading
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -67,18 +68,91 @@ class RecordWriter:
             self._fh.close()
 
 
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    """A line of a JSONL file that was skipped, and why (1-based line number)."""
+
+    line: int
+    reason: str
+
+
+@dataclass(slots=True)
+class JsonlRead:
+    """The good rows of a JSONL file and the lines that were skipped."""
+
+    rows: list[dict[str, Any]]
+    bad: list[BadLine]
+
+
+#: The fields a record must carry, with their JSON types, for the report to use it.
+RECORD_FIELDS: dict[str, tuple[type, ...]] = {
+    "target": (str,),
+    "workload": (str,),
+    "shard": (int,),
+    "shards": (int,),
+    "mode": (str,),
+    "cold": (bool,),
+    "ok": (bool,),
+    "client_ms": (int, float),
+    "t_send": (int, float),
+    "t_recv": (int, float),
+}
+
+#: The fields a batch summary (``batches.jsonl``) must carry.
+BATCH_FIELDS: dict[str, tuple[type, ...]] = {
+    "target": (str,),
+    "workload": (str,),
+    "shards": (int,),
+    "mode": (str,),
+    "failed": (int,),
+}
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a record may hold")
+
+
+def _shape_problem(row: object, fields: dict[str, tuple[type, ...]]) -> str | None:
+    if not isinstance(row, dict):
+        return f"a JSON {type(row).__name__}, not an object"
+    for key, types in fields.items():
+        value = row.get(key)
+        # bool is an int in Python; a count or a shard index must not be true/false.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return f"field {key!r} missing or not {'/'.join(t.__name__ for t in types)}"
+    return None
+
+
+def read_jsonl(path: Path, fields: dict[str, tuple[type, ...]] | None = None) -> JsonlRead:
+    """Every well-formed row of a JSONL file; bad lines are skipped and listed, not fatal.
+
+    A line is bad when it is not JSON (a torn last line after a crash, garbage), holds NaN or
+    Infinity (never written by :class:`RecordWriter`), is not an object, or lacks one of
+    ``fields`` with the right type. One bad line must not cost the run its other records.
+    """
+    rows: list[dict[str, Any]] = []
+    bad: list[BadLine] = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line, parse_constant=_no_constant)
+            except ValueError as exc:  # JSONDecodeError is a ValueError
+                reason = "not JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                bad.append(BadLine(number, reason))
+                continue
+            problem = _shape_problem(row, fields or {})
+            if problem:
+                bad.append(BadLine(number, problem))
+                continue
+            rows.append(row)
+    return JsonlRead(rows, bad)
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """All records of a JSONL file; a torn last line (a crash mid-write) is skipped."""
-    out: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        lines = fh.readlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                continue  # the line being written when the run died
-            raise ValueError(f"{path}:{i + 1}: not a JSON record") from None
-    return out
+    """The well-formed records of a ``records.jsonl``; bad lines (a torn last line) skipped.
+
+    :func:`read_jsonl` with :data:`RECORD_FIELDS` says which lines were skipped and why.
+    """
+    return read_jsonl(path, RECORD_FIELDS).rows

@@ -14,7 +14,6 @@ from serverless_hpc.invocation import InvocationRecord, Outcome
 from serverless_hpc.records import RecordWriter, read_records
 from serverless_hpc.report import (
     RunData,
-    _fanout_plots,
     build_report,
     checks,
     markdown_table,
@@ -22,6 +21,7 @@ from serverless_hpc.report import (
     percentile,
     summarize,
 )
+from serverless_hpc.report.plots import _fanout_plots
 
 
 def _binom_coverage(n: int, j: int) -> float:
@@ -194,7 +194,7 @@ def _batch(**kw: object) -> dict[str, object]:
 
 def _checks(batches: list[dict[str, object]], records: list[dict] | None = None) -> dict:
     data = RunData(out=Path("."), records=records or [], batches=batches, meta={})
-    return {name: (passed, detail) for name, passed, detail in checks(data)}
+    return {c.name: (c.ok, c.detail) for c in checks(data)}
 
 
 DATAPROC_CHECK = "dataproc: every fan-out reduces to the identical result"
@@ -272,4 +272,4 @@ def test_a_batch_that_could_not_be_reduced_fails_a_check(tmp_path: Path) -> None
     }
     (tmp_path / "batches.jsonl").write_text(json.dumps(batch) + "\n")
     html = build_report(tmp_path)["report.html"].read_text()
-    assert "FAIL: dataproc: every batch&#x27;s partial results can be reduced" in html
+    assert "FAIL: dataproc: every batch&#39;s partial results can be reduced" in html

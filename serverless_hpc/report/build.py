@@ -1,0 +1,139 @@
+"""Build a run's report: summary.csv/.md, plots, headline.json and report.html.
+
+``python -m serverless_hpc.report DIR`` does it in its own process: ``shpc bench`` builds
+its report that way, keeping matplotlib out of the driver's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from serverless_hpc.report import decision, html, projection
+from serverless_hpc.report.checks import checks
+from serverless_hpc.report.data import RunData, bad_line_notes, load_run
+from serverless_hpc.report.headline import headline
+from serverless_hpc.report.plots import make_plots
+from serverless_hpc.report.profile import load_profile
+from serverless_hpc.report.tables import MD_COLUMNS, markdown_table, summarize, write_csv
+from serverless_hpc.report.timeline import batch_timelines
+
+log = logging.getLogger(__name__)
+
+#: At most this many failed invocations are listed one by one.
+MAX_FAILURES_LISTED = 200
+
+
+def build_report(out: Path, *, plots: bool = True) -> dict[str, Path]:
+    """Write the report files into ``out``; the paths written, by name.
+
+    FileNotFoundError when ``out`` holds no records.jsonl.
+    """
+    from serverless_hpc.pricing_data import load_prices
+
+    data = load_run(out)
+    rows = summarize(data.records, data.batches)
+    prices = load_prices()
+    profile = load_profile()
+    written = {"summary.csv": out / "summary.csv", "summary.md": out / "summary.md"}
+    write_csv(rows, written["summary.csv"])
+    written["summary.md"].write_text(markdown_table(rows), encoding="utf-8")
+    head = headline(data, rows)
+    written["headline.json"] = out / "headline.json"
+    written["headline.json"].write_text(json.dumps(head, indent=2), encoding="utf-8")
+    configs = decision.configurations(data, rows, prices, profile)
+    projected = projection.projection(data, profile, prices)
+    images = make_plots(data, rows, configs, projected) if plots else {}
+    for name, png in images.items():
+        (out / name).write_bytes(png)
+        written[name] = out / name
+    page = render_report(data, rows, images, head=head, configs=configs, projected=projected)
+    written["report.html"] = out / "report.html"
+    written["report.html"].write_text(page, encoding="utf-8")
+    return written
+
+
+def render_report(
+    data: RunData,
+    rows: Sequence[dict[str, Any]],
+    images: dict[str, bytes],
+    *,
+    head: dict[str, Any] | None = None,
+    configs: Sequence[dict[str, Any]] | None = None,
+    projected: Sequence[dict[str, Any]] | None = None,
+) -> str:
+    """The self-contained report page."""
+    from serverless_hpc.pricing_data import load_prices
+
+    prices = load_prices()
+    profile = load_profile()
+    if configs is None:
+        configs = decision.configurations(data, rows, prices, profile)
+    if projected is None:
+        projected = projection.projection(data, profile, prices)
+    return html.render(
+        "report.html.j2",
+        run_id=data.run_id,
+        headline=head or headline(data, rows),
+        checks=checks(data),
+        columns=MD_COLUMNS,
+        rows=rows,
+        plots=[(name, html.inline_png(png)) for name, png in images.items()],
+        configs=configs,
+        vm_type=profile.vm_instance_type,
+        break_even_rows=decision.break_even(configs, prices),
+        invocation_break_even=decision.per_invocation_break_even(data, prices),
+        prices_region=prices.region,
+        prices_as_of=prices.as_of,
+        profile=profile,
+        projected=projected,
+        validation=projection.against_measurement(data, projected),
+        timelines=batch_timelines(data.records, data.batches),
+        trains=[b for b in data.batches if b.get("test_accuracy") is not None],
+        failures=[r for r in data.records if not r["ok"]][:MAX_FAILURES_LISTED],
+        skipped=data.meta.get("skipped") or [],
+        environment=html.environment_rows(data.meta),
+    )
+
+
+def terminal_summary(out: Path) -> str:
+    """What ``shpc bench`` and ``shpc report`` print: the headline, then notes on the data.
+
+    Read from ``headline.json`` (written by :func:`build_report`), so the driver needs
+    neither matplotlib nor the statistics to print it.
+    """
+    head = json.loads((out / "headline.json").read_text(encoding="utf-8"))
+    lines = ["The answer (from the summary rows cited):"]
+    lines += [f"  - {s}" for s in head.get("sentences", [])]
+    lines += [f"note: {n}" for n in head.get("notes", [])]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m serverless_hpc.report RUN_DIR``: build the report; print the files written.
+
+    Exit codes: 0 written; 2 not a run directory.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m serverless_hpc.report",
+        description="build summary, plots, headline.json and report.html from a run directory",
+    )
+    parser.add_argument("run_dir", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        written = build_report(args.run_dir)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in written.values():
+        print(path)
+    return 0
+
+
+__all__ = ["bad_line_notes", "build_report", "main", "render_report", "terminal_summary"]

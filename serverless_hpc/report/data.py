@@ -1,0 +1,111 @@
+"""A run directory as the report sees it: records, batches, run.json, and what was wrong with them.
+
+Bad lines (garbage, a wrong shape, NaN) are skipped and counted with their line numbers, so
+a report can always be rebuilt from the good records; a run that was stopped, killed or
+left records unwritten is said to be incomplete, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from serverless_hpc.records import BATCH_FIELDS, RECORD_FIELDS, BadLine, read_jsonl
+
+
+@dataclass(slots=True)
+class RunData:
+    """Everything a report is made of."""
+
+    out: Path
+    records: list[dict[str, Any]]
+    batches: list[dict[str, Any]]
+    meta: dict[str, Any]
+    #: File name -> the lines of it that were skipped.
+    bad_lines: dict[str, list[BadLine]] = field(default_factory=dict)
+    #: Why the run is incomplete (empty: it finished and every planned record is there).
+    incomplete: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        """The run's id from run.json, else the first record's, else the directory name."""
+        rid = self.meta.get("run_id") or (self.records[0].get("run_id") if self.records else None)
+        return str(rid or self.out.name)
+
+
+def bad_line_notes(data: RunData) -> list[str]:
+    """One sentence per file with skipped lines, naming them (the first 20 of each)."""
+    notes = []
+    for name, bad in sorted(data.bad_lines.items()):
+        if not bad:
+            continue
+        shown = "; ".join(f"line {b.line}: {b.reason}" for b in bad[:20])
+        more = f" (and {len(bad) - 20} more)" if len(bad) > 20 else ""
+        notes.append(f"{name}: {len(bad)} bad line(s) skipped: {shown}{more}")
+    return notes
+
+
+def _read_meta(path: Path, bad: dict[str, list[BadLine]]) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except ValueError:
+        bad["run.json"] = [BadLine(1, "not JSON; run settings unknown")]
+        return {}
+    if not isinstance(meta, dict):
+        bad["run.json"] = [BadLine(1, "not a JSON object; run settings unknown")]
+        return {}
+    return meta
+
+
+def _incomplete(meta: dict[str, Any], records: int) -> list[str]:
+    if not meta:
+        return ["run.json is missing or unreadable: whether the run finished is unknown"]
+    out = []
+    aborted = meta.get("aborted")
+    if aborted:
+        by = aborted.get("by") if isinstance(aborted, dict) else None
+        out.append(f"the run was aborted ({by or 'stopped'}) before its plan was done")
+    elif not meta.get("finished"):
+        out.append("the run never finished (killed, or still running): run.json has no 'finished'")
+    planned = meta.get("planned_invocations")
+    if isinstance(planned, int) and not isinstance(planned, bool) and records < planned:
+        skipped = meta.get("skipped") or []
+        why = " (some planned batches were skipped: see below)" if skipped else ""
+        out.append(f"{planned - records} of {planned} planned invocations have no record{why}")
+    return out
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def load_run(out: Path) -> RunData:
+    """Read a run directory; FileNotFoundError when it holds no records.jsonl."""
+    rec_path = out / "records.jsonl"
+    if not rec_path.is_file():
+        raise FileNotFoundError(f"{out}: no records.jsonl (is this a run directory?)")
+    bad: dict[str, list[BadLine]] = {}
+    recs = read_jsonl(rec_path, RECORD_FIELDS)
+    bad["records.jsonl"] = recs.bad
+    batches: list[dict[str, Any]] = []
+    if (out / "batches.jsonl").is_file():
+        read = read_jsonl(out / "batches.jsonl", BATCH_FIELDS)
+        bad["batches.jsonl"] = read.bad
+        for b in read.rows:
+            if "reduce_error" in b and "combine_error" not in b:  # runs before the rename
+                b["combine_error"] = b.pop("reduce_error")
+            batches.append(b)
+    meta = _read_meta(out / "run.json", bad)
+    return RunData(
+        out=out,
+        records=recs.rows,
+        batches=batches,
+        meta=meta,
+        bad_lines={k: v for k, v in bad.items() if v},
+        incomplete=_incomplete(meta, len(recs.rows)),
+    )

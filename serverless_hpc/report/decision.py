@@ -1,0 +1,192 @@
+"""The FaaS-versus-VM decision: cost per job, time to result, break-even rate, Pareto front.
+
+A *configuration* is a summary row in natural mode (target x workload x fan-out; its memory
+is the records'). Its cost per job is *measured* when its records carry ``cost_usd`` (the
+cloud targets price their own invocations); otherwise it is a labelled *model*: Lambda's
+prices applied to the measured handler durations for a function target, the VM's hourly price
+times the time to result for a VM target (the profile says which target is which).
+
+Break-even: a VM that is always on costs its hourly price whatever it does; functions cost
+per job. Above ``hourly / cost_per_job`` jobs per hour the VM is cheaper. The 95% CI comes
+from a bootstrap of the median cost per job over the configuration's jobs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from serverless_hpc import workloads
+from serverless_hpc.pricing import (
+    PriceError,
+    Prices,
+    break_even_table,
+    ec2_hourly,
+    lambda_invocation_cost,
+)
+from serverless_hpc.report.data import RunData
+from serverless_hpc.report.profile import PlatformProfile
+from serverless_hpc.report.projection import handler_ms
+from serverless_hpc.report.stats import bootstrap_median_ci, median
+from serverless_hpc.report.tables import RowKey, key_label, row_key, time_to_result_ms
+
+MEASURED = "measured"
+
+
+def _modelled_lambda_cost(r: dict[str, Any], prices: Prices, profile: PlatformProfile) -> float:
+    spec = workloads.specs().get(r["workload"])
+    memory = r.get("memory_mb") or (spec.memory_mb if spec else 2048)
+    h = handler_ms(r) or 0.0
+    init = min(float(r.get("init_ms") or 0.0), profile.lambda_.init_billed_cap_ms)
+    return lambda_invocation_cost(
+        billed_ms=math.ceil(h + (init if r["cold"] else 0.0)),
+        memory_mb=int(memory),
+        architecture=profile.lambda_.architecture,
+        prices=prices,
+    )
+
+
+def job_costs(
+    data: RunData, prices: Prices, profile: PlatformProfile
+) -> dict[RowKey, tuple[list[float], str]]:
+    """Per row: each complete job's cost and the basis (measured, or which model)."""
+    by_batch: dict[tuple[RowKey, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in data.records:
+        by_batch[(row_key(r), int(r.get("repeat", 0)))].append(r)
+    spans = {
+        (row_key(b), int(b.get("repeat", 0))): float(b["makespan_ms"])
+        for b in data.batches
+        if b.get("makespan_ms")
+    }
+    try:
+        vm_hourly = ec2_hourly(profile.vm_instance_type, prices)
+    except PriceError:
+        vm_hourly = None
+    out: dict[RowKey, tuple[list[float], str]] = {}
+    for (key, repeat), recs in by_batch.items():
+        if not all(r["ok"] for r in recs):
+            continue  # a failed job has no result: its cost is not the cost of a job
+        kind = profile.kind(key[0])
+        if all(r.get("cost_usd") is not None for r in recs):
+            cost, basis = sum(float(r["cost_usd"]) for r in recs), MEASURED
+        elif kind == "faas":
+            cost = sum(_modelled_lambda_cost(r, prices, profile) for r in recs)
+            basis = "model: Lambda prices x measured durations"
+        elif kind == "vm" and vm_hourly is not None:
+            span = spans.get((key, repeat))
+            if span is None:
+                continue
+            cost = vm_hourly * span / 3.6e6
+            basis = f"model: {profile.vm_instance_type} hourly price x time to result"
+        else:
+            continue
+        costs, _ = out.setdefault(key, ([], basis))
+        costs.append(cost)
+    return out
+
+
+def configurations(
+    data: RunData, rows: Sequence[dict[str, Any]], prices: Prices, profile: PlatformProfile
+) -> list[dict[str, Any]]:
+    """Every natural-mode row with its time to result, cost per job and Pareto membership."""
+    costs = job_costs(data, prices, profile)
+    out = []
+    for row in rows:
+        if row["mode"] != "natural":
+            continue
+        key = row_key(row)
+        job, basis = costs.get(key, ([], ""))
+        out.append(
+            {
+                "key": key_label(key),
+                "target": row["target"],
+                "workload": row["workload"],
+                "shards": row["shards"],
+                "memory_mb": row.get("memory_mb"),
+                "kind": profile.kind(row["target"]),
+                "time_ms": time_to_result_ms(row),
+                "cost_usd": median(job),
+                "cost_basis": basis,
+                "jobs": len(job),
+                "job_costs": job,
+            }
+        )
+    mark_pareto(out)
+    return out
+
+
+def mark_pareto(points: list[dict[str, Any]]) -> None:
+    """Set ``pareto`` on each point: True when no other point of its workload is at least as
+    fast and as cheap and strictly better in one (points without both figures: False)."""
+    for p in points:
+        p["pareto"] = False
+        if p["time_ms"] is None or p["cost_usd"] is None:
+            continue
+        p["pareto"] = not any(
+            q is not p
+            and q["workload"] == p["workload"]
+            and q["time_ms"] is not None
+            and q["cost_usd"] is not None
+            and q["time_ms"] <= p["time_ms"]
+            and q["cost_usd"] <= p["cost_usd"]
+            and (q["time_ms"] < p["time_ms"] or q["cost_usd"] < p["cost_usd"])
+            for q in points
+        )
+
+
+def break_even(configs: Sequence[dict[str, Any]], prices: Prices) -> list[dict[str, Any]]:
+    """Per function configuration and instance type: jobs/hour above which the VM is cheaper."""
+    out = []
+    for c in configs:
+        if c["kind"] != "faas" or not c["cost_usd"]:
+            continue
+        ci = bootstrap_median_ci(c["job_costs"])
+        for itype in sorted(prices.ec2.on_demand_hourly):
+            hourly = ec2_hourly(itype, prices)
+            out.append(
+                {
+                    "key": c["key"],
+                    "workload": c["workload"],
+                    "cost_basis": c["cost_basis"],
+                    "cost_usd": c["cost_usd"],
+                    "instance_type": itype,
+                    "instance_hourly_usd": hourly,
+                    "break_even_per_hour": hourly / c["cost_usd"],
+                    # A higher cost per job means a lower break-even rate: the bounds swap.
+                    "ci95_low": hourly / ci[1] if ci and ci[1] else None,
+                    "ci95_high": hourly / ci[0] if ci and ci[0] else None,
+                    "jobs": c["jobs"],
+                }
+            )
+    return out
+
+
+def per_invocation_break_even(data: RunData, prices: Prices) -> list[dict[str, Any]]:
+    """The per-invocation table of priced ``lambda`` records (median cost), with a bootstrap CI,
+    against the ``ec2`` target's instance (or the comparison default) and every priced type."""
+    ec2 = (data.meta.get("targets") or {}).get("ec2") or {}
+    root = float(ec2.get("root_volume_gb") or 0)
+    types = [ec2.get("instance_type") or "t3.xlarge"]
+    types += [t for t in sorted(prices.ec2.on_demand_hourly) if t not in types]
+    rows: list[dict[str, Any]] = []
+    for itype in types:
+        for r in break_even_table(
+            data.records, prices=prices, instance_type=itype, root_volume_gb=root
+        ):
+            basis = [
+                float(x["cost_usd"])
+                for x in data.records
+                if x["target"] == "lambda"
+                and x["workload"] == r["workload"]
+                and x["ok"]
+                and x.get("cost_usd") is not None
+                and (not x["cold"] or r["basis"] == "all")
+            ]
+            ci = bootstrap_median_ci(basis)
+            hourly = r["instance_hourly_usd"]
+            r["ci95_low"] = hourly / ci[1] if ci and ci[1] else None
+            r["ci95_high"] = hourly / ci[0] if ci and ci[0] else None
+            rows.append(r)
+    return rows

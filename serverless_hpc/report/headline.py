@@ -1,0 +1,242 @@
+"""The answer first: plain sentences generated from the summary, never written by hand.
+
+Per workload: each target's best configuration (lowest time to result in natural mode) and
+its cost per job where measured; which target wins and by how much, with a bootstrap 95% CI
+of the ratio of median job times (a CI that holds 1 is a tie, said as one); the cold-start
+penalty; for a training, the time to its accuracy. Every sentence names the summary rows its
+figures come from (``target/workload/shards/mode``). ``headline.json`` carries the same as
+data for the dashboard.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from serverless_hpc.report.data import RunData, bad_line_notes
+from serverless_hpc.report.stats import median_ratio_ci
+from serverless_hpc.report.tables import (
+    RowKey,
+    batch_spans,
+    key_label,
+    row_key,
+    time_to_result_ms,
+)
+
+
+def fmt_ms(ms: float) -> str:
+    """A duration for a sentence: ms below a second, s below ten minutes, then min."""
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 600_000:
+        return f"{ms / 1000:.2f} s"
+    return f"{ms / 60_000:.1f} min"
+
+
+def fmt_usd(usd: float) -> str:
+    """Dollars with enough digits for a fraction of a cent."""
+    return f"${usd:.3g}" if usd < 0.01 else f"${usd:,.2f}"
+
+
+def _samples(data: RunData, key: RowKey) -> list[float]:
+    """Job times of a row (batch makespans), else its invocations' latencies."""
+    spans = batch_spans([b for b in data.batches if row_key(b) == key]).get(key)
+    if spans:
+        return spans
+    return [r["client_ms"] for r in data.records if r["ok"] and row_key(r) == key]
+
+
+def _best_rows(rows: Sequence[dict[str, Any]], workload: str) -> dict[str, dict[str, Any] | None]:
+    """Per target: its natural-mode row with the lowest time to result (None: none usable)."""
+    best: dict[str, dict[str, Any] | None] = {}
+    for row in rows:
+        if row["workload"] != workload:
+            continue
+        best.setdefault(row["target"], None)
+        t = time_to_result_ms(row)
+        if row["mode"] != "natural" or t is None:
+            continue
+        cur = best[row["target"]]
+        if cur is None or t < (time_to_result_ms(cur) or float("inf")):
+            best[row["target"]] = row
+    return best
+
+
+def _config(row: dict[str, Any]) -> str:
+    return f"{fmt_ms(time_to_result_ms(row) or 0.0)} at {row['shards']} shard(s)"
+
+
+def _cold_penalty(rows: Sequence[dict[str, Any]], workload: str, target: str, shards: int) -> Any:
+    """(cold median, warm median, rows cited) at ``shards``, else at any fan-out; or None."""
+    mine = [r for r in rows if r["workload"] == workload and r["target"] == target]
+    for pick in (
+        [r for r in mine if r["shards"] == shards],
+        sorted(mine, key=lambda r: r["shards"]),
+    ):
+        for row in pick:
+            warm_row = next(
+                (
+                    x
+                    for x in mine
+                    if x["shards"] == row["shards"] and x["warm_median_ms"] is not None
+                ),
+                None,
+            )
+            if row["cold_median_ms"] is None or warm_row is None:
+                continue
+            cited = sorted({key_label(row), key_label(warm_row)})
+            return row["cold_median_ms"], warm_row["warm_median_ms"], row["shards"], cited
+    return None
+
+
+def _cost_sentences(workload: str, usable: dict[str, dict[str, Any]]) -> list[str]:
+    """Cost per job at each target's best configuration, or that none was measured."""
+    if not usable:
+        return []
+    costs = []
+    for target, row in sorted(usable.items()):
+        c = row.get("job_cost_usd")
+        costs.append(f"{target} {fmt_usd(c)}" if c is not None else f"{target} not measured")
+    if any(row.get("job_cost_usd") is not None for row in usable.values()):
+        return [f"{workload}: cost per job at the best configuration: {'; '.join(costs)}."]
+    return [
+        f"{workload}: no target of this run measured a cost (the decision section of the "
+        "report gives modelled costs, labelled as such)."
+    ]
+
+
+def _workload_headline(
+    data: RunData, rows: Sequence[dict[str, Any]], workload: str
+) -> tuple[list[str], dict[str, Any]]:
+    sentences: list[str] = []
+    best = _best_rows(rows, workload)
+    info: dict[str, Any] = {"workload": workload, "targets": {}, "comparisons": []}
+    usable = {t: r for t, r in best.items() if r is not None}
+    for target, row in sorted(best.items()):
+        if row is None:
+            mine = [r for r in rows if r["workload"] == workload and r["target"] == target]
+            n = sum(r["invocations"] for r in mine)
+            failed = sum(r["failed"] for r in mine)
+            sentences.append(
+                f"{workload} on {target}: no successful job; {failed} of {n} invocations failed "
+                f"(rows {', '.join(key_label(r) for r in mine)})."
+            )
+            info["targets"][target] = {"failed": failed, "invocations": n, "best": None}
+            continue
+        info["targets"][target] = {
+            "best": {
+                "row": key_label(row),
+                "shards": row["shards"],
+                "time_to_result_ms": time_to_result_ms(row),
+                "cost_per_job_usd": row.get("job_cost_usd"),
+            },
+            "failed": row["failed"],
+        }
+    ranked = sorted(usable.items(), key=lambda kv: time_to_result_ms(kv[1]) or 0.0)
+    if len(ranked) == 1:
+        target, row = ranked[0]
+        sentences.append(
+            f"{workload}: only {target} was measured; its best time to result is "
+            f"{_config(row)} (row {key_label(row)})."
+        )
+    elif ranked:
+        win_t, win = ranked[0]
+        win_s = _samples(data, row_key(win))
+        for other_t, other in ranked[1:]:
+            est = median_ratio_ci(win_s, _samples(data, row_key(other)))
+            ratio, ci = est if est else (None, None)
+            cited = f"rows {key_label(win)}, {key_label(other)}"
+            comp: dict[str, Any] = {
+                "faster": win_t,
+                "slower": other_t,
+                "ratio": ratio,
+                "ci95": list(ci) if ci else None,
+                "rows": [key_label(win), key_label(other)],
+            }
+            if ci is not None and ci[0] <= 1.0 <= ci[1]:
+                comp["verdict"] = "tie"
+                sentences.append(
+                    f"{workload}: {win_t} and {other_t} are tied: no significant difference "
+                    f"in time to result ({_config(win)} against {_config(other)}; ratio "
+                    f"{ratio:.2f}, 95% CI {ci[0]:.2f}-{ci[1]:.2f}) ({cited})."
+                )
+            else:
+                comp["verdict"] = "faster" if ci is not None else "no interval"
+                ci_text = (
+                    f"95% CI {ci[0]:.2f}-{ci[1]:.2f}x"
+                    if ci is not None
+                    else "too few jobs for a 95% confidence interval"
+                )
+                sentences.append(
+                    f"{workload}: {win_t} is faster than {other_t}: {_config(win)} against "
+                    f"{_config(other)}, {ratio or 0:.2f}x ({ci_text}) ({cited})."
+                )
+            info["comparisons"].append(comp)
+    sentences += _cost_sentences(workload, usable)
+    for target, row in sorted(usable.items()):
+        pen = _cold_penalty(rows, workload, target, row["shards"])
+        if pen is None:
+            continue
+        cold, warm, shards, cited = pen
+        info["targets"][target]["cold_start_penalty_ms"] = cold - warm
+        sentences.append(
+            f"{workload} on {target}: a cold start costs {fmt_ms(max(cold - warm, 0.0))} more per "
+            f"invocation (median {fmt_ms(cold)} cold against {fmt_ms(warm)} warm at {shards} "
+            f"shard(s); rows {', '.join(cited)})."
+        )
+    return sentences, info
+
+
+def _training(data: RunData) -> tuple[list[str], list[dict[str, Any]]]:
+    """Time to accuracy of every batch that reports a test accuracy (a training)."""
+    sentences, out = [], []
+    by_target: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for b in data.batches:
+        if b.get("test_accuracy") is not None and b.get("makespan_ms"):
+            by_target[(b["workload"], b["target"])].append(b)
+    for (workload, target), bs in sorted(by_target.items()):
+        b = min(bs, key=lambda x: x["makespan_ms"])
+        sentences.append(
+            f"{workload} on {target} reached test accuracy {b['test_accuracy']:.4f} in "
+            f"{fmt_ms(b['makespan_ms'])} (row {key_label(b)})."
+        )
+        out.append(
+            {
+                "workload": workload,
+                "target": target,
+                "test_accuracy": b["test_accuracy"],
+                "time_to_accuracy_ms": b["makespan_ms"],
+                "row": key_label(b),
+            }
+        )
+    return sentences, out
+
+
+def headline(data: RunData, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The headline as data: ``sentences`` (in order) plus the figures behind them.
+
+    Shape (stable; the dashboard reads it as ``headline.json``): ``run_id``, ``sentences``
+    (list of str), ``notes`` (incomplete run, skipped lines), ``workloads`` (per workload:
+    ``targets`` -> best row, time, cost, cold-start penalty; ``comparisons`` with ratio,
+    ``ci95``, ``verdict``), ``training`` (time to accuracy).
+    """
+    notes = list(data.incomplete) + bad_line_notes(data)
+    sentences: list[str] = [f"Incomplete run: {n}." for n in data.incomplete]
+    per_workload = {}
+    workload_names = sorted({r["workload"] for r in rows})
+    for workload in workload_names:
+        s, info = _workload_headline(data, rows, workload)
+        sentences += s
+        per_workload[workload] = info
+    t_sentences, training = _training(data)
+    sentences += t_sentences
+    if not rows:
+        sentences.append("The run has no usable records.")
+    return {
+        "run_id": data.run_id,
+        "sentences": sentences,
+        "notes": notes,
+        "workloads": per_workload,
+        "training": training,
+    }

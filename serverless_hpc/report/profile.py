@@ -1,0 +1,97 @@
+"""The platform profile: the dated, editable data file the report's models read.
+
+``serverless_hpc/platform_profile.json`` holds each target's kind (functions billed per use,
+or a VM billed per hour), the VM type costs are compared against, and Lambda's limits and
+overheads with their sources. Nothing here is measured by the run; every figure derived from
+it is labelled a model.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+PROFILE_FILE = "platform_profile.json"
+
+Kind = Literal["faas", "vm", "unknown"]
+
+
+class ProfileError(ValueError):
+    """The platform profile is malformed; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class LambdaProfile:
+    """Lambda's limits and overheads as the projection uses them."""
+
+    architecture: str
+    concurrency_limit: int
+    burst_per_10s: int
+    timeout_s: float
+    payload_limit_bytes: int
+    memory_mb_min: int
+    memory_mb_max: int
+    init_billed_cap_ms: float
+    invoke_overhead_ms: float
+    cold_start_ms: dict[str, float]
+    sources: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformProfile:
+    """The whole profile file."""
+
+    as_of: str
+    target_kinds: dict[str, str]
+    vm_instance_type: str
+    lambda_: LambdaProfile
+
+    def kind(self, target: str) -> Kind:
+        """``faas``, ``vm`` or ``unknown`` (a target the profile does not list)."""
+        k = self.target_kinds.get(target)
+        return k if k in ("faas", "vm") else "unknown"  # type: ignore[return-value]
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> PlatformProfile:
+        """Validate a decoded profile; :class:`ProfileError` names what is wrong."""
+        try:
+            lam = raw["lambda"]
+            lp = LambdaProfile(
+                architecture=str(lam["architecture"]),
+                concurrency_limit=int(lam["concurrency_limit"]),
+                burst_per_10s=int(lam["burst_per_10s"]),
+                timeout_s=float(lam["timeout_s"]),
+                payload_limit_bytes=int(lam["payload_limit_bytes"]),
+                memory_mb_min=int(lam["memory_mb_min"]),
+                memory_mb_max=int(lam["memory_mb_max"]),
+                init_billed_cap_ms=float(lam["init_billed_cap_ms"]),
+                invoke_overhead_ms=float(lam["invoke_overhead_ms"]),
+                cold_start_ms={str(k): float(v) for k, v in lam["cold_start_ms"].items()},
+                sources={str(k): str(v) for k, v in lam.get("sources", {}).items()},
+            )
+            kinds = {str(t): str(v["kind"]) for t, v in raw["targets"].items()}
+            profile = cls(
+                as_of=str(raw["as_of"]),
+                target_kinds=kinds,
+                vm_instance_type=str(raw["vm_instance_type"]),
+                lambda_=lp,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProfileError(f"platform profile lacks or mistypes {exc}") from exc
+        if lp.concurrency_limit < 1 or lp.burst_per_10s < 1 or lp.timeout_s <= 0:
+            raise ProfileError("platform profile: concurrency, burst and timeout must be > 0")
+        return profile
+
+
+@functools.lru_cache(maxsize=4)
+def load_profile(path: Path | None = None) -> PlatformProfile:
+    """Parse ``path`` (default: the packaged profile) once per process."""
+    if path is None:
+        text = resources.files("serverless_hpc").joinpath(PROFILE_FILE).read_text("utf-8")
+    else:
+        text = path.read_text("utf-8")
+    return PlatformProfile.from_dict(json.loads(text))

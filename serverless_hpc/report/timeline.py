@@ -1,0 +1,92 @@
+"""A timeline per fan-out batch: one row per invocation, where its time went.
+
+From each record: *send* is when the driver sent the request (after any wait for the
+target's in-flight cap, relative to the batch's first send); *init* is the cold start the
+platform reported; *compute* is the workload's own time; *load/other* is the rest of the
+handler's duration; *wait/queue* is what the client saw beyond the handler and init (queueing
+on the platform, transport, serialisation: a record cannot say where in the call it fell, so
+it is drawn first); *reply* is when the response was parsed. Stragglers and cold starts stand
+out as long bars.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from serverless_hpc.report.tables import key_label
+
+
+def _parts(r: dict[str, Any]) -> dict[str, float]:
+    client = float(r["client_ms"])
+    init = float(r.get("init_ms") or 0.0) if r["cold"] else 0.0
+    compute = float(r.get("compute_ms") or 0.0)
+    if r.get("duration_ms") is not None:
+        handler = float(r["duration_ms"])
+    elif r.get("compute_ms") is not None:
+        handler = compute + float(r.get("load_ms") or 0.0)
+    else:
+        handler = 0.0
+    compute = min(compute, handler)
+    # Platforms differ on whether duration includes init; never draw more than the client saw.
+    init = min(init, max(client - handler, 0.0))
+    return {
+        "wait_ms": max(client - handler - init, 0.0),
+        "init_ms": init,
+        "load_ms": max(handler - compute, 0.0),
+        "compute_ms": compute,
+    }
+
+
+def batch_timelines(
+    records: Sequence[dict[str, Any]], batches: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each batch with two or more invocations: its rows (times in ms from its first send)."""
+    by_batch: dict[tuple[str, str, int, str, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        key = (r["target"], r["workload"], r["shards"], r["mode"], int(r.get("repeat", 0)))
+        by_batch[key].append(r)
+    ratios = {
+        (b["target"], b["workload"], b["shards"], b["mode"], int(b.get("repeat", 0))): b.get(
+            "straggler_ratio"
+        )
+        for b in batches
+    }
+    out = []
+    for key in sorted(by_batch):
+        recs = sorted(by_batch[key], key=lambda r: (r["shard"], r["t_send"]))
+        if len(recs) < 2:
+            continue
+        t0 = min(r["t_send"] for r in recs)
+        span = max((r["t_recv"] - t0) * 1e3 for r in recs) or 1.0
+        rows = []
+        for r in recs:
+            send = (r["t_send"] - t0) * 1e3
+            parts = _parts(r)
+            scale = 100.0 / span
+            rows.append(
+                {
+                    "shard": r["shard"],
+                    "cold": r["cold"],
+                    "ok": r["ok"],
+                    "send_ms": send,
+                    "reply_ms": (r["t_recv"] - t0) * 1e3,
+                    "client_ms": r["client_ms"],
+                    **parts,
+                    # Percentages of the batch's span, for the bars.
+                    "bar": {
+                        "offset": send * scale,
+                        **{k.removesuffix("_ms"): v * scale for k, v in parts.items()},
+                    },
+                }
+            )
+        out.append(
+            {
+                "label": key_label(key[:4]) + f" repeat {key[4]}",
+                "span_ms": span,
+                "straggler_ratio": ratios.get(key),
+                "rows": rows,
+            }
+        )
+    return out
