@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 the run finished but some invocations failed (they are recorded);
 2 bad usage, an unavailable/misconfigured target or a bad dataset (nothing was run); 3 the
 run finished but its report could not be built (the records are kept; ``shpc report DIR``
-rebuilds it); 130 interrupted.
+rebuilds it); 130 interrupted. ``shpc compare`` exits 1 when ``--fail-on-regression`` finds a
+row significantly slower by more than the threshold.
 """
 
 from __future__ import annotations
@@ -230,6 +231,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"run {run_id}: {result.records} invocations, {result.failed} failed")
     report_error = _build_report(out)
     if report_error is None:
+        from serverless_hpc.report.build import terminal_summary
+
+        print(terminal_summary(out))
+        print()
         print((out / "summary.md").read_text(encoding="utf-8"))
     print(f"records: {out / 'records.jsonl'}")
     if report_error is None:
@@ -281,7 +286,50 @@ def cmd_report(args: argparse.Namespace) -> int:
     written = report.build_report(args.run_dir)
     for path in written.values():
         print(path)
+    print(report.terminal_summary(args.run_dir))
     return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare two runs row by row; exit 1 on a significant regression beyond the threshold."""
+    from serverless_hpc.report import compare
+
+    result = compare.compare_dirs(args.base, args.new)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(compare.text_report(result))
+    if args.html is not None or not args.json:
+        from serverless_hpc.report.html import render
+
+        path = args.html or args.new / "compare.html"
+        path.write_text(render("compare.html.j2", c=result), encoding="utf-8")
+        if not args.json:
+            print(f"compare: {path}")
+    if args.fail_on_regression is not None:
+        bad = compare.regressions(result, args.fail_on_regression)
+        for row in bad:
+            k = row["key"]
+            print(
+                f"error: {k['target']}/{k['workload']}/{k['shards']}/{k['mode']} is "
+                f"{row['change_pct']:+.1f}% slower (95% CI {row['ci_low_pct']:+.1f} to "
+                f"{row['ci_high_pct']:+.1f}%), over the --fail-on-regression threshold "
+                f"{args.fail_on_regression:g}%",
+                file=sys.stderr,
+            )
+        if bad:
+            return EXIT_FAILED_INVOCATIONS
+    return EXIT_OK
+
+
+def _percent(value: str) -> float:
+    try:
+        pct = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, got {value!r}") from None
+    if not 0 <= pct < 1e6:
+        raise argparse.ArgumentTypeError(f"expected a percentage in 0..1e6, got {value!r}")
+    return pct
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -424,6 +472,28 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="rebuild summary, plots and report.html from a run directory")
     r.add_argument("run_dir", type=Path)
     r.set_defaults(func=cmd_report)
+
+    c = sub.add_parser(
+        "compare",
+        help="compare two runs row by row (bootstrap 95%% CI of the change of the median)",
+    )
+    c.add_argument("base", type=Path, help="the baseline run directory")
+    c.add_argument("new", type=Path, help="the run directory to judge against it")
+    c.add_argument(
+        "--fail-on-regression",
+        type=_percent,
+        metavar="PCT",
+        help="exit 1 when a row is significantly slower by more than PCT percent",
+    )
+    c.add_argument(
+        "--json", action="store_true", help="print the comparison as JSON (stable shape)"
+    )
+    c.add_argument(
+        "--html",
+        type=Path,
+        help="where to write compare.html (default: NEW/compare.html; with --json only when given)",
+    )
+    c.set_defaults(func=cmd_compare)
 
     i = sub.add_parser("invoke", help="send one contract request to one target")
     i.add_argument("target")
