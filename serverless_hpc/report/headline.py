@@ -39,12 +39,19 @@ def fmt_usd(usd: float) -> str:
     return f"${usd:.3g}" if usd < 0.01 else f"${usd:,.2f}"
 
 
-def _samples(data: RunData, key: RowKey) -> list[float]:
-    """Job times of a row (batch makespans), else its invocations' latencies."""
-    spans = batch_spans([b for b in data.batches if row_key(b) == key]).get(key)
-    if spans:
-        return spans
-    return [r["client_ms"] for r in data.records if r["ok"] and row_key(r) == key]
+class _Samples:
+    """Job times per row (batch makespans), else its invocations' latencies: indexed once,
+    so a headline costs time linear in records however many rows it compares."""
+
+    def __init__(self, data: RunData) -> None:
+        self.spans = batch_spans(data.batches)
+        self.latencies: dict[RowKey, list[float]] = defaultdict(list)
+        for r in data.records:
+            if r["ok"]:
+                self.latencies[row_key(r)].append(r["client_ms"])
+
+    def of(self, key: RowKey) -> list[float]:
+        return self.spans.get(key) or self.latencies.get(key, [])
 
 
 def _best_rows(rows: Sequence[dict[str, Any]], workload: str) -> dict[str, dict[str, Any] | None]:
@@ -107,7 +114,7 @@ def _cost_sentences(workload: str, usable: dict[str, dict[str, Any]]) -> list[st
 
 
 def _workload_headline(
-    data: RunData, rows: Sequence[dict[str, Any]], workload: str
+    samples: _Samples, rows: Sequence[dict[str, Any]], workload: str
 ) -> tuple[list[str], dict[str, Any]]:
     sentences: list[str] = []
     best = _best_rows(rows, workload)
@@ -142,9 +149,9 @@ def _workload_headline(
         )
     elif ranked:
         win_t, win = ranked[0]
-        win_s = _samples(data, row_key(win))
+        win_s = samples.of(row_key(win))
         for other_t, other in ranked[1:]:
-            est = median_ratio_ci(win_s, _samples(data, row_key(other)))
+            est = median_ratio_ci(win_s, samples.of(row_key(other)))
             ratio, ci = est if est else (None, None)
             cited = f"rows {key_label(win)}, {key_label(other)}"
             comp: dict[str, Any] = {
@@ -225,8 +232,9 @@ def headline(data: RunData, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     sentences: list[str] = [f"Incomplete run: {n}." for n in data.incomplete]
     per_workload = {}
     workload_names = sorted({r["workload"] for r in rows})
+    samples = _Samples(data)
     for workload in workload_names:
-        s, info = _workload_headline(data, rows, workload)
+        s, info = _workload_headline(samples, rows, workload)
         sentences += s
         per_workload[workload] = info
     t_sentences, training = _training(data)

@@ -33,11 +33,44 @@ def in_panel(workload: str, panel: Panel, rows: Sequence[dict[str, Any]] = ()) -
     return panel in (Panel.COLD_WARM, Panel.BREAKDOWN)
 
 
+class _Figures:
+    """The two pyplot calls the plot functions make, on bare :class:`Figure` objects.
+
+    pyplot is not imported: it costs import time and keeps global figure state, and a report
+    needs neither (figures are rendered to PNG bytes, never shown).
+    """
+
+    @staticmethod
+    def subplots(*args: Any, figsize: Any = None, layout: Any = None, **kw: Any) -> Any:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize, layout=layout)
+        return fig, fig.subplots(*args, **kw)
+
+    @staticmethod
+    def close(fig: Any) -> None:
+        """Nothing to do: no pyplot registry holds the figure."""
+
+
 def png(fig: Any) -> bytes:
-    """A figure as PNG bytes."""
+    """A figure as PNG bytes, drawn once (``bbox_inches="tight"`` would draw it twice)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90)
     return buf.getvalue()
+
+
+def log_axis(ax: Any, which: str) -> None:
+    """A log scale with plain tick labels: mathtext labels (``10^2``) cost most of a plot's
+    drawing time, and minor labels add clutter, not information."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    # 1-2-5 ticks so that a range within one decade still gets labels.
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.3g}"))
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
 
 
 def make_plots(
@@ -46,12 +79,8 @@ def make_plots(
     configs: Sequence[dict[str, Any]] = (),
     projected: Sequence[dict[str, Any]] = (),
 ) -> dict[str, bytes]:
-    """PNG plots by file name."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """PNG plots by file name (only those with something to show)."""
+    plt = _Figures()
     plots: dict[str, bytes] = {}
     plots.update(_fanout_plots(plt, rows))
     plots.update(_cold_plots(plt, data))
@@ -78,10 +107,18 @@ def _fanout_plots(plt: Any, rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
             Panel.MAKESPAN,
         ),
     ):
-        fanned = [w for w in names if in_panel(w, panel, rows)]
+        # A workload measured at one fan-out only has no curve to draw: the table says it.
+        fanned = [
+            w
+            for w in names
+            if in_panel(w, panel, rows)
+            and len({r["shards"] for r in rows if r["workload"] == w}) > 1
+        ]
         if not fanned:
             continue
-        fig, axes = plt.subplots(1, len(fanned), figsize=(6 * len(fanned), 4), squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(fanned), figsize=(6 * len(fanned), 4), squeeze=False, layout="constrained"
+        )
         lo_key = "ci95_low_ms" if metric == "median_ms" else "makespan_ci95_low_ms"
         hi_key = lo_key.replace("low", "high")
         for ax, workload in zip(axes[0], fanned, strict=True):
@@ -137,7 +174,7 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
             by_pair.setdefault((r["target"], r["workload"], bool(r["cold"])), []).append(
                 r["client_ms"]
             )
-        fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(pairs)), 4))
+        fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(pairs)), 4), layout="constrained")
         width = 0.38
         for i, (target, workload) in enumerate(pairs):
             for off, flag, color in (
@@ -155,7 +192,7 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
                     )
         ax.set_xticks(range(len(pairs)), [f"{t}\n{w}" for t, w in pairs])
         ax.set_ylabel("median latency (ms)")
-        ax.set_yscale("log")
+        log_axis(ax, "y")
         ax.set_title("cold vs warm invocations")
         ax.legend()
         ax.grid(alpha=0.3, axis="y")
@@ -177,7 +214,11 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
             for k in r["breakdown"]:
                 parts.setdefault(k, k.removesuffix("_ms").replace("_", " "))
         fig, axes = plt.subplots(
-            1, len(cworkloads), figsize=(4.2 * len(cworkloads), 4), squeeze=False
+            1,
+            len(cworkloads),
+            figsize=(4.2 * len(cworkloads), 4),
+            squeeze=False,
+            layout="constrained",
         )
         for ax, workload in zip(axes[0], cworkloads, strict=True):
             sel_targets = sorted({r["target"] for r in cold if r["workload"] == workload})
@@ -202,7 +243,6 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=8)
         axes[0][0].set_ylabel("ms (median over cold starts)")
-        fig.tight_layout()
         plots["cold_start_breakdown.png"] = png(fig)
         plt.close(fig)
     return plots
@@ -211,10 +251,15 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
 def _pareto_plot(plt: Any, configs: Sequence[dict[str, Any]]) -> dict[str, bytes]:
     """Time to result against cost per job, one panel per workload; the front is joined."""
     pts = [c for c in configs if c["time_ms"] is not None and c["cost_usd"] is not None]
-    names = sorted({c["workload"] for c in pts})
+    # One configuration of a workload is no trade-off to look at: the table says it.
+    names = sorted(
+        w for w in {c["workload"] for c in pts} if sum(c["workload"] == w for c in pts) > 1
+    )
     if not names:
         return {}
-    fig, axes = plt.subplots(1, len(names), figsize=(6 * len(names), 4.5), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(6 * len(names), 4.5), squeeze=False, layout="constrained"
+    )
     for ax, workload in zip(axes[0], names, strict=True):
         mine = [c for c in pts if c["workload"] == workload]
         for target in sorted({c["target"] for c in mine}):
@@ -241,10 +286,13 @@ def _pareto_plot(plt: Any, configs: Sequence[dict[str, Any]]) -> dict[str, bytes
                 color="crimson",
                 linewidth=2,
                 alpha=0.6,
+                marker="o",
+                markersize=14,
+                markerfacecolor="none",
                 label="Pareto front",
             )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        log_axis(ax, "x")
+        log_axis(ax, "y")
         ax.set_xlabel("time to result (s, median job)")
         ax.set_ylabel("cost per job (USD)")
         ax.set_title(f"{workload}: time against cost (labels: shards, memory)", fontsize=10)
@@ -261,7 +309,9 @@ def _projection_plot(plt: Any, projected: Sequence[dict[str, Any]]) -> dict[str,
     names = sorted({p["workload"] for p in ok})
     if not names:
         return {}
-    fig, axes = plt.subplots(2, len(names), figsize=(6 * len(names), 7), squeeze=False)
+    fig, axes = plt.subplots(
+        2, len(names), figsize=(6 * len(names), 7), squeeze=False, layout="constrained"
+    )
     for col, workload in enumerate(names):
         mine = [p for p in ok if p["workload"] == workload]
         for mem in sorted({p["memory_mb"] for p in mine}):
@@ -279,9 +329,10 @@ def _projection_plot(plt: Any, projected: Sequence[dict[str, Any]]) -> dict[str,
                 ax.plot(
                     xs, [p[warm_key] / scale for p in sel], linestyle="--", label=f"{mem} MB warm"
                 )
-                ax.set_xscale("log")
                 ax.set_ylabel(ylabel)
                 ax.grid(alpha=0.3)
+        for ax in axes[:, col]:
+            log_axis(ax, "x")
         axes[0][col].set_title(f"MODEL: {workload} projected to Lambda", fontsize=10)
         axes[1][col].set_xlabel("shards (fan-out)")
         axes[0][col].legend(fontsize=7)

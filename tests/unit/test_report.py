@@ -239,8 +239,8 @@ def test_fan_out_axis_does_not_claim_every_shard_runs_in_parallel() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # GIVEN a summary row, and pyplot whose subplots the test can see
-    rows = summarize([json.loads(_rec().to_json())], [])
+    # GIVEN summary rows at two fan-outs, and pyplot whose subplots the test can see
+    rows = summarize([json.loads(_rec(shards=s).to_json()) for s in (1, 2)], [])
     drawn: list[Any] = []
 
     def subplots(*args: Any, **kw: Any) -> Any:
@@ -252,6 +252,13 @@ def test_fan_out_axis_does_not_claim_every_shard_runs_in_parallel() -> None:
     _fanout_plots(SimpleNamespace(subplots=subplots, close=plt.close), rows)
     # THEN the axis says fan-out: only the target's concurrency runs at once
     assert drawn and {ax.get_xlabel() for ax in drawn} == {"shards (fan-out)"}
+
+
+def test_one_fan_out_level_draws_no_fan_out_curve() -> None:
+    # GIVEN a workload measured at one fan-out only: a curve of one point says nothing
+    rows = summarize([json.loads(_rec().to_json())], [])
+    # THEN no fan-out plot is drawn (the summary table holds the figure)
+    assert _fanout_plots(None, rows) == {}
 
 
 def test_a_batch_that_could_not_be_reduced_fails_a_check(tmp_path: Path) -> None:
