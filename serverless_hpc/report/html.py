@@ -7,6 +7,7 @@ so it opens from disk and can be mailed as one file.
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from collections.abc import Mapping
 from functools import cache
 from typing import Any
@@ -59,7 +60,10 @@ def environment_rows(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     for section in ("environment", "targets", "config"):
         _flatten(section, meta.get(section) or {}, out)
-    for key in ("started", "finished", "planned_invocations"):
-        if key in meta:
-            out.append((key, str(meta[key])))
+    for key in ("started", "finished"):
+        if isinstance(meta.get(key), int | float):
+            when = datetime.fromtimestamp(meta[key], tz=UTC)
+            out.append((key, when.isoformat(timespec="seconds")))
+    if "planned_invocations" in meta:
+        out.append(("planned invocations", str(meta["planned_invocations"])))
     return out

@@ -11,7 +11,8 @@ fan-out of ``n`` over the workload's input:
 * each invocation adds the profile's invoke overhead; shards beyond what the concurrency limit
   and the burst rate allow run in later waves (a wave every 10 s at most);
 * makespan = the slowest wave's end; cost = Lambda's GB-second price on each shard's billed
-  duration (INIT included up to its cap) plus the per-request price.
+  duration (the function's own INIT, i.e. the run's init, included up to its cap; the
+  platform's part of a cold start is not billed) plus the per-request price.
 
 A plan that would break a limit (15 minutes, 6 MB payload, memory range, more shards than
 items) is flagged and not projected. Where the run has real ``lambda`` batches the projection
@@ -166,7 +167,9 @@ def project(
     waves = math.ceil(fanout / per_wave)
     shard_ms = lam.invoke_overhead_ms + longest
     makespan = shard_ms + (waves - 1) * max(shard_ms, 10_000.0)
-    billed_init = min(init, lam.init_billed_cap_ms)
+    # Billed INIT is the function's own initialisation (the run's init_ms), up to its cap; the
+    # platform's part (placing the sandbox, fetching the image) happens before it, unbilled.
+    billed_init = min(fit.init_ms or 0.0, lam.init_billed_cap_ms) if cold else 0.0
     cost = sum(
         lambda_invocation_cost(
             billed_ms=math.ceil(fit.handler_ms(s) + billed_init),

@@ -206,10 +206,11 @@ def test_projection_warm_and_cold_by_hand() -> None:
     # 1024 MB = 1 GB: 4 x (0.060 s x 1 GB x rate + request)
     assert warm["cost_usd"] == pytest.approx(_cost(60, 4, prices))
     assert warm["cost_usd"] == pytest.approx(4 * (0.060 * 0.0000166667 + 0.0000002))
-    # cold: + platform 1200 ms + the run's own init 300 ms, billed (under the 10 s cap)
+    # cold: + platform 1200 ms + the run's own init 300 ms; only the function's own init is
+    # billed (the platform's part comes before INIT)
     cold = project(cold=True, **common)
     assert cold["makespan_ms"] == pytest.approx(25 + 60 + 1500)
-    assert cold["cost_usd"] == pytest.approx(_cost(1560, 4, prices))
+    assert cold["cost_usd"] == pytest.approx(_cost(360, 4, prices))
 
 
 def test_projection_uneven_shards_waves_and_the_init_cap() -> None:
@@ -230,14 +231,14 @@ def test_projection_uneven_shards_waves_and_the_init_cap() -> None:
     assert p["makespan_ms"] == pytest.approx(25 + 18 + 10_000)
     per_gb_s = 2 * 0.0000166667
     assert p["cost_usd"] == pytest.approx((0.018 + 0.016 + 0.016) * per_gb_s + 3 * 0.0000002)
-    # a 20 s cold start is billed only up to the 10 s INIT cap
+    # a 20 s init is billed only up to the 10 s INIT cap
     cold = project(
-        fit=FIT,
+        fit=Fit(10.0, 2.0, 8, 20_000.0, 0.0),
         total_items=10,
         fanout=1,
         memory_mb=1024,
         cold=True,
-        cold_platform_ms=19_700.0,
+        cold_platform_ms=1_000.0,
         profile=_profile(),
         prices=prices,
     )
