@@ -112,6 +112,10 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a record may hold")
 
 
+#: One decoder for every line (``json.loads`` with a hook builds a new one per call).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def _shape_problem(row: object, fields: dict[str, tuple[type, ...]]) -> str | None:
     if not isinstance(row, dict):
         return f"a JSON {type(row).__name__}, not an object"
@@ -137,7 +141,7 @@ def read_jsonl(path: Path, fields: dict[str, tuple[type, ...]] | None = None) ->
             if not line.strip():
                 continue
             try:
-                row = json.loads(line, parse_constant=_no_constant)
+                row = _DECODER.decode(line)
             except ValueError as exc:  # JSONDecodeError is a ValueError
                 reason = "not JSON" if isinstance(exc, json.JSONDecodeError) else str(exc)
                 bad.append(BadLine(number, reason))

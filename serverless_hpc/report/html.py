@@ -7,8 +7,8 @@ so it opens from disk and can be mailed as one file.
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
 CONFIDENCE: Final = 0.95
 #: Bootstrap resamples: enough for stable 2.5/97.5 percentiles, cheap for the sample sizes
@@ -34,10 +34,12 @@ def median_ci(
         return None
     alpha = 1 - confidence
     # Largest j (1-based) with P(Binomial(n, 1/2) < j) <= alpha/2; the interval is [x_j, x_{n+1-j}].
+    # Exact integer arithmetic up to EXACT_N values; above, the pmf from log-gamma (relative
+    # error ~1e-12, far below any rank boundary that matters), so the cost stays linear in n.
     cdf = 0.0
     j = 0
     for i in range(n + 1):
-        p = math.comb(n, i) / 2**n
+        p = _binom_half_pmf(n, i)
         if cdf + p > alpha / 2:
             break
         cdf += p
@@ -45,6 +47,18 @@ def median_ci(
     if j < 1:
         return None
     return xs[j - 1], xs[n - j]
+
+
+#: Sample sizes up to which :func:`median_ci` uses exact binomial coefficients.
+EXACT_N: Final = 400
+
+
+def _binom_half_pmf(n: int, i: int) -> float:
+    """P(Binomial(n, 1/2) = i)."""
+    if n <= EXACT_N:
+        return math.comb(n, i) / 2**n
+    log_p = math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) - n * math.log(2)
+    return math.exp(log_p)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -86,13 +100,13 @@ def bootstrap_ci(
         return None
     rng = np.random.default_rng(seed)
     arrays = [np.asarray(s, dtype=float) for s in samples]
-    draws = [a[rng.integers(0, len(a), size=(resamples, len(a)))] for a in arrays]
     if statistic is ratio_of_medians:  # the common case, vectorised (linear in the data)
-        num = np.median(draws[1], axis=1)
-        den = np.median(draws[0], axis=1)
+        num = _resampled_medians(arrays[1], rng, resamples)
+        den = _resampled_medians(arrays[0], rng, resamples)
         with np.errstate(divide="ignore", invalid="ignore"):
             stats = num / den
     else:
+        draws = [a[rng.integers(0, len(a), size=(resamples, len(a)))] for a in arrays]
         stats = np.array([statistic(*(d[i] for d in draws)) for i in range(resamples)])
     finite = stats[np.isfinite(stats)]
     if len(finite) < 0.95 * resamples:
@@ -100,6 +114,22 @@ def bootstrap_ci(
     alpha = (1 - confidence) / 2
     lo, hi = np.quantile(finite, [alpha, 1 - alpha])
     return float(lo), float(hi)
+
+
+#: Values drawn per chunk of resamples: bounds the bootstrap's memory (8 bytes each).
+CHUNK_VALUES: Final = 2_000_000
+
+
+def _resampled_medians(a: Any, rng: Any, resamples: int) -> Any:
+    """Medians of ``resamples`` resamples of ``a``, drawn in chunks of bounded memory."""
+    import numpy as np
+
+    per_chunk = max(1, CHUNK_VALUES // max(len(a), 1))
+    out = []
+    for start in range(0, resamples, per_chunk):
+        k = min(per_chunk, resamples - start)
+        out.append(np.median(a[rng.integers(0, len(a), size=(k, len(a)))], axis=1))
+    return np.concatenate(out)
 
 
 def bootstrap_median_ci(
@@ -111,8 +141,7 @@ def bootstrap_median_ci(
     if len(values) < 2:
         return None
     rng = np.random.default_rng(seed)
-    a = np.asarray(values, dtype=float)
-    meds = np.median(a[rng.integers(0, len(a), size=(resamples, len(a)))], axis=1)
+    meds = _resampled_medians(np.asarray(values, dtype=float), rng, resamples)
     lo, hi = np.quantile(meds, [(1 - CONFIDENCE) / 2, 1 - (1 - CONFIDENCE) / 2])
     return float(lo), float(hi)
 

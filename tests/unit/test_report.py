@@ -42,6 +42,18 @@ def test_median_ci_is_the_narrowest_order_statistic_interval_with_95_percent(n: 
     assert _binom_coverage(n, j + 1) < 0.95  # one rank narrower would not cover
 
 
+@pytest.mark.parametrize("n", [401, 1000, 2500])
+def test_median_ci_of_a_large_sample_matches_the_exact_binomial_ranks(n: int) -> None:
+    # GIVEN more values than the exact integer path handles (log-gamma instead)
+    xs = list(range(n))
+    ci = median_ci(xs)
+    assert ci is not None
+    j = ci[0] + 1
+    # THEN it picks the same rank as exact binomial coefficients do
+    assert _binom_coverage(n, j) >= 0.95 and _binom_coverage(n, j + 1) < 0.95
+    assert ci[1] == xs[n - j]
+
+
 def test_percentile_interpolates() -> None:
     assert percentile([1, 2, 3, 4], 50) == 2.5
     assert percentile([5], 95) == 5
