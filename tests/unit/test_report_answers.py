@@ -554,3 +554,29 @@ def test_html_escapes_what_records_hold(tmp_path: Path) -> None:
     jobs = job_records("a", [1.0, 2.0], ok=False, error="<script>alert(1)</script>")
     html = build_report(write_run(tmp_path / "e", jobs))["report.html"].read_text()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_batch_summary_carries_the_straggler_ratio() -> None:
+    from serverless_hpc.records import InvocationRecord
+
+    batch = bench.Batch("t", "sleep", 1, 0, "natural", ({"workload": "sleep"},) * 3, (0, 0, 0))
+    recs = [
+        InvocationRecord(
+            run_id="r",
+            target="t",
+            workload="sleep",
+            shard=i,
+            shards=3,
+            items=0,
+            repeat=0,
+            mode="natural",
+            cold=False,
+            ok=True,
+            error=None,
+            client_ms=ms,
+            t_send=1.0,
+            t_recv=1.0 + ms / 1e3,
+        )
+        for i, ms in enumerate([10.0, 20.0, 60.0])
+    ]
+    assert bench.batch_summary(batch, recs, [])["straggler_ratio"] == 3.0
