@@ -557,7 +557,7 @@ def test_html_escapes_what_records_hold(tmp_path: Path) -> None:
 
 
 def test_batch_summary_carries_the_straggler_ratio() -> None:
-    from serverless_hpc.records import InvocationRecord
+    from serverless_hpc.invocation import InvocationRecord, Outcome
 
     batch = bench.Batch("t", "sleep", 1, 0, "natural", ({"workload": "sleep"},) * 3, (0, 0, 0))
     recs = [
@@ -570,12 +570,10 @@ def test_batch_summary_carries_the_straggler_ratio() -> None:
             items=0,
             repeat=0,
             mode="natural",
-            cold=False,
-            ok=True,
-            error=None,
             client_ms=ms,
             t_send=1.0,
             t_recv=1.0 + ms / 1e3,
+            outcome=Outcome(response={"ok": True}, cold=False),
         )
         for i, ms in enumerate([10.0, 20.0, 60.0])
     ]
