@@ -13,6 +13,8 @@ Two measurements:
 Speed is a property of the machine and of its load: run it where you want figures for, and
 read the ``load average`` it prints.
 
+Also timed: the same build with ``--no-plots`` (no matplotlib), to show what the plots cost.
+
 Usage: python benchmarks/report_speed.py RUN_DIR [--repeats N] [--scales 1,10,100,1000]
 """
 
@@ -31,11 +33,11 @@ from pathlib import Path
 from serverless_hpc.records import read_records
 
 
-def _build_s(run_dir: Path) -> float:
+def _build_s(run_dir: Path, *extra: str) -> float:
     """Wall time of one report build in a fresh interpreter (as ``shpc bench`` runs it)."""
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "serverless_hpc.report", str(run_dir)],
+        [sys.executable, "-m", "serverless_hpc.report", str(run_dir), *extra],
         check=True,
         capture_output=True,
         timeout=900,
@@ -73,6 +75,7 @@ def main() -> None:
     records = read_records(args.run_dir / "records.jsonl")
     invocations_s = max(r["t_recv"] for r in records) - min(r["t_send"] for r in records)
     builds = [_build_s(args.run_dir) for _ in range(args.repeats)]
+    bare = [_build_s(args.run_dir, "--no-plots") for _ in range(args.repeats)]
     result: dict[str, object] = {
         "load_average": os.getloadavg(),
         "cpus": os.cpu_count(),
@@ -82,13 +85,14 @@ def main() -> None:
         "report_s_median": round(statistics.median(builds), 3),
         "report_s_all": [round(b, 3) for b in builds],
         "report_faster_than_invocations": statistics.median(builds) < invocations_s,
+        "report_no_plots_s_median": round(statistics.median(bare), 3),
     }
     scaling = []
     with tempfile.TemporaryDirectory(prefix="report-speed-") as tmp:
         for factor in (int(x) for x in args.scales.split(",")):
             dest = Path(tmp) / f"x{factor}"
             n = _scaled(args.run_dir, factor, dest)
-            t = statistics.median(_build_s(dest) for _ in range(max(1, args.repeats // 2)))
+            t = statistics.median([_build_s(dest) for _ in range(max(1, args.repeats // 2))])
             size = (dest / "report.html").stat().st_size
             scaling.append(
                 {

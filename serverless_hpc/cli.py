@@ -283,7 +283,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the report of an existing run directory."""
     from serverless_hpc import report
 
-    written = report.build_report(args.run_dir)
+    written = report.build_report(args.run_dir, plots=not args.no_plots)
     for path in written.values():
         print(path)
     print(report.terminal_summary(args.run_dir))
@@ -471,6 +471,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="rebuild summary, plots and report.html from a run directory")
     r.add_argument("run_dir", type=Path)
+    r.add_argument(
+        "--no-plots",
+        action="store_true",
+        help="skip the PNG plots (matplotlib is most of a small report's time)",
+    )
     r.set_defaults(func=cmd_report)
 
     c = sub.add_parser(

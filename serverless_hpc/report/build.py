@@ -138,9 +138,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="build summary, plots, headline.json and report.html from a run directory",
     )
     parser.add_argument("run_dir", type=Path)
+    parser.add_argument(
+        "--no-plots", action="store_true", help="skip the PNG plots (no matplotlib: fastest)"
+    )
     args = parser.parse_args(argv)
     try:
-        written = build_report(args.run_dir)
+        written = build_report(args.run_dir, plots=not args.no_plots)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

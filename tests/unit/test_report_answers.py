@@ -578,3 +578,11 @@ def test_batch_summary_carries_the_straggler_ratio() -> None:
         for i, ms in enumerate([10.0, 20.0, 60.0])
     ]
     assert bench.batch_summary(batch, recs, [])["straggler_ratio"] == 3.0
+
+
+def test_report_without_plots_writes_no_png_and_still_answers(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "np", job_records("a", TIMES) + job_records("b", TIMES))
+    assert cli.main(["report", str(run), "--no-plots"]) == 0
+    assert not list(run.glob("*.png"))
+    html = (run / "report.html").read_text()
+    assert "data:image/png" not in html and "The answer" in html
