@@ -54,10 +54,12 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
     written = {"summary.csv": out / "summary.csv", "summary.md": out / "summary.md"}
     write_csv(rows, written["summary.csv"])
     written["summary.md"].write_text(markdown_table(rows), encoding="utf-8")
-    head = headline(data, rows)
+    configs = decision.configurations(data, rows, prices, profile)
+    head = headline(
+        data, rows, decision.break_even(configs, prices), vm_type=profile.vm_instance_type
+    )
     written["headline.json"] = out / "headline.json"
     written["headline.json"].write_text(json.dumps(head, indent=2), encoding="utf-8")
-    configs = decision.configurations(data, rows, prices, profile)
     projected = projection.projection(data, profile, prices)
     images = make_plots(data, rows, configs, projected) if plots else {}
     for name, png in images.items():

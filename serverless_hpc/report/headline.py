@@ -220,13 +220,51 @@ def _training(data: RunData) -> tuple[list[str], list[dict[str, Any]]]:
     return sentences, out
 
 
-def headline(data: RunData, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def _break_even_sentence(
+    workload: str, break_even_rows: Sequence[dict[str, Any]], vm_type: str
+) -> tuple[list[str], dict[str, Any] | None]:
+    """Where the cheapest function configuration stops paying against the VM type."""
+    mine = [
+        r for r in break_even_rows if r["workload"] == workload and r["instance_type"] == vm_type
+    ]
+    if not mine:
+        return [], None
+    r = min(mine, key=lambda x: x["cost_usd"])
+    modelled = r["cost_basis"] != "measured"
+    ci = (
+        f"95% CI {r['ci95_low']:,.0f}-{r['ci95_high']:,.0f}"
+        if r["ci95_low"] is not None
+        else "too few jobs for a 95% CI"
+    )
+    basis = f"MODEL, {r['cost_basis'].removeprefix('model: ')}" if modelled else "measured cost"
+    sentence = (
+        f"{workload}: the cheapest function configuration ({r['key']}) costs "
+        f"{fmt_usd(r['cost_usd'])} per job ({basis}); an always-on {vm_type} "
+        f"(${r['instance_hourly_usd']:.4f}/h) is cheaper above {r['break_even_per_hour']:,.0f} "
+        f"jobs per hour ({ci})."
+    )
+    info = {k: r[k] for k in ("key", "cost_usd", "cost_basis", "instance_type")}
+    info.update(
+        jobs_per_hour=r["break_even_per_hour"],
+        ci95=[r["ci95_low"], r["ci95_high"]] if r["ci95_low"] is not None else None,
+        model=modelled,
+    )
+    return [sentence], info
+
+
+def headline(
+    data: RunData,
+    rows: Sequence[dict[str, Any]],
+    break_even_rows: Sequence[dict[str, Any]] = (),
+    vm_type: str = "",
+) -> dict[str, Any]:
     """The headline as data: ``sentences`` (in order) plus the figures behind them.
 
     Shape (stable; the dashboard reads it as ``headline.json``): ``run_id``, ``sentences``
     (list of str), ``notes`` (incomplete run, skipped lines), ``workloads`` (per workload:
     ``targets`` -> best row, time, cost, cold-start penalty; ``comparisons`` with ratio,
-    ``ci95``, ``verdict``), ``training`` (time to accuracy).
+    ``ci95``, ``verdict``; ``break_even`` against ``vm_type`` with ``model`` true when the
+    cost is modelled), ``training`` (time to accuracy).
     """
     notes = list(data.incomplete) + bad_line_notes(data)
     sentences: list[str] = [f"Incomplete run: {n}." for n in data.incomplete]
@@ -236,6 +274,8 @@ def headline(data: RunData, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for workload in workload_names:
         s, info = _workload_headline(samples, rows, workload)
         sentences += s
+        be_sentences, info["break_even"] = _break_even_sentence(workload, break_even_rows, vm_type)
+        sentences += be_sentences
         per_workload[workload] = info
     t_sentences, training = _training(data)
     sentences += t_sentences

@@ -586,3 +586,27 @@ def test_report_without_plots_writes_no_png_and_still_answers(tmp_path: Path) ->
     assert not list(run.glob("*.png"))
     html = (run / "report.html").read_text()
     assert "data:image/png" not in html and "The answer" in html
+
+
+def test_headline_break_even_is_labelled_a_model_when_the_cost_is_modelled(
+    tmp_path: Path,
+) -> None:
+    data = load_run(write_run(tmp_path / "be", job_records("a", TIMES)))
+    be = [
+        {
+            "key": "a/sleep/1/natural",
+            "workload": "sleep",
+            "cost_basis": "model: Lambda prices x measured durations",
+            "cost_usd": 2e-6,
+            "instance_type": "t3.xlarge",
+            "instance_hourly_usd": 0.2,
+            "break_even_per_hour": 100_000.0,
+            "ci95_low": 90_000.0,
+            "ci95_high": 110_000.0,
+        }
+    ]
+    h = headline(data, summarize(data.records, data.batches), be, vm_type="t3.xlarge")
+    (s,) = [s for s in h["sentences"] if "always-on" in s]
+    assert "(MODEL, Lambda prices x measured durations)" in s
+    assert "cheaper above 100,000 jobs per hour (95% CI 90,000-110,000)" in s
+    assert h["workloads"]["sleep"]["break_even"]["model"] is True
