@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -137,11 +136,3 @@ def text_report(result: dict[str, Any]) -> str:
             )
     lines += [f"note: {n}" for n in result.get("notes", [])]
     return "\n".join(lines)
-
-
-def summary_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """How many rows got each verdict."""
-    out: dict[str, int] = defaultdict(int)
-    for r in rows:
-        out[r["verdict"]] += 1
-    return dict(out)

@@ -8,7 +8,6 @@ left records unwritten is said to be incomplete, with the reason.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,10 +77,6 @@ def _incomplete(meta: dict[str, Any], records: int) -> list[str]:
         why = " (some planned batches were skipped: see below)" if skipped else ""
         out.append(f"{planned - records} of {planned} planned invocations have no record{why}")
     return out
-
-
-def _finite(value: Any) -> bool:
-    return not isinstance(value, float) or math.isfinite(value)
 
 
 def load_run(out: Path) -> RunData:
