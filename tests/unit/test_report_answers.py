@@ -298,6 +298,17 @@ def test_report_labels_the_projection_as_a_model_and_compares_it_with_real_lambd
     assert load_profile().as_of in html
     assert "MODEL against measurement" in html
     assert "projection_lambda_model.png" in written
+    # AND the error is the hand-computed one: the line through local-faas is 0.02 ms/item, so
+    # 2 warm shards of 5000 items take the invoke overhead + 100 ms against 150 ms measured
+    from serverless_hpc.report.projection import against_measurement, projection
+
+    data = load_run(tmp_path / "p")
+    (v,) = against_measurement(data, projection(data, load_profile(), load_prices()))
+    assert (v["fanout"], v["cold"], v["memory_mb"]) == (2, False, 2048)
+    assert v["measured_ms"] == pytest.approx(150.0)
+    invoke = load_profile().lambda_.invoke_overhead_ms  # the shipped profile's figure
+    assert v["projected_ms"] == pytest.approx(invoke + 100.0)
+    assert v["error_pct"] == pytest.approx((invoke + 100 - 150) / 150 * 100)
 
 
 # -- compare on synthetic runs ----------------------------------------------------------------
