@@ -303,7 +303,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from serverless_hpc.report.html import render
 
         path = args.html or args.new / "compare.html"
-        path.write_text(render("compare.html.j2", c=result), encoding="utf-8")
+        try:
+            path.write_text(render("compare.html.j2", c=result), encoding="utf-8")
+        except OSError as exc:
+            print(f"error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
         if not args.json:
             print(f"compare: {path}")
     if args.fail_on_regression is not None:

@@ -621,3 +621,13 @@ def test_headline_break_even_is_labelled_a_model_when_the_cost_is_modelled(
     assert "(MODEL, Lambda prices x measured durations)" in s
     assert "cheaper above 100,000 jobs per hour (95% CI 90,000-110,000)" in s
     assert h["workloads"]["sleep"]["break_even"]["model"] is True
+
+
+def test_compare_says_when_it_cannot_write_its_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = write_run(tmp_path / "base", job_records("a", TIMES))
+    new = write_run(tmp_path / "new", job_records("a", TIMES))
+    target = tmp_path / "no-such-dir" / "compare.html"
+    assert cli.main(["compare", str(base), str(new), "--html", str(target)]) == 2
+    assert f"error: cannot write {target}" in capsys.readouterr().err
