@@ -16,6 +16,10 @@ read the ``load average`` it prints.
 Also timed: the same build with ``--no-plots`` (no matplotlib), to show what the plots cost.
 
 Usage: python benchmarks/report_speed.py RUN_DIR [--repeats N] [--scales 1,10,100,1000]
+
+A 15-invocation run to time (needs a trained model in the store, e.g. from ``shpc bench
+--workloads train``): ``shpc bench --targets local-faas --workloads classify --shards 15
+--repeats 1 --modes natural -q --out /tmp/r15``.
 """
 
 from __future__ import annotations
