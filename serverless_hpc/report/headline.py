@@ -71,7 +71,9 @@ def _best_rows(rows: Sequence[dict[str, Any]], workload: str) -> dict[str, dict[
 
 
 def _config(row: dict[str, Any]) -> str:
-    return f"{fmt_ms(time_to_result_ms(row) or 0.0)} at {row['shards']} shard(s)"
+    mem = row.get("memory_mb")
+    at_mem = f", {mem:.0f} MB" if mem else ""
+    return f"{fmt_ms(time_to_result_ms(row) or 0.0)} at {row['shards']} shard(s){at_mem}"
 
 
 def _cold_penalty(rows: Sequence[dict[str, Any]], workload: str, target: str, shards: int) -> Any:
