@@ -8,6 +8,7 @@ know which target produced them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import sys
@@ -112,8 +113,15 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a record may hold")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf
+        raise ValueError(f"{text} is not a finite number")
+    return value
+
+
 #: One decoder for every line (``json.loads`` with a hook builds a new one per call).
-_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
 
 
 def _shape_problem(row: object, fields: dict[str, tuple[type, ...]]) -> str | None:

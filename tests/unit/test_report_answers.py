@@ -473,7 +473,8 @@ def test_bad_lines_are_skipped_counted_and_named(
         json.dumps([1, 2, 3]),
         good[1].replace('"client_ms": 104.0', '"client_ms": NaN'),
         json.dumps({"target": "a"}),
-        *good[2:],
+        good[2].replace('"client_ms": 98.0', '"client_ms": 1e400'),
+        *good[3:],
     ]
     (run / "records.jsonl").write_text("\n".join(injected) + "\n")
     with (run / "batches.jsonl").open("a") as fh:
@@ -481,13 +482,14 @@ def test_bad_lines_are_skipped_counted_and_named(
     capsys.readouterr()
     assert cli.main(["report", str(run)]) == 0
     data = load_run(run)
-    assert len(data.records) == len(TIMES) - 1  # the NaN one is gone too
-    assert [b.line for b in data.bad_lines["records.jsonl"]] == [2, 3, 4, 5]
+    assert len(data.records) == len(TIMES) - 2  # the NaN and the infinite ones are gone too
+    assert [b.line for b in data.bad_lines["records.jsonl"]] == [2, 3, 4, 5, 6]
     assert [b.line for b in data.bad_lines["batches.jsonl"]] == [len(TIMES) + 1]
     out = capsys.readouterr().out
-    assert "records.jsonl: 4 bad line(s) skipped: line 2: not JSON; line 3:" in out
+    assert "records.jsonl: 5 bad line(s) skipped: line 2: not JSON; line 3:" in out
     html = (run / "report.html").read_text()
     assert "line 4: NaN is not a number a record may hold" in html
+    assert "line 6: 1e400 is not a finite number" in html
 
 
 @pytest.mark.parametrize(
