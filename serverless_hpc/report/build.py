@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import json
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from serverless_hpc.report.plots import make_plots
 from serverless_hpc.report.profile import load_profile
 from serverless_hpc.report.tables import MD_COLUMNS, markdown_table, summarize, write_csv
 from serverless_hpc.report.timeline import batch_timelines
-
-log = logging.getLogger(__name__)
 
 #: At most this many failed invocations are listed one by one.
 MAX_FAILURES_LISTED = 200
