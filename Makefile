@@ -1,5 +1,6 @@
 # Thin aliases over the project's own commands. Every target installs what it needs into .venv.
-# Variables: PYTHON (interpreter for the venv), TARGETS (bench targets), BENCH_ARGS (extra shpc options).
+# Variables: PYTHON (interpreter for the venv), TARGETS (bench targets), BENCH_ARGS (extra shpc options),
+# SERVE_ARGS (shpc serve options, e.g. --host/--port/--results).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -7,12 +8,14 @@ PY     := $(VENV)/bin/python
 SHPC   := $(VENV)/bin/shpc
 TARGETS ?= local-faas,standalone
 BENCH_ARGS ?=
+SERVE_ARGS ?=
 
 # Stamps record which extras are installed; they are redone when pyproject.toml changes.
 RUN_STAMP   := $(VENV)/.stamp-run
 BENCH_STAMP := $(VENV)/.stamp-bench
 DEV_STAMP   := $(VENV)/.stamp-dev
 CDK_STAMP   := $(VENV)/.stamp-cdk
+SERVE_STAMP := $(VENV)/.stamp-serve
 OW_ARGS ?=
 CDK_ARGS ?=
 # The CDK CLI comes from npm into node_modules/ (pinned in package-lock.json): no global install.
@@ -20,7 +23,7 @@ CDK_CLI := node_modules/.bin/cdk
 # cdk.json runs "python3 app.py": the venv goes first on PATH so that python3 is ours.
 CDK := JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION=1 CDK_DISABLE_VERSION_CHECK=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CDK_CLI)
 
-.PHONY: help run bench test lint clean ow-apply ow-destroy ow-status synth deploy destroy recreate status images
+.PHONY: help run bench serve test lint clean ow-apply ow-destroy ow-status synth deploy destroy recreate status images
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -40,8 +43,13 @@ $(BENCH_STAMP): pyproject.toml | $(PY)
 	@touch $@ $(RUN_STAMP)
 
 $(DEV_STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[train,aws,openwhisk,cdk,dev]"
-	@touch $@ $(RUN_STAMP) $(BENCH_STAMP) $(CDK_STAMP)
+	$(PY) -m pip install --quiet -e ".[train,aws,openwhisk,cdk,serve,dev]"
+	@touch $@ $(RUN_STAMP) $(BENCH_STAMP) $(CDK_STAMP) $(SERVE_STAMP)
+
+# The dashboard runs shpc bench children: it needs what bench needs, plus the serve extra.
+$(SERVE_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e ".[train,aws,openwhisk,serve]"
+	@touch $@ $(RUN_STAMP) $(BENCH_STAMP)
 
 $(CDK_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[cdk,aws]"
@@ -70,6 +78,9 @@ run: $(RUN_STAMP)  ## the whole local benchmark (train, classify 3000 images at 
 
 bench: $(BENCH_STAMP)  ## shpc bench on TARGETS=... with BENCH_ARGS=...
 	$(SHPC) bench --targets $(TARGETS) $(BENCH_ARGS)
+
+serve: $(SERVE_STAMP)  ## web dashboard on http://127.0.0.1:8000/ over results/ (SERVE_ARGS=...)
+	$(SHPC) serve $(SERVE_ARGS)
 
 lint: $(DEV_STAMP)  ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -19,7 +19,11 @@ from typing import Any
 
 #: Modules contributing sub-commands through ``add_parser(subparsers)``; each imports only
 #: the standard library at module level so ``shpc --help`` stays light.
-PLUGIN_COMMANDS: tuple[str, ...] = ("serverless_hpc.aws.cli", "serverless_hpc.openwhisk.cli")
+PLUGIN_COMMANDS: tuple[str, ...] = (
+    "serverless_hpc.aws.cli",
+    "serverless_hpc.openwhisk.cli",
+    "serverless_hpc.serve.cli",
+)
 
 EXIT_OK = 0
 EXIT_FAILED_INVOCATIONS = 1

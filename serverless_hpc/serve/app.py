@@ -1,0 +1,342 @@
+"""The web application: pages, the JSON API they use, and the guards in front of both.
+
+JSON API (machine-readable at ``/api/openapi.json``; every error is ``{"error": message}``,
+plus ``"field"`` naming the form field for a bad run request, or ``"run_id"`` for a 409):
+
+``GET /api/options``
+    Targets, workloads (name, summary, in the default plan) and the ``shpc bench``
+    defaults the form starts from.
+``GET /api/runs``
+    Every run in the results directory, newest first: id, status, source (``serve`` or
+    ``terminal``), targets, workloads, started/finished (unix time), headline sentences.
+``POST /api/runs``
+    Start a run. Body: ``{"targets": [...], "workloads": [...], "shards": [...], "repeats": n,
+    "modes": [...], "images": n, "memory_mb": n, "params": {workload: {key: value}}, ...}``
+    (fields as :data:`serverless_hpc.serve.runs.FORM_FIELDS`; lists may be comma-separated
+    strings). 201 ``{"id", "url"}``; 422 naming the field (the CLI's own checks); 409 when
+    ``--max-runs`` runs are going (the message and ``run_id`` say which).
+``GET /api/runs/{id}``
+    Status, plan, planned invocations, invocations done and failed, the latest record.
+``GET /api/runs/{id}/events``
+    Server-sent events from the run's records (see :mod:`serverless_hpc.serve.events`).
+``POST /api/runs/{id}/cancel``
+    Interrupt a going run (202); 409 when it is not going.
+``GET /api/compare?base=ID&new=ID``
+    ``shpc compare BASE NEW --json`` of two runs; 503 with the command's message when it
+    cannot run.
+
+Guards (:class:`Guard`): the Host header must name this server (no DNS rebinding); with a
+token, every request carries it (``Authorization: Bearer``, or the cookie that
+``?token=`` sets once); state-changing requests must come from this origin; run ids are
+checked against the results directory. Pages build every element with ``textContent``,
+under a Content-Security-Policy that allows only this server's own scripts.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import secrets
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+
+from serverless_hpc.serve.events import run_events
+from serverless_hpc.serve.runs import (
+    FormError,
+    RunConflict,
+    RunManager,
+    RunNotFound,
+    check_run_id,
+)
+
+log = logging.getLogger(__name__)
+
+STATIC: Final = Path(__file__).parent / "static"
+TOKEN_COOKIE: Final = "shpc_token"
+COMPARE_TIMEOUT_S: Final = 120.0
+LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+#: Pages: only this server's scripts and styles; fetch/EventSource to this origin only.
+PAGE_CSP: Final = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+#: The report is self-contained HTML (inline style, data: images) and needs no script.
+REPORT_CSP: Final = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'"
+)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+@dataclass
+class Guard:
+    """ASGI middleware: host check, token, same-origin for state changes, security headers."""
+
+    app: ASGIApp
+    allowed_hosts: frozenset[str]
+    token: str | None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                raw = list(message.get("headers", []))
+                names = {k.lower() for k, _ in raw}
+                extra = {
+                    b"x-content-type-options": b"nosniff",
+                    b"referrer-policy": b"no-referrer",
+                    b"content-security-policy": PAGE_CSP.encode(),
+                    b"cache-control": b"no-store",
+                }
+                raw += [(k, v) for k, v in extra.items() if k not in names]
+                message["headers"] = raw
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _refusal(self, scope: Scope, headers: dict[str, str]) -> ASGIApp | None:
+        host = headers.get("host", "")
+        hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if "*" not in self.allowed_hosts and hostname.lower() not in self.allowed_hosts:
+            return _error(403, f"host {host!r} is not this server's (start it with --host)")
+        if self.token is not None:
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            given = self._given_token(headers)
+            if given is None and "token" in query and scope["method"] == "GET":
+                return self._token_redirect(scope, query)
+            if given is None or not secrets.compare_digest(given, self.token):
+                return _error(401, "a valid token is required (shpc serve printed it)")
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            origin = headers.get("origin")
+            scheme = scope.get("scheme", "http")
+            if origin is not None and origin != f"{scheme}://{host}":
+                return _error(403, f"cross-origin request refused (origin {origin!r})")
+            fetch_site = headers.get("sec-fetch-site")
+            if origin is None and fetch_site not in (None, "same-origin", "none"):
+                return _error(403, f"cross-site request refused (sec-fetch-site {fetch_site})")
+        return None
+
+    @staticmethod
+    def _given_token(headers: dict[str, str]) -> str | None:
+        auth = headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip()
+        cookie = SimpleCookie()
+        try:
+            cookie.load(headers.get("cookie", ""))
+        except ValueError:
+            return None
+        morsel = cookie.get(TOKEN_COOKIE)
+        return morsel.value if morsel else None
+
+    def _token_redirect(self, scope: Scope, query: dict[str, list[str]]) -> ASGIApp:
+        """``?token=`` once: checked, kept in an HttpOnly cookie, dropped from the URL."""
+        given = query.pop("token")[0]
+        assert self.token is not None
+        if not secrets.compare_digest(given, self.token):
+            return _error(401, "a valid token is required (shpc serve printed it)")
+        rest = urlencode(query, doseq=True)
+        target = scope["path"] + (f"?{rest}" if rest else "")
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict", path="/")
+        return response
+
+
+def create_app(
+    runs: RunManager,
+    *,
+    token: str | None = None,
+    allowed_hosts: frozenset[str] = LOOPBACK_NAMES,
+    compare_command: tuple[str, ...] = (sys.executable, "-m", "serverless_hpc.cli", "compare"),
+    events_options: dict[str, Any] | None = None,
+) -> Any:
+    """The ASGI application over ``runs``; ``token`` None means no token is asked."""
+    api = FastAPI(
+        title="serverless-hpc dashboard",
+        description=__doc__,
+        docs_url=None,  # the interactive docs load scripts from a CDN: offline, none
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
+    page = functools.partial(FileResponse, media_type="text/html")
+
+    @api.exception_handler(RunNotFound)
+    async def _not_found(_: Request, exc: RunNotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @api.exception_handler(RunConflict)
+    async def _conflict(_: Request, exc: RunConflict) -> JSONResponse:
+        return _error(409, str(exc), run_id=exc.run_id)
+
+    @api.exception_handler(FormError)
+    async def _bad_form(_: Request, exc: FormError) -> JSONResponse:
+        return _error(422, str(exc), field=exc.field)
+
+    @api.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return page(STATIC / "index.html")
+
+    @api.get("/new", include_in_schema=False)
+    def new_page() -> FileResponse:
+        return page(STATIC / "new.html")
+
+    @api.get("/compare", include_in_schema=False)
+    def compare_page() -> FileResponse:
+        return page(STATIC / "compare.html")
+
+    @api.get("/runs/{run_id}", include_in_schema=False)
+    def run_page(run_id: str) -> FileResponse:
+        runs.run_dir(run_id)
+        return page(STATIC / "run.html")
+
+    @api.get("/runs/{run_id}/report", include_in_schema=False)
+    def report(run_id: str) -> Any:
+        path = runs.run_dir(run_id) / "report.html"
+        if not path.is_file():
+            return _error(404, f"run {run_id} has no report (yet)")
+        return FileResponse(
+            path, media_type="text/html", headers={"content-security-policy": REPORT_CSP}
+        )
+
+    @api.get("/api/options")
+    def options() -> dict[str, Any]:
+        """What the form offers: targets, workloads and the CLI's defaults."""
+        from serverless_hpc import cli, targets, workloads
+
+        bench = cli.build_parser().parse_args(["bench"])
+        return {
+            "targets": sorted(targets.TARGETS),
+            "local_targets": sorted(targets.LOCAL_TARGETS),
+            "workloads": [
+                {"name": s.name, "summary": s.summary, "default": s.default}
+                for s in workloads.specs().values()
+            ],
+            "defaults": {
+                "targets": list(bench.targets),
+                "workloads": list(workloads.default_names()),
+                "shards": list(bench.shards),
+                "repeats": bench.repeats,
+                "modes": list(bench.modes),
+                "cold_repeats": bench.cold_repeats,
+                "train_repeats": bench.train_repeats,
+            },
+            "max_runs": runs.max_runs,
+        }
+
+    @api.get("/api/runs")
+    def list_runs() -> dict[str, Any]:
+        """Every run, newest first, with its status and headline figures."""
+        out = []
+        for run_id in runs.run_ids():
+            try:
+                out.append(runs.status(run_id))
+            except RunNotFound:
+                continue  # removed while listing
+        return {"runs": out, "active": runs.active()}
+
+    @api.post("/api/runs", status_code=201)
+    async def start_run(request: Request) -> Any:
+        """Start a ``shpc bench`` run from the form's fields."""
+        try:
+            body = json.loads(await request.body() or b"null")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _error(400, "the request body is not JSON", field=None)
+        from starlette.concurrency import run_in_threadpool
+
+        run_id = await run_in_threadpool(runs.start, body)
+        return JSONResponse({"id": run_id, "url": f"/runs/{run_id}"}, status_code=201)
+
+    @api.get("/api/runs/{run_id}")
+    def run_detail(run_id: str) -> dict[str, Any]:
+        """A run's status, plan and progress."""
+        return runs.detail(run_id)
+
+    @api.get("/api/runs/{run_id}/events")
+    def events(run_id: str, request: Request) -> StreamingResponse:
+        """Live progress as server-sent events, resumable with ``Last-Event-ID``."""
+        runs.run_dir(run_id)
+        raw = request.headers.get("last-event-id", "0")
+        offset = int(raw) if raw.isdigit() else 0
+        stream = run_events(runs, run_id, offset=offset, **(events_options or {}))
+        return StreamingResponse(
+            stream, media_type="text/event-stream", headers={"x-accel-buffering": "no"}
+        )
+
+    @api.post("/api/runs/{run_id}/cancel", status_code=202)
+    def cancel(run_id: str) -> dict[str, Any]:
+        """Interrupt a going run; its records so far are kept."""
+        runs.cancel(run_id)
+        return {"id": run_id, "status": runs.status(run_id)["status"]}
+
+    @api.get("/api/compare")
+    def compare(base: str, new: str) -> Any:
+        """``shpc compare BASE NEW --json`` of two runs of the results directory."""
+        base_dir, new_dir = runs.run_dir(check_run_id(base)), runs.run_dir(check_run_id(new))
+        available, why = compare_available(compare_command)
+        if not available:
+            return _error(503, why)
+        argv = [*compare_command, str(base_dir), str(new_dir), "--json"]
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=COMPARE_TIMEOUT_S, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return _error(504, f"shpc compare gave no answer within {COMPARE_TIMEOUT_S:g} s")
+        if done.returncode != 0 and not done.stdout.strip():
+            return _error(422, f"shpc compare: {_last_line(done.stderr)}")
+        try:
+            return json.loads(done.stdout)
+        except json.JSONDecodeError:
+            return _error(502, f"shpc compare printed no JSON: {_last_line(done.stderr)}")
+
+    return Guard(api, allowed_hosts=allowed_hosts, token=token)
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    message = lines[-1] if lines else "no output"
+    return message.removeprefix("error: ")[:500]
+
+
+@functools.cache
+def compare_available(command: tuple[str, ...]) -> tuple[bool, str]:
+    """Whether ``shpc compare`` exists here (``--help`` exits 0), else why not."""
+    try:
+        done = subprocess.run(
+            [*command, "--help"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"shpc compare could not be started: {exc}"
+    if done.returncode == 0:
+        return True, ""
+    return False, f"shpc compare is not available in this version: {_last_line(done.stderr)}"

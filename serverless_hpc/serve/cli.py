@@ -1,0 +1,112 @@
+"""``shpc serve``: the dashboard over a results directory.
+
+Plugged into the ``shpc`` parser through ``add_parser(subparsers)`` (see
+``serverless_hpc.cli.PLUGIN_COMMANDS``). Only the standard library is imported at module
+level; FastAPI and uvicorn (the ``serve`` extra) load when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_UNAVAILABLE = 2
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback name or address (no token needed there)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(host: str) -> frozenset[str]:
+    """Host header names this server answers to: loopback names, plus ``host`` itself.
+
+    A wildcard bind (0.0.0.0, ::) accepts any Host header, behind the token.
+    """
+    from serverless_hpc.serve.app import LOOPBACK_NAMES
+
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - the user asked for every interface
+        return frozenset({"*"})
+    return LOOPBACK_NAMES | {host.lower(), f"[{host.lower()}]"}
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the dashboard until interrupted."""
+    try:
+        import uvicorn
+
+        from serverless_hpc.serve.app import create_app
+        from serverless_hpc.serve.runs import RunManager
+    except ImportError as exc:
+        print(
+            f"error: 'shpc serve' needs the serve extra (pip install -e '.[serve]'): {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_UNAVAILABLE
+    if args.max_runs < 1:
+        print(f"error: --max-runs must be >= 1, got {args.max_runs}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    token = args.token
+    if token is None and not is_loopback(args.host):
+        token = secrets.token_urlsafe(24)
+    runs = RunManager(args.results, max_runs=args.max_runs)
+    app = create_app(runs, token=token, allowed_hosts=allowed_hosts(args.host))
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{shown}:{args.port}/"
+    print(f"serving {runs.results} on {url}", file=sys.stderr)
+    if token is not None and args.token is None:
+        # Printed once, here: the page keeps it in a cookie after the first visit.
+        print(f"token (required on every request): {token}", file=sys.stderr)
+        print(f"open: {url}?token={token}", file=sys.stderr)
+    config: Any = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning" if args.verbose == 0 else "info",
+        access_log=args.verbose > 1,
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run()
+    return EXIT_OK
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``serve`` on the ``shpc`` sub-command parser."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "serve", help="web dashboard: start runs, watch them live, read and compare results"
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; any other asks for a token)",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="results directory, as shpc bench writes it (default results/)",
+    )
+    p.add_argument(
+        "--token",
+        help="token every request must carry (default: none on loopback, else generated "
+        "and printed once)",
+    )
+    p.add_argument(
+        "--max-runs", type=int, default=1, help="runs going at once from the page (default 1)"
+    )
+    p.set_defaults(func=cmd_serve)
+    return p

@@ -1,0 +1,701 @@
+"""Run directories and the ``shpc bench`` child processes that write them.
+
+A run started from the page is the terminal's run: the same argv is checked by the CLI's own
+parser and :class:`~serverless_hpc.bench.BenchConfig`, then ``python -m serverless_hpc.cli
+bench ... --out RESULTS/RUN_ID -q`` runs in its own process group (so a cancel reaches its
+workers, and it outlives the server). Beside the driver's files the server writes
+``serve.json`` (pid, process start time, argv, exit code, cancel request) and ``serve.log``
+(the child's output), which is how a restarted server tells a live run from an interrupted
+one.
+
+Statuses: ``starting`` (no run.json yet), ``running``, ``reporting`` (finished, report being
+built), ``finished``, ``stopping`` (cancel sent), ``cancelled``, ``aborted`` (stopped by
+anything else), ``interrupted`` (its process is gone with the run unfinished: records kept),
+``failed`` (the command refused the run before anything ran; ``error`` says why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+#: Run ids as ``bench.new_run_id`` makes them, or as a user names ``--out`` directories:
+#: one path segment, no leading dot, nothing that a URL or a shell would reinterpret.
+RUN_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+SERVE_META: Final = "serve.json"
+SERVE_LOG: Final = "serve.log"
+
+#: After a cancel (SIGINT, which the CLI turns into a clean abort), SIGTERM then SIGKILL.
+CANCEL_GRACE_S: Final = 30.0
+KILL_GRACE_S: Final = 10.0
+#: A terminal run (not started here) with no activity for this long is shown as interrupted.
+TERMINAL_STALE_S: Final = 15 * 60.0
+
+ACTIVE: Final = frozenset({"starting", "running", "reporting", "stopping"})
+#: Statuses that will not change any more (the event stream ends on them).
+TERMINAL: Final = frozenset({"finished", "cancelled", "aborted", "interrupted", "failed"})
+
+
+class FormError(ValueError):
+    """A run request is invalid; ``field`` names the offending form field."""
+
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class RunNotFound(LookupError):
+    """No run with that id in the results directory (or the id is not a valid one)."""
+
+
+class RunConflict(RuntimeError):
+    """A run cannot start or be cancelled now; ``run_id`` names the run concerned."""
+
+    def __init__(self, run_id: str, message: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+# --------------------------------------------------------------------------------------
+# The form: JSON body -> shpc bench argv, validated as the CLI validates it.
+
+#: Form field -> (``shpc bench`` option, kind). Kinds: ``list`` of names, ``ints`` list of
+#: integers, ``int``, ``float``, ``choice`` (a string), ``params`` ({workload: {key: value}}).
+FORM_FIELDS: Final[dict[str, tuple[str, str]]] = {
+    "targets": ("--targets", "list"),
+    "workloads": ("--workloads", "list"),
+    "shards": ("--shards", "ints"),
+    "repeats": ("--repeats", "int"),
+    "modes": ("--modes", "list"),
+    "cold_repeats": ("--cold-repeats", "int"),
+    "train_repeats": ("--train-repeats", "int"),
+    "images": ("--images", "int"),
+    "train_epochs": ("--train-epochs", "int"),
+    "train_limit": ("--train-limit", "int"),
+    "dataproc_split": ("--dataproc-split", "choice"),
+    "memory_mb": ("--memory-mb", "int"),
+    "concurrency": ("--concurrency", "int"),
+    "timeout": ("--timeout", "float"),
+    "params": ("--param", "params"),
+}
+_OPTION_FIELD: Final = {opt: name for name, (opt, _) in FORM_FIELDS.items()}
+_NAME_CHARS: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _scalar(name: str, value: object, kind: str) -> str:
+    if kind in ("int", "ints"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FormError(name, f"{name}: expected an integer, got {value!r}")
+        return str(value)
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise FormError(name, f"{name}: expected a number, got {value!r}")
+        return repr(float(value))
+    if not isinstance(value, str) or not _NAME_CHARS.match(value):
+        raise FormError(name, f"{name}: expected a name (letters, digits, _.-), got {value!r}")
+    return value
+
+
+def form_to_argv(body: object) -> list[str]:
+    """``shpc bench`` options from a run request; :class:`FormError` naming a bad field.
+
+    Lists may be JSON arrays or comma-separated strings; absent or null fields take the CLI's
+    defaults. Only the fields of :data:`FORM_FIELDS` are accepted (no ``--out``, no
+    ``--target-opt``: the server chooses where runs go and sends no secrets anywhere).
+    """
+    if not isinstance(body, Mapping):
+        raise FormError(None, "the request body must be a JSON object")
+    unknown = sorted(set(body) - set(FORM_FIELDS))
+    if unknown:
+        raise FormError(
+            unknown[0],
+            f"{unknown[0]}: unknown field (known: {', '.join(sorted(FORM_FIELDS))})",
+        )
+    argv: list[str] = []
+    for name, (option, kind) in FORM_FIELDS.items():
+        value = body.get(name)
+        if value is None or value == "" or value == [] or value == {}:
+            continue
+        if kind in ("list", "ints"):
+            items: Iterable[object]
+            if isinstance(value, str):
+                items = [v.strip() for v in value.split(",") if v.strip()]
+                if kind == "ints":
+                    items = [int(v) if v.lstrip("-").isdigit() else v for v in items]  # type: ignore[union-attr]
+            elif isinstance(value, list):
+                items = value
+            else:
+                raise FormError(name, f"{name}: expected a list, got {value!r}")
+            argv += [option, ",".join(_scalar(name, v, kind) for v in items)]
+        elif kind == "params":
+            argv += _params_argv(value)
+        else:
+            argv += [option, _scalar(name, value, kind)]
+    return argv
+
+
+def _params_argv(value: object) -> list[str]:
+    if not isinstance(value, Mapping):
+        raise FormError("params", "params: expected an object {workload: {key: value}}")
+    out: list[str] = []
+    for workload, kv in value.items():
+        if not isinstance(kv, Mapping):
+            raise FormError("params", f"params.{workload}: expected an object {{key: value}}")
+        for key, val in kv.items():
+            _scalar("params", workload, "choice")
+            _scalar("params", key, "choice")
+            if isinstance(val, dict | list):
+                raise FormError("params", f"params.{workload}.{key}: expected a scalar value")
+            out += ["--param", f"{workload}.{key}={json.dumps(val)}"]
+    return out
+
+
+def _field_of(message: str) -> str | None:
+    """The form field a CLI error message is about (it names the option)."""
+    for match in re.finditer(r"--[a-z][a-z-]*", message):
+        if match.group(0) in _OPTION_FIELD:
+            return _OPTION_FIELD[match.group(0)]
+    return None
+
+
+def check_argv(argv: list[str], out: Path) -> Any:
+    """Check ``shpc bench`` options exactly as the CLI would; the :class:`BenchConfig`.
+
+    Parses with :func:`serverless_hpc.cli.build_parser` (argparse reports to stderr and
+    exits: both are captured into a :class:`FormError`), then builds the run's
+    ``TargetSettings`` and ``BenchConfig``, whose checks name the option at fault.
+    """
+    from serverless_hpc import bench, cli
+    from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
+
+    parser = cli.build_parser()
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            args = parser.parse_args(["bench", *argv])
+    except SystemExit:
+        lines = [ln for ln in err.getvalue().strip().splitlines() if ln.strip()]
+        message = lines[-1] if lines else "invalid options"
+        message = re.sub(r"^shpc bench: error: ", "", message)
+        raise FormError(_field_of(message), message) from None
+    try:
+        settings = TargetSettings(
+            memory_mb=args.memory_mb, concurrency=args.concurrency, timeout_s=args.timeout
+        )
+        return bench.BenchConfig(
+            out=out,
+            targets=args.targets,
+            workloads=args.workloads,
+            shards=args.shards,
+            repeats=args.repeats,
+            train_repeats=args.train_repeats,
+            modes=args.modes,
+            cold_repeats=args.cold_repeats,
+            params=cli.workload_params(args),
+            settings=settings,
+        )
+    except (bench.BenchError, TargetUnavailable) as exc:
+        raise FormError(_field_of(str(exc)), str(exc)) from None
+
+
+# --------------------------------------------------------------------------------------
+# Reading run directories.
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a valid id, else :class:`RunNotFound` (never a path outside)."""
+    if not RUN_ID_RE.match(run_id) or ".." in run_id:
+        raise RunNotFound(f"no run {run_id!r}: not a valid run id")
+    return run_id
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file, or None when absent or caught mid-write (run.json is rewritten whole)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        log.debug("%s unreadable for now: %s", path, exc)
+        return None
+
+
+def _supports_cold(target: str) -> bool:
+    """Whether ``target`` forces cold starts: its class attribute, its module imported lazily.
+
+    Target modules import their SDKs inside functions, so this loads no boto3.
+    """
+    from serverless_hpc.targets import TARGETS
+
+    spec = TARGETS.get(target)
+    if spec is None:
+        return False
+    module_name, _, cls_name = spec.partition(":")
+    try:
+        import importlib
+
+        cls = getattr(importlib.import_module(module_name), cls_name)
+    except ImportError:
+        return False
+    return bool(getattr(cls, "supports_forced_cold", False))
+
+
+def planned_invocations(meta: Mapping[str, Any]) -> int | None:
+    """Invocations a run plans (as its progress bar counts them), from run.json.
+
+    Computed with :func:`serverless_hpc.bench.count_invocations` from the stored config, less
+    the (target, workload) pairs the run skipped; None when the config is not readable.
+    """
+    from serverless_hpc import bench
+
+    config = meta.get("config")
+    if not isinstance(config, Mapping):
+        return None
+    skipped = {
+        (s.get("target"), s.get("workload"))
+        for s in meta.get("skipped") or ()
+        if isinstance(s, Mapping)
+    }
+    try:
+        total = 0
+        for target in config["targets"]:
+            for workload in config["workloads"]:
+                if (target, workload) in skipped:
+                    continue
+                cfg = bench.BenchConfig(
+                    out=Path("."),
+                    targets=(target,),
+                    workloads=(workload,),
+                    shards=tuple(config["shards"]),
+                    repeats=int(config["repeats"]),
+                    train_repeats=int(config["train_repeats"]),
+                    modes=tuple(config["modes"]),
+                    cold_repeats=int(config["cold_repeats"]),
+                    params={workload: dict((config.get("params") or {}).get(workload) or {})},
+                )
+                total += bench.count_invocations(cfg, _supports_cold)
+    except (bench.BenchError, KeyError, TypeError, ValueError) as exc:
+        log.debug("cannot count the planned invocations: %s", exc)
+        return None
+    return total
+
+
+def count_records(path: Path) -> tuple[int, int, dict[str, Any] | None]:
+    """(invocations, failed, the last record compacted) of a records file; a torn line skipped."""
+    done = failed = 0
+    last: dict[str, Any] | None = None
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        return 0, 0, None
+    with fh:
+        for line in fh:
+            rec = parse_record(line)
+            if rec is None:
+                continue
+            done += 1
+            failed += 0 if rec["ok"] else 1
+            last = rec
+    return done, failed, last
+
+
+#: Record fields the page needs (no result payloads, no environment).
+_RECORD_FIELDS: Final = (
+    "target",
+    "workload",
+    "shard",
+    "shards",
+    "repeat",
+    "mode",
+    "cold",
+    "ok",
+    "client_ms",
+    "init_ms",
+    "compute_ms",
+)
+
+
+def parse_record(line: bytes) -> dict[str, Any] | None:
+    """One records.jsonl line compacted for the page, or None if it is not a whole record."""
+    if not line.endswith(b"\n"):
+        return None  # being written: the tail picks it up once its newline lands
+    try:
+        rec = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(rec, dict):
+        return None
+    out = {k: rec.get(k) for k in _RECORD_FIELDS}
+    out["ok"] = bool(rec.get("ok"))
+    error = rec.get("error")
+    out["error"] = str(error)[:500] if error else None
+    return out
+
+
+def headline(run_dir: Path) -> list[str]:
+    """The run's headline sentences: headline.json when present, else from summary.csv."""
+    data = _read_json(run_dir / "headline.json")
+    items = data.get("headline") if isinstance(data, Mapping) else data
+    if isinstance(items, list):
+        out = []
+        for item in items[:8]:
+            if isinstance(item, Mapping):
+                text = next(
+                    (item[k] for k in ("text", "sentence", "headline") if k in item),
+                    ", ".join(f"{k}: {v}" for k, v in item.items()),
+                )
+            else:
+                text = item
+            out.append(str(text)[:300])
+        return out
+    return _summary_headline(run_dir / "summary.csv")
+
+
+def _summary_headline(path: Path) -> list[str]:
+    """Per target and workload, the natural-mode median at its widest fan-out."""
+    try:
+        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+    except (FileNotFoundError, UnicodeDecodeError, csv.Error):
+        return []
+    best: dict[tuple[str, str], dict[str, str]] = {}
+    for row in rows:
+        if row.get("mode", "natural") != "natural":
+            continue
+        key = (row.get("target", "?"), row.get("workload", "?"))
+        try:
+            if key not in best or int(row["shards"]) > int(best[key]["shards"]):
+                best[key] = row
+        except (KeyError, ValueError):
+            continue
+    out = []
+    for (target, workload), row in list(best.items())[:6]:
+        try:
+            median = f"{float(row['median_ms']):.1f} ms"
+        except (KeyError, ValueError):
+            median = "n/a"
+        text = f"{target} {workload} at {row.get('shards')} shard(s): median {median}"
+        try:
+            text += f", {float(row['items_per_s']):.0f} items/s"
+        except (KeyError, ValueError):
+            pass
+        out.append(text)
+    return out
+
+
+def _error_lines(run_dir: Path, limit: int = 5) -> list[str]:
+    """The last ``error:`` lines the child printed (the CLI's messages, no tracebacks)."""
+    try:
+        with (run_dir / SERVE_LOG).open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 16384))
+            tail = fh.read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return []
+    return [ln[:500] for ln in tail if ln.startswith("error:")][-limit:]
+
+
+def _public_config(config: object) -> dict[str, Any] | None:
+    """The run's plan as shown to the page: no paths, no store location, no environment."""
+    if not isinstance(config, Mapping):
+        return None
+    settings = config.get("settings") if isinstance(config.get("settings"), Mapping) else {}
+    keys = (
+        "targets",
+        "workloads",
+        "shards",
+        "repeats",
+        "train_repeats",
+        "modes",
+        "cold_repeats",
+        "params",
+    )
+    out = {k: config.get(k) for k in keys}
+    out["settings"] = {k: settings.get(k) for k in ("memory_mb", "concurrency", "timeout_s")}
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Child processes.
+
+
+@dataclass
+class _Child:
+    """A run's process: our own child (``popen``) or one adopted after a restart."""
+
+    run_id: str
+    process: psutil.Process
+    popen: subprocess.Popen[bytes] | None = None
+    cancel_requested: float | None = None
+
+    def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
+        try:
+            return self.process.is_running() and self.process.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def wait(self, timeout: float) -> bool:
+        """Whether the process ended within ``timeout`` seconds (our child is reaped by Popen)."""
+        try:
+            if self.popen is not None:
+                self.popen.wait(timeout=timeout)
+            else:
+                self.process.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, psutil.TimeoutExpired):
+            return False
+        except psutil.NoSuchProcess:
+            pass
+        return True
+
+
+@dataclass
+class RunManager:
+    """The results directory: reads its runs, starts and cancels ``shpc bench`` children.
+
+    ``command`` is the interpreter-and-module prefix of the child's argv (the real CLI by
+    default); ``max_runs`` bounds runs going at once from this server; ``clock`` is
+    injectable for the terminal-run staleness rule.
+    """
+
+    results: Path
+    max_runs: int = 1
+    command: tuple[str, ...] = (sys.executable, "-m", "serverless_hpc.cli")
+    clock: Callable[[], float] = time.time
+    _children: dict[str, _Child] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.results = self.results.resolve()
+        self.results.mkdir(parents=True, exist_ok=True)
+        self._adopt()
+
+    # ---- paths and reading
+
+    def run_dir(self, run_id: str) -> Path:
+        """The directory of an existing run; :class:`RunNotFound` for anything else."""
+        check_run_id(run_id)
+        path = self.results / run_id
+        if path.parent != self.results or not path.is_dir() or path.is_symlink():
+            raise RunNotFound(f"no run {run_id!r} in {self.results.name}/")
+        if not any((path / n).exists() for n in ("run.json", SERVE_META, "records.jsonl")):
+            raise RunNotFound(f"no run {run_id!r}: {run_id}/ holds no run")
+        return path
+
+    def run_ids(self) -> list[str]:
+        """Every run in the results directory, newest first (by name: ids sort by time)."""
+        out = []
+        for path in self.results.iterdir():
+            if not RUN_ID_RE.match(path.name) or not path.is_dir() or path.is_symlink():
+                continue
+            if any((path / n).exists() for n in ("run.json", SERVE_META, "records.jsonl")):
+                out.append(path.name)
+        return sorted(out, reverse=True)
+
+    def status(self, run_id: str) -> dict[str, Any]:
+        """A run's status, plan and headline (cheap: records are not read)."""
+        path = self.run_dir(run_id)
+        meta = _read_json(path / "run.json") or {}
+        serve = _read_json(path / SERVE_META) or {}
+        child = self._children.get(run_id)
+        alive = child.alive() if child else False
+        cancelled = bool(serve.get("cancel_requested") or (child and child.cancel_requested))
+        if "finished" in meta:
+            status = "reporting" if alive else "finished"
+        elif "aborted" in meta:
+            status = "stopping" if alive else ("cancelled" if cancelled else "aborted")
+        elif alive:
+            status = "stopping" if cancelled else ("running" if meta else "starting")
+        elif serve:
+            status = "interrupted" if meta else "failed"
+        else:
+            status = "running" if self._recently_active(path) else "interrupted"
+        config = meta.get("config") if isinstance(meta, Mapping) else None
+        targets = (config or {}).get("targets") or serve.get("targets") or []
+        workloads = (config or {}).get("workloads") or serve.get("workloads") or []
+        return {
+            "id": run_id,
+            "status": status,
+            "source": "serve" if serve else "terminal",
+            "targets": list(targets),
+            "workloads": list(workloads),
+            "started": meta.get("started") or serve.get("requested"),
+            "finished": meta.get("finished"),
+            "aborted": meta.get("aborted"),
+            "exit_code": serve.get("exit_code"),
+            "report": (path / "report.html").is_file(),
+            "headline": headline(path),
+            "command": serve.get("command"),
+            "errors": _error_lines(path) if status in ("failed", "finished", "aborted") else [],
+            "skipped": [
+                {k: str(s.get(k, ""))[:300] for k in ("target", "workload", "reason")}
+                for s in meta.get("skipped") or ()
+                if isinstance(s, Mapping)
+            ],
+        }
+
+    def detail(self, run_id: str) -> dict[str, Any]:
+        """:meth:`status` plus the plan, the planned count and the progress from the records."""
+        out = self.status(run_id)
+        path = self.results / run_id
+        meta = _read_json(path / "run.json") or {}
+        done, failed, last = count_records(path / "records.jsonl")
+        out.update(
+            config=_public_config(meta.get("config")),
+            planned=planned_invocations(meta) if meta else None,
+            done=done,
+            failed=failed,
+            last=last,
+        )
+        return out
+
+    def _recently_active(self, path: Path) -> bool:
+        newest = max(
+            (p.stat().st_mtime for p in (path / "run.json", path / "records.jsonl") if p.exists()),
+            default=0.0,
+        )
+        return self.clock() - newest < TERMINAL_STALE_S
+
+    # ---- starting and cancelling
+
+    def active(self) -> list[str]:
+        """Runs of this server (or adopted from a previous one) whose process is alive."""
+        return [rid for rid, c in self._children.items() if c.alive()]
+
+    def start(self, body: object) -> str:
+        """Validate a run request, then start it; the new run's id.
+
+        :class:`FormError` for bad input (nothing created); :class:`RunConflict` when
+        ``max_runs`` runs are going already.
+        """
+        from serverless_hpc import bench
+
+        argv = form_to_argv(body)
+        run_id = bench.new_run_id()
+        out = self.results / run_id
+        cfg = check_argv(argv, out)
+        with self._lock:
+            going = self.active()
+            if len(going) >= self.max_runs:
+                raise RunConflict(
+                    going[0],
+                    f"run {going[0]} is going; this server runs at most {self.max_runs} at "
+                    "once (shpc serve --max-runs)",
+                )
+            out.mkdir(parents=True, exist_ok=False)
+            full = [*self.command, "bench", *argv, "--run-id", run_id, "--out", str(out), "-q"]
+            with (out / SERVE_LOG).open("wb") as logf:
+                popen = subprocess.Popen(
+                    full,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own process group: cancel reaches workers
+                    close_fds=True,
+                )
+            proc = psutil.Process(popen.pid)
+            child = _Child(run_id, proc, popen)
+            self._children[run_id] = child
+            self._write_serve(
+                out,
+                {
+                    "pid": popen.pid,
+                    "create_time": proc.create_time(),
+                    "requested": self.clock(),
+                    "targets": list(cfg.targets),
+                    "workloads": list(cfg.workloads),
+                    "argv": argv,
+                    "command": shlex.join(["shpc", "bench", *argv]),
+                    "exit_code": None,
+                    "cancel_requested": None,
+                },
+            )
+        threading.Thread(
+            target=self._reap, args=(child,), name=f"reap-{run_id}", daemon=True
+        ).start()
+        log.info("started run %s (pid %d): %s", run_id, popen.pid, shlex.join(full))
+        return run_id
+
+    def cancel(self, run_id: str) -> None:
+        """Interrupt a going run (SIGINT to its group, then SIGTERM, SIGKILL if it lingers)."""
+        self.run_dir(run_id)
+        child = self._children.get(run_id)
+        if child is None or not child.alive():
+            status = self.status(run_id)["status"]
+            raise RunConflict(run_id, f"run {run_id} is not going ({status}); nothing to cancel")
+        if child.cancel_requested is None:
+            child.cancel_requested = self.clock()
+            self._update_serve(run_id, cancel_requested=child.cancel_requested)
+            self._signal(child, signal.SIGINT)
+            threading.Thread(
+                target=self._escalate, args=(child,), name=f"cancel-{run_id}", daemon=True
+            ).start()
+
+    def _signal(self, child: _Child, sig: signal.Signals) -> None:
+        try:
+            os.killpg(os.getpgid(child.process.pid), sig)
+        except ProcessLookupError:
+            log.info("run %s ended before %s", child.run_id, sig.name)
+
+    def _escalate(self, child: _Child) -> None:
+        for sig, grace in ((signal.SIGTERM, CANCEL_GRACE_S), (signal.SIGKILL, KILL_GRACE_S)):
+            if child.wait(grace):
+                return
+            log.warning("run %s still going after %g s: %s", child.run_id, grace, sig.name)
+            self._signal(child, sig)
+
+    def _reap(self, child: _Child) -> None:
+        """Wait for our child (its own timeouts bound it) and record its exit code."""
+        assert child.popen is not None
+        code = child.popen.wait()
+        log.info("run %s exited with %d", child.run_id, code)
+        self._update_serve(child.run_id, exit_code=code)
+
+    def _adopt(self) -> None:
+        """After a restart: keep hold of runs a previous server started that still run."""
+        for run_id in self.run_ids():
+            serve = _read_json(self.results / run_id / SERVE_META)
+            if not isinstance(serve, Mapping) or serve.get("exit_code") is not None:
+                continue
+            try:
+                proc = psutil.Process(int(serve["pid"]))
+                same = abs(proc.create_time() - float(serve["create_time"])) < 0.01
+            except (psutil.Error, KeyError, TypeError, ValueError):
+                continue
+            if same:
+                child = _Child(run_id, proc, cancel_requested=serve.get("cancel_requested"))
+                if child.alive():
+                    self._children[run_id] = child
+                    log.info("adopted run %s (pid %d), still going", run_id, proc.pid)
+
+    def _write_serve(self, out: Path, data: Mapping[str, Any]) -> None:
+        tmp = out / (SERVE_META + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        tmp.replace(out / SERVE_META)  # atomic: a reader never sees half a file
+
+    def _update_serve(self, run_id: str, **changes: Any) -> None:
+        with self._lock:
+            path = self.results / run_id
+            data = _read_json(path / SERVE_META) or {}
+            data.update(changes)
+            self._write_serve(path, data)

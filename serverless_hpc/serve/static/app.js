@@ -1,0 +1,392 @@
+// serverless-hpc dashboard. Plain JavaScript, no dependencies, served by `shpc serve`.
+// Every string from a user or a record reaches the page through textContent or an attribute
+// set with setAttribute: never through innerHTML.
+"use strict";
+
+const SVGNS = "http://www.w3.org/2000/svg";
+const PALETTE = ["#1f5fae", "#d1495b", "#2a9d8f", "#e09f3e", "#6a4c93", "#3d405b", "#8ab17d"];
+const ACTIVE = new Set(["starting", "running", "reporting", "stopping"]);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "text") node.textContent = String(v);
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = String(text);
+  return node;
+}
+
+async function api(path, options) {
+  const response = await fetch(path, Object.assign({ credentials: "same-origin" }, options));
+  let body = null;
+  try { body = await response.json(); } catch (e) { body = { error: response.statusText }; }
+  if (!response.ok) {
+    const err = new Error((body && body.error) || `HTTP ${response.status}`);
+    err.status = response.status; err.body = body;
+    throw err;
+  }
+  return body;
+}
+
+function when(t) {
+  return t ? new Date(t * 1000).toLocaleString() : "";
+}
+
+function badge(status) {
+  return el("span", { class: `badge st-${status}`, "data-status": status, text: status });
+}
+
+function showError(container, err) {
+  container.replaceChildren(el("p", { class: "error", role: "alert", text: err.message || err }));
+}
+
+// ---- runs list ------------------------------------------------------------------------
+
+async function pageRuns(main) {
+  const data = await api("/api/runs");
+  const compare = el("button", { type: "button", class: "secondary", disabled: true,
+                                 text: "Compare the two selected" });
+  const picked = [];
+  compare.addEventListener("click", () => {
+    location.href = `/compare?base=${encodeURIComponent(picked[0])}&new=${encodeURIComponent(picked[1])}`;
+  });
+  const rows = data.runs.map((run) => {
+    const box = el("input", { type: "checkbox", "aria-label": `select ${run.id}`, value: run.id });
+    box.addEventListener("change", () => {
+      const i = picked.indexOf(run.id);
+      if (box.checked && i < 0) picked.push(run.id);
+      if (!box.checked && i >= 0) picked.splice(i, 1);
+      compare.disabled = picked.length !== 2;
+    });
+    return el("tr", { "data-run": run.id },
+      el("td", {}, box),
+      el("td", {}, el("a", { href: `/runs/${encodeURIComponent(run.id)}`, text: run.id })),
+      el("td", {}, badge(run.status), run.source === "terminal" ? el("div", { class: "muted", text: "terminal" }) : null),
+      el("td", { text: run.targets.join(", ") }),
+      el("td", { text: run.workloads.join(", ") }),
+      el("td", {}, el("ul", { class: "headline" }, run.headline.map((h) => el("li", { text: h })))),
+      el("td", { text: when(run.started) }));
+  });
+  main.replaceChildren(
+    el("h1", { text: "Runs" }),
+    el("p", {}, el("a", { href: "/new", text: "Start a run" }), " · ", compare),
+    rows.length
+      ? el("table", { id: "runs" },
+          el("thead", {}, el("tr", {}, ["", "run", "status", "targets", "workloads", "headline", "started"].map((h) => el("th", { text: h })))),
+          el("tbody", {}, rows))
+      : el("p", { class: "muted", text: "No runs in the results directory yet." }));
+}
+
+// ---- the form -------------------------------------------------------------------------
+
+function choices(name, items, checked) {
+  return el("div", { class: "choices", id: `f-${name}`, role: "group" },
+    items.map((it) => {
+      const value = typeof it === "string" ? it : it.name;
+      const title = typeof it === "string" ? null : it.summary;
+      return el("label", { title },
+        el("input", { type: "checkbox", name, value, checked: checked.includes(value) }), ` ${value}`);
+    }));
+}
+
+function field(label, name, control, hint) {
+  return [el("label", { class: "field", for: `f-${name}`, text: label }), control,
+          hint ? el("div", { class: "hint", text: hint }) : null];
+}
+
+function input(name, type, value, extra) {
+  return el("input", Object.assign({ id: `f-${name}`, name, type, value: value ?? "" }, extra || {}));
+}
+
+async function pageNew(main) {
+  const opts = await api("/api/options");
+  const d = opts.defaults;
+  const message = el("div", { id: "form-message" });
+  const form = el("form", { class: "run", id: "run-form", novalidate: true },
+    field("Targets", "targets", choices("targets", opts.targets, d.targets)),
+    field("Workloads", "workloads", choices("workloads", opts.workloads, d.workloads),
+          opts.workloads.map((w) => `${w.name}: ${w.summary}`).join(" · ")),
+    field("Shards", "shards", input("shards", "text", d.shards.join(",")), "fan-out levels, comma-separated"),
+    field("Repeats", "repeats", input("repeats", "number", d.repeats, { min: 1 })),
+    field("Modes", "modes", choices("modes", ["natural", "cold"], d.modes)),
+    field("Cold repeats", "cold_repeats", input("cold_repeats", "number", d.cold_repeats, { min: 1 })),
+    field("Images", "images", input("images", "number", "", { min: 1, placeholder: "3000" }), "test images to classify"),
+    field("Memory (MB)", "memory_mb", input("memory_mb", "number", "", { min: 128, placeholder: "target default" })),
+    field("Parameters", "params", el("textarea", { id: "f-params", name: "params", rows: 3,
+          placeholder: "workload.key=value, one a line (e.g. dataproc.split=test)" })),
+    el("span"), el("div", {}, el("button", { type: "submit", id: "start", text: "Start the run" })));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    form.querySelectorAll("[aria-invalid]").forEach((n) => n.removeAttribute("aria-invalid"));
+    message.replaceChildren();
+    let body;
+    try { body = formBody(form); } catch (err) { showError(message, err); return; }
+    const button = form.querySelector("#start");
+    button.disabled = true;
+    try {
+      const made = await api("/api/runs", { method: "POST", body: JSON.stringify(body),
+                                            headers: { "content-type": "application/json" } });
+      location.href = made.url;
+    } catch (err) {
+      showError(message, err);
+      const name = err.body && err.body.field;
+      const bad = name && document.getElementById(`f-${name}`);
+      if (bad) { bad.setAttribute("aria-invalid", "true"); bad.focus(); }
+      if (err.status === 409 && err.body.run_id) {
+        message.append(el("p", {}, el("a", { href: `/runs/${encodeURIComponent(err.body.run_id)}`,
+                                              text: `Watch run ${err.body.run_id}` })));
+      }
+      button.disabled = false;
+    }
+  });
+  main.replaceChildren(el("h1", { text: "Start a run" }),
+    el("p", { class: "muted", text: "The run is a shpc bench run: same results directory, records and report as the terminal's." }),
+    message, form);
+}
+
+function formBody(form) {
+  const checked = (name) => [...form.querySelectorAll(`input[name=${name}]:checked`)].map((n) => n.value);
+  const num = (name) => {
+    const raw = form.elements[name].value.trim();
+    if (raw === "") return null;
+    const n = Number(raw);
+    if (!Number.isInteger(n)) {
+      const err = new Error(`${name}: expected an integer, got ${JSON.stringify(raw)}`);
+      form.elements[name].setAttribute("aria-invalid", "true");
+      throw err;
+    }
+    return n;
+  };
+  const params = {};
+  for (const line of form.elements.params.value.split(/\n/)) {
+    const text = line.trim();
+    if (!text) continue;
+    const m = /^([^.=\s]+)\.([^=\s]+)=(.*)$/.exec(text);
+    if (!m) throw new Error(`params: expected workload.key=value, got ${JSON.stringify(text)}`);
+    let value = m[3];
+    try { value = JSON.parse(value); } catch (e) { /* a plain string, as on the command line */ }
+    (params[m[1]] = params[m[1]] || {})[m[2]] = value;
+  }
+  return {
+    targets: checked("targets"), workloads: checked("workloads"),
+    shards: form.elements.shards.value, repeats: num("repeats"), modes: checked("modes"),
+    cold_repeats: num("cold_repeats"), images: num("images"), memory_mb: num("memory_mb"),
+    params,
+  };
+}
+
+// ---- a run ----------------------------------------------------------------------------
+
+class FanoutChart {
+  // Client latency by fan-out level: one point per invocation, a bar at each series' median.
+  constructor() {
+    this.points = [];
+    this.node = svg("svg", { class: "chart", id: "chart", viewBox: "0 0 760 340", role: "img",
+                             "aria-label": "client latency by fan-out" });
+    this.legend = el("div", { class: "legend" });
+    this.pending = false;
+  }
+  add(records) {
+    for (const r of records) {
+      if (r.ok && typeof r.client_ms === "number") this.points.push(r);
+    }
+    if (!this.pending) {
+      this.pending = true;
+      requestAnimationFrame(() => { this.pending = false; this.draw(); });
+    }
+  }
+  draw() {
+    const W = 760, H = 340, L = 60, R = 16, T = 14, B = 40;
+    const series = [...new Set(this.points.map((p) => `${p.target} ${p.workload}`))];
+    const levels = [...new Set(this.points.map((p) => p.shards))].sort((a, b) => a - b);
+    const ymax = Math.max(1, ...this.points.map((p) => p.client_ms)) * 1.1;
+    const x = (lvl, s) => L + (levels.indexOf(lvl) + 0.5) * (W - L - R) / Math.max(1, levels.length)
+                          + (s - (series.length - 1) / 2) * 14;
+    const y = (v) => H - B - (v / ymax) * (H - T - B);
+    const kids = [];
+    for (let i = 0; i <= 4; i++) {
+      const v = (ymax * i) / 4;
+      kids.push(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }),
+                svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, v >= 100 ? v.toFixed(0) : v.toFixed(1)));
+    }
+    kids.push(svg("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }),
+              svg("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }),
+              svg("text", { x: 14, y: T + 8, transform: `rotate(-90 14 ${T + 8})`, "text-anchor": "end" }, "client ms"),
+              svg("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle" }, "shards (fan-out)"));
+    for (const lvl of levels) {
+      kids.push(svg("text", { x: x(lvl, (series.length - 1) / 2), y: H - B + 16, "text-anchor": "middle" }, lvl));
+    }
+    series.forEach((name, s) => {
+      const color = PALETTE[s % PALETTE.length];
+      for (const lvl of levels) {
+        const vals = this.points.filter((p) => `${p.target} ${p.workload}` === name && p.shards === lvl)
+          .map((p) => p.client_ms).sort((a, b) => a - b);
+        vals.forEach((v) => kids.push(svg("circle", { cx: x(lvl, s), cy: y(v), r: 3, fill: color, "fill-opacity": 0.55 })));
+        if (vals.length) {
+          const m = vals.length % 2 ? vals[(vals.length - 1) / 2] : (vals[vals.length / 2 - 1] + vals[vals.length / 2]) / 2;
+          kids.push(svg("line", { x1: x(lvl, s) - 6, x2: x(lvl, s) + 6, y1: y(m), y2: y(m), stroke: color, "stroke-width": 3 }));
+        }
+      }
+    });
+    this.node.replaceChildren(...kids);
+    this.node.setAttribute("data-points", String(this.points.length));
+    this.legend.replaceChildren(...series.map((name, s) => {
+      const dot = el("i"); dot.style.background = PALETTE[s % PALETTE.length];
+      return el("span", {}, dot, name);
+    }));
+  }
+}
+
+async function pageRun(main) {
+  const id = decodeURIComponent(location.pathname.split("/")[2] || "");
+  let detail;
+  try { detail = await api(`/api/runs/${encodeURIComponent(id)}`); } catch (err) { showError(main, err); return; }
+  const status = el("span", { id: "status" });
+  const bar = el("progress", { id: "bar", max: 1, value: 0 });
+  const counts = el("span", { id: "counts" });
+  const latest = el("div", { id: "latest", class: "muted" });
+  const cancel = el("button", { type: "button", id: "cancel", class: "secondary", text: "Cancel the run" });
+  const reportBox = el("div", { id: "report" });
+  const notes = el("div", { id: "notes" });
+  const headline = el("ul", { class: "headline", id: "headline" });
+  const chart = new FanoutChart();
+  const state = { done: 0, failed: 0, planned: detail.planned, status: detail.status };
+  const cfg = detail.config || {};
+  const facts = el("dl", { class: "facts" },
+    ["targets", (detail.targets || []).join(", ")], ["workloads", (detail.workloads || []).join(", ")],
+    ["shards", (cfg.shards || []).join(", ")], ["repeats", cfg.repeats], ["modes", (cfg.modes || []).join(", ")],
+    ["started", when(detail.started)], ["command", detail.command || "(started from a terminal)"],
+  ].flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v ?? "" })]));
+
+  function render(info) {
+    Object.assign(state, Object.fromEntries(Object.entries(info).filter(([, v]) => v !== undefined && v !== null)));
+    status.replaceChildren(badge(state.status));
+    const planned = state.planned;
+    const pct = planned ? Math.min(100, Math.floor((100 * state.done) / planned)) : null;
+    bar.max = planned || 1;
+    bar.value = planned ? Math.min(state.done, planned) : 0;
+    counts.textContent = `${state.done} of ${planned ?? "?"} invocations` +
+      (pct !== null ? ` (${pct}%)` : "") + `, ${state.failed} failed`;
+    counts.setAttribute("data-pct", pct ?? "");
+    cancel.hidden = !ACTIVE.has(state.status) || detail.source !== "serve";
+    cancel.disabled = state.status === "stopping";
+    if (info.headline) headline.replaceChildren(...info.headline.map((h) => el("li", { text: h })));
+    const errs = (info.errors || []).concat((info.skipped || []).map((s) => `skipped ${s.workload} on ${s.target}: ${s.reason}`));
+    if (info.errors || info.skipped) notes.replaceChildren(...errs.map((e) => el("p", { class: "error", text: e })));
+    if (info.report) {
+      reportBox.replaceChildren(el("a", { id: "report-link", href: `/runs/${encodeURIComponent(id)}/report`, text: "Open the report" }));
+    }
+  }
+  function showLatest(r) {
+    if (r) latest.textContent = `latest batch: ${r.target} ${r.workload} × ${r.shards} shard(s), ${r.mode}, repeat ${r.repeat}`;
+  }
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try { render(await api(`/api/runs/${encodeURIComponent(id)}/cancel`, { method: "POST" })); }
+    catch (err) { showError(notes, err); cancel.disabled = false; }
+  });
+  main.replaceChildren(
+    el("h1", {}, "Run ", el("code", { text: id }), " ", status),
+    el("div", { class: "progress" }, bar, counts, cancel), latest, notes, reportBox,
+    el("h2", { text: "Latency by fan-out (live)" }), chart.legend, chart.node,
+    el("h2", { text: "Headline" }), headline,
+    el("h2", { text: "Plan" }), facts);
+  render(Object.assign({}, detail, { done: 0, failed: 0 }));
+  chart.draw();
+
+  const events = new EventSource(`/api/runs/${encodeURIComponent(id)}/events`);
+  events.addEventListener("status", (ev) => render(JSON.parse(ev.data)));
+  events.addEventListener("records", (ev) => {
+    const data = JSON.parse(ev.data);
+    chart.add(data.records);
+    showLatest(data.records[data.records.length - 1]);
+    render({ done: data.done, failed: data.failed });
+    document.body.setAttribute("data-updated", String(Date.now()));
+  });
+  events.addEventListener("end", async (ev) => {
+    events.close();
+    render(Object.assign(await api(`/api/runs/${encodeURIComponent(id)}`), { done: undefined, failed: undefined }));
+    document.body.setAttribute("data-ended", JSON.parse(ev.data).status);
+  });
+}
+
+// ---- compare --------------------------------------------------------------------------
+
+function pct(v) {
+  return typeof v === "number" ? `${v > 0 ? "+" : ""}${v.toFixed(1)}%` : "";
+}
+
+function ms(v) {
+  return typeof v === "number" ? v.toFixed(1) : "";
+}
+
+async function pageCompare(main) {
+  const params = new URLSearchParams(location.search);
+  const data = await api("/api/runs");
+  const pick = (name, value) => el("label", {}, `${name} `,
+    el("select", { id: `pick-${name}`, name },
+      el("option", { value: "", text: "(choose a run)" }),
+      data.runs.map((r) => el("option", { value: r.id, selected: r.id === value, text: `${r.id} (${r.status})` }))));
+  const result = el("div", { id: "result" });
+  const go = el("button", { type: "button", id: "go", text: "Compare" });
+  main.replaceChildren(el("h1", { text: "Compare two runs" }),
+    el("div", { class: "pick" }, pick("base", params.get("base")), pick("new", params.get("new")), go), result);
+  async function run() {
+    const base = document.getElementById("pick-base").value;
+    const neu = document.getElementById("pick-new").value;
+    if (!base || !neu) { result.replaceChildren(el("p", { class: "muted", text: "Choose two runs." })); return; }
+    history.replaceState(null, "", `/compare?base=${encodeURIComponent(base)}&new=${encodeURIComponent(neu)}`);
+    result.replaceChildren(el("p", { class: "muted", text: "Comparing…" }));
+    try {
+      renderComparison(result, await api(`/api/compare?base=${encodeURIComponent(base)}&new=${encodeURIComponent(neu)}`));
+    } catch (err) { showError(result, err); }
+  }
+  go.addEventListener("click", run);
+  if (params.get("base") && params.get("new")) await run();
+}
+
+function renderComparison(result, cmp) {
+  const rows = cmp.rows || [];
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r.key || {})))];
+  const table = el("table", { id: "comparison" },
+    el("thead", {}, el("tr", {}, keys.map((k) => el("th", { text: k })),
+      ["base median ms", "new median ms", "change", "95% CI", "verdict"].map((h) => el("th", { class: "num", text: h })))),
+    el("tbody", {}, rows.map((r) => {
+      const cls = /regress|slower|worse/i.test(r.verdict || "") ? "worse" : /improv|faster|better/i.test(r.verdict || "") ? "better" : "";
+      return el("tr", {}, keys.map((k) => el("td", { text: (r.key || {})[k] ?? "" })),
+        el("td", { class: "num", text: ms(r.base_median_ms) }), el("td", { class: "num", text: ms(r.new_median_ms) }),
+        el("td", { class: "num", text: pct(r.change_pct) }),
+        el("td", { class: "num", text: typeof r.ci_low_pct === "number" ? `${pct(r.ci_low_pct)} … ${pct(r.ci_high_pct)}` : "" }),
+        el("td", { class: `num ${cls}`, text: r.verdict ?? "" }));
+    })));
+  const only = (label, list) => (list && list.length
+    ? el("p", { class: "muted", text: `only in ${label}: ${list.map((k) => (typeof k === "object" ? Object.values(k).join(" ") : k)).join("; ")}` })
+    : null);
+  result.replaceChildren(
+    el("p", { class: "muted", text: `base ${cmp.base} · new ${cmp.new}${cmp.method ? ` · ${cmp.method}` : ""}` }),
+    rows.length ? table : el("p", { class: "notice", text: "No comparable rows." }),
+    only("base", cmp.only_in_base), only("new", cmp.only_in_new));
+}
+
+// ---- dispatch -------------------------------------------------------------------------
+
+const PAGES = { runs: pageRuns, new: pageNew, run: pageRun, compare: pageCompare };
+
+document.addEventListener("DOMContentLoaded", () => {
+  const main = document.getElementById("app");
+  const page = PAGES[document.body.dataset.page];
+  if (page) page(main).catch((err) => showError(main, err));
+});
