@@ -48,8 +48,10 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serverless_hpc.serve.events import run_events
 from serverless_hpc.serve.runs import (
@@ -63,7 +65,7 @@ from serverless_hpc.serve.runs import (
 log = logging.getLogger(__name__)
 
 STATIC: Final = Path(__file__).parent / "static"
-TOKEN_COOKIE: Final = "shpc_token"
+TOKEN_COOKIE: Final = "shpc_token"  # noqa: S105 - the cookie's name, not a secret
 COMPARE_TIMEOUT_S: Final = 120.0
 LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
@@ -178,7 +180,7 @@ def create_app(
     allowed_hosts: frozenset[str] = LOOPBACK_NAMES,
     compare_command: tuple[str, ...] = (sys.executable, "-m", "serverless_hpc.cli", "compare"),
     events_options: dict[str, Any] | None = None,
-) -> Any:
+) -> Guard:
     """The ASGI application over ``runs``; ``token`` None means no token is asked."""
     api = FastAPI(
         title="serverless-hpc dashboard",
@@ -188,7 +190,24 @@ def create_app(
         openapi_url="/api/openapi.json",
     )
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
-    page = functools.partial(FileResponse, media_type="text/html")
+    _add_error_handlers(api)
+    _add_pages(api, runs)
+    _add_api(api, runs, compare_command, events_options or {})
+    return Guard(api, allowed_hosts=allowed_hosts, token=token)
+
+
+def _add_error_handlers(api: FastAPI) -> None:
+    """Every error as ``{"error": message}`` (plus ``field`` / ``run_id`` where they apply)."""
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @api.exception_handler(RequestValidationError)
+    async def _bad_query(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or None
+        return _error(422, f"{where}: {first.get('msg', 'invalid')}", field=where)
 
     @api.exception_handler(RunNotFound)
     async def _not_found(_: Request, exc: RunNotFound) -> JSONResponse:
@@ -202,22 +221,30 @@ def create_app(
     async def _bad_form(_: Request, exc: FormError) -> JSONResponse:
         return _error(422, str(exc), field=exc.field)
 
+
+def _page(name: str) -> FileResponse:
+    return FileResponse(STATIC / name, media_type="text/html")
+
+
+def _add_pages(api: FastAPI, runs: RunManager) -> None:
+    """The HTML shells (static: every datum comes through the API) and the reports."""
+
     @api.get("/", include_in_schema=False)
     def index() -> FileResponse:
-        return page(STATIC / "index.html")
+        return _page("index.html")
 
     @api.get("/new", include_in_schema=False)
     def new_page() -> FileResponse:
-        return page(STATIC / "new.html")
+        return _page("new.html")
 
     @api.get("/compare", include_in_schema=False)
     def compare_page() -> FileResponse:
-        return page(STATIC / "compare.html")
+        return _page("compare.html")
 
     @api.get("/runs/{run_id}", include_in_schema=False)
     def run_page(run_id: str) -> FileResponse:
         runs.run_dir(run_id)
-        return page(STATIC / "run.html")
+        return _page("run.html")
 
     @api.get("/runs/{run_id}/report", include_in_schema=False)
     def report(run_id: str) -> Any:
@@ -227,6 +254,15 @@ def create_app(
         return FileResponse(
             path, media_type="text/html", headers={"content-security-policy": REPORT_CSP}
         )
+
+
+def _add_api(
+    api: FastAPI,
+    runs: RunManager,
+    compare_command: tuple[str, ...],
+    events_options: dict[str, Any],
+) -> None:
+    """The JSON API of the module docstring."""
 
     @api.get("/api/options")
     def options() -> dict[str, Any]:
@@ -287,7 +323,7 @@ def create_app(
         runs.run_dir(run_id)
         raw = request.headers.get("last-event-id", "0")
         offset = int(raw) if raw.isdigit() else 0
-        stream = run_events(runs, run_id, offset=offset, **(events_options or {}))
+        stream = run_events(runs, run_id, offset=offset, **events_options)
         return StreamingResponse(
             stream, media_type="text/event-stream", headers={"x-accel-buffering": "no"}
         )
@@ -318,8 +354,6 @@ def create_app(
             return json.loads(done.stdout)
         except json.JSONDecodeError:
             return _error(502, f"shpc compare printed no JSON: {_last_line(done.stderr)}")
-
-    return Guard(api, allowed_hosts=allowed_hosts, token=token)
 
 
 def _last_line(text: str) -> str:

@@ -134,14 +134,15 @@ def form_to_argv(body: object) -> list[str]:
     argv: list[str] = []
     for name, (option, kind) in FORM_FIELDS.items():
         value = body.get(name)
-        if value is None or value == "" or value == [] or value == {}:
+        if value is None or value in ("", [], {}):
             continue
         if kind in ("list", "ints"):
             items: Iterable[object]
             if isinstance(value, str):
-                items = [v.strip() for v in value.split(",") if v.strip()]
+                parts = [v.strip() for v in value.split(",") if v.strip()]
+                items = parts
                 if kind == "ints":
-                    items = [int(v) if v.lstrip("-").isdigit() else v for v in items]  # type: ignore[union-attr]
+                    items = [int(v) if v.lstrip("-").isdigit() else v for v in parts]
             elif isinstance(value, list):
                 items = value
             else:
@@ -394,10 +395,8 @@ def _summary_headline(path: Path) -> list[str]:
         except (KeyError, ValueError):
             median = "n/a"
         text = f"{target} {workload} at {row.get('shards')} shard(s): median {median}"
-        try:
+        with contextlib.suppress(KeyError, ValueError):  # a run without the figure
             text += f", {float(row['items_per_s']):.0f} items/s"
-        except (KeyError, ValueError):
-            pass
         out.append(text)
     return out
 
@@ -418,7 +417,8 @@ def _public_config(config: object) -> dict[str, Any] | None:
     """The run's plan as shown to the page: no paths, no store location, no environment."""
     if not isinstance(config, Mapping):
         return None
-    settings = config.get("settings") if isinstance(config.get("settings"), Mapping) else {}
+    raw = config.get("settings")
+    settings: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     keys = (
         "targets",
         "workloads",
@@ -530,9 +530,10 @@ class RunManager:
             status = "interrupted" if meta else "failed"
         else:
             status = "running" if self._recently_active(path) else "interrupted"
-        config = meta.get("config") if isinstance(meta, Mapping) else None
-        targets = (config or {}).get("targets") or serve.get("targets") or []
-        workloads = (config or {}).get("workloads") or serve.get("workloads") or []
+        config = meta.get("config")
+        config = config if isinstance(config, Mapping) else {}
+        targets = config.get("targets") or serve.get("targets") or []
+        workloads = config.get("workloads") or serve.get("workloads") or []
         return {
             "id": run_id,
             "status": status,
