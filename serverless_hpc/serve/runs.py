@@ -446,6 +446,8 @@ class _Child:
     process: psutil.Process
     popen: subprocess.Popen[bytes] | None = None
     cancel_requested: float | None = None
+    #: Set once our child's exit code is in serve.json.
+    reaped: threading.Event = field(default_factory=threading.Event)
 
     def alive(self) -> bool:
         if self.popen is not None:
@@ -637,6 +639,13 @@ class RunManager:
         log.info("started run %s (pid %d): %s", run_id, popen.pid, shlex.join(full))
         return run_id
 
+    def wait(self, run_id: str, timeout: float) -> bool:
+        """Whether run ``run_id``'s process (if this server holds it) ended within ``timeout``."""
+        child = self._children.get(run_id)
+        if child is None:
+            return True
+        return child.reaped.wait(timeout) if child.popen is not None else child.wait(timeout)
+
     def cancel(self, run_id: str) -> None:
         """Interrupt a going run (SIGINT to its group, then SIGTERM, SIGKILL if it lingers)."""
         self.run_dir(run_id)
@@ -670,7 +679,10 @@ class RunManager:
         assert child.popen is not None
         code = child.popen.wait()
         log.info("run %s exited with %d", child.run_id, code)
-        self._update_serve(child.run_id, exit_code=code)
+        try:
+            self._update_serve(child.run_id, exit_code=code)
+        finally:
+            child.reaped.set()
 
     def _adopt(self) -> None:
         """After a restart: keep hold of runs a previous server started that still run."""
