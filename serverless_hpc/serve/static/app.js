@@ -258,18 +258,24 @@ async function pageRun(main) {
   const bar = el("progress", { id: "bar", max: 1, value: 0 });
   const counts = el("span", { id: "counts" });
   const latest = el("div", { id: "latest", class: "muted" });
+  const lastError = el("div", { id: "last-error" });
   const cancel = el("button", { type: "button", id: "cancel", class: "secondary", text: "Cancel the run" });
   const reportBox = el("div", { id: "report" });
   const notes = el("div", { id: "notes" });
   const headline = el("ul", { class: "headline", id: "headline" });
   const chart = new FanoutChart();
   const state = { done: 0, failed: 0, planned: detail.planned, status: detail.status };
-  const cfg = detail.config || {};
-  const facts = el("dl", { class: "facts" },
-    ["targets", (detail.targets || []).join(", ")], ["workloads", (detail.workloads || []).join(", ")],
-    ["shards", (cfg.shards || []).join(", ")], ["repeats", cfg.repeats], ["modes", (cfg.modes || []).join(", ")],
-    ["started", when(detail.started)], ["command", detail.command || "(started from a terminal)"],
-  ].flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v ?? "" })]));
+  const facts = el("dl", { class: "facts", id: "facts" });
+  function renderFacts(d) {
+    const cfg = d.config || {};
+    const list = (v) => (v || []).join(", ");
+    facts.replaceChildren(...[
+      ["targets", list(d.targets)], ["workloads", list(d.workloads)], ["shards", list(cfg.shards)],
+      ["repeats", cfg.repeats], ["modes", list(cfg.modes)], ["started", when(d.started)],
+      ["command", d.command || "(started from a terminal)"],
+    ].flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v ?? "" })]));
+  }
+  renderFacts(detail);
 
   function render(info) {
     Object.assign(state, Object.fromEntries(Object.entries(info).filter(([, v]) => v !== undefined && v !== null)));
@@ -300,7 +306,7 @@ async function pageRun(main) {
   });
   main.replaceChildren(
     el("h1", {}, "Run ", el("code", { text: id }), " ", status),
-    el("div", { class: "progress" }, bar, counts, cancel), latest, notes, reportBox,
+    el("div", { class: "progress" }, bar, counts, cancel), latest, lastError, notes, reportBox,
     el("h2", { text: "Latency by fan-out (live)" }), chart.legend, chart.node,
     el("h2", { text: "Headline" }), headline,
     el("h2", { text: "Plan" }), facts);
@@ -308,17 +314,31 @@ async function pageRun(main) {
   chart.draw();
 
   const events = new EventSource(`/api/runs/${encodeURIComponent(id)}/events`);
-  events.addEventListener("status", (ev) => render(JSON.parse(ev.data)));
+  events.addEventListener("status", async (ev) => {
+    const info = JSON.parse(ev.data);
+    render(info);
+    if (!detail.config && info.status !== "starting") {
+      detail = await api(`/api/runs/${encodeURIComponent(id)}`);
+      renderFacts(detail);
+    }
+  });
   events.addEventListener("records", (ev) => {
     const data = JSON.parse(ev.data);
     chart.add(data.records);
     showLatest(data.records[data.records.length - 1]);
+    const bad = data.records.filter((r) => !r.ok).pop();
+    if (bad) {
+      lastError.replaceChildren(el("p", { class: "error",
+        text: `latest failure: ${bad.target} ${bad.workload} shard ${bad.shard} of ${bad.shards}: ${bad.error || "no message"}` }));
+    }
     render({ done: data.done, failed: data.failed });
     document.body.setAttribute("data-updated", String(Date.now()));
   });
   events.addEventListener("end", async (ev) => {
     events.close();
-    render(Object.assign(await api(`/api/runs/${encodeURIComponent(id)}`), { done: undefined, failed: undefined }));
+    detail = await api(`/api/runs/${encodeURIComponent(id)}`);
+    renderFacts(detail);
+    render(detail);
     document.body.setAttribute("data-ended", JSON.parse(ev.data).status);
   });
 }
