@@ -110,7 +110,7 @@ def start_server(results: Path, *extra: str) -> Server:
             "--port",
             str(port),
             *extra,
-        ],  # fmt: skip
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

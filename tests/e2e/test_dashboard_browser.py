@@ -44,7 +44,7 @@ def _terminal_run(results: Path, run_id: str) -> None:
             run_id,
             "--out",
             str(results / run_id),
-        ],  # fmt: skip
+        ],
         check=True,
         capture_output=True,
         timeout=RUN_DEADLINE_MS / 1000,
@@ -88,7 +88,7 @@ def test_start_a_run_from_the_form_watch_it_reach_100_percent_and_open_its_repor
     assert page.get_attribute("#chart", "data-points") == "3"
     assert page.inner_text("#status") == "finished"
     assert "standalone dataproc" in page.inner_text(".legend")
-    assert "latest batch: standalone dataproc × 2 shard(s)" in page.inner_text("#latest")
+    assert "latest batch: standalone dataproc \u00d7 2 shard(s)" in page.inner_text("#latest")
     shot(page, "2-run-finished")
     # the run is the terminal's: same files in the results directory
     assert (server.results / run_id / "records.jsonl").read_text().count("\n") == 3
@@ -187,7 +187,7 @@ def test_strings_from_records_and_headlines_are_shown_as_text(tmp_path: Path, pa
             "modes": ["natural"],
             "cold_repeats": 1,
             "params": {},
-        },  # fmt: skip
+        },
         records=[record_line(target=evil, ok=False, error=evil)],
         headline=[f"<script>document.body.dataset.pwned=2</script>{evil}"],
     )
