@@ -79,7 +79,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.verbose > 1,
         timeout_graceful_shutdown=5,
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the signal
+        pass
+    going = runs.active()
+    if going:
+        # They run in their own process groups: a server started again picks them up.
+        print(f"stopped; run(s) {', '.join(going)} go on", file=sys.stderr)
     return EXIT_OK
 
 
