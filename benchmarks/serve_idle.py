@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -89,16 +88,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
+def _get(port: int, path: str) -> bytes:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        body = resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"GET {path}: HTTP {resp.status}")
+        return body
+    finally:
+        conn.close()
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
     end = time.monotonic() + deadline_s
     while time.monotonic() < end:
         if proc.poll() is not None:
             raise SystemExit(f"shpc serve exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/api/options", timeout=5):
-                return
+            _get(port, "/api/options")
         except OSError:
             time.sleep(0.2)
+        else:
+            return
     raise SystemExit(f"shpc serve did not answer within {deadline_s:g} s")
 
 
@@ -143,8 +156,10 @@ def _browser_latency(url: str, run_dir: Path, n: int) -> list[float] | str:
         return "playwright not installed"
     if not Path(exe).is_file():
         return "no system Chromium"
-    args = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+    args = [
+        "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ]  # fmt: skip
     latencies = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=exe, args=args)
@@ -189,17 +204,25 @@ def main() -> int:
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen(
-            [sys.executable, "-m", "serverless_hpc.cli", "serve", "--results", str(results),
-             "--port", str(port)],  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "serverless_hpc.cli",
+                "serve",
+                "--results",
+                str(results),
+                "--port",
+                str(port),
+            ],
             start_new_session=True,
         )
         try:
-            _wait_ready(url, proc)
+            _wait_ready(port, proc)
             after_start = _status(proc.pid)
             for path in ("/", "/new", "/static/app.js", "/api/runs", "/api/options"):
-                urllib.request.urlopen(url + path, timeout=60).read()
+                _get(port, path)
             for i in range(args.runs):
-                urllib.request.urlopen(f"{url}/api/runs/20260101T{i:06d}Z-made{i:02d}", timeout=60)
+                _get(port, f"/api/runs/20260101T{i:06d}Z-made{i:02d}")
             time.sleep(args.idle)
             idle = _status(proc.pid)
             sse = _sse_latency(port, live, args.events)

@@ -8,6 +8,7 @@ level; FastAPI and uvicorn (the ``serve`` extra) load when the command runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import logging
 import secrets
@@ -79,10 +80,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.verbose > 1,
         timeout_graceful_shutdown=5,
     )
-    try:
+    # uvicorn shuts down gracefully on Ctrl-C, then re-raises the signal: not an error here.
+    with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run()
-    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises the signal
-        pass
     going = runs.active()
     if going:
         # They run in their own process groups: a server started again picks them up.
