@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serverless_hpc.records import InvocationRecord
+from serverless_hpc.invocation import InvocationRecord, Outcome
 
 CONFIG = {
     "targets": ["standalone"],
@@ -49,10 +49,11 @@ CONFIG = {
 
 
 def _record(i: int) -> str:
+    response = {"ok": True, "result": {}, "timings": {"load_ms": 1.0, "compute_ms": 30.0}}
     rec = InvocationRecord(
         run_id="bench", target="standalone", workload="dataproc", shard=i % 5, shards=5,
-        items=2000, repeat=i // 5, mode="natural", cold=False, ok=True, error=None,
-        client_ms=40.0 + i % 7, t_send=1.0, t_recv=1.04,
+        items=2000, repeat=i // 5, mode="natural", client_ms=40.0 + i % 7, t_send=1.0,
+        t_recv=1.04, outcome=Outcome(response=response, cold=False),
         result={"classes": [{"hist": list(range(16))}] * 10},
     )  # fmt: skip
     return rec.to_json() + "\n"

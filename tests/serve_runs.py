@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from serverless_hpc.records import InvocationRecord
+from serverless_hpc.contract import error_response
+from serverless_hpc.invocation import InvocationRecord, Outcome
 
 #: What a run's config looks like in run.json (the planned invocations: 1 + 2 = 3).
 CONFIG: dict[str, Any] = {
@@ -36,9 +37,21 @@ CONFIG: dict[str, Any] = {
 
 
 def record_line(
-    *, shards: int = 1, shard: int = 0, ok: bool = True, client_ms: float = 100.0, **kw: Any
+    *,
+    shards: int = 1,
+    shard: int = 0,
+    ok: bool = True,
+    client_ms: float = 100.0,
+    cold: bool = False,
+    error: str = "no answer",
+    **context: Any,
 ) -> str:
     """One records.jsonl line (with its newline) as the driver writes it."""
+    response: dict[str, Any] = (
+        {"ok": True, "result": {}, "timings": {"load_ms": 1.0, "compute_ms": client_ms / 2}}
+        if ok
+        else error_response("Timeout", error)
+    )
     fields: dict[str, Any] = {
         "run_id": "r",
         "target": "standalone",
@@ -48,16 +61,15 @@ def record_line(
         "items": 100,
         "repeat": 0,
         "mode": "natural",
-        "cold": False,
-        "ok": ok,
-        "error": None if ok else "Timeout: no answer",
         "client_ms": client_ms,
         "t_send": 1.0,
         "t_recv": 1.1,
         "result": {"big": list(range(50))},
+        **context,
     }
-    fields.update(kw)
-    return InvocationRecord(**fields).to_json() + "\n"
+    return (
+        InvocationRecord(**fields, outcome=Outcome(response=response, cold=cold)).to_json() + "\n"
+    )
 
 
 def make_run(

@@ -199,7 +199,7 @@ def test_strings_from_records_and_headlines_are_shown_as_text(tmp_path: Path, pa
         page.goto(f"{srv.url}/runs/20260101T000000Z-evil00")
         page.wait_for_selector("body[data-ended]")
         assert evil in page.inner_text("#latest")
-        assert page.inner_text("#last-error").endswith(f"shard 0 of 1: {evil}")
+        assert page.inner_text("#last-error").endswith(f"shard 0 of 1: Timeout: {evil}")
         shot(page, "7-markup-shown-as-text")
         assert page.evaluate("document.body.dataset.pwned") is None
         assert (
