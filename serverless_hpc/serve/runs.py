@@ -354,9 +354,14 @@ def parse_record(line: bytes) -> dict[str, Any] | None:
 
 
 def headline(run_dir: Path) -> list[str]:
-    """The run's headline sentences: headline.json when present, else from summary.csv."""
+    """The run's headline sentences: headline.json when present, else from summary.csv.
+
+    headline.json is the report's (``{"sentences": [...], "notes": [...], ...}``); an item
+    that is an object shows its ``text``/``sentence``. At most 8 sentences of 300 characters.
+    """
     data = _read_json(run_dir / "headline.json")
-    items = data.get("headline") if isinstance(data, Mapping) else data
+    # The report writes {"sentences": [...], ...}; a plain list of sentences is read too.
+    items = (data.get("sentences") or data.get("headline")) if isinstance(data, Mapping) else data
     if isinstance(items, list):
         out = []
         for item in items[:8]:

@@ -96,6 +96,16 @@ def test_headline_json_wins_over_the_summary(results: Path, client: TestClient) 
     runs = client.get("/api/runs").json()["runs"]
     assert [r["id"] for r in runs] == ["20260102T000000Z-bbbbbb", "20260101T000000Z-aaaaaa"]
     assert runs[0]["headline"] == ["Lambda is 2.1x faster at 10 shards", "cold starts add 1.2 s"]
+    # the report's shape: {"sentences": [...], "notes": [...], ...}
+    make_run(
+        results,
+        "20260104T000000Z-dddddd",
+        summary=SUMMARY,
+        headline={"run_id": "x", "sentences": ["FaaS wins below 900 req/h."], "notes": []},
+    )
+    got = client.get("/api/runs").json()["runs"][0]
+    assert got["id"] == "20260104T000000Z-dddddd"
+    assert got["headline"] == ["FaaS wins below 900 req/h."]
 
 
 def test_statuses_of_unfinished_runs(results: Path, tmp_path: Path) -> None:

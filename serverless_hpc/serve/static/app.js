@@ -88,6 +88,28 @@ async function pageRuns(main) {
           el("thead", {}, el("tr", {}, ["", "run", "status", "targets", "workloads", "headline", "started"].map((h) => el("th", { text: h })))),
           el("tbody", {}, rows))
       : el("p", { class: "muted", text: "No runs in the results directory yet." }));
+  // Runs that are going get their status pushed (one event stream each, closed at the end).
+  // At most 4: a browser keeps 6 connections per server, and the page needs some too.
+  for (const run of data.runs.filter((r) => ACTIVE.has(r.status)).slice(0, 4)) {
+    const stream = new EventSource(`/api/runs/${encodeURIComponent(run.id)}/events`);
+    const update = (status, done, planned) => {
+      const row = document.querySelector(`tr[data-run="${CSS.escape(run.id)}"] td:nth-child(3)`);
+      if (!row) return;
+      const note = planned ? ` ${done}/${planned}` : "";
+      row.replaceChildren(badge(status), el("span", { class: "muted", text: note }));
+    };
+    let last = { status: run.status, done: 0, planned: null };
+    stream.addEventListener("status", (ev) => {
+      const info = JSON.parse(ev.data);
+      last = { status: info.status, done: info.done, planned: info.planned ?? last.planned };
+      update(last.status, last.done, last.planned);
+    });
+    stream.addEventListener("records", (ev) => {
+      last.done = JSON.parse(ev.data).done;
+      update(last.status, last.done, last.planned);
+    });
+    stream.addEventListener("end", (ev) => { stream.close(); update(JSON.parse(ev.data).status, last.done, null); });
+  }
 }
 
 // ---- the form -------------------------------------------------------------------------
