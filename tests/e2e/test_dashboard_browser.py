@@ -128,7 +128,9 @@ def test_compare_two_runs(server: Server, page: Any) -> None:
     shot(page, "5-compare")
     assert page.query_selector("#comparison") is not None, page.inner_text("#result")
     assert page.query_selector_all("#comparison tbody tr")
-    assert f"base {base}" in page.inner_text("#result")
+    text = page.inner_text("#result")
+    assert f"base {base}" in text and f"new {new}" in text
+    assert "null" not in text and "undefined" not in text
 
 
 def test_compare_shows_the_commands_error_cleanly_while_it_is_unavailable(

@@ -417,10 +417,10 @@ function renderComparison(result, cmp) {
   const only = (label, list) => (list && list.length
     ? el("p", { class: "muted", text: `only in ${label}: ${list.map((k) => (typeof k === "object" ? Object.values(k).join(" ") : k)).join("; ")}` })
     : null);
-  result.replaceChildren(
+  result.replaceChildren(...[
     el("p", { class: "muted", text: `base ${cmp.base} · new ${cmp.new}${cmp.method ? ` · ${cmp.method}` : ""}` }),
     rows.length ? table : el("p", { class: "notice", text: "No comparable rows." }),
-    only("base", cmp.only_in_base), only("new", cmp.only_in_new));
+    only("base", cmp.only_in_base), only("new", cmp.only_in_new)].filter((n) => n));
 }
 
 // ---- dispatch -------------------------------------------------------------------------
