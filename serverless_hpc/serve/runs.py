@@ -195,9 +195,9 @@ def check_argv(argv: list[str], out: Path) -> Any:
         with contextlib.redirect_stderr(err):
             args = parser.parse_args(["bench", *argv])
     except SystemExit:
-        lines = [ln for ln in err.getvalue().strip().splitlines() if ln.strip()]
-        message = lines[-1] if lines else "invalid options"
-        message = re.sub(r"^shpc bench: error: ", "", message)
+        # redirect_stderr is process-wide: pick argparse's own line, not another thread's.
+        lines = [ln for ln in err.getvalue().splitlines() if ln.startswith("shpc bench: error: ")]
+        message = lines[-1].removeprefix("shpc bench: error: ") if lines else "invalid options"
         raise FormError(_field_of(message), message) from None
     try:
         settings = TargetSettings(

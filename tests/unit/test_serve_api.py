@@ -515,6 +515,15 @@ def test_events_over_http_are_server_sent_events(client: TestClient) -> None:
 
 
 def test_the_server_imports_no_heavy_library_and_idles_light(results: Path) -> None:
+    # a run on every target: counting its planned invocations reads every target class
+    # (natural: 3 each; forced cold, 1 repeat of 1+2 shards, where a target supports it)
+    every = {
+        **CONFIG,
+        "targets": ["standalone", "local-faas", "lambda", "ec2", "openwhisk"],
+        "modes": ["natural", "cold"],
+        "cold_repeats": 1,
+    }
+    make_run(results, "20260101T000001Z-everyt", config=every)
     code = f"""
 import json, sys, resource
 from pathlib import Path
@@ -524,6 +533,7 @@ from serverless_hpc.serve.runs import RunManager
 c = TestClient(create_app(RunManager(Path({str(results)!r}))), base_url={BASE!r})
 for p in ("/", "/api/options", "/api/runs", "/api/runs/20260101T000000Z-aaaaaa"):
     assert c.get(p).status_code == 200, p
+assert c.get("/api/runs/20260101T000001Z-everyt").json()["planned"] == 5 * 3 + 3 * 3
 with c.stream("GET", "/api/runs/20260101T000000Z-aaaaaa/events") as events:
     assert "event: end" in "".join(events.iter_text())
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in

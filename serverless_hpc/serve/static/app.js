@@ -146,6 +146,9 @@ async function pageNew(main) {
     field("Modes", "modes", choices("modes", ["natural", "cold"], d.modes)),
     field("Cold repeats", "cold_repeats", input("cold_repeats", "number", d.cold_repeats, { min: 1 })),
     field("Images", "images", input("images", "number", "", { min: 1, placeholder: "3000" }), "test images to classify"),
+    field("Train epochs", "train_epochs", input("train_epochs", "number", "", { min: 1, placeholder: "workload default" })),
+    field("Train limit", "train_limit", input("train_limit", "number", "", { min: 1, placeholder: "all 60000" }),
+          "train on the first N training images only (quick runs)"),
     field("Memory (MB)", "memory_mb", input("memory_mb", "number", "", { min: 128, placeholder: "target default" })),
     field("Parameters", "params", el("textarea", { id: "f-params", name: "params", rows: 3,
           placeholder: "workload.key=value, one a line (e.g. dataproc.split=test)" })),
@@ -206,6 +209,7 @@ function formBody(form) {
     targets: checked("targets"), workloads: checked("workloads"),
     shards: form.elements.shards.value, repeats: num("repeats"), modes: checked("modes"),
     cold_repeats: num("cold_repeats"), images: num("images"), memory_mb: num("memory_mb"),
+    train_epochs: num("train_epochs"), train_limit: num("train_limit"),
     params,
   };
 }
