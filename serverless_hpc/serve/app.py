@@ -67,6 +67,8 @@ log = logging.getLogger(__name__)
 STATIC: Final = Path(__file__).parent / "static"
 TOKEN_COOKIE: Final = "shpc_token"  # noqa: S105 - the cookie's name, not a secret
 COMPARE_TIMEOUT_S: Final = 120.0
+#: A run request is a few hundred bytes; anything much larger is refused unread.
+MAX_BODY_BYTES: Final = 64 * 1024
 LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 #: Pages: only this server's scripts and styles; fetch/EventSource to this origin only.
@@ -303,8 +305,13 @@ def _add_api(
     @api.post("/api/runs", status_code=201)
     async def start_run(request: Request) -> Any:
         """Start a ``shpc bench`` run from the form's fields."""
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                return _error(413, f"the request body exceeds {MAX_BODY_BYTES} bytes")
         try:
-            body = json.loads(await request.body() or b"null")
+            body = json.loads(raw or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError):
             return _error(400, "the request body is not JSON", field=None)
         from starlette.concurrency import run_in_threadpool

@@ -81,6 +81,7 @@ def test_start_a_run_from_the_form_watch_it_reach_100_percent_and_open_its_repor
     page.click("#start")
     page.wait_for_url(f"{server.url}/runs/*")
     run_id = page.url.rsplit("/", 1)[1]
+    page.reload()  # the run does not depend on the page: the stream resumes after a reload
     # THEN progress is pushed to the page until 100 %, and the chart fills in
     page.wait_for_selector('#counts[data-pct="100"]', timeout=RUN_DEADLINE_MS)
     page.wait_for_selector("body[data-ended=finished]", timeout=RUN_DEADLINE_MS)

@@ -267,6 +267,12 @@ def test_a_body_that_is_not_json_is_400(client: TestClient) -> None:
     assert got.json()["error"] == "the request body is not JSON"
 
 
+def test_a_huge_body_is_413(client: TestClient) -> None:
+    got = post(client, "/api/runs", {"targets": ["standalone"] * 20000})
+    assert got.status_code == 413
+    assert "exceeds" in got.json()["error"]
+
+
 def test_the_form_becomes_the_cli_argv() -> None:
     argv = form_to_argv(
         {
