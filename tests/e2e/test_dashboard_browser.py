@@ -171,6 +171,7 @@ def test_cancel_from_the_run_page(server: Server, page: Any) -> None:
     page.wait_for_selector("body[data-ended=cancelled]", timeout=RUN_DEADLINE_MS)
     assert page.inner_text("#status") == "cancelled"
     assert page.is_hidden("#cancel")
+    assert "Its records are kept" in page.inner_text("#no-report")
     shot(page, "6-run-cancelled")
 
 

@@ -289,6 +289,7 @@ async function pageRun(main) {
   const reportBox = el("div", { id: "report" });
   const notes = el("div", { id: "notes" });
   const headline = el("ul", { class: "headline", id: "headline" });
+  const headlineBox = el("section", {}, el("h2", { text: "Headline" }), headline);
   const chart = new FanoutChart();
   const state = { done: 0, failed: 0, planned: detail.planned, status: detail.status };
   const facts = el("dl", { class: "facts", id: "facts" });
@@ -320,7 +321,11 @@ async function pageRun(main) {
     if (info.errors || info.skipped) notes.replaceChildren(...errs.map((e) => el("p", { class: "error", text: e })));
     if (info.report) {
       reportBox.replaceChildren(el("a", { id: "report-link", href: `/runs/${encodeURIComponent(id)}/report`, text: "Open the report" }));
+    } else if (["cancelled", "aborted", "interrupted"].includes(state.status)) {
+      reportBox.replaceChildren(el("p", { class: "notice", id: "no-report",
+        text: `No report: the run stopped early. Its records are kept; shpc report <results>/${id} builds one from them.` }));
     }
+    headlineBox.hidden = !headline.childElementCount;
   }
   function showLatest(r) {
     if (r) latest.textContent = `latest batch: ${r.target} ${r.workload} × ${r.shards} shard(s), ${r.mode}, repeat ${r.repeat}`;
@@ -334,7 +339,7 @@ async function pageRun(main) {
     el("h1", {}, "Run ", el("code", { text: id }), " ", status),
     el("div", { class: "progress" }, bar, counts, cancel), latest, lastError, notes, reportBox,
     el("h2", { text: "Latency by fan-out (live)" }), chart.legend, chart.node,
-    el("h2", { text: "Headline" }), headline,
+    headlineBox,
     el("h2", { text: "Plan" }), facts);
   render(Object.assign({}, detail, { done: 0, failed: 0 }));
   chart.draw();
