@@ -137,7 +137,7 @@ class Guard:
             given = self._given_token(headers)
             if given is None and "token" in query and scope["method"] == "GET":
                 return self._token_redirect(scope, query)
-            if given is None or not secrets.compare_digest(given, self.token):
+            if given is None or not _same(given, self.token):
                 return _error(401, "a valid token is required (shpc serve printed it)")
         if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             origin = headers.get("origin")
@@ -166,13 +166,18 @@ class Guard:
         """``?token=`` once: checked, kept in an HttpOnly cookie, dropped from the URL."""
         given = query.pop("token")[0]
         assert self.token is not None
-        if not secrets.compare_digest(given, self.token):
+        if not _same(given, self.token):
             return _error(401, "a valid token is required (shpc serve printed it)")
         rest = urlencode(query, doseq=True)
         target = scope["path"] + (f"?{rest}" if rest else "")
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(TOKEN_COOKIE, given, httponly=True, samesite="strict", path="/")
         return response
+
+
+def _same(given: str, token: str) -> bool:
+    """Constant-time comparison (as bytes: any character a client sends is comparable)."""
+    return secrets.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8"))
 
 
 def create_app(

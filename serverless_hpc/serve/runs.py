@@ -230,15 +230,24 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def _read_json(path: Path) -> Any:
-    """A JSON file, or None when absent or caught mid-write (run.json is rewritten whole)."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-        log.debug("%s unreadable for now: %s", path, exc)
-        return None
+#: run.json is rewritten in place (truncate, write): a reader may catch it empty or half
+#: written for a moment, so an unreadable file is read again, a bounded number of times.
+_READ_TRIES: Final = 3
+_READ_RETRY_S: Final = 0.02
+
+
+def _read_json(path: Path, *, sleep: Callable[[float], None] = time.sleep) -> Any:
+    """A JSON file; None when absent, or still unreadable after :data:`_READ_TRIES` reads."""
+    for attempt in range(_READ_TRIES):
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+            log.debug("%s unreadable (try %d): %s", path, attempt + 1, exc)
+            if attempt + 1 < _READ_TRIES:
+                sleep(_READ_RETRY_S)
+    return None
 
 
 def _supports_cold(target: str) -> bool:

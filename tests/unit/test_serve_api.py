@@ -339,6 +339,12 @@ def test_with_a_token_every_request_needs_it(manager: RunManager) -> None:
     assert c.get("/api/runs", headers={"authorization": "Bearer wrong"}).status_code == 401
     assert c.get("/api/runs", headers={"authorization": "Bearer t0k3n"}).status_code == 200
     assert c.get("/?token=wrong").status_code == 401
+    assert (
+        c.get(
+            "/api/runs", headers={"authorization": "Bearer t\u00f6ken".encode("latin-1")}
+        ).status_code
+        == 401
+    )
     # ?token= once: a cookie, and the token leaves the address bar
     got = c.get("/compare?base=a&token=t0k3n")
     assert got.status_code == 303
@@ -362,6 +368,21 @@ def test_security_headers_on_pages_and_the_report(client: TestClient) -> None:
 def test_a_run_without_report_has_none(results: Path, client: TestClient) -> None:
     make_run(results, "r-noreport", finished=False)
     assert client.get("/runs/r-noreport/report").status_code == 404
+
+
+def test_a_run_json_caught_mid_write_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_text("")  # truncated: the writer has not written yet
+    naps: list[float] = []
+
+    def writer_finishes(s: float) -> None:
+        naps.append(s)
+        path.write_text('{"finished": 1.0}')
+
+    assert runs_mod._read_json(path, sleep=writer_finishes) == {"finished": 1.0}
+    assert naps == [runs_mod._READ_RETRY_S]
+    path.write_text("{torn")
+    assert runs_mod._read_json(path, sleep=lambda s: None) is None
 
 
 def test_hosts_and_loopback() -> None:
