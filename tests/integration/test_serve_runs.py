@@ -156,3 +156,20 @@ def test_a_restarted_server_adopts_live_runs_and_shows_dead_ones_interrupted(
     assert detail["status"] == "interrupted"
     assert detail["done"] == len(read_records(records)) >= 1
     assert later.active() == []
+
+
+def test_a_run_the_cli_refuses_is_failed_with_the_clis_message(manager: RunManager) -> None:
+    # GIVEN classify without train, and an empty model store (the tests' own cache)
+    client = _client(manager)
+    run_id = _start(client, {**SMALL, "workloads": ["classify"], "params": {}, "images": 20})
+    assert manager.wait(run_id, RUN_DEADLINE_S)
+    detail = client.get(f"/api/runs/{run_id}").json()
+    # THEN failed, saying why in the CLI's words, no traceback, nothing recorded
+    assert detail["status"] == "failed"
+    assert detail["exit_code"] == 2
+    assert len(detail["errors"]) == 1
+    assert detail["errors"][0].startswith("error: classify needs a trained model")
+    assert "Traceback" not in (manager.results / run_id / "serve.log").read_text()
+    assert not (manager.results / run_id / "records.jsonl").exists()
+    with client.stream("GET", f"/api/runs/{run_id}/events") as events:
+        assert 'event: end\ndata: {"status":"failed"}' in "".join(events.iter_text())
