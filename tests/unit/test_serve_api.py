@@ -75,6 +75,17 @@ def test_options_come_from_the_registries(client: TestClient) -> None:
     assert got["defaults"]["shards"] == [1, 5, 10, 15]
 
 
+def test_the_api_is_described_and_no_page_loads_from_elsewhere(client: TestClient) -> None:
+    spec = client.get("/api/openapi.json").json()
+    assert {"/api/runs", "/api/runs/{run_id}", "/api/runs/{run_id}/events"} <= set(spec["paths"])
+    assert client.get("/docs").status_code == 404  # the interactive docs would load a CDN
+    for page in ("/", "/new", "/compare"):
+        html = client.get(page).text
+        assert "http://" not in html and "https://" not in html
+    script = client.get("/static/app.js").text.replace('"http://www.w3.org/2000/svg"', "")
+    assert "http" not in script  # the SVG namespace is a name, not a load
+
+
 def test_the_runs_list_shows_status_and_headline_from_the_summary(client: TestClient) -> None:
     # GIVEN a finished terminal run with a summary.csv and no headline.json
     (run,) = client.get("/api/runs").json()["runs"]
