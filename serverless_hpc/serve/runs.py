@@ -250,6 +250,11 @@ def _read_json(path: Path, *, sleep: Callable[[float], None] = time.sleep) -> An
     return None
 
 
+def _mapping(data: object) -> dict[str, Any]:
+    """``data`` if it is a JSON object, else empty (a file of another shape says nothing)."""
+    return dict(data) if isinstance(data, Mapping) else {}
+
+
 def _supports_cold(target: str) -> bool:
     """Whether ``target`` forces cold starts: its class attribute, its module imported lazily.
 
@@ -531,9 +536,9 @@ class RunManager:
     def status(self, run_id: str) -> dict[str, Any]:
         """A run's status, plan and headline (cheap: records are not read)."""
         path = self.run_dir(run_id)
-        meta = _read_json(path / "run.json") or {}
-        serve = _read_json(path / SERVE_META) or {}
-        child = self._children.get(run_id)
+        meta = _mapping(_read_json(path / "run.json"))
+        serve = _mapping(_read_json(path / SERVE_META))
+        child = self._children.get(run_id) or self._find_live(run_id, serve)
         alive = child.alive() if child else False
         cancelled = bool(serve.get("cancel_requested") or (child and child.cancel_requested))
         if "finished" in meta:
@@ -575,7 +580,7 @@ class RunManager:
         """:meth:`status` plus the plan, the planned count and the progress from the records."""
         out = self.status(run_id)
         path = self.results / run_id
-        meta = _read_json(path / "run.json") or {}
+        meta = _mapping(_read_json(path / "run.json"))
         done, failed, last = count_records(path / "records.jsonl")
         out.update(
             config=_public_config(meta.get("config")),
@@ -701,19 +706,29 @@ class RunManager:
     def _adopt(self) -> None:
         """After a restart: keep hold of runs a previous server started that still run."""
         for run_id in self.run_ids():
-            serve = _read_json(self.results / run_id / SERVE_META)
-            if not isinstance(serve, Mapping) or serve.get("exit_code") is not None:
-                continue
-            try:
-                proc = psutil.Process(int(serve["pid"]))
-                same = abs(proc.create_time() - float(serve["create_time"])) < 0.01
-            except (psutil.Error, KeyError, TypeError, ValueError):
-                continue
-            if same:
-                child = _Child(run_id, proc, cancel_requested=serve.get("cancel_requested"))
-                if child.alive():
-                    self._children[run_id] = child
-                    log.info("adopted run %s (pid %d), still going", run_id, proc.pid)
+            self._find_live(run_id, _mapping(_read_json(self.results / run_id / SERVE_META)))
+
+    def _find_live(self, run_id: str, serve: Mapping[str, Any]) -> _Child | None:
+        """The live process of a run another server started (its pid and start time match).
+
+        Adopted, it counts against ``max_runs`` and can be cancelled from here.
+        """
+        if not serve or serve.get("exit_code") is not None or run_id in self._children:
+            return None
+        try:
+            proc = psutil.Process(int(serve["pid"]))
+            same = abs(proc.create_time() - float(serve["create_time"])) < 0.01
+        except (psutil.Error, KeyError, TypeError, ValueError):
+            return None
+        if not same:
+            return None
+        child = _Child(run_id, proc, cancel_requested=serve.get("cancel_requested"))
+        if not child.alive():
+            return None
+        with self._lock:
+            child = self._children.setdefault(run_id, child)
+        log.info("adopted run %s (pid %d), still going", run_id, proc.pid)
+        return child
 
     def _write_serve(self, out: Path, data: Mapping[str, Any]) -> None:
         tmp = out / (SERVE_META + ".tmp")
@@ -723,6 +738,6 @@ class RunManager:
     def _update_serve(self, run_id: str, **changes: Any) -> None:
         with self._lock:
             path = self.results / run_id
-            data = _read_json(path / SERVE_META) or {}
+            data = _mapping(_read_json(path / SERVE_META))
             data.update(changes)
             self._write_serve(path, data)

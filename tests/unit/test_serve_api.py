@@ -154,6 +154,16 @@ def test_statuses_of_unfinished_runs(results: Path, tmp_path: Path) -> None:
     assert stale.status("r-terminal")["status"] == "interrupted"
 
 
+def test_files_of_another_shape_say_nothing(results: Path, client: TestClient) -> None:
+    run = make_run(results, "r-odd", finished=False, serve={"pid": "x"})
+    (run / "run.json").write_text("[1, 2]")
+    (run / "headline.json").write_text('"just a string"')
+    got = client.get("/api/runs/r-odd")
+    assert got.status_code == 200
+    assert got.json()["status"] == "failed"  # started here, no process, no plan: never ran
+    assert got.json()["planned"] is None and got.json()["headline"] == []
+
+
 def test_run_detail_counts_progress_against_the_planned_invocations(client: TestClient) -> None:
     got = client.get("/api/runs/20260101T000000Z-aaaaaa").json()
     cfg = bench.BenchConfig(
