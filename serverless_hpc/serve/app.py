@@ -74,7 +74,8 @@ LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 #: Pages: only this server's scripts and styles; fetch/EventSource to this origin only.
 PAGE_CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
 )
 #: The report is self-contained HTML (inline style, data: images) and needs no script.
 REPORT_CSP: Final = (

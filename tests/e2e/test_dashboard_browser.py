@@ -90,6 +90,10 @@ def test_start_a_run_from_the_form_watch_it_reach_100_percent_and_open_its_repor
     assert page.inner_text("#status") == "finished"
     assert "standalone dataproc" in page.inner_text(".legend")
     assert "latest batch: standalone dataproc \u00d7 2 shard(s)" in page.inner_text("#latest")
+    # the report is shown on the page, sandboxed
+    frame = page.frame_locator("#report-frame")
+    assert run_id in frame.locator("h1").inner_text()
+    assert page.get_attribute("#report-frame", "sandbox") == ""
     shot(page, "2-run-finished")
     # the run is the terminal's: same files in the results directory
     assert (server.results / run_id / "records.jsonl").read_text().count("\n") == 3

@@ -287,6 +287,7 @@ async function pageRun(main) {
   const lastError = el("div", { id: "last-error" });
   const cancel = el("button", { type: "button", id: "cancel", class: "secondary", text: "Cancel the run" });
   const reportBox = el("div", { id: "report" });
+  const reportFrame = el("section", { id: "report-section" });
   const notes = el("div", { id: "notes" });
   const headline = el("ul", { class: "headline", id: "headline" });
   const headlineBox = el("section", {}, el("h2", { text: "Headline" }), headline);
@@ -319,8 +320,12 @@ async function pageRun(main) {
     if (info.headline) headline.replaceChildren(...info.headline.map((h) => el("li", { text: h })));
     const errs = (info.errors || []).concat((info.skipped || []).map((s) => `skipped ${s.workload} on ${s.target}: ${s.reason}`));
     if (info.errors || info.skipped) notes.replaceChildren(...errs.map((e) => el("p", { class: "error", text: e })));
-    if (info.report) {
-      reportBox.replaceChildren(el("a", { id: "report-link", href: `/runs/${encodeURIComponent(id)}/report`, text: "Open the report" }));
+    if (info.report && !reportFrame.querySelector("iframe")) {
+      const href = `/runs/${encodeURIComponent(id)}/report`;
+      reportBox.replaceChildren(el("a", { id: "report-link", href, text: "Open the report" }));
+      // sandboxed: the report runs no script and gets no access to this page
+      reportFrame.replaceChildren(el("h2", { text: "Report" }),
+        el("iframe", { id: "report-frame", class: "report", src: href, sandbox: "", title: "report" }));
     } else if (["cancelled", "aborted", "interrupted"].includes(state.status)) {
       reportBox.replaceChildren(el("p", { class: "notice", id: "no-report",
         text: `No report: the run stopped early. Its records are kept; shpc report <results>/${id} builds one from them.` }));
@@ -340,7 +345,7 @@ async function pageRun(main) {
     el("div", { class: "progress" }, bar, counts, cancel), latest, lastError, notes, reportBox,
     el("h2", { text: "Latency by fan-out (live)" }), chart.legend, chart.node,
     headlineBox,
-    el("h2", { text: "Plan" }), facts);
+    el("h2", { text: "Plan" }), facts, reportFrame);
   render(Object.assign({}, detail, { done: 0, failed: 0 }));
   chart.draw();
 
