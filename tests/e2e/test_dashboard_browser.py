@@ -95,6 +95,7 @@ def test_start_a_run_from_the_form_watch_it_reach_100_percent_and_open_its_repor
     assert run_id in frame.locator("h1").inner_text()
     assert page.get_attribute("#report-frame", "sandbox") == ""
     shot(page, "2-run-finished")
+    page.locator("#report-frame").screenshot(path=str(shot(page, "2b-report-in-page")))
     # the run is the terminal's: same files in the results directory
     assert (server.results / run_id / "records.jsonl").read_text().count("\n") == 3
     # WHEN the report is opened THEN it is the run's report.html
