@@ -91,6 +91,13 @@ class Outcome:
     breakdown: dict[str, float] = field(default_factory=dict)
     instance: str | None = None
     extra: dict[str, float] = field(default_factory=dict)
+    #: Which enforcement of the instance's resources applied (local-faas: profile, ``cpus``,
+    #: ``cpu``/``memory`` mechanism such as ``cgroup-v1-quota`` or ``post-invocation-check``);
+    #: empty where the platform itself enforces them.
+    resources: dict[str, Any] = field(default_factory=dict)
+    #: True when the CPU granted to the invocations in flight with this one exceeded the
+    #: machine's CPUs (its figures then measure the machine); None where not assessed.
+    oversubscribed: bool | None = None
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.breakdown) - _PHASES)
@@ -200,6 +207,8 @@ class InvocationRecord:
             breakdown=o.breakdown,
             extra=o.extra,
             instance=o.instance,
+            resources=o.resources,
+            oversubscribed=o.oversubscribed,
             result=self.result,
             env=self.env,
         )

@@ -140,6 +140,19 @@ class Target(ABC):
         report it themselves.
         """
 
+    #: Whether the target can run a function at a memory size the plan chooses
+    #: (``--memory-mb 512,1024``); the others run the plan once and say they ignore it.
+    supports_memory: ClassVar[bool] = False
+
+    def set_memory(self, workload: str, memory_mb: int) -> None:
+        """Run ``workload``'s function at ``memory_mb`` from the next batch on.
+
+        Called by the driver before every batch of a memory sweep, outside the timing; a
+        target only does platform work when the size changes. Only called when
+        :attr:`supports_memory`; raising fails that batch's invocations.
+        """
+        raise NotImplementedError(f"{self.name} cannot set memory")
+
     #: True when the target runs a whole fan-out itself (:meth:`invoke_batch`), as the EC2
     #: target does with one SSM command; the driver then does not fan out per request.
     batch_native: ClassVar[bool] = False

@@ -15,11 +15,22 @@ shared handler, as a Lambda execution environment is. The platform rules emulate
   function is retired to make room.
 * **Timeout**: an invocation that runs past its timeout kills its instance and is recorded as
   ``Timeout``, billed for the whole timeout, as Lambda does.
-* **Memory**: an instance whose peak RSS during an invocation exceeds ``memory_mb`` is
-  retired and the invocation recorded as ``OutOfMemory``. Unlike Lambda, the limit is
-  checked after the invocation rather than enforced by the kernel during it. ``max_rss_mb``
-  is the peak during the invocation (resident baseline included); Lambda's "Max Memory Used"
-  is the environment's lifetime peak, which is never lower.
+* **Resources** (:mod:`serverless_hpc.targets.resources`): each instance runs in its own
+  control group, joined before any of its code runs: a CPU quota in proportion to its
+  memory as the platform profile says (``--target-opt local-faas.profile=lambda``, the
+  default: 1,769 MB = one vCPU; ``openwhisk``: OpenWhisk's default CPU share; ``none``: no
+  control) and a kernel memory limit. A kernel OOM kill during an invocation is recorded as
+  ``OutOfMemory`` and the instance replaced. Where no group can be made, CPU affinity and
+  the check below apply instead; every record names what applied (``resources``).
+* **Memory check**: an instance whose peak RSS during an invocation exceeds ``memory_mb`` is
+  also retired and the invocation recorded as ``OutOfMemory`` (the only memory enforcement
+  of the fallback and the ``none`` profile). ``max_rss_mb`` is the peak during the
+  invocation (resident baseline included); Lambda's "Max Memory Used" is the environment's
+  lifetime peak, which is never lower.
+* **Capacity**: when the CPU granted to the invocations in flight exceeds the machine's
+  CPUs, their records say ``oversubscribed`` (a warning is logged once);
+  ``--target-opt local-faas.capacity=hold`` instead holds invocations back until their CPU
+  fits (the wait is in ``client_ms`` and the batch's makespan).
 * **Billing**: ``billed_ms`` is duration (plus init on a cold start) rounded up to 1 ms, as
   Lambda bills since it started billing the init phase.
 * **Forced cold**: ``force_cold=True`` starts a fresh instance and retires it afterwards, for
@@ -45,7 +56,8 @@ from serverless_hpc.contract import (
 )
 from serverless_hpc.host import available_cpus
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
-from serverless_hpc.targets.base import Target, TargetSettings
+from serverless_hpc.targets import resources
+from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
 from serverless_hpc.targets.process import (
     ReadyInfo,
     WorkerDied,
@@ -66,6 +78,10 @@ class _Throttled(Exception):
     """No instance could be had before the deadline: the concurrency cap was reached."""
 
 
+#: ``--target-opt local-faas.capacity``: record oversubscription, or hold invocations back.
+CAPACITY_MODES = ("record", "hold")
+
+
 class _Closed(Exception):
     """The target was closed while the invocation waited or started."""
 
@@ -80,9 +96,32 @@ class LocalFaasTarget(Target):
 
     name = "local-faas"
     supports_forced_cold = True
+    supports_memory = True
+    options = frozenset({"profile", "capacity"})
 
-    def __init__(self, settings: TargetSettings) -> None:
+    def __init__(
+        self, settings: TargetSettings, *, manager: resources.ResourceManager | None = None
+    ) -> None:
+        """``manager`` is a test seam (a fake cgroup tree); by default one is made here."""
         super().__init__(settings)
+        opts = self.target_options()
+        try:
+            prof = resources.profile(opts.get("profile", resources.DEFAULT_PROFILE))
+        except ValueError as exc:
+            raise TargetUnavailable(f"local-faas: --target-opt profile: {exc}") from None
+        self.capacity_mode = opts.get("capacity", "record")
+        if self.capacity_mode not in CAPACITY_MODES:
+            raise TargetUnavailable(
+                f"local-faas: --target-opt capacity must be one of {CAPACITY_MODES}, "
+                f"got {self.capacity_mode!r}"
+            )
+        self.resources = manager or resources.ResourceManager(prof)
+        self.machine_cpus = self.resources.machine_cpus
+        self._memory: int | None = None  # set by the plan's memory dimension
+        self._groups: dict[WorkerProcess, tuple[resources.InstanceGroup, int]] = {}
+        self._in_flight: dict[int, list[Any]] = {}  # token -> [cpus, oversubscribed]
+        self._next_token = 0
+        self._warned_oversubscribed = False
         cap = settings.concurrency
         self.concurrency = cap if cap is not None else max(2, available_cpus())
         self.keep_alive_s = settings.keep_alive_s
@@ -96,7 +135,8 @@ class LocalFaasTarget(Target):
         self.cold_starts = 0
 
     def open(self) -> None:
-        """Open the workers' log; instances start on demand."""
+        """Set up resource control (sweeping dead drivers' groups); instances start on demand."""
+        self.resources.open()
         self._log = open_log(self.settings.log_dir, self.name)
 
     def close(self) -> None:
@@ -112,10 +152,27 @@ class LocalFaasTarget(Target):
             self._busy.clear()
             self._cv.notify_all()
         for worker in victims:
-            worker.kill()
+            self._dispose(worker)
+        self.resources.close()
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def _dispose(self, worker: WorkerProcess) -> None:
+        """Kill an instance and remove its group."""
+        worker.kill()
+        with self._cv:
+            entry = self._groups.pop(worker, None)
+        if entry is not None:
+            entry[0].remove()
+
+    def set_memory(self, workload: str, memory_mb: int) -> None:
+        """Start new instances at ``memory_mb`` from now on (the plan's memory dimension).
+
+        Idle instances of another size are not reused (a different size is another
+        function configuration, as on Lambda) and retire when their slot is needed.
+        """
+        self._memory = memory_mb
 
     @property
     def max_parallel(self) -> int:
@@ -124,6 +181,8 @@ class LocalFaasTarget(Target):
 
     def memory_for(self, workload: str) -> int:
         """The function's memory setting."""
+        if self._memory is not None:
+            return self._memory
         if self.settings.memory_mb is not None:
             return self.settings.memory_mb
         return DEFAULT_MEMORY_BY_WORKLOAD.get(workload, DEFAULT_MEMORY_MB)
@@ -134,6 +193,13 @@ class LocalFaasTarget(Target):
             "concurrency": self.concurrency,
             "keep_alive_s": self.keep_alive_s,
             "memory_mb": self.settings.memory_mb,
+            "profile": self.resources.profile.name,
+            "profile_source": self.resources.profile.source,
+            "enforcement": self.resources.backend.name
+            if self.resources.backend is not None
+            else f"fallback ({self.resources.fallback_reason})",
+            "machine_cpus": self.machine_cpus,
+            "capacity": self.capacity_mode,
         }
 
     def idle_count(self) -> int:
@@ -159,14 +225,14 @@ class LocalFaasTarget(Target):
     def _retire(self, victims: list[WorkerProcess]) -> None:
         """Kill ``victims`` (marked retiring) now; their slots free up when they are gone."""
         for worker in victims:
-            worker.kill()
+            self._dispose(worker)
         if victims:
             with self._cv:
                 self._retiring -= len(victims)
                 self._cv.notify_all()
 
     def _acquire(
-        self, workload: str, deadline: float, force_cold: bool
+        self, workload: str, memory_mb: int, deadline: float, force_cold: bool
     ) -> tuple[WorkerProcess | None, bool, list[WorkerProcess]]:
         """``(instance, reserved, victims)``: a busy-marked idle instance of ``workload``, or
         ``reserved`` True when a starting slot was reserved for a new one.
@@ -183,14 +249,21 @@ class LocalFaasTarget(Target):
                 victims += self._take_expired_locked()
                 if not force_cold:
                     for worker in reversed(self._idle):
-                        if worker.workload == workload:
+                        if worker.workload == workload and self._size(worker) == memory_mb:
                             self._idle.remove(worker)
                             self._busy.add(worker)
                             return worker, False, victims
                 if self._slots_locked() < self.concurrency:
                     self._starting += 1
                     return None, True, victims
-                other = next((w for w in self._idle if w.workload != workload or force_cold), None)
+                other = next(
+                    (
+                        w
+                        for w in self._idle
+                        if w.workload != workload or force_cold or self._size(w) != memory_mb
+                    ),
+                    None,
+                )
                 if other is not None:
                     self._idle.remove(other)
                     self._retiring += 1
@@ -203,33 +276,47 @@ class LocalFaasTarget(Target):
                     raise _Throttled
                 self._cv.wait(remaining)
 
+    def _size(self, worker: WorkerProcess) -> int | None:
+        """The memory size ``worker`` was started with (call with the lock held)."""
+        entry = self._groups.get(worker)
+        return entry[1] if entry is not None else None
+
     def _start(self, workload: str, memory_mb: int) -> tuple[WorkerProcess, ReadyInfo]:
-        """Spawn an instance for a reserved starting slot and wait until it is ready."""
+        """Create the instance's group, spawn it inside, and wait until it is ready."""
         worker: WorkerProcess | None = None
+        group: resources.InstanceGroup | None = None
         try:
+            group = self.resources.group_for(memory_mb)
             worker = WorkerProcess(
                 platform=self.name,
                 workload=workload,
                 memory_mb=memory_mb,
                 env=self.settings.worker_env(),
                 stderr=self._log,
+                launcher=group.wrap,
             )
+            with self._cv:
+                self._groups[worker] = (group, memory_mb)
             ready = worker.wait_ready(self.settings.init_timeout_s)
         except BaseException:
             with self._cv:
                 self._starting -= 1
                 self._cv.notify_all()
             if worker is not None:
-                worker.kill()
+                self._dispose(worker)
+            elif group is not None:
+                group.remove()
             raise
         with self._cv:
             self._starting -= 1
-            if self._closed:
-                self._cv.notify_all()
-                worker.kill()
-                raise _Closed
-            self._busy.add(worker)
-            self.cold_starts += 1
+            closed = self._closed
+            if not closed:
+                self._busy.add(worker)
+                self.cold_starts += 1
+            self._cv.notify_all()
+        if closed:
+            self._dispose(worker)
+            raise _Closed
         return worker, ready
 
     def _release(self, worker: WorkerProcess, *, keep: bool) -> None:
@@ -256,9 +343,11 @@ class LocalFaasTarget(Target):
         memory_mb = self.memory_for(workload)
         deadline = time.monotonic() + timeout_s
         ready: ReadyInfo | None = None
+        token: int | None = None
         try:
+            token = self._enter(memory_mb, deadline)
             while True:
-                worker, reserved, victims = self._acquire(workload, deadline, force_cold)
+                worker, reserved, victims = self._acquire(workload, memory_mb, deadline, force_cold)
                 self._retire(victims)
                 if worker is not None:
                     break
@@ -266,18 +355,81 @@ class LocalFaasTarget(Target):
                     worker, ready = self._start(workload, memory_mb)
                     break
         except _Throttled:
+            self._leave(token)
+            held = " and the machine's CPU capacity (capacity=hold)" if token is None else ""
             msg = (
                 f"no local-faas instance free within the {timeout_s:g} s timeout "
-                f"(concurrency cap {self.concurrency})"
+                f"(concurrency cap {self.concurrency}{held})"
             )
             return Outcome(response=error_response(THROTTLED, msg), cold=False)
         except _Closed:
+            self._leave(token)
             msg = "local-faas target is closed"
             return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=False)
-        except (WorkerDied, WorkerTimeout, OSError) as exc:
+        except (WorkerDied, WorkerTimeout, OSError, resources.ResourceError) as exc:
+            self._leave(token)
             msg = f"function instance failed to initialise: {exc}"
             return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=True)
-        return self._run_on(worker, ready, request, timeout_s, memory_mb, force_cold)
+        try:
+            outcome = self._run_on(worker, ready, request, timeout_s, memory_mb, force_cold)
+        finally:
+            oversubscribed = self._leave(token)
+        if self.resources.profile.mode != "none":
+            outcome.oversubscribed = oversubscribed
+        return outcome
+
+    def _cpus_of(self, memory_mb: int) -> float:
+        """CPU an invocation at ``memory_mb`` is granted (all of the machine without control)."""
+        cpus = self.resources.limits(memory_mb).cpus
+        return float(self.machine_cpus) if cpus is None else cpus
+
+    def _enter(self, memory_mb: int, deadline: float) -> int:
+        """Count an invocation's CPU as in flight; in ``hold`` mode first wait until it fits.
+
+        Marks every invocation in flight as oversubscribed once their CPU exceeds the
+        machine's. Raises :class:`_Throttled` when holding outlasts the deadline.
+        """
+        cpus = self._cpus_of(memory_mb)
+        with self._cv:
+            if self.capacity_mode == "hold":
+                while self._in_flight and (
+                    sum(e[0] for e in self._in_flight.values()) + cpus > self.machine_cpus + 1e-9
+                ):
+                    if self._closed:
+                        raise _Closed
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise _Throttled
+                    self._cv.wait(remaining)
+            self._next_token += 1
+            token = self._next_token
+            self._in_flight[token] = [cpus, False]
+            total = sum(e[0] for e in self._in_flight.values())
+            if total > self.machine_cpus + 1e-9:
+                for entry in self._in_flight.values():
+                    entry[1] = True
+                warn = not self._warned_oversubscribed
+                self._warned_oversubscribed = True
+            else:
+                warn = False
+        if warn and self.resources.profile.mode != "none":
+            log.warning(
+                "local-faas: the CPU of the invocations in flight (%.2f) exceeds this machine's "
+                "%d CPUs: their figures measure the machine, not the platform (records say "
+                "'oversubscribed'; --target-opt local-faas.capacity=hold avoids it)",
+                total,
+                self.machine_cpus,
+            )
+        return token
+
+    def _leave(self, token: int | None) -> bool:
+        """Stop counting an invocation; whether it was oversubscribed at any time."""
+        if token is None:
+            return False
+        with self._cv:
+            entry = self._in_flight.pop(token, None)
+            self._cv.notify_all()
+        return bool(entry and entry[1])
 
     def _run_on(
         self,
@@ -290,10 +442,34 @@ class LocalFaasTarget(Target):
     ) -> Outcome:
         """Invoke on a busy instance and account for it; the instance is always released."""
         keep = False
+        with self._cv:
+            entry = self._groups.get(worker)
+        group = entry[0] if entry is not None else None
+        enforcement = dict(group.enforcement) if group is not None else {}
+        extra = {"cgroup_setup_ms": group.setup_ms} if group and ready and group.rel else {}
         try:
+            t_call = time.perf_counter()
             response, reply = call_or_error(worker, request, timeout_s)
+            call_ms = (time.perf_counter() - t_call) * 1e3
             cold = ready is not None
             init_ms = ready.init_ms if ready is not None else None
+            if reply is None and group is not None and group.oom_killed():
+                # The kernel killed the instance at its memory limit, during the invocation.
+                response = error_response(
+                    OUT_OF_MEMORY,
+                    f"the instance was killed at its {memory_mb} MB memory limit "
+                    f"({enforcement.get('memory')})",
+                )
+                return Outcome(
+                    response=response,
+                    cold=cold,
+                    init_ms=init_ms,
+                    duration_ms=call_ms,  # up to the kill, as the parent saw it
+                    memory_mb=memory_mb,
+                    instance=str(worker.pid),
+                    resources=enforcement,
+                    extra=extra,
+                )
             if reply is None:
                 # Lambda bills a timed-out invocation for the whole timeout.
                 timed_out = response.get("error", {}).get("type") == TIMEOUT
@@ -307,6 +483,8 @@ class LocalFaasTarget(Target):
                     billed_ms=float(billed) if billed is not None else None,
                     memory_mb=memory_mb,
                     instance=str(worker.pid),
+                    resources=enforcement,
+                    extra=extra,
                 )
             max_rss = float(reply["max_rss_mb"])
             if max_rss > memory_mb:
@@ -334,6 +512,8 @@ class LocalFaasTarget(Target):
                 max_rss_mb=max_rss,
                 breakdown=breakdown,
                 instance=str(worker.pid),
+                resources=enforcement,
+                extra=extra,
             )
         finally:
             self._release(worker, keep=keep)

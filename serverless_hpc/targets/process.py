@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -53,7 +54,10 @@ class WorkerProcess:
         memory_mb: int | None = None,
         env: dict[str, str] | None = None,
         stderr: IO[bytes] | int | None = None,
+        launcher: Callable[[list[str]], list[str]] | None = None,
     ) -> None:
+        """``launcher`` rewrites the argv to start the child inside its resource limits
+        (:meth:`serverless_hpc.targets.resources.InstanceGroup.wrap`)."""
         self.workload = workload
         spawned = time.monotonic_ns()
         argv = [
@@ -69,6 +73,8 @@ class WorkerProcess:
             argv += ["--workload", workload]
         if memory_mb:
             argv += ["--memory-mb", str(memory_mb)]
+        if launcher is not None:
+            argv = launcher(argv)
         self._spawned_ns = spawned
         self.proc = subprocess.Popen(
             argv,
