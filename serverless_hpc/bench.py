@@ -13,6 +13,10 @@ Experiments go prepare -> run -> process (as in SeBS):
 * **process**: :mod:`serverless_hpc.report` turns the records into the summary, plots and
   the HTML report.
 
+Memory is a plan dimension: with ``memory_mb`` (``--memory-mb 512,1024,1769``) every batch
+runs at each size on the targets that can set memory (sizes outermost, so a cloud function is
+reconfigured once per size); the others run the plan once and say they ignore it.
+
 Modes: ``natural`` lets the platform decide what is cold (first use, scale-out);
 ``cold`` forces a cold start on every invocation, on targets that support it.
 """
@@ -43,6 +47,8 @@ from serverless_hpc.workloads.spec import WorkloadSpec
 log = logging.getLogger(__name__)
 
 MODES: Final = ("natural", "cold")
+#: The largest memory size any platform here offers (Lambda's 10,240 MB).
+MAX_MEMORY_MB: Final = 10_240
 
 #: The clock ``client_ms`` is measured with (nanoseconds; tests inject a fake one).
 perf_ns: Callable[[], int] = time.perf_counter_ns
@@ -69,6 +75,8 @@ class BenchConfig:
     train_repeats: int = 1
     modes: tuple[str, ...] = ("natural", "cold")
     cold_repeats: int = 2
+    #: Memory sizes to sweep (MB); empty: each target's own setting, no sweep.
+    memory_mb: tuple[int, ...] = ()
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     settings: TargetSettings = field(default_factory=TargetSettings)
     run_id: str = ""
@@ -91,6 +99,12 @@ class BenchConfig:
             raise BenchError(f"--shards must be positive integers, got {list(self.shards)}")
         if self.repeats < 1 or self.train_repeats < 1 or self.cold_repeats < 1:
             raise BenchError("--repeats, --train-repeats and --cold-repeats must be >= 1")
+        bad_mem = [m for m in self.memory_mb if not 128 <= m <= MAX_MEMORY_MB]
+        if bad_mem or len(set(self.memory_mb)) != len(self.memory_mb):
+            raise BenchError(
+                f"--memory-mb: sizes must be distinct integers from 128 to {MAX_MEMORY_MB} MB, "
+                f"got {list(self.memory_mb)}"
+            )
         if any(m not in MODES for m in self.modes) or not self.modes:
             raise BenchError(f"--modes must be from {MODES}, got {list(self.modes)}")
         for name in self.workloads:
@@ -123,14 +137,27 @@ class Batch:
     mode: str
     requests: tuple[dict[str, Any], ...]
     items: tuple[int, ...]
+    memory_mb: int | None = None  # the sweep's size; None: the target's own setting
 
 
-def plan(cfg: BenchConfig, target: str) -> Iterator[Batch]:
-    """The batches to run on one target, in plan order (natural before cold).
+def memory_sizes(cfg: BenchConfig, supports_memory: bool) -> tuple[int | None, ...]:
+    """The sizes a target runs the plan at: the sweep, or once at its own setting."""
+    return cfg.memory_mb if cfg.memory_mb and supports_memory else (None,)
+
+
+def plan(cfg: BenchConfig, target: str, *, supports_memory: bool = False) -> Iterator[Batch]:
+    """The batches to run on one target, in plan order (memory size, then natural before cold).
 
     A long-running workload (``train``) runs ``train_repeats`` times, natural mode only; a
     fanned-out one at every fan-out, mode and repeat; any other once per mode and repeat.
+    With a memory sweep and ``supports_memory``, all of that at each size in turn.
     """
+    for memory_mb in memory_sizes(cfg, supports_memory):
+        for batch in _plan_one_size(cfg, target):
+            yield replace(batch, memory_mb=memory_mb)
+
+
+def _plan_one_size(cfg: BenchConfig, target: str) -> Iterator[Batch]:
     for spec in cfg.specs():
         params = cfg.params_of(spec.name)
         if spec.long_running:
@@ -163,19 +190,25 @@ def _batch(
     return Batch(target, spec.name, shards, repeat, mode, tuple(requests), tuple(items))
 
 
-def count_invocations(cfg: BenchConfig, supports_cold: Callable[[str], bool]) -> int:
+def count_invocations(
+    cfg: BenchConfig,
+    supports_cold: Callable[[str], bool],
+    supports_memory: Callable[[str], bool] = lambda _: False,
+) -> int:
     """How many invocations the whole plan makes (for the progress bar), without building it."""
     total = 0
     for target in cfg.targets:
+        per_size = 0
         for spec in cfg.specs():
             if spec.long_running:
-                total += cfg.train_repeats
+                per_size += cfg.train_repeats
                 continue
             fanout = sum(cfg.shards) if spec.fanned_out else 1
             for mode in cfg.modes:
                 if mode == "cold" and not supports_cold(target):
                     continue
-                total += fanout * (cfg.repeats if mode == "natural" else cfg.cold_repeats)
+                per_size += fanout * (cfg.repeats if mode == "natural" else cfg.cold_repeats)
+        total += per_size * len(memory_sizes(cfg, supports_memory(target)))
     return total
 
 
@@ -188,10 +221,17 @@ def batch_summary(
     compaction); the workload's spec combines them.
     """
     ok = [r for r in records if r.ok]
+    sizes = {r.outcome.memory_mb for r in records}
+    memory_mb = batch.memory_mb
+    if memory_mb is None and len(sizes) == 1:
+        memory_mb = next(iter(sizes))  # the target's own setting, as it reported it
+    flags = [r.outcome.oversubscribed for r in records if r.outcome.oversubscribed is not None]
     out: dict[str, Any] = {
         "run_id": records[0].run_id if records else None,
         "target": batch.target,
         "workload": batch.workload,
+        "memory_mb": memory_mb,
+        "oversubscribed": any(flags) if flags else None,
         "shards": batch.shards,
         "repeat": batch.repeat,
         "mode": batch.mode,
@@ -386,6 +426,16 @@ def run(
             opened[name] = target
         writer = RecordWriter(cfg.out / "records.jsonl")
         io_stack.callback(writer.close)
+        for name, target in opened.items():
+            if cfg.memory_mb and target.supports_memory:
+                try:  # the platform's limits, before anything runs
+                    target.check_memory(cfg.memory_mb)
+                except target_registry.TargetUnavailable as exc:
+                    raise BenchError(str(exc)) from exc
+            if cfg.memory_mb and not target.supports_memory:
+                log.warning(
+                    "%s cannot set memory: it runs the plan once and ignores --memory-mb", name
+                )
         pool = ThreadPoolExecutor(max_workers=max(*cfg.shards, 1), thread_name_prefix="inv")
         io_stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         state = _RunState(
@@ -394,7 +444,11 @@ def run(
             writer=writer,
             progress=progress,
             on_total=on_total,
-            total=count_invocations(cfg, lambda n: opened[n].supports_forced_cold),
+            total=count_invocations(
+                cfg,
+                lambda n: opened[n].supports_forced_cold,
+                lambda n: opened[n].supports_memory,
+            ),
         )
         if on_total:
             on_total(state.total)
@@ -407,6 +461,9 @@ def run(
                 "started": time.time(),
                 "planned_invocations": state.total,  # the report says when records are missing
                 "skipped": state.skipped,
+                "memory_ignored_by": [
+                    n for n, t in opened.items() if cfg.memory_mb and not t.supports_memory
+                ],
             }
         )
         state.write_meta()
@@ -465,7 +522,7 @@ class _RunState:
         specs = workloads.specs()
         writers = _model_writers(cfg)
         versions: dict[str, str] = {}  # model -> the version this run wrote on this target
-        for planned in plan(cfg, name):
+        for planned in plan(cfg, name, supports_memory=target.supports_memory):
             batch = planned
             spec = specs[batch.workload]
             model = spec.model if spec.reads_models else None
@@ -521,6 +578,26 @@ def _run_batch(
     if timeout_s is None:
         timeout_s = workloads.specs()[batch.workload].timeout_s
     force_cold = batch.mode == "cold"
+    if batch.memory_mb is not None:
+        try:  # reconfigure the function for this size, outside the timing
+            target.set_memory(batch.workload, batch.memory_mb)
+        except Exception as exc:  # nothing ran at this size: every request fails with why
+            log.exception(
+                "%s: cannot set %s to %d MB", target.name, batch.workload, batch.memory_mb
+            )
+            msg = f"cannot set the memory to {batch.memory_mb} MB: {type(exc).__name__}: {exc}"
+            failed = Outcome(
+                response=error_response(PLATFORM_ERROR, msg), cold=False, memory_mb=batch.memory_mb
+            )
+            now = time.time()
+            recs = []
+            for i in range(len(batch.requests)):
+                rec = _record(cfg, batch, i, replace(failed), 0.0, now, now, env)
+                writer.write(rec)
+                recs.append(rec)
+                if progress:
+                    progress(1)
+            return recs, []
     try:  # platform work for the batch (e.g. retiring warm environments), not timed
         target.prepare_batch(batch.workload, force_cold=force_cold, timeout_s=timeout_s)
     except Exception:  # the invocations will meet the same problem and record it
@@ -577,6 +654,7 @@ def _config_json(cfg: BenchConfig) -> dict[str, Any]:
         "train_repeats": cfg.train_repeats,
         "modes": list(cfg.modes),
         "cold_repeats": cfg.cold_repeats,
+        "memory_mb": list(cfg.memory_mb),
         "params": {w: cfg.params_of(w) for w in cfg.workloads},
         "settings": {
             "data_dir": str(s.data_dir) if s.data_dir else None,

@@ -72,7 +72,11 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
         help="model store: a path or s3://bucket/prefix (default: $SHPC_STORE or the cache)",
     )
     g.add_argument(
-        "--memory-mb", type=int, help="function memory setting (local-faas: 2048, train 4096)"
+        "--memory-mb",
+        type=_int_csv,
+        help="function memory size(s) in MB; a list such as 512,1024,1769 sweeps every batch "
+        "over the sizes on the targets that can set memory (local-faas, lambda, openwhisk) "
+        "(default: each target's setting; local-faas 2048, train 4096)",
     )
     g.add_argument(
         "--concurrency",
@@ -110,7 +114,7 @@ def _settings(args: argparse.Namespace, out: Path | None) -> Any:
         data_dir=args.data_dir,
         store_uri=args.store,
         log_dir=out / "logs" if out else None,
-        memory_mb=args.memory_mb,
+        memory_mb=args.memory_mb[0] if args.memory_mb and len(args.memory_mb) == 1 else None,
         concurrency=args.concurrency,
         keep_alive_s=args.keep_alive,
         timeout_s=args.timeout,
@@ -211,6 +215,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         train_repeats=args.train_repeats,
         modes=args.modes,
         cold_repeats=args.cold_repeats,
+        memory_mb=args.memory_mb or (),
         params=workload_params(args),
         settings=_settings(args, out),
         run_id=run_id,
@@ -349,6 +354,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         print(f"error: request is not JSON: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.memory_mb and len(args.memory_mb) > 1:
+        print("error: --memory-mb: 'shpc invoke' takes one size", file=sys.stderr)
+        return EXIT_USAGE
     settings = _with_data(_settings(args, None), args)
     timeout = args.timeout
     if timeout is None:
@@ -368,6 +376,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
                 "billed_ms": outcome.billed_ms,
                 "max_rss_mb": outcome.max_rss_mb,
                 "breakdown": outcome.breakdown,
+                "resources": outcome.resources,
             },
             indent=2,
         )

@@ -17,6 +17,10 @@ what is in flight with :attr:`max_parallel` and the client's connection pool.
   variable) retires every warm execution environment; the target waits for it with the
   ``function_updated_v2`` waiter before invoking. The change is drift from the template that
   the next ``cdk deploy`` resets; it does not alter behaviour.
+* **Memory sweep** (:meth:`LambdaTarget.set_memory`): the function's ``MemorySize`` is
+  updated between sizes and the target waits with ``function_updated_v2``; the original size
+  is restored on :meth:`LambdaTarget.close`, which the driver also calls after a failure or
+  Ctrl-C. A restore that fails is logged with the command that restores it by hand.
 * **Cost**: Billed Duration (which includes INIT for container images) times the memory in
   GB at the architecture's rate, plus the request price and the S3 requests the function
   counted itself; every priced line also goes to a per-run ledger written on :meth:`close`.
@@ -68,6 +72,8 @@ RETRYABLE_CODES: Final = frozenset(
 BACKOFF_BASE_S: Final = 0.25
 BACKOFF_CAP_S: Final = 8.0
 MAX_ATTEMPTS: Final = 50
+#: Bound on waiting for a memory update to finish (``function_updated_v2``, 1 s polls).
+MEMORY_UPDATE_TIMEOUT_S: Final = 300
 BASE_OPTIONS: Final = frozenset(
     {"stack_prefix", "region", "profile", "architecture", "max_parallel"}
 )
@@ -157,6 +163,7 @@ class LambdaTarget(Target):
     name = "lambda"
     options = known_options()
     supports_forced_cold = True
+    supports_memory = True
 
     def __init__(
         self,
@@ -197,6 +204,9 @@ class LambdaTarget(Target):
         #: Per workload: a configuration update completed and no invocation has finished since,
         #: so no warm environment exists and an invocation sent now starts cold.
         self._fresh = dict.fromkeys(self.workloads, False)
+        #: Per workload: the function's MemorySize before this run changed it, and now.
+        self._original_memory: dict[str, int] = {}
+        self._memory: dict[str, int] = {}
         self.ledger = CostLedger()
         from serverless_hpc.pricing_data import load_prices
 
@@ -239,7 +249,8 @@ class LambdaTarget(Target):
         self._cfn = self._cfn or session.client("cloudformation")
 
     def close(self) -> None:
-        """Write the run's cost ledger next to the worker logs (when there is a log dir)."""
+        """Restore every function's memory size, then write the run's cost ledger."""
+        self.restore_memory()
         if self.settings.log_dir is None or not self.ledger.lines:
             return
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -421,6 +432,67 @@ class LambdaTarget(Target):
             )
             total += s3_requests_cost(gets=gets, puts=puts, prices=self.prices)
         return total
+
+    # -- memory sweep --------------------------------------------------------------------
+    def set_memory(self, workload: str, memory_mb: int) -> None:
+        """Set ``workload``'s function to ``memory_mb`` and wait until the update is done.
+
+        The size before the first change is kept for :meth:`restore_memory`. An update
+        retires the warm environments, so the next invocations start cold, as they would on
+        Lambda after such a change.
+        """
+        if workload not in self.functions:
+            raise TargetUnavailable(f"lambda: no function for workload {workload!r}")
+        fn = self.functions[workload]
+        with self._cold_locks[workload]:
+            if self._memory.get(workload) == memory_mb:
+                return
+            if workload not in self._original_memory:
+                cfg = self._lambda.get_function_configuration(FunctionName=fn)
+                self._original_memory[workload] = int(cfg["MemorySize"])
+                self._memory[workload] = int(cfg["MemorySize"])
+            if self._memory[workload] != memory_mb:
+                self._update_memory(fn, memory_mb)
+                with self._cold_state_lock:
+                    self._fresh[workload] = True
+            self._memory[workload] = memory_mb
+        log.info("%s: memory set to %d MB", fn, memory_mb)
+
+    def _update_memory(self, fn: str, memory_mb: int) -> None:
+        self._lambda.update_function_configuration(FunctionName=fn, MemorySize=memory_mb)
+        self._lambda.get_waiter("function_updated_v2").wait(
+            FunctionName=fn,
+            WaiterConfig={"Delay": 1, "MaxAttempts": MEMORY_UPDATE_TIMEOUT_S},
+        )
+
+    def restore_memory(self) -> None:
+        """Put back every function's original memory size; failures are logged, not raised.
+
+        Each function is tried even when another fails, so one error does not leave the
+        rest changed; the log names the command that finishes the job by hand.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+        for workload, original in list(self._original_memory.items()):
+            fn = self.functions[workload]
+            if self._memory.get(workload) == original:
+                del self._original_memory[workload]
+                continue
+            try:
+                self._update_memory(fn, original)
+            except (BotoCoreError, ClientError, WaiterError):
+                log.exception(
+                    "lambda: could not restore %s to %d MB; run: aws lambda "
+                    "update-function-configuration --function-name %s --memory-size %d",
+                    fn,
+                    original,
+                    fn,
+                    original,
+                )
+                continue
+            self._memory[workload] = original
+            del self._original_memory[workload]
+            log.info("%s: memory restored to %d MB", fn, original)
 
     # -- forced cold starts --------------------------------------------------------------
     def prepare_batch(self, workload: str, *, force_cold: bool, timeout_s: float) -> None:

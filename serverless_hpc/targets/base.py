@@ -153,6 +153,13 @@ class Target(ABC):
         """
         raise NotImplementedError(f"{self.name} cannot set memory")
 
+    def check_memory(self, sizes: Sequence[int]) -> None:  # noqa: B027 - optional hook
+        """Refuse (:class:`TargetUnavailable`) sizes this target cannot set.
+
+        Called by the driver after :meth:`open` and before anything runs, so a sweep the
+        platform's limits rule out costs nothing.
+        """
+
     #: True when the target runs a whole fan-out itself (:meth:`invoke_batch`), as the EC2
     #: target does with one SSM command; the driver then does not fan out per request.
     batch_native: ClassVar[bool] = False

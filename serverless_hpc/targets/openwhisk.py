@@ -24,6 +24,11 @@ workload); this target only invokes them, through the same REST client:
   may still land on a container another just started; ``cold`` is therefore always taken from
   the record's ``initTime``, never assumed.
 
+* **Memory sweep**: :meth:`OpenWhiskTarget.check_memory` refuses sizes outside the
+  namespace's ``minActionMemory``/``maxActionMemory`` before anything runs;
+  :meth:`OpenWhiskTarget.set_memory` updates the action's ``limits.memory`` (which also
+  retires its warm containers) and :meth:`OpenWhiskTarget.close` restores the applied size.
+
 Target options (``--target-opt key=value``): ``project``, ``package``, ``config_file`` (a
 ``.wskprops``), ``insecure`` (true/false), ``max_parallel`` (default: ``--concurrency``, else
 64; never above the namespace's ``concurrentInvocations``).
@@ -35,6 +40,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -168,6 +174,7 @@ class OpenWhiskTarget(Target):
     name = "openwhisk"
     options = OPTIONS
     supports_forced_cold = True
+    supports_memory = True
 
     def __init__(self, settings: TargetSettings) -> None:
         super().__init__(settings)
@@ -201,6 +208,9 @@ class OpenWhiskTarget(Target):
         self._client: OpenWhiskClient | None = None
         self._slots = threading.BoundedSemaphore(self._parallel)
         self._actions: dict[str, int | None] = {}
+        self._original_memory: dict[str, int | None] = {}
+        self._memory_lock = threading.Lock()
+        self._limits: dict[str, Any] = {}
 
     def open(self) -> None:
         """Check that the project's package and actions exist; size the in-flight cap."""
@@ -232,11 +242,68 @@ class OpenWhiskTarget(Target):
             if entity is not None and is_managed(entity, self.project):
                 limits = entity.get("limits") or {}
                 self._actions[str(entity["name"])] = limits.get("memory")
-        return client.get_limits().get("concurrentInvocations")
+        self._limits = client.get_limits()
+        return self._limits.get("concurrentInvocations")
+
+    def check_memory(self, sizes: Sequence[int]) -> None:
+        """Refuse sizes outside the namespace's action memory limits (as the controller says)."""
+        low, high = self._limits.get("minActionMemory"), self._limits.get("maxActionMemory")
+        bad = [
+            m
+            for m in sizes
+            if (isinstance(low, int) and m < low) or (isinstance(high, int) and m > high)
+        ]
+        if bad:
+            raise TargetUnavailable(
+                f"openwhisk: --memory-mb {', '.join(map(str, bad))} outside the namespace's "
+                f"action memory limits {low}-{high} MB (the operator sets them)"
+            )
+
+    def set_memory(self, workload: str, memory_mb: int) -> None:
+        """Update the action's memory limit (a new action version: no warm container is reused)."""
+        if self._client is None:
+            raise RuntimeError("OpenWhiskTarget.set_memory before open()")
+        if workload not in self._actions:
+            raise TargetUnavailable(f"openwhisk: no action for workload {workload!r}")
+        with self._memory_lock:
+            current = self._actions[workload]
+            if current == memory_mb:
+                return
+            self._original_memory.setdefault(workload, current)
+            self._put_memory(workload, memory_mb)
+        log.info("%s/%s: memory set to %d MB", self.package, workload, memory_mb)
+
+    def _put_memory(self, workload: str, memory_mb: int) -> None:
+        assert self._client is not None
+        entity = self._client.put_action(
+            f"{self.package}/{workload}", {"limits": {"memory": memory_mb}}, overwrite=True
+        )
+        limits = entity.get("limits") or {}
+        self._actions[workload] = limits.get("memory", memory_mb)
+
+    def restore_memory(self) -> None:
+        """Put back each changed action's applied memory; failures are logged, not raised."""
+        with self._memory_lock:
+            for workload, original in list(self._original_memory.items()):
+                if original is None or self._actions.get(workload) == original:
+                    del self._original_memory[workload]
+                    continue
+                try:
+                    self._put_memory(workload, original)
+                except OpenWhiskError:
+                    log.exception(
+                        "openwhisk: could not restore %s/%s to %d MB; 'shpc ow apply' resets it",
+                        self.package,
+                        workload,
+                        original,
+                    )
+                    continue
+                del self._original_memory[workload]
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Restore the actions' memory, then close the HTTP session."""
         if self._client is not None:
+            self.restore_memory()
             self._client.close()
             self._client = None
 

@@ -114,7 +114,9 @@ def test_waiting_for_a_free_instance_is_bounded(tmp_path: Path) -> None:
 def test_memory_over_the_setting_fails_the_invocation_and_retires_the_instance(
     tmp_path: Path,
 ) -> None:
-    with LocalFaasTarget(TargetSettings(log_dir=tmp_path, memory_mb=256)) as t:
+    # The "none" profile: no kernel limit, so the check after the invocation catches it.
+    settings = TargetSettings(log_dir=tmp_path, memory_mb=256, extra={"profile": "none"})
+    with LocalFaasTarget(settings) as t:
         out = t.invoke(_sleep(alloc_mb=400), timeout_s=30)
         assert out.response["error"]["type"] == "OutOfMemory"
         assert "256 MB" in out.response["error"]["message"]
