@@ -381,6 +381,21 @@ def _check_model_available(cfg: BenchConfig) -> None:
             ) from exc
 
 
+def _check_memory(cfg: BenchConfig, opened: Mapping[str, Target]) -> None:
+    """Check a sweep's sizes against each platform's limits before anything runs or is
+    written; say which targets run once because they cannot set memory."""
+    if not cfg.memory_mb:
+        return
+    for name, target in opened.items():
+        if not target.supports_memory:
+            log.warning("%s cannot set memory: it runs the plan once and ignores --memory-mb", name)
+            continue
+        try:
+            target.check_memory(cfg.memory_mb)
+        except target_registry.TargetUnavailable as exc:
+            raise BenchError(str(exc)) from exc
+
+
 def run(
     cfg: BenchConfig,
     *,
@@ -424,18 +439,9 @@ def run(
             except target_registry.TargetUnavailable as exc:
                 raise BenchError(f"target {name!r} is unavailable: {exc}") from exc
             opened[name] = target
+        _check_memory(cfg, opened)
         writer = RecordWriter(cfg.out / "records.jsonl")
         io_stack.callback(writer.close)
-        for name, target in opened.items():
-            if cfg.memory_mb and target.supports_memory:
-                try:  # the platform's limits, before anything runs
-                    target.check_memory(cfg.memory_mb)
-                except target_registry.TargetUnavailable as exc:
-                    raise BenchError(str(exc)) from exc
-            if cfg.memory_mb and not target.supports_memory:
-                log.warning(
-                    "%s cannot set memory: it runs the plan once and ignores --memory-mb", name
-                )
         pool = ThreadPoolExecutor(max_workers=max(*cfg.shards, 1), thread_name_prefix="inv")
         io_stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         state = _RunState(

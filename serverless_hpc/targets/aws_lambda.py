@@ -451,7 +451,8 @@ class LambdaTarget(Target):
                 cfg = self._lambda.get_function_configuration(FunctionName=fn)
                 self._original_memory[workload] = int(cfg["MemorySize"])
                 self._memory[workload] = int(cfg["MemorySize"])
-            if self._memory[workload] != memory_mb:
+            if self._memory.get(workload) != memory_mb:
+                self._memory.pop(workload, None)  # unknown until the update is done
                 self._update_memory(fn, memory_mb)
                 with self._cold_state_lock:
                     self._fresh[workload] = True
