@@ -272,6 +272,8 @@ def _record(
     env: dict[str, Any],
 ) -> InvocationRecord:
     resp = outcome.response
+    if outcome.memory_mb is None and batch.memory_mb is not None:
+        outcome.memory_mb = batch.memory_mb  # configured for the batch, even if it never ran
     return InvocationRecord(
         run_id=cfg.run_id,
         target=batch.target,

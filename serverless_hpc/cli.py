@@ -245,6 +245,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(terminal_summary(out))
         print()
         print((out / "summary.md").read_text(encoding="utf-8"))
+    if len(cfg.memory_mb) > 1:
+        _print_memory_picks(out)
     print(f"records: {out / 'records.jsonl'}")
     if report_error is None:
         print(f"report:  {out / 'report.html'}")
@@ -263,6 +265,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         )
         return EXIT_REPORT_FAILED
     return EXIT_FAILED_INVOCATIONS if result.failed or result.skipped else EXIT_OK
+
+
+def _print_memory_picks(out: Path) -> None:
+    """Time and cost at each memory size and the picks (pure computation, no matplotlib)."""
+    from serverless_hpc import picks
+    from serverless_hpc.pricing_data import load_prices
+    from serverless_hpc.records import read_records
+
+    table = picks.size_table(read_records(out / "records.jsonl"), load_prices())
+    text = picks.markdown(table, picks.picks(table))
+    if text:
+        print("Which memory size:\n" + text)
 
 
 def _build_report(out: Path) -> str | None:

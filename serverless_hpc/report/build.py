@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from serverless_hpc import picks
 from serverless_hpc.report import decision, html, projection
 from serverless_hpc.report.checks import checks
 from serverless_hpc.report.data import RunData, bad_line_notes, load_run
@@ -48,7 +49,11 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
     rows = summarize(data.records, data.batches)
     prices = load_prices()
     profile = load_profile()
+    memory = _memory_sizes(data, rows, prices)
     written = {"summary.csv": out / "summary.csv", "summary.md": out / "summary.md"}
+    if memory:
+        written["memory.csv"] = out / "memory.csv"
+        written["memory.csv"].write_text(picks.to_csv(memory), encoding="utf-8")
     write_csv(rows, written["summary.csv"])
     written["summary.md"].write_text(markdown_table(rows), encoding="utf-8")
     configs = decision.configurations(data, rows, prices, profile)
@@ -59,10 +64,17 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
     written["headline.json"].write_text(json.dumps(head, indent=2), encoding="utf-8")
     projected = projection.projection(data, profile, prices)
     images = make_plots(data, rows, configs, projected) if plots else {}
+    if plots and memory:
+        table = picks.size_table(data.records, prices)
+        png = picks.plot_memory(table, picks.picks(table))
+        if png is not None:
+            images["time_and_cost_by_memory.png"] = png
     for name, png in images.items():
         (out / name).write_bytes(png)
         written[name] = out / name
-    page = render_report(data, rows, images, head=head, configs=configs, projected=projected)
+    page = render_report(
+        data, rows, images, head=head, configs=configs, projected=projected, memory=memory
+    )
     written["report.html"] = out / "report.html"
     written["report.html"].write_text(page, encoding="utf-8")
     return written
@@ -76,6 +88,7 @@ def render_report(
     head: dict[str, Any] | None = None,
     configs: Sequence[dict[str, Any]] | None = None,
     projected: Sequence[dict[str, Any]] | None = None,
+    memory: Sequence[dict[str, Any]] | None = None,
 ) -> str:
     """The self-contained report page."""
     from serverless_hpc.pricing_data import load_prices
@@ -86,6 +99,8 @@ def render_report(
         configs = decision.configurations(data, rows, prices, profile)
     if projected is None:
         projected = projection.projection(data, profile, prices)
+    if memory is None:
+        memory = _memory_sizes(data, rows, prices)
     return html.render(
         "report.html.j2",
         run_id=data.run_id,
@@ -108,7 +123,26 @@ def render_report(
         failures=[r for r in data.records if not r["ok"]][:MAX_FAILURES_LISTED],
         skipped=data.meta.get("skipped") or [],
         environment=html.environment_rows(data.meta),
+        memory_rows=memory,
+        memory_columns=picks.COLUMNS,
+        memory_rules=picks.RULES,
+        memory_model=any(r["cost_basis"] == picks.MODEL for r in memory),
     )
+
+
+def _memory_sizes(
+    data: RunData, rows: Sequence[dict[str, Any]], prices: Any
+) -> list[dict[str, Any]]:
+    """Time and cost at each memory size with the picks (:mod:`serverless_hpc.picks`); marks
+    the picked sizes' summary rows (``memory_pick``). Empty without a memory sweep."""
+    table = picks.size_table(data.records, prices)
+    found = picks.picks(table)
+    labels = picks.pick_labels(found)
+    for row in rows:
+        if row["mode"] == "natural":
+            key = (row["target"], row["workload"], row["shards"], row["memory_mb"])
+            row["memory_pick"] = labels.get(key, "")
+    return picks.rows(table, found)
 
 
 def terminal_summary(out: Path) -> str:

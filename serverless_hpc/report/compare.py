@@ -35,7 +35,10 @@ SLOWER, FASTER, SAME, TOO_FEW = "slower", "faster", "no significant change", "to
 
 
 def _key_dict(key: RowKey) -> dict[str, Any]:
-    return {"target": key[0], "workload": key[1], "shards": key[2], "mode": key[3]}
+    out: dict[str, Any] = {"target": key[0], "workload": key[1], "shards": key[2], "mode": key[3]}
+    if key[4]:  # rows of a memory sweep differ by size
+        out["memory_mb"] = key[4]
+    return out
 
 
 def _latencies(data: RunData) -> dict[RowKey, list[float]]:

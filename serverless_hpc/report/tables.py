@@ -1,4 +1,4 @@
-"""The summary: one row per (target, workload, shards, mode), as CSV and as Markdown.
+"""The summary: one row per (target, workload, shards, mode, memory size), as CSV and Markdown.
 
 A *job* is one batch (one fan-out: every shard of the input, sent at once); its time to
 result is the batch's makespan and its cost the sum of its invocations' costs.
@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from serverless_hpc.report.stats import median, median_ci, percentile
 
-RowKey = tuple[str, str, int, str]
+RowKey = tuple[str, str, int, str, int]  # ..., mode, memory_mb (0: not reported)
 
 SUMMARY_COLUMNS: Final = (
     "target",
@@ -47,19 +47,27 @@ SUMMARY_COLUMNS: Final = (
     "straggler_ratio_max",
     "job_cost_usd",
     "memory_mb",
+    "memory_pick",  # which picks of serverless_hpc.picks this size is, in a memory sweep
 )
 
 
 def row_key(r: dict[str, Any]) -> RowKey:
-    """The summary row a record or batch belongs to."""
-    return (str(r["target"]), str(r["workload"]), int(r["shards"]), str(r["mode"]))
+    """The summary row a record or batch belongs to (a memory sweep's sizes are rows apart)."""
+    memory = r.get("memory_mb")
+    return (
+        str(r["target"]),
+        str(r["workload"]),
+        int(r["shards"]),
+        str(r["mode"]),
+        int(memory) if isinstance(memory, int | float) else 0,
+    )
 
 
-def key_label(key: RowKey | dict[str, Any]) -> str:
+def key_label(key: tuple[Any, ...] | dict[str, Any]) -> str:
     """A row's key as text, e.g. ``local-faas/classify/15/natural`` (how sentences cite rows)."""
     if isinstance(key, dict):
         key = row_key(key)
-    return "/".join(str(k) for k in key)
+    return "/".join(str(k) for k in key[:4])
 
 
 def job_costs(records: Sequence[dict[str, Any]]) -> dict[RowKey, list[float]]:
@@ -143,7 +151,8 @@ def summarize(
                 "straggler_ratio_median": statistics.median(ratios) if ratios else None,
                 "straggler_ratio_max": max(ratios) if ratios else None,
                 "job_cost_usd": median(costs_by_key.get(key, [])),
-                "memory_mb": median(r.get("memory_mb") for r in recs),
+                "memory_mb": key[4] or None,
+                "memory_pick": "",
             }
         )
     return rows
@@ -195,6 +204,8 @@ MD_COLUMNS: Final = (
     ("items_per_s", "items/s"),
     ("cost_usd", "cost USD"),
     ("accuracy", "accuracy"),
+    ("memory_mb", "memory MB"),
+    ("memory_pick", "memory pick"),
 )
 
 
