@@ -106,12 +106,25 @@ def confidence(best: Sequence[float], runner_up: Sequence[float] | None) -> str:
     return "low"
 
 
+#: Targets whose instances emulate a function of the record's memory size, so what their
+#: duration would cost on Lambda at that size is a meaningful projection.
+MODEL_TARGETS: Final = frozenset({"local-faas"})
+#: Lambda's memory range: a projection outside it prices a function that cannot exist.
+LAMBDA_MEMORY_MB: Final = (128, 10_240)
+
+
 def _cost(record: Mapping[str, Any], prices: Prices | None) -> tuple[float | None, str | None]:
     cost = record.get("cost_usd")
     if isinstance(cost, int | float):
         return float(cost), BILLED
     duration, memory = record.get("duration_ms"), record.get("memory_mb")
-    if prices is None or not isinstance(duration, int | float) or not isinstance(memory, int):
+    if (
+        prices is None
+        or record.get("target") not in MODEL_TARGETS
+        or not isinstance(duration, int | float)
+        or not isinstance(memory, int)
+        or not LAMBDA_MEMORY_MB[0] <= memory <= LAMBDA_MEMORY_MB[1]
+    ):
         return None, None
     try:
         model = lambda_invocation_cost(
@@ -125,7 +138,8 @@ def _cost(record: Mapping[str, Any], prices: Prices | None) -> tuple[float | Non
 def size_table(
     records: Iterable[Mapping[str, Any]], prices: Prices | None = None
 ) -> list[SizeStats]:
-    """Every measured (target, workload, shards, memory size), sorted by key then size.
+    """Every (target, workload, shards) measured at two memory sizes or more, at each size,
+    sorted by key then size (a target that ran at one size has nothing to choose from).
 
     ``prices`` prices the model cost of records that carry no billed cost (None: no cost).
     """
@@ -134,6 +148,10 @@ def size_table(
         memory = r.get("memory_mb")
         if isinstance(memory, int) and r.get("mode", "natural") == "natural":
             groups[(str(r["target"]), str(r["workload"]), int(r["shards"]), memory)].append(r)
+    sizes: dict[Key, int] = defaultdict(int)
+    for target, workload, shards, _ in groups:
+        sizes[(target, workload, shards)] += 1
+    groups = {k: v for k, v in groups.items() if sizes[k[:3]] >= 2}
     out = []
     for (target, workload, shards, memory), recs in sorted(groups.items()):
         ok = [r for r in recs if r.get("ok") and isinstance(r.get("duration_ms"), int | float)]

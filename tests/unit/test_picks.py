@@ -70,9 +70,19 @@ def test_each_size_has_its_median_and_model_cost() -> None:
 
 
 def test_billed_costs_are_used_where_the_platform_bills() -> None:
-    records = [rec(512, 100.0, target="lambda", cost_usd=1e-6) for _ in range(3)]
-    (s,) = picks.size_table(records, PRICES)
-    assert s.cost_basis == picks.BILLED and s.cost_per_invocation_usd == 1e-6
+    records = [rec(m, 100.0, target="lambda", cost_usd=m * 1e-9) for m in (512, 1024)]
+    table = picks.size_table(records, PRICES)
+    assert [s.cost_basis for s in table] == [picks.BILLED] * 2
+    assert table[0].cost_per_invocation_usd == pytest.approx(512e-9)
+
+
+def test_one_size_and_non_function_targets_get_no_pick_and_no_model_cost() -> None:
+    records = [rec(24_000, 5.0, target="standalone"), rec(512, 5.0, target="standalone")]
+    records.append(rec(1024, 5.0))  # local-faas at one size only
+    table = picks.size_table(records, PRICES)
+    assert [(s.target, s.memory_mb) for s in table] == [("standalone", 512), ("standalone", 24_000)]
+    assert all(s.cost_per_invocation_usd is None for s in table)  # not a function
+    assert [p.kind for p in picks.picks(table)] == ["fastest"]
 
 
 def test_three_picks_by_their_rules() -> None:
@@ -108,6 +118,7 @@ def test_a_size_that_ran_out_of_memory_is_listed_but_never_picked() -> None:
     table = picks.size_table(records, PRICES)
     assert table[0].out_of_memory == 1 and not table[0].candidate
     assert {p.memory_mb for p in picks.picks(table)} == {1024}
+    assert picks.markdown(table, picks.picks(table)).count("OutOfMemory (1)") == 1
     assert all(p.confidence == "n/a (one size)" for p in picks.picks(table))
 
 
@@ -120,8 +131,8 @@ def test_confidence_rule() -> None:
 
 
 def test_cold_only_sizes_use_cold_invocations_and_other_modes_are_ignored() -> None:
-    records = [rec(512, 800.0, cold=True), rec(512, 50.0, mode="cold")]
-    (s,) = picks.size_table(records, PRICES)
+    records = [rec(512, 800.0, cold=True), rec(512, 50.0, mode="cold"), rec(1024, 9.0)]
+    s = picks.size_table(records, PRICES)[0]
     assert s.median_ms == 800.0 and s.n == 1
 
 
@@ -146,7 +157,7 @@ def test_the_plot_is_a_png_and_one_size_has_none() -> None:
     table = picks.size_table(sweep(CPU_BOUND), PRICES)
     png = picks.plot_memory(table, picks.picks(table))
     assert png is not None and png.startswith(b"\x89PNG")
-    one = picks.size_table(sweep({512: [1.0]}), PRICES)
+    one = picks.size_table(sweep({512: [1.0], 1024: [2.0]}), PRICES)[:1]
     assert picks.plot_memory(one, picks.picks(one)) is None
 
 
