@@ -4,10 +4,12 @@ A platform *profile* says how much CPU an instance of a given memory size gets; 
 makes the kernel enforce it on one instance process (and the memory limit with it):
 
 * ``cgroup-v2``: a group per instance under a per-driver parent in this process's own
-  (delegated) v2 group: ``cpu.max`` (quota) or ``cpu.weight`` (share), ``memory.max`` with
-  ``memory.swap.max = 0``; kernel OOM kills are read from ``memory.events``.
+  (delegated) v2 group: ``cpu.max`` (quota, with a high ``cpu.weight`` so the quota is also
+  a reservation, see :data:`RESERVE_FACTOR`) or ``cpu.weight`` alone (share),
+  ``memory.max`` with ``memory.swap.max = 0``; kernel OOM kills are read from
+  ``memory.events``.
 * ``cgroup-v1``: the same in the ``cpu`` and ``memory`` hierarchies: ``cpu.cfs_quota_us`` /
-  ``cpu.cfs_period_us`` or ``cpu.shares``, ``memory.limit_in_bytes`` plus
+  ``cpu.cfs_period_us`` (and ``cpu.shares``) or ``cpu.shares`` alone, ``memory.limit_in_bytes`` plus
   ``memory.memsw.limit_in_bytes`` (so swap cannot hide the limit); OOM kills from
   ``memory.oom_control``.
 * ``fallback``, where no group can be made (no privilege, another OS): CPU affinity to whole
@@ -18,7 +20,9 @@ returns an argv prefix (``/bin/sh`` writing its own pid into ``cgroup.procs``, t
 so the cold start itself runs under the quota. Every record carries
 :meth:`InstanceGroup.enforcement`, naming what applied, so no figure passes for what it is not.
 
-Groups are named ``shpc-<pid-namespace>-<driver pid>/i<n>``: :meth:`ResourceManager.open`
+Groups are named ``shpc-<pid-namespace>-<driver pid>-<manager>/i<n>`` (one parent per
+:class:`ResourceManager`, so two targets of one driver never share or remove each other's
+groups): :meth:`ResourceManager.open`
 removes the groups of drivers of this pid namespace that are no longer alive (a crash leaves
 them behind), :meth:`ResourceManager.close` removes this driver's.
 """
@@ -26,6 +30,7 @@ them behind), :meth:`ResourceManager.close` removes this driver's.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import re
@@ -43,7 +48,13 @@ log = logging.getLogger(__name__)
 PREFIX: Final = "shpc"
 #: The CFS period (the kernel's default); a quota of ``cpus`` is ``cpus * period``.
 CFS_PERIOD_US: Final = 100_000
-_GROUP_RE: Final = re.compile(rf"^{PREFIX}-(\d+)-(\d+)$")
+#: A quota is a cap; Lambda also *reserves* the share. A group with a quota therefore gets a
+#: weight this many times its CPUs' worth (v1 ``cpu.shares`` of 1024 per CPU, capped at the
+#: kernel's maximum), so processes outside the emulator cannot starve an instance below its
+#: quota. It never lets an instance use more than its quota.
+RESERVE_FACTOR: Final = 64
+_GROUP_RE: Final = re.compile(rf"^{PREFIX}-(\d+)-(\d+)-\d+$")
+_managers = itertools.count(1)
 #: Bound on waiting for a just-killed instance's group to empty before ``rmdir``.
 RMDIR_DEADLINE_S: Final = 5.0
 
@@ -64,6 +75,9 @@ class Profile:
     max_cpus: float | None
     min_cpus: float
     source: str
+    #: Quota mode: also give the group a high weight, so the quota is a reservation (see
+    #: :data:`RESERVE_FACTOR`), as Lambda reserves an environment's CPU share.
+    reserve: bool = False
 
     def cpus(self, memory_mb: int) -> float | None:
         """The CPUs an instance of ``memory_mb`` gets, or None without CPU control."""
@@ -81,6 +95,7 @@ PROFILES: Final[dict[str, Profile]] = {
         mb_per_cpu=1769.0,
         max_cpus=6.0,
         min_cpus=0.01,
+        reserve=True,
         source="AWS Lambda docs (configuration-memory): 1,769 MB has the equivalent of one "
         "vCPU; CPU is allocated in proportion to memory, up to 6 vCPUs at 10,240 MB",
     ),
@@ -127,6 +142,7 @@ class Limits:
     cpus: float | None
     cpu_mode: str  # "quota" | "share" | "none"
     memory_mb: int | None
+    reserve: bool = False  # quota mode: a high weight too (see RESERVE_FACTOR)
 
 
 class Backend(Protocol):
@@ -223,6 +239,14 @@ class CgroupV1:
                 quota = max(1000, round(limits.cpus * CFS_PERIOD_US))
                 _write(cpu / "cpu.cfs_quota_us", str(quota))
                 enforcement["cpu"] = "cgroup-v1-quota"
+                if limits.reserve:
+                    shares = min(262_144, max(2, round(limits.cpus * 1024 * RESERVE_FACTOR)))
+                    _write(cpu / "cpu.shares", str(shares))
+                    # Weights count among siblings: the per-driver parent competes with
+                    # every other process of its own parent, so it needs the weight too.
+                    for parent in list(Path(rel).parents)[:-1]:
+                        _write(self.cpu_root / parent / "cpu.shares", str(262_144))
+                    enforcement["cpu_reserved"] = True
             else:
                 _write(cpu / "cpu.shares", str(max(2, round(limits.cpus * 1024))))
                 enforcement["cpu"] = "cgroup-v1-shares"
@@ -249,6 +273,12 @@ class CgroupV1:
         """Remove ``rel`` from both hierarchies."""
         for root in (self.cpu_root, self.memory_root):
             _rmdir_group(root / rel)
+
+
+def _weight(shares: float) -> int:
+    """v1 ``cpu.shares`` (2..262144) as a v2 ``cpu.weight`` (1..10000), the kernel's mapping."""
+    clamped = min(262_144, max(2, round(shares)))
+    return 1 + ((clamped - 2) * 9999) // 262_142
 
 
 class CgroupV2:
@@ -286,10 +316,13 @@ class CgroupV2:
             quota = max(1000, round(limits.cpus * CFS_PERIOD_US))
             _write(path / "cpu.max", f"{quota} {CFS_PERIOD_US}")
             enforcement["cpu"] = "cgroup-v2-quota"
+            if limits.reserve:
+                _write(path / "cpu.weight", str(_weight(limits.cpus * 1024 * RESERVE_FACTOR)))
+                for parent in list(Path(rel).parents)[:-1]:  # see CgroupV1.create
+                    _write(self.root / parent / "cpu.weight", "10000")
+                enforcement["cpu_reserved"] = True
         elif limits.cpus is not None and limits.cpu_mode == "share":
-            # v1 shares 2..262144 map onto v2 weights 1..10000 (the kernel's own formula).
-            shares = max(2, round(limits.cpus * 1024))
-            _write(path / "cpu.weight", str(1 + ((shares - 2) * 9999) // 262142))
+            _write(path / "cpu.weight", str(_weight(limits.cpus * 1024)))
             enforcement["cpu"] = "cgroup-v2-weight"
         if limits.memory_mb is not None:
             _write(path / "memory.max", str(limits.memory_mb * 1024 * 1024))
@@ -455,7 +488,7 @@ class ResourceManager:
         self._detector = detector if backend is None else None
         self.fallback_reason = ""
         self.driver_pid = driver_pid if driver_pid is not None else os.getpid()
-        self.parent = f"{PREFIX}-{_pidns()}-{self.driver_pid}"
+        self.parent = f"{PREFIX}-{_pidns()}-{self.driver_pid}-{next(_managers)}"
         self.machine_cpus = machine_cpus or len(os.sched_getaffinity(0))
         self._lock = threading.Lock()
         self._next = 0
@@ -523,6 +556,7 @@ class ResourceManager:
             cpus=self.profile.cpus(memory_mb),
             cpu_mode=self.profile.mode,
             memory_mb=memory_mb if enforce_memory else None,
+            reserve=self.profile.reserve,
         )
 
     def group_for(self, memory_mb: int) -> InstanceGroup:

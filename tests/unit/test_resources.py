@@ -132,6 +132,9 @@ def test_v2_writes_quota_memory_and_no_swap(fake_v2: Path) -> None:
     assert (fake_v2 / "cgroup.subtree_control").read_text() == "+cpu +memory"
     assert (fake_v2 / manager.parent / "cgroup.subtree_control").read_text() == "+cpu +memory"
     assert (group_dir / "cpu.max").read_text() == "100000 100000"
+    # a reservation too: 64 CPUs' worth of shares (65536) as a v2 weight
+    assert (group_dir / "cpu.weight").read_text() == str(1 + (65536 - 2) * 9999 // 262142)
+    assert (fake_v2 / manager.parent / "cpu.weight").read_text() == "10000"
     assert (group_dir / "memory.max").read_text() == str(1769 * MiB)
     assert (group_dir / "memory.swap.max").read_text() == "0"
     assert group.procs == [group_dir / "cgroup.procs"]
@@ -139,6 +142,7 @@ def test_v2_writes_quota_memory_and_no_swap(fake_v2: Path) -> None:
         "profile": "lambda",
         "cpus": pytest.approx(1.0),
         "cpu": "cgroup-v2-quota",
+        "cpu_reserved": True,
         "memory": "cgroup-v2-max",
     }
     (group_dir / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
@@ -165,13 +169,19 @@ def test_v1_writes_quota_limit_and_memsw(tmp_path: Path, monkeypatch: pytest.Mon
     mem = tmp_path / "memory" / "g"
     mem.mkdir(parents=True)
     (mem / "memory.memsw.limit_in_bytes").write_text("max")
-    procs, enforcement = backend.create("g", Limits(cpus=0.5, cpu_mode="quota", memory_mb=512))
+    limits = Limits(cpus=0.5, cpu_mode="quota", memory_mb=512, reserve=True)
+    procs, enforcement = backend.create("g", limits)
     assert (tmp_path / "cpu" / "g" / "cpu.cfs_quota_us").read_text() == "50000"
     assert (tmp_path / "cpu" / "g" / "cpu.cfs_period_us").read_text() == "100000"
+    assert (tmp_path / "cpu" / "g" / "cpu.shares").read_text() == str(512 * 64)
     assert (mem / "memory.limit_in_bytes").read_text() == str(512 * MiB)
     assert (mem / "memory.memsw.limit_in_bytes").read_text() == str(512 * MiB)
     assert procs == [tmp_path / "cpu" / "g" / "cgroup.procs", mem / "cgroup.procs"]
-    assert enforcement == {"cpu": "cgroup-v1-quota", "memory": "cgroup-v1-limit"}
+    assert enforcement == {
+        "cpu": "cgroup-v1-quota",
+        "cpu_reserved": True,
+        "memory": "cgroup-v1-limit",
+    }
 
 
 # -- placement before the child runs, and the sweep -----------------------------------------
@@ -214,11 +224,11 @@ def _dead_pid() -> int:
 
 def test_sweep_removes_only_dead_drivers_groups_of_this_pid_namespace(fake_v2: Path) -> None:
     ns = resources._pidns()
-    dead = fake_v2 / f"shpc-{ns}-{_dead_pid()}"
+    dead = fake_v2 / f"shpc-{ns}-{_dead_pid()}-1"
     (dead / "i3").mkdir(parents=True)
-    alive = fake_v2 / f"shpc-{ns}-{os.getpid()}"
+    alive = fake_v2 / f"shpc-{ns}-{os.getpid()}-2"
     alive.mkdir()
-    foreign = fake_v2 / f"shpc-{ns + 1}-{_dead_pid()}"
+    foreign = fake_v2 / f"shpc-{ns + 1}-{_dead_pid()}-1"
     foreign.mkdir()
     other = fake_v2 / "not-ours"
     other.mkdir()
@@ -317,8 +327,8 @@ def _real_backend() -> resources.Backend:
 
 
 def _ours(backend: resources.Backend) -> list[Path]:
-    prefix = f"shpc-{resources._pidns()}-{os.getpid()}"
-    return [p / prefix for p in backend.parents() if (p / prefix).exists()]
+    prefix = f"shpc-{resources._pidns()}-{os.getpid()}-"
+    return [c for p in backend.parents() for c in p.iterdir() if c.name.startswith(prefix)]
 
 
 @pytest.fixture
@@ -342,7 +352,7 @@ def test_real_groups_enforce_the_limits_and_nothing_leaks(
         assert first.resources["cpus"] == pytest.approx(512 / 1769)
         pid = int(first.instance or 0)
         membership = Path(f"/proc/{pid}/cgroup").read_text()
-        assert f"shpc-{resources._pidns()}-{os.getpid()}/i" in membership
+        assert f"/{t.resources.parent}/i" in membership
         assert len(t.resources.live()) == 1
         # The kernel kills it during the invocation: far short of the 30 s sleep.
         oom = t.invoke(_sleep(30.0, alloc_mb=900), timeout_s=60)
@@ -352,6 +362,21 @@ def test_real_groups_enforce_the_limits_and_nothing_leaks(
         assert after.ok and after.cold and after.instance != first.instance
         assert len(t.resources.live()) == 1  # the killed instance's group is gone
     assert t.resources.live() == set()
+
+
+def test_two_managers_of_one_driver_keep_their_groups_apart(
+    real_backend: resources.Backend,
+) -> None:
+    a = ResourceManager(PROFILES["lambda"])
+    b = ResourceManager(PROFILES["lambda"])
+    a.open()
+    b.open()
+    ga, gb = a.group_for(512), b.group_for(512)
+    assert ga.rel != gb.rel
+    a.close()
+    assert b.live() == {gb.rel}
+    assert all((p / gb.rel).exists() for p in real_backend.parents())  # b's group survived
+    b.close()
 
 
 def test_a_dead_drivers_groups_are_swept_at_open(
