@@ -167,6 +167,31 @@ def overhead(store: str, data: Path | None, warm: int, cold: int) -> dict[str, A
     }
 
 
+def placement(n: int) -> dict[str, Any]:
+    """The child-side cost of joining a group: ``/bin/true`` spawned plainly and through
+    :meth:`InstanceGroup.wrap` (``sh`` writing its pid to both hierarchies, then ``exec``),
+    interleaved; the group has no quota, so only the mechanism differs."""
+    import subprocess
+
+    unlimited = dataclasses.replace(resources.PROFILES["lambda"], mb_per_cpu=1.0, reserve=False)
+    manager = resources.ResourceManager(unlimited)
+    manager.open()
+    try:
+        group = manager.group_for(100_000)  # a quota far above the machine: never throttled
+        times: dict[str, list[float]] = {"plain": [], "wrapped": []}
+        for _ in range(n):
+            for name, argv in (("plain", ["/bin/true"]), ("wrapped", group.wrap(["/bin/true"]))):
+                t0 = time.perf_counter()
+                subprocess.run(argv, check=True, timeout=30)
+                times[name].append((time.perf_counter() - t0) * 1e3)
+        group.remove()
+        mode = group.enforcement["cpu"]
+    finally:
+        manager.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"enforcement": mode, "median_ms": med, "placement_ms": med["wrapped"] - med["plain"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the three measurements; print a summary and optionally write all figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -185,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = classify_at_sizes(store, data, args.warm)
         oom = out_of_memory(store, data)
         cost = overhead(store, data, args.overhead_warm, args.overhead_cold)
+        cost["placement"] = placement(200)
     by = {r["memory_mb"]: r["warm_compute_median_ms"] for r in sizes}
     ratio = by[512] / by[1769]
     result = {
@@ -214,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         f"(client median {cost['warm_client_median_ms']}), cold start "
         f"{cost['cold_overhead_ms']:+.1f} ms (init medians {cost['cold_init_median_ms']}, "
         f"group setup {cost['group_setup_median_ms']:.2f} ms)"
+    )
+    place = cost["placement"]
+    print(
+        f"joining the group before exec: {place['placement_ms']:+.2f} ms per spawn "
+        f"(/bin/true plain {place['median_ms']['plain']:.2f} ms, wrapped "
+        f"{place['median_ms']['wrapped']:.2f} ms, {place['enforcement']}); group setup in the "
+        f"driver {cost['group_setup_median_ms']:.2f} ms"
     )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
