@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import WaiterError
 from botocore.stub import Stubber
 
-from serverless_hpc import targets
+from serverless_hpc import targets, workloads
 from serverless_hpc.bench import BenchConfig, BenchError, count_invocations, plan, run
 from serverless_hpc.cli import build_parser
 from serverless_hpc.invocation import Outcome
@@ -206,7 +206,7 @@ def lam() -> Iterator[tuple[LambdaTarget, Stubber]]:
     )
     with Stubber(client) as stub:
         clock = FakeClock(now=1000.0)
-        extra = {f"function.{w}": f"fn-{w}" for w in ("train", "classify", "dataproc")}
+        extra = {f"function.{w}": f"fn-{w}" for w in workloads.names()}
         target = LambdaTarget(
             TargetSettings(extra={**extra, "architecture": "x86_64"}),
             lambda_client=client,
