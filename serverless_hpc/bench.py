@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import statistics
 import threading
@@ -41,6 +42,9 @@ from serverless_hpc import workloads
 from serverless_hpc.contract import PLATFORM_ERROR, ContractError, error_response
 from serverless_hpc.invocation import InvocationRecord, Outcome
 from serverless_hpc.records import RecordWriter, environment
+from serverless_hpc.redact import scrub
+from serverless_hpc.rundir import RunDirError, RunLock
+from serverless_hpc.rundir import check_out_dir as _check_out_dir
 from serverless_hpc.targets.base import Target, TargetSettings, TimedOutcome
 from serverless_hpc.workloads.spec import WorkloadSpec
 
@@ -53,9 +57,35 @@ MAX_MEMORY_MB: Final = 10_240
 #: The clock ``client_ms`` is measured with (nanoseconds; tests inject a fake one).
 perf_ns: Callable[[], int] = time.perf_counter_ns
 
+#: Upper bounds of the plan's options. A fan-out beyond Lambda's default regional concurrency
+#: (1,000) would only queue; the repeat bounds keep a typo (1000000000) from planning a run
+#: that never ends. Each message names its bound.
+MAX_SHARDS: Final = 1000
+MAX_REPEATS: Final = 10_000
+MAX_TRAIN_REPEATS: Final = 100
+MAX_COLD_REPEATS: Final = 1000
+#: A plan of more invocations than this runs only with ``--yes`` (``confirmed=True``).
+CONFIRM_ABOVE: Final = 5000
+
 
 class BenchError(Exception):
     """The plan is invalid or a target cannot be used; the message says which and why."""
+
+
+class RunStopped(KeyboardInterrupt):
+    """The driver was told to stop (SIGTERM, SIGHUP): handled as Ctrl-C is.
+
+    A ``KeyboardInterrupt`` so that everything that cleans up after Ctrl-C does so here too;
+    ``signal_name`` is recorded as who aborted the run.
+    """
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+class RecordsUnwritable(BenchError):
+    """The run's own files could not be written (disk full, read-only): the run stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +125,18 @@ class BenchConfig:
         stray = sorted(set(self.params) - set(self.workloads))
         if stray:
             raise BenchError(f"--param: workload(s) {', '.join(stray)} not in --workloads")
-        if not self.shards or any(s < 1 for s in self.shards):
-            raise BenchError(f"--shards must be positive integers, got {list(self.shards)}")
-        if self.repeats < 1 or self.train_repeats < 1 or self.cold_repeats < 1:
-            raise BenchError("--repeats, --train-repeats and --cold-repeats must be >= 1")
+        if not self.shards or any(not 1 <= s <= MAX_SHARDS for s in self.shards):
+            raise BenchError(
+                f"--shards must be integers from 1 to {MAX_SHARDS} (Lambda's default "
+                f"concurrency), got {list(self.shards)}"
+            )
+        for option, value, bound in (
+            ("--repeats", self.repeats, MAX_REPEATS),
+            ("--train-repeats", self.train_repeats, MAX_TRAIN_REPEATS),
+            ("--cold-repeats", self.cold_repeats, MAX_COLD_REPEATS),
+        ):
+            if not 1 <= value <= bound:
+                raise BenchError(f"{option} must be from 1 to {bound}, got {value}")
         bad_mem = [m for m in self.memory_mb if not 128 <= m <= MAX_MEMORY_MB]
         if bad_mem or len(set(self.memory_mb)) != len(self.memory_mb):
             raise BenchError(
@@ -274,6 +312,12 @@ def _record(
     resp = outcome.response
     if outcome.memory_mb is None and batch.memory_mb is not None:
         outcome.memory_mb = batch.memory_mb  # configured for the batch, even if it never ran
+    if not outcome.ok:
+        # A platform may echo the request, credentials included, in its error: never record one.
+        err = resp.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            resp = {**resp, "error": {**err, "message": scrub(err["message"])}}
+            outcome = replace(outcome, response=resp)
     return InvocationRecord(
         run_id=cfg.run_id,
         target=batch.target,
@@ -348,13 +392,49 @@ class RunResult:
 
 
 def check_out_dir(out: Path) -> None:
-    """Refuse a run directory that already holds records: appending would mix two runs."""
-    for name in ("records.jsonl", "batches.jsonl"):
-        if (out / name).exists():
-            raise BenchError(
-                f"{out} already holds {name} from another run; choose another --out "
-                "(records are appended, so reusing the directory would mix the runs)"
-            )
+    """Refuse a run directory whose records a run would mix with, or whose files it would
+    overwrite (see :func:`serverless_hpc.rundir.check_out_dir`)."""
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"--out {out} exists and is not a directory")
+    try:
+        _check_out_dir(out)
+    except RunDirError as exc:
+        raise BenchError(str(exc)) from None
+
+
+def claim_out_dir(out: Path, run_id: str = "") -> RunLock:
+    """Claim ``out`` for one run (an exclusive lock held until released), then check it.
+
+    :class:`BenchError` when another live run holds it, it cannot be created, or it holds
+    another run's records or a user's files; nothing is written then.
+    """
+    try:
+        lock = RunLock.claim(out, run_id=run_id)
+    except RunDirError as exc:
+        raise BenchError(str(exc)) from None
+    try:
+        check_out_dir(out)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def plan_size(cfg: BenchConfig) -> int:
+    """Invocations the plan makes at most (cold batches counted on every target), computed
+    arithmetically: a huge plan is refused at once, not after minutes of enumeration."""
+    return count_invocations(cfg, lambda _name: True)
+
+
+def check_plan_size(cfg: BenchConfig, *, confirmed: bool) -> int:
+    """The plan's size; :class:`BenchError` when it is over :data:`CONFIRM_ABOVE` unconfirmed."""
+    size = plan_size(cfg)
+    if size > CONFIRM_ABOVE and not confirmed:
+        raise BenchError(
+            f"the plan makes up to {size:,} invocations, over {CONFIRM_ABOVE:,}: check "
+            "--shards/--repeats, or add --yes to run it"
+        )
+    return size
 
 
 def _model_writers(cfg: BenchConfig) -> dict[str, str]:
@@ -366,20 +446,32 @@ def _check_model_available(cfg: BenchConfig) -> None:
     """Fail before running when a workload needs a model that no step will produce."""
     if not any(t in target_registry.LOCAL_TARGETS for t in cfg.targets):
         return
+    from serverless_hpc.store import open_store
+
+    try:  # a store that is a file would fail every invocation that touches it
+        open_store(cfg.settings.store_uri)
+    except ContractError as exc:
+        raise BenchError(f"--store / $SHPC_STORE: {exc}") from exc
     writers = _model_writers(cfg)
     for spec in cfg.specs():
         if not spec.reads_models or not spec.model or spec.model in writers:
             continue
-        from serverless_hpc.store import LATEST, open_store, resolve_version
+        from serverless_hpc.store import LATEST, check_bundle, open_store, resolve_version
 
         producers = [s.name for s in workloads.specs().values() if s.writes_models]
         add = " or ".join(map(repr, producers))
         try:
-            resolve_version(open_store(cfg.settings.store_uri), spec.model, LATEST)
+            store = open_store(cfg.settings.store_uri)
+            check_bundle(store, spec.model, resolve_version(store, spec.model, LATEST))
         except ContractError as exc:
             raise BenchError(
                 f"{spec.name} needs a trained model: {exc}. Add {add} to "
                 f"--workloads (or run 'shpc bench --workloads {producers[0]}' once)."
+            ) from exc
+        except OSError as exc:
+            raise BenchError(
+                f"the model store {cfg.settings.store_uri or '(default)'} cannot be read: "
+                f"{exc.strerror or exc} ({exc.filename or ''}); check --store / $SHPC_STORE"
             ) from exc
 
 
@@ -403,19 +495,43 @@ def run(
     *,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    lock: RunLock | None = None,
 ) -> RunResult:
     """Run the whole plan; records and batches are written as they complete.
 
-    Refuses (:class:`BenchError`, nothing written) an ``out`` that holds another run's
-    records. On ``KeyboardInterrupt`` the targets are closed first (cutting off invocations
-    in flight), invocations that come back after it are not recorded (the user cut them
-    off; the platform did not fail them), and the interrupt is re-raised. When ``train`` was
-    planned on a target and produced no model, that target's classify batches are skipped
-    and listed under ``"skipped"`` in ``run.json``.
+    The run holds ``cfg.out``'s lock (:func:`claim_out_dir`) throughout: pass ``lock`` when
+    the caller claimed it already (and releases it), else it is claimed and released here.
+    Refuses (:class:`BenchError`, nothing written) an ``out`` held by another live run or
+    holding another run's records. On ``KeyboardInterrupt`` (Ctrl-C, or :class:`RunStopped`
+    for SIGTERM/SIGHUP) the targets are closed first (cutting off invocations in flight and
+    killing their instances), invocations that come back after it are not recorded (the
+    user cut them off; the platform did not fail them), ``run.json`` says ``aborted``, and
+    the interrupt is re-raised. A record that cannot be written (disk full) stops the run
+    the same way and raises :class:`RecordsUnwritable`. When ``train`` was planned on a
+    target and produced no model, that target's classify batches are skipped and listed
+    under ``"skipped"`` in ``run.json``.
     """
+    own_lock = lock is None
+    if lock is None:
+        lock = claim_out_dir(cfg.out, cfg.run_id)
+    try:
+        return _run_locked(cfg, lock, progress, on_total)
+    finally:
+        if own_lock:
+            lock.release()
+
+
+def _run_locked(
+    cfg: BenchConfig,
+    lock: RunLock,
+    progress: Callable[[int], None] | None,
+    on_total: Callable[[int], None] | None,
+) -> RunResult:
     check_out_dir(cfg.out)
     _check_model_available(cfg)
-    cfg.out.mkdir(parents=True, exist_ok=True)
+    # Instances check this lock before they publish a model: one that outlives the run
+    # (its driver killed) cannot move the store's latest.
+    cfg = replace(cfg, settings=replace(cfg.settings, run_lock=lock.path))
     # Exit order matters (an ExitStack unwinds last-in first-out): the targets close first,
     # so invocations in flight return promptly; then the invocation threads are joined
     # (queued ones cancelled); then the record file is closed, after its last writer.
@@ -442,7 +558,7 @@ def run(
                 raise BenchError(f"target {name!r} is unavailable: {exc}") from exc
             opened[name] = target
         _check_memory(cfg, opened)
-        writer = RecordWriter(cfg.out / "records.jsonl")
+        writer = _open_records(cfg.out / "records.jsonl")
         io_stack.callback(writer.close)
         pool = ThreadPoolExecutor(max_workers=max(*cfg.shards, 1), thread_name_prefix="inv")
         io_stack.callback(pool.shutdown, wait=True, cancel_futures=True)
@@ -474,20 +590,38 @@ def run(
                 ],
             }
         )
-        state.write_meta()
         try:
+            state.write_meta()
             for name, target in opened.items():
                 state.run_target(name, target)
         except BaseException as exc:
             # Ctrl-C above all: whatever stops the run cuts off the invocations in flight,
             # and their replies say nothing about the platform, so none is recorded.
             state.interrupted.set()
-            log.warning("run stopped (%s): closing the targets", type(exc).__name__)
-            state.meta["aborted"] = {"time": time.time(), "by": type(exc).__name__}
-            state.write_meta()
+            by = getattr(exc, "signal_name", type(exc).__name__)
+            log.warning("run stopped (%s): closing the targets", by)
+            state.meta["aborted"] = {"time": time.time(), "by": by, "records": writer.count}
+            try:
+                state.write_meta()
+            except OSError as meta_exc:  # the disk that failed the records fails this too
+                log.error(  # noqa: TRY400 - the cause is the run's, already being raised
+                    "could not mark %s aborted: %s", cfg.out / "run.json", meta_exc
+                )
+            if isinstance(exc, OSError):
+                raise RecordsUnwritable(
+                    f"the run stopped: its files in {cfg.out} could not be written "
+                    f"({exc.strerror or exc}); the {writer.count} records written before "
+                    "are kept"
+                ) from exc
             raise
     state.meta["finished"] = time.time()
-    state.write_meta()
+    try:
+        state.write_meta()
+    except OSError as exc:
+        raise RecordsUnwritable(
+            f"the run finished but {cfg.out / 'run.json'} could not be written "
+            f"({exc.strerror or exc}); its {writer.count} records are kept"
+        ) from exc
     return RunResult(
         out=cfg.out,
         records=writer.count,
@@ -521,7 +655,16 @@ class _RunState:
     failed: int = 0
 
     def write_meta(self) -> None:
-        (self.cfg.out / "run.json").write_text(json.dumps(self.meta, indent=2))
+        """Replace ``run.json`` whole (a temporary file renamed over it): a failed write
+        leaves the previous version, never half of one."""
+        path = self.cfg.out / "run.json"
+        tmp = path.with_name(f".run.json.{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(self.meta, indent=2, allow_nan=False), encoding="utf-8")
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def run_target(self, name: str, target: Target) -> None:
         """Every planned batch of one target, in order; a model's writer pins its readers."""
@@ -650,6 +793,14 @@ def _run_batch(
             fut.result()
     done.sort(key=lambda d: d[0].shard)
     return [d[0] for d in done], [d[1] for d in done if d[1] is not None]
+
+
+def _open_records(path: Path) -> RecordWriter:
+    """The record file, opened for appending; :class:`RecordsUnwritable` if it cannot be."""
+    try:
+        return RecordWriter(path)
+    except OSError as exc:
+        raise RecordsUnwritable(f"cannot open {path}: {exc.strerror or exc}") from exc
 
 
 def _config_json(cfg: BenchConfig) -> dict[str, Any]:

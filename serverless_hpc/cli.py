@@ -1,10 +1,13 @@
 """``shpc``: the command line. Imports stay lazy so ``shpc --help`` loads almost nothing.
 
 Exit codes: 0 success; 1 the run finished but some invocations failed (they are recorded);
-2 bad usage, an unavailable/misconfigured target or a bad dataset (nothing was run); 3 the
-run finished but its report could not be built (the records are kept; ``shpc report DIR``
-rebuilds it); 130 interrupted. ``shpc compare`` exits 1 when ``--fail-on-regression`` finds a
-row significantly slower by more than the threshold.
+2 bad usage, an unavailable/misconfigured target, a bad dataset, an output directory in use
+or unwritable, a disk that filled up (nothing more could be recorded; what was is kept);
+3 the run finished but its report could not be built (the records are kept; ``shpc report
+DIR`` rebuilds it); 4 an internal error (a bug: the message says what, ``-v`` shows the
+traceback); 128 + N stopped by signal N: 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (the run is
+marked aborted and its records kept). ``shpc compare`` exits 1 when
+``--fail-on-regression`` finds a row significantly slower by more than the threshold.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ import argparse
 import importlib
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 #: Modules contributing sub-commands through ``add_parser(subparsers)``; each imports only
@@ -29,6 +34,17 @@ EXIT_OK = 0
 EXIT_FAILED_INVOCATIONS = 1
 EXIT_USAGE = 2
 EXIT_REPORT_FAILED = 3
+EXIT_INTERNAL = 4
+
+#: Signals handled as Ctrl-C is: the run stops, its instances are killed, run.json says
+#: "aborted" and every record is kept.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
+#: Loggers that print credentials at DEBUG (botocore logs signed request headers): kept at
+#: INFO even under -vv.
+NOISY_LOGGERS: tuple[str, ...] = ("botocore", "boto3", "s3transfer", "urllib3")
+#: Deepest JSON nesting accepted in a request or a --param value (contract requests are
+#: shallow; Python's parser would fail with a RecursionError near 1000 levels).
+MAX_JSON_DEPTH = 32
 
 #: Bound on building the report in its child process (a few seconds normally).
 REPORT_TIMEOUT_S = 600.0
@@ -52,6 +68,41 @@ def _int_csv(value: str) -> tuple[int, ...]:
         ) from None
 
 
+def _json_depth(value: Any) -> int:
+    """How deeply ``value`` nests lists and objects (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((c, depth + 1) for c in children)
+    return deepest
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def parse_json(text: str, what: str) -> Any:
+    """``text`` as JSON: finite numbers only, at most :data:`MAX_JSON_DEPTH` deep.
+
+    ``ValueError`` naming ``what`` otherwise (a deeply nested request would otherwise end in
+    a RecursionError traceback).
+    """
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH * 1000:
+        raise ValueError(f"{what} is too large")
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError as exc:
+        raise ValueError(f"{what} is not JSON: {exc}") from None
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
 def _kv(value: str) -> tuple[str, str]:
     key, sep, val = value.partition("=")
     if not sep or not key:
@@ -60,6 +111,12 @@ def _kv(value: str) -> tuple[str, str]:
 
 
 def _add_target_options(p: argparse.ArgumentParser) -> None:
+    from serverless_hpc.targets.base import (
+        MAX_CONCURRENCY,
+        MAX_KEEP_ALIVE_S,
+        MAX_TIMEOUT_S,
+    )
+
     g = p.add_argument_group("targets")
     g.add_argument(
         "--data-dir",
@@ -81,19 +138,22 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--concurrency",
         type=int,
-        help="local-faas concurrency cap / standalone pool size / openwhisk in-flight limit "
-        "(default: CPU count, at least 2 for local-faas; openwhisk 64)",
+        help="local-faas concurrency cap / standalone pool size / openwhisk in-flight limit, "
+        f"at most {MAX_CONCURRENCY} (default: CPU count, at least 2 for local-faas; "
+        "openwhisk 64)",
     )
     g.add_argument(
         "--keep-alive",
         type=float,
         default=60.0,
-        help="local-faas idle instance keep-alive in seconds (default 60)",
+        help=f"local-faas idle instance keep-alive in seconds, at most {MAX_KEEP_ALIVE_S:g} "
+        "(default 60)",
     )
     g.add_argument(
         "--timeout",
         type=float,
-        help="per-invocation timeout in seconds (default: train 900, others 60)",
+        help="per-invocation timeout in seconds (default: train 900, others 60; at most "
+        f"{MAX_TIMEOUT_S:g}, lambda 900)",
     )
     g.add_argument(
         "--target-opt",
@@ -175,8 +235,10 @@ def _param(text: str) -> tuple[str, str, Any]:
     if not eq or not dot or not workload or not key:
         raise argparse.ArgumentTypeError(f"expected WORKLOAD.KEY=VALUE, got {text!r}")
     try:
-        value: Any = json.loads(raw)
-    except json.JSONDecodeError:
+        value: Any = parse_json(raw, f"--param {head}")
+    except ValueError as exc:
+        if "not JSON" not in str(exc):  # too deep, or Infinity/NaN: refuse, do not stringify
+            raise argparse.ArgumentTypeError(str(exc)) from None
         value = raw
     return workload, key, value
 
@@ -202,10 +264,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import dataclasses
 
     from serverless_hpc import bench
+    from serverless_hpc.rundir import check_run_id
 
-    run_id = args.run_id or bench.new_run_id()
+    run_id = check_run_id(args.run_id) if args.run_id else bench.new_run_id()
     out = (args.out or Path("results") / run_id).resolve()
-    bench.check_out_dir(out)  # before the dataset is looked at (bench.run checks it again)
+    bench.check_out_dir(out)  # before anything is created (claimed and checked again below)
     cfg = bench.BenchConfig(
         out=out,
         targets=args.targets,
@@ -220,7 +283,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
         settings=_settings(args, out),
         run_id=run_id,
     )
-    cfg = dataclasses.replace(cfg, settings=_with_data(cfg.settings, args))
+    bench.check_plan_size(cfg, confirmed=args.yes)
+    # Held until the report is built: a second run on the same --out is refused meanwhile.
+    with bench.claim_out_dir(out, run_id) as lock:
+        if lock.stale is not None:
+            print(
+                f"warning: {out} was claimed by a run that ended without releasing it "
+                f"({lock.stale.describe()}): it was killed or crashed",
+                file=sys.stderr,
+            )
+        cfg = dataclasses.replace(cfg, settings=_with_data(cfg.settings, args))
+        return _bench_claimed(args, cfg, lock)
+
+
+def _bench_claimed(args: argparse.Namespace, cfg: Any, lock: Any) -> int:
+    """The rest of :func:`cmd_bench`, with the run directory claimed."""
+    from serverless_hpc import bench
+
+    out, run_id = cfg.out, cfg.run_id
     bar: Any = None
     if not args.quiet:
         from tqdm import tqdm
@@ -233,7 +313,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
             bar.refresh()
 
     try:
-        result = bench.run(cfg, progress=bar.update if bar is not None else None, on_total=on_total)
+        result = bench.run(
+            cfg,
+            progress=bar.update if bar is not None else None,
+            on_total=on_total,
+            lock=lock,
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -364,9 +449,16 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     from serverless_hpc import targets, workloads
 
     try:
-        request = json.loads(args.request)
-    except json.JSONDecodeError as exc:
-        print(f"error: request is not JSON: {exc}", file=sys.stderr)
+        request = parse_json(args.request, "the request")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not isinstance(request, dict):
+        print(
+            f"error: the request must be a JSON object such as "
+            f'{{"workload": "classify", "params": {{}}}}, got {type(request).__name__}',
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.memory_mb and len(args.memory_mb) > 1:
         print("error: --memory-mb: 'shpc invoke' takes one size", file=sys.stderr)
@@ -497,6 +589,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, help="run directory (default results/<run-id>)")
     b.add_argument("--run-id", help="run id (default: UTC time + random suffix)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    from serverless_hpc.bench import CONFIRM_ABOVE
+
+    b.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"run a plan of more than {CONFIRM_ABOVE:,} invocations (refused without it)",
+    )
     _add_target_options(b)
     b.set_defaults(func=cmd_bench)
 
@@ -549,26 +648,90 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: int) -> None:
+    """Log to stderr through a credential-scrubbing formatter; noisy SDKs kept at INFO."""
+    from serverless_hpc.redact import RedactingFormatter
+
+    level = logging.WARNING - 10 * min(verbose, 2)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
+
+
+def _install_stop_signals() -> dict[int, Any]:
+    """Turn SIGTERM and SIGHUP into :class:`~serverless_hpc.bench.RunStopped` (once).
+
+    A second signal while the first is being handled (targets closing, run.json written) is
+    ignored, so the clean-up it started is not cut short; kill -9 still works.
+    """
+    from serverless_hpc.bench import RunStopped
+
+    previous: dict[int, Any] = {}
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        raise RunStopped(signal.Signals(signum).name)
+
+    for sig in STOP_SIGNALS:
+        previous[sig] = signal.signal(sig, stop)
+    return previous
+
+
+def _error(message: str) -> None:
+    from serverless_hpc.redact import scrub
+
+    print(f"error: {scrub(message)}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``shpc`` console script."""
+    """Entry point of the ``shpc`` console script.
+
+    Every failure ends in one ``error:`` line (credentials scrubbed) and an exit code from
+    the module docstring; a traceback only with ``-v``.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    from serverless_hpc.bench import BenchError
+    _configure_logging(args.verbose)
+    from serverless_hpc.bench import BenchError, RunStopped
     from serverless_hpc.data.fashion_mnist import DatasetError
+    from serverless_hpc.rundir import RunDirError
     from serverless_hpc.targets.base import TargetUnavailable
 
+    previous = _install_stop_signals()
     try:
         code: int = args.func(args)
-    except (BenchError, TargetUnavailable, DatasetError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (BenchError, TargetUnavailable, DatasetError, RunDirError) as exc:
+        log.debug("details", exc_info=True)
+        _error(str(exc))
         return EXIT_USAGE
+    except OSError as exc:  # unreadable dataset, unwritable --out, full disk...
+        log.debug("details", exc_info=True)
+        where = f" ({exc.filename})" if exc.filename else ""
+        _error(f"{exc.strerror or exc}{where}")
+        return EXIT_USAGE
+    except RunStopped as exc:
+        print(
+            f"stopped by {exc.signal_name}; finished invocations are kept in records.jsonl",
+            file=sys.stderr,
+        )
+        return 128 + int(signal.Signals[exc.signal_name])
     except KeyboardInterrupt:
         print("interrupted; finished invocations are kept in records.jsonl", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line, the traceback only when asked for
+        if args.verbose:
+            log.exception("internal error")
+        _error(
+            f"internal error: {type(exc).__name__}: {exc}"
+            + ("" if args.verbose else " (run with -v for the traceback)")
+        )
+        return EXIT_INTERNAL
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return code
 
 

@@ -11,6 +11,11 @@ the dependency runs one way: :func:`open_store` loads the S3 store only for an `
 A model bundle is three objects under ``models/<name>/<version>/``: ``model.keras``,
 ``model.tflite`` and ``metadata.json``, plus a ``models/<name>/LATEST`` pointer written last,
 so a reader never sees a half-written bundle as the latest one.
+
+The pointer moves only on behalf of a live run: an instance started by a driver
+(``$SHPC_PARENT_PID``, ``$SHPC_RUN_LOCK``) that outlived it (the driver was killed) keeps the
+bundle it wrote but does not make it ``latest`` (:func:`check_publisher`), so the next run
+never silently uses a model that no run recorded.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
-from serverless_hpc.contract import InvalidRequest, NotFound
+from serverless_hpc.contract import PLATFORM_ERROR, ContractError, InvalidRequest, NotFound
 from serverless_hpc.store_base import KEY_PART_RE, Store, check_key
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,8 @@ class LocalStore(Store):
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser().resolve()
         self.uri = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise InvalidRequest(f"model store {self.uri} is a file, not a directory")
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -125,14 +132,50 @@ def bundle_key(name: str, version: str, filename: str) -> str:
     return f"models/{name}/{version}/{filename}"
 
 
+class PublishRefused(ContractError):
+    """The run that asked for a model is over: its bundle is kept but not made ``latest``."""
+
+    error_type = PLATFORM_ERROR
+
+
+def check_publisher() -> None:
+    """Raise :class:`PublishRefused` unless the run this process works for is still alive.
+
+    A function instance started by a local driver gets ``$SHPC_PARENT_PID`` (the driver) and
+    ``$SHPC_RUN_LOCK`` (the run directory's lock, held by the driver for the run's life). If
+    the driver is gone (this process was re-parented) or the lock is free, the run cannot
+    record what this instance produces. Outside a local run (a Lambda function, a test) the
+    variables are unset and nothing is checked.
+    """
+    parent = os.environ.get("SHPC_PARENT_PID")
+    if parent and parent.isdigit() and os.getppid() != int(parent):
+        raise PublishRefused(
+            f"the driver (pid {parent}) that started this instance is gone; the model is "
+            "kept but not made latest"
+        )
+    lock = os.environ.get("SHPC_RUN_LOCK")
+    if lock:
+        from serverless_hpc.rundir import lock_is_held
+
+        if not lock_is_held(Path(lock)):
+            raise PublishRefused(
+                f"the run holding {lock} has ended; the model is kept but not made latest"
+            )
+
+
 def save_bundle(store: Store, name: str, files: dict[str, bytes], metadata: dict[str, Any]) -> str:
-    """Write a model bundle and then move the ``LATEST`` pointer to it; return its version."""
+    """Write a model bundle and then move the ``LATEST`` pointer to it; return its version.
+
+    :class:`PublishRefused` (the bundle written, ``LATEST`` untouched) when the run that asked
+    for it is over (:func:`check_publisher`).
+    """
     check_model_name(name)
     version = new_version()
     for filename, data in files.items():
         store.put_bytes(bundle_key(name, version, filename), data)
     meta = dict(metadata, name=name, version=version, files=sorted(files))
     store.put_bytes(bundle_key(name, version, "metadata.json"), json.dumps(meta, indent=2).encode())
+    check_publisher()  # as late as possible: the window left is one rename
     store.put_bytes(f"models/{name}/LATEST", version.encode())
     log.info("saved model bundle %s/%s to %s", name, version, store.uri)
     return version
@@ -146,14 +189,58 @@ def resolve_version(store: Store, name: str, version: str = LATEST) -> str:
             raise InvalidRequest(f"field 'version' is not a valid version: {version!r}")
         return version
     try:
-        return store.get_bytes(f"models/{name}/LATEST").decode().strip()
+        raw = store.get_bytes(f"models/{name}/LATEST")
     except NotFound:
         raise NotFound(
             f"no model bundle {name!r} in {store.uri}; run the 'train' workload first"
         ) from None
+    latest = raw.decode("utf-8", "replace").strip()
+    if not KEY_PART_RE.match(latest) or latest in (".", ".."):
+        raise ContractError(
+            f"{store.uri}: models/{name}/LATEST is corrupt ({raw[:40]!r}); train again",
+            error_type=PLATFORM_ERROR,
+        )
+    return latest
 
 
 def load_metadata(store: Store, name: str, version: str) -> dict[str, Any]:
-    """The ``metadata.json`` of one bundle."""
-    meta: dict[str, Any] = json.loads(store.get_bytes(bundle_key(name, version, "metadata.json")))
+    """The ``metadata.json`` of one bundle; :class:`ContractError` naming it when corrupt."""
+    key = bundle_key(name, version, "metadata.json")
+    raw = store.get_bytes(key)
+    try:
+        meta: Any = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContractError(
+            f"{store.uri}: {key} is corrupt ({exc}); train again or point LATEST at a good version",
+            error_type=PLATFORM_ERROR,
+        ) from None
+    if not isinstance(meta, dict):
+        raise ContractError(
+            f"{store.uri}: {key} is corrupt (not a JSON object)", error_type=PLATFORM_ERROR
+        )
+    return meta
+
+
+def check_bundle(store: Store, name: str, version: str) -> dict[str, Any]:
+    """Check that bundle ``name/version`` is whole: metadata readable, every file it lists
+    present. Returns the metadata; :class:`NotFound` or :class:`ContractError` naming what
+    is missing or corrupt (a ``LATEST`` naming a deleted version, a torn copy)."""
+    if not store.exists(bundle_key(name, version, "metadata.json")):
+        raise NotFound(
+            f"{store.uri}: model {name!r} version {version!r} (named by LATEST or the request) "
+            "has no metadata.json: the bundle is missing or incomplete"
+        )
+    meta = load_metadata(store, name, version)
+    files = meta.get("files", [])
+    if not isinstance(files, list):
+        raise ContractError(
+            f"{store.uri}: {bundle_key(name, version, 'metadata.json')} is corrupt "
+            "('files' is not a list)",
+            error_type=PLATFORM_ERROR,
+        )
+    missing = [f for f in files if not store.exists(bundle_key(name, version, str(f)))]
+    if missing:
+        raise NotFound(
+            f"{store.uri}: model {name!r} version {version!r} lacks {', '.join(missing)}"
+        )
     return meta

@@ -14,6 +14,12 @@ Messages to the parent:
 * ``{"type": "result", "response", "duration_ms", "preload_ms", "first_of_workload",
   "max_rss_mb"}`` after each request line it reads.
 
+A worker dies with its driver, even one killed with SIGKILL: it asks the kernel for
+SIGKILL when its parent goes (``PR_SET_PDEATHSIG``), checks that the parent did not go
+before it asked, and watches the parent's pid (a pidfd, or the parent pid where pidfds do not
+exist) in a thread as a fallback. An orphan would otherwise finish its work and publish it
+(a trained model made ``latest``) for a run that recorded nothing.
+
 The cold-start timings use ``time.monotonic_ns`` against the spawn time the parent passes in
 argv: on Linux CLOCK_MONOTONIC is system-wide, so the two processes' readings compare.
 """
@@ -28,7 +34,52 @@ import argparse  # noqa: E402 - the timestamp above must come before any import
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
+import select  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
+
+#: Exit status of a worker that found its driver gone (128 + SIGKILL, as if killed).
+ORPHAN_EXIT = 137
+_PR_SET_PDEATHSIG = 1
+#: How often the fallback watch looks at the parent pid where no pidfd can be had.
+_PPID_POLL_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make sure this process does not outlive ``parent_pid`` (see the module docstring)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            logging.getLogger(__name__).warning(
+                "prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno()
+            )
+    except (OSError, AttributeError) as exc:  # not Linux: the watch below still works
+        logging.getLogger(__name__).debug("no PR_SET_PDEATHSIG here: %s", exc)
+    if os.getppid() != parent_pid:  # the driver died before the kernel was asked
+        os._exit(ORPHAN_EXIT)
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True
+    ).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit the moment ``parent_pid`` is gone (a fallback for PR_SET_PDEATHSIG)."""
+    try:
+        fd = os.pidfd_open(parent_pid)
+    except (OSError, AttributeError):
+        fd = None
+    if fd is not None and os.getppid() == parent_pid:
+        # Readable once the process has exited; blocks without polling until then.
+        select.select([fd], [], [])
+        os._exit(ORPHAN_EXIT)
+    # No pidfd (old kernel, not Linux): compare the parent pid; this lasts the whole life of
+    # the process by design, so it is a periodic check rather than a wait with a deadline.
+    while os.getppid() == parent_pid:
+        time.sleep(_PPID_POLL_S)
+    os._exit(ORPHAN_EXIT)
 
 
 def _protocol_stream() -> object:
@@ -46,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spawned-at-ns", type=int, required=True)
     parser.add_argument("--workload", default=None, help="function's workload, preloaded at init")
     parser.add_argument("--memory-mb", type=int, default=None)
+    parser.add_argument(
+        "--parent-pid", type=int, default=None, help="die when this process (the driver) does"
+    )
     args = parser.parse_args(argv)
+    if args.parent_pid:
+        _die_with_parent(args.parent_pid)
     proto = _protocol_stream()
     logging.basicConfig(
         level=os.environ.get("SHPC_WORKER_LOG_LEVEL", "WARNING"),

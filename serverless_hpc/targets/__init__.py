@@ -29,12 +29,20 @@ def check_options(extra: Mapping[str, str], targets: Sequence[Target]) -> None:
     of the run (that target validates the key itself). A typo is then an error, not a
     setting silently ignored.
     """
-    names = {t.name for t in targets}
+    by_name = {t.name: t for t in targets}
     for key in extra:
-        head, dot, _ = key.partition(".")
+        head, dot, rest = key.partition(".")
         if dot and head in TARGETS:
-            if head not in names:
+            if head not in by_name:
                 raise TargetUnavailable(f"--target-opt {key}: target {head!r} is not in this run")
+            # Checked here too, not only by targets that read their options: local-faas
+            # reads none, and a typo there must not be silently ignored.
+            options = by_name[head].options
+            if rest not in options:
+                raise TargetUnavailable(
+                    f"--target-opt {key}: {head} has no option {rest!r} "
+                    f"(known: {', '.join(sorted(options)) or 'none'})"
+                )
             continue
         if not any(key in t.options for t in targets):
             known = sorted({o for t in targets for o in t.options})

@@ -157,6 +157,10 @@ def _instance_of(runtime: dict[str, Any]) -> str | None:
     return str(runtime["pid"]) if "pid" in runtime else None
 
 
+#: Lambda's longest function timeout (15 minutes).
+LAMBDA_MAX_TIMEOUT_S: Final = 900.0
+
+
 class LambdaTarget(Target):
     """Invoke the deployed functions; see the module docstring."""
 
@@ -177,6 +181,11 @@ class LambdaTarget(Target):
     ) -> None:
         """``lambda_client``/``cfn_client``/``sleep``/``clock``/``rng`` are test seams."""
         super().__init__(settings)
+        if settings.timeout_s is not None and settings.timeout_s > LAMBDA_MAX_TIMEOUT_S:
+            raise TargetUnavailable(
+                f"lambda: --timeout {settings.timeout_s:g} s is over Lambda's maximum function "
+                f"timeout of {LAMBDA_MAX_TIMEOUT_S:g} s"
+            )
         require_boto3(self.name)
         extra = self.target_options()
         self.prefix = extra.get("stack_prefix", aws.DEFAULT_STACK_PREFIX)

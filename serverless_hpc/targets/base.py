@@ -9,16 +9,27 @@ same thing on every target.
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Final, Self
 
 from serverless_hpc.invocation import Outcome
 
 log = logging.getLogger(__name__)
+
+#: Upper bounds every target can honour; a target with a lower platform limit (Lambda's
+#: 900 s timeout) checks its own. A local wait longer than a day is a typo, and far beyond
+#: it the OS's timers overflow (select() takes int milliseconds: about 24.8 days).
+MAX_TIMEOUT_S: Final = 86_400.0
+MAX_KEEP_ALIVE_S: Final = 86_400.0
+#: Lambda's memory ceiling; local-faas emulates Lambda's settings.
+MAX_MEMORY_MB: Final = 10_240
+#: Lambda's default regional concurrency; more local processes than that is never meant.
+MAX_CONCURRENCY: Final = 1000
 
 
 class TargetUnavailable(Exception):
@@ -42,21 +53,36 @@ class TargetSettings:
     timeout_s: float | None = None
     init_timeout_s: float = 180.0
     extra: dict[str, str] = field(default_factory=dict)
+    #: The run's lock file (see :mod:`serverless_hpc.rundir`): local instances publish a
+    #: model only while it is held.
+    run_lock: Path | None = None
 
     def __post_init__(self) -> None:
-        # Reject values that would otherwise read as "use the default" (``0 or default``) or
-        # make no sense, naming the CLI option. Comparisons are written so NaN fails them too.
-        if self.concurrency is not None and not self.concurrency >= 1:
-            raise TargetUnavailable(f"--concurrency must be >= 1, got {self.concurrency}")
-        if self.timeout_s is not None and not self.timeout_s > 0:
-            raise TargetUnavailable(f"--timeout must be > 0 seconds, got {self.timeout_s}")
-        if not self.keep_alive_s >= 0:
-            raise TargetUnavailable(f"--keep-alive must be >= 0 seconds, got {self.keep_alive_s}")
-        if self.memory_mb is not None and not self.memory_mb >= 128:
-            raise TargetUnavailable(f"--memory-mb: memory_mb must be >= 128, got {self.memory_mb}")
-        if not self.init_timeout_s > 0:
+        # Reject values that would otherwise read as "use the default" (``0 or default``),
+        # make no sense, or exceed what a platform or the OS can honour, naming the CLI
+        # option and the bound. Comparisons are written so NaN fails them too.
+        if self.concurrency is not None and not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise TargetUnavailable(
-                f"init_timeout_s must be > 0 seconds, got {self.init_timeout_s}"
+                f"--concurrency must be from 1 to {MAX_CONCURRENCY}, got {self.concurrency}"
+            )
+        if self.timeout_s is not None and not 0 < self.timeout_s <= MAX_TIMEOUT_S:
+            raise TargetUnavailable(
+                f"--timeout must be > 0 and at most {MAX_TIMEOUT_S:g} seconds, got {self.timeout_s}"
+            )
+        if not 0 <= self.keep_alive_s <= MAX_KEEP_ALIVE_S:
+            raise TargetUnavailable(
+                f"--keep-alive must be from 0 to {MAX_KEEP_ALIVE_S:g} seconds, "
+                f"got {self.keep_alive_s}"
+            )
+        if self.memory_mb is not None and not 128 <= self.memory_mb <= MAX_MEMORY_MB:
+            raise TargetUnavailable(
+                f"--memory-mb must be from 128 to {MAX_MEMORY_MB} (Lambda's range), "
+                f"got {self.memory_mb}"
+            )
+        if not (0 < self.init_timeout_s <= MAX_TIMEOUT_S and math.isfinite(self.init_timeout_s)):
+            raise TargetUnavailable(
+                f"init_timeout_s must be > 0 and at most {MAX_TIMEOUT_S:g} seconds, "
+                f"got {self.init_timeout_s}"
             )
 
     def worker_env(self) -> dict[str, str]:
@@ -68,6 +94,8 @@ class TargetSettings:
             env["SHPC_STORE"] = self.store_uri
         if self.memory_mb is not None:
             env["SHPC_MEMORY_MB"] = str(self.memory_mb)
+        if self.run_lock is not None:
+            env["SHPC_RUN_LOCK"] = str(self.run_lock)
         return env
 
 

@@ -2,6 +2,12 @@
 
 Every wait here has a deadline: a worker that does not answer in time is killed, never
 waited on forever.
+
+A worker never outlives its driver: it asks the kernel to kill it when its parent dies
+(``PR_SET_PDEATHSIG``, see :mod:`serverless_hpc.worker`). Linux sends that signal when the
+*thread* that forked the worker exits, not only the process; so every worker is forked from
+one keeper thread that lives as long as the driver (:func:`_popen`), never from an
+invocation thread that may end first.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -22,6 +29,20 @@ from typing import IO, Any
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 16
+
+#: The one thread every worker is forked from (see the module docstring). An idle
+#: ThreadPoolExecutor thread lives until the interpreter exits, and its children die then.
+_keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="worker-keeper")
+
+
+def _popen(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` run on the keeper thread (so ``PR_SET_PDEATHSIG`` means "the
+    driver died", not "the invocation thread that started the worker ended")."""
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, **kwargs)
+
+    return _keeper.submit(start).result()
 
 
 class WorkerDied(Exception):
@@ -68,6 +89,8 @@ class WorkerProcess:
             platform,
             "--spawned-at-ns",
             str(spawned),
+            "--parent-pid",
+            str(os.getpid()),
         ]
         if workload:
             argv += ["--workload", workload]
@@ -76,12 +99,13 @@ class WorkerProcess:
         if launcher is not None:
             argv = launcher(argv)
         self._spawned_ns = spawned
-        self.proc = subprocess.Popen(
+        self.proc = _popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr if stderr is not None else subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            # SHPC_PARENT_PID: the store publishes a model only while this driver lives.
+            env={**os.environ, **(env or {}), "SHPC_PARENT_PID": str(os.getpid())},
             close_fds=True,
             # Its own session: a Ctrl-C in the driver's terminal goes to the driver, which
             # then closes its targets; the instances are never killed behind its back.

@@ -162,7 +162,7 @@ def test_cli_refuses_a_reused_out_before_looking_at_the_dataset(
     # GIVEN an --out holding records, and an (empty) dataset directory for a local target
     out = tmp_path / "run"
     out.mkdir()
-    (out / "records.jsonl").write_text("")
+    (out / "records.jsonl").write_text('{"run_id": "earlier"}\n')
     empty = tmp_path / "no-data"
     empty.mkdir()
     # WHEN shpc bench is run into it
