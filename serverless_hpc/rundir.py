@@ -171,7 +171,7 @@ class RunLock:
             raise RunDirError(f"--out {out}: cannot lock {LOCK_NAME}: {exc.strerror}") from exc
         stale = Holder.parse(_read_fd(fd))
         if stale is not None:
-            log.warning(
+            log.info(
                 "%s was claimed by a run that ended without releasing it (%s): it was killed "
                 "or crashed; its records, if any, are kept",
                 out,

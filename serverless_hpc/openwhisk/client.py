@@ -13,8 +13,17 @@ on, as the OpenWhisk REST API documents them:
   the activation record is returned to the caller); 502 elsewhere and every other 5xx, and
   an unreachable host, are :class:`PlatformError`.
 
-Every error body ``{"error": ..., "code": <transaction id>}`` is quoted in the exception;
-the AUTH key is sent as basic authentication and never appears in a message or a log line.
+Every error body ``{"error": ..., "code": <transaction id>}`` is quoted in the exception,
+scrubbed of credentials first (a controller or proxy that echoes the request headers would
+otherwise put the Basic authorization, i.e. the AUTH key, into a message); the AUTH key
+never appears in a message or a log line.
+
+Waiting is bounded: a call's deadline covers all of it (connect, read, retries), each HTTP
+attempt's connect and read timeouts are cut to what is left of it, and an idempotent request
+(GET, or a PUT with overwrite) whose connection drops is retried within it. A call that
+is still waiting after :data:`SLOW_NOTICE_S` says so on the log (warning), so a silent
+controller is never a silent hang. A success status whose body is not JSON is a
+:class:`PlatformError`, not a crash in the caller.
 ``requests`` is imported when a client is built, not when this module is.
 """
 
@@ -22,12 +31,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from serverless_hpc.openwhisk.config import Credentials
+from serverless_hpc.redact import scrub
 from serverless_hpc.retry import Backoff
 
 if TYPE_CHECKING:
@@ -38,6 +50,16 @@ log = logging.getLogger(__name__)
 #: The controller's longest blocking wait (its own limit; a longer wait answers 202).
 MAX_BLOCKING_WAIT_MS: Final = 60_000
 DEFAULT_DEADLINE_S: Final = 60.0
+#: A call still waiting after this long logs a warning naming the controller and the call.
+SLOW_NOTICE_S: Final = 10.0
+#: Methods safe to resend when the connection drops; a PUT with ``overwrite=true`` (an
+#: upsert) is too (see :func:`_idempotent`).
+IDEMPOTENT: Final = frozenset({"GET", "HEAD"})
+
+
+def _idempotent(method: str, params: dict[str, str] | None) -> bool:
+    """Whether resending the request cannot do anything the first one did not."""
+    return method in IDEMPOTENT or (method == "PUT" and (params or {}).get("overwrite") == "true")
 
 
 class OpenWhiskError(Exception):
@@ -118,11 +140,16 @@ class OpenWhiskClient:
         backoff_cap_s: float = 5.0,
         pool_size: int = 16,
         session: requests.Session | None = None,
+        slow_notice_s: float | None = SLOW_NOTICE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``slow_notice_s`` None turns the slow-call warning off; ``clock`` is a test seam."""
         import requests
         from requests.adapters import HTTPAdapter
 
         self.credentials = credentials
+        self.slow_notice_s = slow_notice_s
+        self._clock = clock
         self.base_url = credentials.base_url
         self.deadline_s = deadline_s
         self.backoff_base_s = backoff_base_s
@@ -158,6 +185,10 @@ class OpenWhiskClient:
         ns = quote(self.credentials.namespace, safe="")
         return "/".join((f"/namespaces/{ns}", *parts))
 
+    def _scrub(self, text: str) -> str:
+        """``text`` without this client's AUTH key (in any form) or other credentials."""
+        return scrub(text, (self.credentials.auth,))
+
     def request(
         self,
         method: str,
@@ -169,44 +200,123 @@ class OpenWhiskClient:
         deadline_s: float | None = None,
         read_timeout_s: float = 65.0,
     ) -> tuple[int, Any]:
-        """Send one request, retrying 429 within the deadline; return (status, decoded body).
+        """Send one request within the deadline; return (status, decoded JSON body).
 
-        Statuses in ``ok`` are returned; every other one raises the matching
+        429 is retried with backoff, and so is a dropped connection on an idempotent
+        method; every HTTP attempt's timeouts are cut to the time left, so the whole call
+        ends by the deadline (plus one connection set-up at most). Statuses in ``ok`` with a
+        JSON body are returned; every other outcome raises the matching
         :class:`OpenWhiskError` subclass.
         """
-        url = self.base_url + path
         deadline = self.deadline_s if deadline_s is None else deadline_s
+        notice = None
+        if self.slow_notice_s is not None and deadline > self.slow_notice_s:
+            notice = threading.Timer(
+                self.slow_notice_s,
+                log.warning,
+                (
+                    "still waiting for the OpenWhisk controller at %s (%s %s): no answer "
+                    "after %.0f s; giving up after %.0f s",
+                    self.base_url,
+                    method,
+                    path,
+                    self.slow_notice_s,
+                    deadline,
+                ),
+            )
+            notice.daemon = True
+            notice.start()
+        try:
+            return self._request(method, path, params, body, ok, deadline, read_timeout_s)
+        finally:
+            if notice is not None:
+                notice.cancel()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        body: Any,
+        ok: tuple[int, ...],
+        deadline: float,
+        read_timeout_s: float,
+    ) -> tuple[int, Any]:
+        url = self.base_url + path
+        end = self._clock() + deadline
         last: OpenWhiskError | None = None
-        for attempt in Backoff(deadline, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s):
+        req = self._requests
+        retry_on = (req.ConnectionError, req.exceptions.ChunkedEncodingError)
+        idempotent = _idempotent(method, params)
+        for attempt in Backoff(
+            deadline, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, clock=self._clock
+        ):
+            left = end - self._clock()
+            if left <= 0:
+                break
             try:
                 resp = self._session.request(
-                    method, url, params=params, json=body, timeout=(10.0, read_timeout_s)
+                    method,
+                    url,
+                    params=params,
+                    json=body,
+                    timeout=(min(10.0, left), min(read_timeout_s, left)),
                 )
-            except self._requests.RequestException as exc:
+            except req.Timeout as exc:
+                if isinstance(exc, req.ConnectTimeout) and idempotent:
+                    last = PlatformError(self._unreachable(method, path, exc))
+                    continue
                 raise PlatformError(
-                    f"{method} {path}: cannot reach the controller at {self.base_url}: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{method} {path}: no answer from the controller at {self.base_url} "
+                    f"within the {deadline:g} s deadline"
                 ) from None
+            except retry_on as exc:
+                if not idempotent:  # an invocation may have started: never resend
+                    raise PlatformError(self._unreachable(method, path, exc)) from None
+                last = PlatformError(self._unreachable(method, path, exc))
+                log.info("%s %s: connection failed (%s); retrying", method, path, exc)
+                continue
+            except req.RequestException as exc:
+                raise PlatformError(self._unreachable(method, path, exc)) from None
             status = resp.status_code
             try:
                 decoded: Any = resp.json()
             except ValueError:
-                decoded = resp.text
+                decoded = None
             log.debug("%s %s -> %d (attempt %d)", method, path, status, attempt)
             if status in ok:
+                if decoded is None:
+                    raise PlatformError(
+                        f"{method} {path}: the controller at {self.base_url} answered HTTP "
+                        f"{status} with a body that is not JSON: "
+                        f"{self._scrub(resp.text[:120])!r}",
+                        status=status,
+                    )
                 return status, decoded
-            error = self._error_for(method, path, status, decoded)
+            error = self._error_for(
+                method, path, status, decoded if decoded is not None else resp.text
+            )
             if status != 429:
                 raise error
             last = error
             log.info("throttled (429) on %s %s; backing off", method, path)
-        assert last is not None
-        raise ThrottledError(
-            f"{last} -- still throttled after {deadline:.0f} s of retries", status=429
+        if isinstance(last, ThrottledError) or last is None:
+            raise ThrottledError(
+                f"{last or f'{method} {path}: HTTP 429'} -- still throttled after "
+                f"{deadline:.0f} s of retries",
+                status=429,
+            )
+        raise PlatformError(f"{last} -- still failing after {deadline:g} s of retries")
+
+    def _unreachable(self, method: str, path: str, exc: Exception) -> str:
+        return self._scrub(
+            f"{method} {path}: cannot reach the controller at {self.base_url}: "
+            f"{type(exc).__name__}: {exc}"
         )
 
     def _error_for(self, method: str, path: str, status: int, body: Any) -> OpenWhiskError:
         text, code = _error_text(body)
+        text = self._scrub(text)
         where = f"{method} {path}: HTTP {status}: {text}" + (f" (code {code})" if code else "")
         if status in (401, 403):
             return AuthenticationError(
@@ -340,9 +450,13 @@ class OpenWhiskClient:
 
     def wait_activation(self, activation_id: str, *, deadline_s: float) -> dict[str, Any]:
         """Poll an accepted activation with bounded backoff until its record exists."""
-        started = time.monotonic()
-        for _ in Backoff(deadline_s, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s):
-            remaining = max(1.0, deadline_s - (time.monotonic() - started))
+        end = self._clock() + deadline_s
+        for _ in Backoff(
+            deadline_s, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, clock=self._clock
+        ):
+            remaining = end - self._clock()
+            if remaining <= 0:
+                break
             record = self._poll_once(activation_id, remaining)
             if record is not None:
                 return record
