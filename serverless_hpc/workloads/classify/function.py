@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
-from serverless_hpc.contract import InvalidRequest
+from serverless_hpc.contract import PLATFORM_ERROR, ContractError, InvalidRequest
 from serverless_hpc.data import fashion_mnist as fm
 from serverless_hpc.data.catalog import SPLIT_SIZES
 from serverless_hpc.host import available_cpus
@@ -67,7 +67,14 @@ def _interpreter(
     loaded = interp is None
     if interp is None:
         path = store.local_path(bundle_key(name, version, "model.tflite"))
-        interp = Interpreter(model_path=str(path), num_threads=threads)
+        try:
+            interp = Interpreter(model_path=str(path), num_threads=threads)
+        except ValueError as exc:  # LiteRT's message does not say which file
+            raise ContractError(
+                f"{store.uri}: {bundle_key(name, version, 'model.tflite')} is not a LiteRT "
+                f"model ({exc}); train again or point LATEST at a good version",
+                error_type=PLATFORM_ERROR,
+            ) from None
         with _lock:
             _interpreters[key] = interp
     inp = interp.get_input_details()[0]
