@@ -559,7 +559,7 @@ def _run_locked(
             opened[name] = target
         _check_memory(cfg, opened)
         writer = _open_records(cfg.out / "records.jsonl")
-        io_stack.callback(writer.close)
+        io_stack.callback(_close_records, writer)
         pool = ThreadPoolExecutor(max_workers=max(*cfg.shards, 1), thread_name_prefix="inv")
         io_stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         state = _RunState(
@@ -793,6 +793,15 @@ def _run_batch(
             fut.result()
     done.sort(key=lambda d: d[0].shard)
     return [d[0] for d in done], [d[1] for d in done if d[1] is not None]
+
+
+def _close_records(writer: RecordWriter) -> None:
+    """Close the record file; a failure here (the disk that failed a write fails the final
+    flush too) is logged, so it never hides the error that stopped the run."""
+    try:
+        writer.close()
+    except OSError as exc:
+        log.error("closing %s: %s", writer.path, exc.strerror or exc)  # noqa: TRY400
 
 
 def _open_records(path: Path) -> RecordWriter:
