@@ -113,13 +113,15 @@ def test_bench_config_validation_names_the_option(tmp_path: Path) -> None:
         BenchConfig(out=tmp_path, workloads=("mine-bitcoin",))
     with pytest.raises(BenchError, match=r"--param classify: .*must lie within 0\.\.10000"):
         BenchConfig(out=tmp_path, params={"classify": {"end": 0}})
-    with pytest.raises(BenchError, match="--shards: 10001 shards exceed the 10000 items"):
+    with pytest.raises(BenchError, match="--shards: 600 shards exceed the 500 items"):
         BenchConfig(
             out=tmp_path,
-            workloads=("dataproc",),
-            params={"dataproc": {"split": "test"}},
-            shards=(10001,),
+            workloads=("classify",),
+            params={"classify": {"end": 500}},
+            shards=(600,),
         )
+    with pytest.raises(BenchError, match="--shards must be integers from 1 to 1000"):
+        BenchConfig(out=tmp_path, workloads=("dataproc",), shards=(1001,))
     with pytest.raises(BenchError, match=r"--param: workload.* classify not in --workloads"):
         BenchConfig(out=tmp_path, workloads=("dataproc",), params=ten)
     # dataproc's input is its split, not classify's images: 20 shards of 60000 are fine
