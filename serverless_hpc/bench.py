@@ -42,7 +42,7 @@ from serverless_hpc import workloads
 from serverless_hpc.contract import PLATFORM_ERROR, ContractError, error_response
 from serverless_hpc.invocation import InvocationRecord, Outcome
 from serverless_hpc.records import RecordWriter, environment
-from serverless_hpc.redact import scrub
+from serverless_hpc.redact import scrub_response
 from serverless_hpc.rundir import RunDirError, RunLock
 from serverless_hpc.rundir import check_out_dir as _check_out_dir
 from serverless_hpc.targets.base import Target, TargetSettings, TimedOutcome
@@ -309,15 +309,11 @@ def _record(
     t_recv: float,
     env: dict[str, Any],
 ) -> InvocationRecord:
-    resp = outcome.response
     if outcome.memory_mb is None and batch.memory_mb is not None:
         outcome.memory_mb = batch.memory_mb  # configured for the batch, even if it never ran
-    if not outcome.ok:
-        # A platform may echo the request, credentials included, in its error: never record one.
-        err = resp.get("error")
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            resp = {**resp, "error": {**err, "message": scrub(err["message"])}}
-            outcome = replace(outcome, response=resp)
+    resp = scrub_response(outcome.response)  # a platform may echo credentials in an error
+    if resp is not outcome.response:
+        outcome = replace(outcome, response=resp)
     return InvocationRecord(
         run_id=cfg.run_id,
         target=batch.target,

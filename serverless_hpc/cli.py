@@ -477,10 +477,12 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     targets.check_options(settings.extra, [target])
     with target:
         outcome = target.invoke(request, timeout_s=timeout, force_cold=args.cold)
+    from serverless_hpc.redact import scrub_response
+
     print(
         json.dumps(
             {
-                "response": outcome.response,
+                "response": scrub_response(outcome.response),
                 "cold": outcome.cold,
                 "init_ms": outcome.init_ms,
                 "duration_ms": outcome.duration_ms,

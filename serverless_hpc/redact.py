@@ -20,7 +20,7 @@ import base64
 import logging
 import re
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 REDACTED: Final = "[REDACTED]"
 
@@ -56,6 +56,21 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group("keep") + REDACTED, text)
     return text
+
+
+def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    """A contract response whose failure message is :func:`scrub`-bed (a copy if changed).
+
+    Error messages carry what platforms answered, which may echo the request's credentials;
+    results are the workload's own and are left alone.
+    """
+    err = response.get("error")
+    if response.get("ok") or not isinstance(err, dict) or not isinstance(err.get("message"), str):
+        return response
+    clean = scrub(err["message"])
+    if clean == err["message"]:
+        return response
+    return {**response, "error": {**err, "message": clean}}
 
 
 class RedactingFormatter(logging.Formatter):
