@@ -18,6 +18,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 from types import FrameType
@@ -676,6 +677,8 @@ def _install_stop_signals() -> dict[int, Any]:
     from serverless_hpc.bench import RunStopped
 
     previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous  # only the main thread may set handlers (main() called from a thread)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         for sig in STOP_SIGNALS:
