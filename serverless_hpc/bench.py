@@ -417,9 +417,10 @@ def claim_out_dir(out: Path, run_id: str = "") -> RunLock:
 
 
 def plan_size(cfg: BenchConfig) -> int:
-    """Invocations the plan makes at most (cold batches counted on every target), computed
-    arithmetically: a huge plan is refused at once, not after minutes of enumeration."""
-    return count_invocations(cfg, lambda _name: True)
+    """Invocations the plan makes at most (cold batches and memory sizes counted on every
+    target), computed arithmetically: a huge plan is refused at once, not after minutes of
+    enumeration."""
+    return count_invocations(cfg, lambda _name: True, lambda _name: True)
 
 
 def check_plan_size(cfg: BenchConfig, *, confirmed: bool) -> int:
