@@ -125,18 +125,9 @@ class BenchConfig:
         stray = sorted(set(self.params) - set(self.workloads))
         if stray:
             raise BenchError(f"--param: workload(s) {', '.join(stray)} not in --workloads")
-        if not self.shards or any(not 1 <= s <= MAX_SHARDS for s in self.shards):
-            raise BenchError(
-                f"--shards must be integers from 1 to {MAX_SHARDS} (Lambda's default "
-                f"concurrency), got {list(self.shards)}"
-            )
-        for option, value, bound in (
-            ("--repeats", self.repeats, MAX_REPEATS),
-            ("--train-repeats", self.train_repeats, MAX_TRAIN_REPEATS),
-            ("--cold-repeats", self.cold_repeats, MAX_COLD_REPEATS),
-        ):
-            if not 1 <= value <= bound:
-                raise BenchError(f"{option} must be from 1 to {bound}, got {value}")
+        if not self.shards or any(s < 1 for s in self.shards):
+            raise BenchError(f"--shards must be positive integers, got {list(self.shards)}")
+        self._check_repeats()
         bad_mem = [m for m in self.memory_mb if not 128 <= m <= MAX_MEMORY_MB]
         if bad_mem or len(set(self.memory_mb)) != len(self.memory_mb):
             raise BenchError(
@@ -154,6 +145,20 @@ class BenchConfig:
                 raise BenchError(
                     f"--shards: {max(self.shards)} shards exceed the {limit} items of {name}"
                 )
+        if max(self.shards) > MAX_SHARDS:
+            raise BenchError(
+                f"--shards must be at most {MAX_SHARDS} (Lambda's default concurrency), "
+                f"got {list(self.shards)}"
+            )
+
+    def _check_repeats(self) -> None:
+        for option, value, bound in (
+            ("--repeats", self.repeats, MAX_REPEATS),
+            ("--train-repeats", self.train_repeats, MAX_TRAIN_REPEATS),
+            ("--cold-repeats", self.cold_repeats, MAX_COLD_REPEATS),
+        ):
+            if not 1 <= value <= bound:
+                raise BenchError(f"{option} must be >= 1 and at most {bound}, got {value}")
 
     def params_of(self, workload: str) -> dict[str, Any]:
         """``workload``'s request parameters: its spec's plan params, then the user's."""

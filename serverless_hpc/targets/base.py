@@ -63,25 +63,25 @@ class TargetSettings:
         # option and the bound. Comparisons are written so NaN fails them too.
         if self.concurrency is not None and not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise TargetUnavailable(
-                f"--concurrency must be from 1 to {MAX_CONCURRENCY}, got {self.concurrency}"
+                f"--concurrency must be >= 1 and at most {MAX_CONCURRENCY}, got {self.concurrency}"
             )
         if self.timeout_s is not None and not 0 < self.timeout_s <= MAX_TIMEOUT_S:
             raise TargetUnavailable(
-                f"--timeout must be > 0 and at most {MAX_TIMEOUT_S:g} seconds, got {self.timeout_s}"
+                f"--timeout must be > 0 seconds and at most {MAX_TIMEOUT_S:g}, got {self.timeout_s}"
             )
         if not 0 <= self.keep_alive_s <= MAX_KEEP_ALIVE_S:
             raise TargetUnavailable(
-                f"--keep-alive must be from 0 to {MAX_KEEP_ALIVE_S:g} seconds, "
+                f"--keep-alive must be >= 0 seconds and at most {MAX_KEEP_ALIVE_S:g}, "
                 f"got {self.keep_alive_s}"
             )
         if self.memory_mb is not None and not 128 <= self.memory_mb <= MAX_MEMORY_MB:
             raise TargetUnavailable(
-                f"--memory-mb must be from 128 to {MAX_MEMORY_MB} (Lambda's range), "
-                f"got {self.memory_mb}"
+                f"--memory-mb: memory_mb must be >= 128 and at most {MAX_MEMORY_MB} "
+                f"(Lambda's range), got {self.memory_mb}"
             )
         if not (0 < self.init_timeout_s <= MAX_TIMEOUT_S and math.isfinite(self.init_timeout_s)):
             raise TargetUnavailable(
-                f"init_timeout_s must be > 0 and at most {MAX_TIMEOUT_S:g} seconds, "
+                f"init_timeout_s must be > 0 seconds and at most {MAX_TIMEOUT_S:g}, "
                 f"got {self.init_timeout_s}"
             )
 

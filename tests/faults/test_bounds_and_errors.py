@@ -67,16 +67,16 @@ def _no_traceback(err: str) -> None:
 @pytest.mark.parametrize(
     ("option", "value", "named"),
     [
-        ("--keep-alive", "inf", "--keep-alive must be from 0 to 86400 seconds"),
-        ("--keep-alive", "nan", "--keep-alive must be from 0 to 86400 seconds"),
-        ("--timeout", "inf", "--timeout must be > 0 and at most 86400 seconds"),
-        ("--timeout", "3e6", "--timeout must be > 0 and at most 86400 seconds"),
-        ("--memory-mb", "20000", "--memory-mb must be from 128 to 10240"),
-        ("--concurrency", "100000", "--concurrency must be from 1 to 1000"),
-        ("--repeats", "1000000000", "--repeats must be from 1 to 10000"),
-        ("--cold-repeats", "5000", "--cold-repeats must be from 1 to 1000"),
-        ("--train-repeats", "1000", "--train-repeats must be from 1 to 100"),
-        ("--shards", "1,1001", "--shards must be integers from 1 to 1000"),
+        ("--keep-alive", "inf", "--keep-alive must be >= 0 seconds and at most 86400"),
+        ("--keep-alive", "nan", "--keep-alive must be >= 0 seconds and at most 86400"),
+        ("--timeout", "inf", "--timeout must be > 0 seconds and at most 86400"),
+        ("--timeout", "3e6", "--timeout must be > 0 seconds and at most 86400"),
+        ("--memory-mb", "20000", "memory_mb must be >= 128 and at most 10240"),
+        ("--concurrency", "100000", "--concurrency must be >= 1 and at most 1000"),
+        ("--repeats", "1000000000", "--repeats must be >= 1 and at most 10000"),
+        ("--cold-repeats", "5000", "--cold-repeats must be >= 1 and at most 1000"),
+        ("--train-repeats", "1000", "--train-repeats must be >= 1 and at most 100"),
+        ("--shards", "1,1001", "--shards must be at most 1000"),
     ],
 )
 def test_an_option_out_of_bounds_is_refused_naming_the_bound(
@@ -129,7 +129,8 @@ def test_an_unknown_option_of_local_faas_is_refused(
     args = ["bench", "--targets", "local-faas", "--target-opt", "local-faas.foo=bar", "-q"]
     code = main([*args, "--workloads", "sleep", "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
-    assert code == 2 and "local-faas.foo" in err and "has no option 'foo'" in err
+    # (refused by the registry's check or by the target itself, whichever looks first)
+    assert code == 2 and "--target-opt local-faas.foo" in err and "(known: " in err
 
 
 # -- error paths --------------------------------------------------------------------------

@@ -18,13 +18,16 @@ from serverless_hpc.workloads.train.function import TrainParams
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
-        ({"concurrency": 0}, "--concurrency must be from 1 to 1000, got 0"),
-        ({"concurrency": -3}, "--concurrency must be from 1 to 1000, got -3"),
-        ({"timeout_s": 0.0}, "--timeout must be > 0 and at most 86400 seconds, got 0.0"),
-        ({"timeout_s": math.nan}, "--timeout must be > 0 and at most 86400 seconds, got nan"),
-        ({"keep_alive_s": -1.0}, "--keep-alive must be from 0 to 86400 seconds, got -1.0"),
-        ({"memory_mb": 64}, "--memory-mb must be from 128 to 10240 (Lambda's range), got 64"),
-        ({"init_timeout_s": 0.0}, "init_timeout_s must be > 0 and at most 86400 seconds, got 0.0"),
+        ({"concurrency": 0}, "--concurrency must be >= 1 and at most 1000, got 0"),
+        ({"concurrency": -3}, "--concurrency must be >= 1 and at most 1000, got -3"),
+        ({"timeout_s": 0.0}, "--timeout must be > 0 seconds and at most 86400, got 0.0"),
+        ({"timeout_s": math.nan}, "--timeout must be > 0 seconds and at most 86400, got nan"),
+        ({"keep_alive_s": -1.0}, "--keep-alive must be >= 0 seconds and at most 86400, got -1.0"),
+        (
+            {"memory_mb": 64},
+            "--memory-mb: memory_mb must be >= 128 and at most 10240 (Lambda's range), got 64",
+        ),
+        ({"init_timeout_s": 0.0}, "init_timeout_s must be > 0 seconds and at most 86400, got 0.0"),
     ],
 )
 def test_target_settings_reject_values_that_would_mean_the_default(
@@ -44,10 +47,10 @@ def test_target_settings_accept_the_edges() -> None:
 @pytest.mark.parametrize(
     ("flag", "value", "fragment"),
     [
-        ("--concurrency", "0", "--concurrency must be from 1 to 1000"),
-        ("--timeout", "0", "--timeout must be > 0 and at most"),
-        ("--keep-alive", "-5", "--keep-alive must be from 0 to"),
-        ("--memory-mb", "100", "--memory-mb must be from 128 to 10240"),
+        ("--concurrency", "0", "--concurrency must be >= 1 and at most 1000"),
+        ("--timeout", "0", "--timeout must be > 0 seconds and at most"),
+        ("--keep-alive", "-5", "--keep-alive must be >= 0 seconds and at most"),
+        ("--memory-mb", "100", "--memory-mb: memory_mb must be >= 128 and at most 10240"),
     ],
 )
 def test_cli_bad_target_option_is_a_usage_error_and_nothing_runs(
@@ -63,7 +66,7 @@ def test_cli_bad_target_option_is_a_usage_error_and_nothing_runs(
 def test_invoke_with_timeout_zero_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["invoke", "lambda", '{"workload": "classify"}', "--timeout", "0"])
     assert code == 2
-    assert "--timeout must be > 0 and at most" in capsys.readouterr().err
+    assert "--timeout must be > 0 seconds and at most" in capsys.readouterr().err
 
 
 def test_a_non_canonical_dataset_fails_up_front_naming_the_file(

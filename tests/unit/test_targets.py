@@ -154,7 +154,7 @@ def test_standalone_pool_reuses_workers_and_replaces_a_killed_one(tmp_path: Path
 def test_unknown_target_and_bad_settings_are_unavailable() -> None:
     with pytest.raises(TargetUnavailable, match="unknown target 'nope'"):
         create("nope", TargetSettings())
-    with pytest.raises(TargetUnavailable, match="--memory-mb must be from 128"):
+    with pytest.raises(TargetUnavailable, match="--memory-mb: memory_mb must be >= 128"):
         create("local-faas", TargetSettings(memory_mb=64))
 
 
