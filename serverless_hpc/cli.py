@@ -265,17 +265,13 @@ def workload_params(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return out
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Run the benchmark, then build the report (in a child process: see :func:`_build_report`)."""
-    import dataclasses
-
+def bench_config(args: argparse.Namespace, out: Path, run_id: str = "") -> Any:
+    """The experiment ``shpc bench`` options describe, validated (``BenchError`` naming the
+    option at fault); the dataset is not looked at yet. The dashboard validates with it too.
+    """
     from serverless_hpc import bench
-    from serverless_hpc.rundir import check_run_id
 
-    run_id = check_run_id(args.run_id) if args.run_id else bench.new_run_id()
-    out = (args.out or Path("results") / run_id).resolve()
-    bench.check_out_dir(out)  # before anything is created (claimed and checked again below)
-    cfg = bench.BenchConfig(
+    return bench.BenchConfig(
         out=out,
         targets=args.targets,
         workloads=args.workloads,
@@ -289,6 +285,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         settings=_settings(args, out),
         run_id=run_id,
     )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the benchmark, then build the report (in a child process: see :func:`_build_report`)."""
+    import dataclasses
+
+    from serverless_hpc import bench
+    from serverless_hpc.rundir import check_run_id
+
+    run_id = check_run_id(args.run_id) if args.run_id else bench.new_run_id()
+    out = (args.out or Path("results") / run_id).resolve()
+    bench.check_out_dir(out)  # before anything is created (claimed and checked again below)
+    cfg = bench_config(args, out, run_id)
     bench.check_plan_size(cfg, confirmed=args.yes)
     # Held until the report is built: a second run on the same --out is refused meanwhile.
     with bench.claim_out_dir(out, run_id) as lock:

@@ -93,7 +93,7 @@ FORM_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "train_epochs": ("--train-epochs", "int"),
     "train_limit": ("--train-limit", "int"),
     "dataproc_split": ("--dataproc-split", "choice"),
-    "memory_mb": ("--memory-mb", "int"),
+    "memory_mb": ("--memory-mb", "ints"),
     "concurrency": ("--concurrency", "int"),
     "timeout": ("--timeout", "float"),
     "params": ("--param", "params"),
@@ -145,6 +145,8 @@ def form_to_argv(body: object) -> list[str]:
                     items = [int(v) if v.lstrip("-").isdigit() else v for v in parts]
             elif isinstance(value, list):
                 items = value
+            elif kind == "ints" and isinstance(value, int) and not isinstance(value, bool):
+                items = [value]  # one number is a list of one (a single memory size)
             else:
                 raise FormError(name, f"{name}: expected a list, got {value!r}")
             argv += [option, ",".join(_scalar(name, v, kind) for v in items)]
@@ -187,7 +189,7 @@ def check_argv(argv: list[str], out: Path) -> Any:
     ``TargetSettings`` and ``BenchConfig``, whose checks name the option at fault.
     """
     from serverless_hpc import bench, cli
-    from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
+    from serverless_hpc.targets.base import TargetUnavailable
 
     parser = cli.build_parser()
     err = io.StringIO()
@@ -200,23 +202,11 @@ def check_argv(argv: list[str], out: Path) -> Any:
         message = lines[-1].removeprefix("shpc bench: error: ") if lines else "invalid options"
         raise FormError(_field_of(message), message) from None
     try:
-        settings = TargetSettings(
-            memory_mb=args.memory_mb, concurrency=args.concurrency, timeout_s=args.timeout
-        )
-        return bench.BenchConfig(
-            out=out,
-            targets=args.targets,
-            workloads=args.workloads,
-            shards=args.shards,
-            repeats=args.repeats,
-            train_repeats=args.train_repeats,
-            modes=args.modes,
-            cold_repeats=args.cold_repeats,
-            params=cli.workload_params(args),
-            settings=settings,
-        )
+        cfg = cli.bench_config(args, out)
+        bench.check_plan_size(cfg, confirmed=False)
     except (bench.BenchError, TargetUnavailable) as exc:
         raise FormError(_field_of(str(exc)), str(exc)) from None
+    return cfg
 
 
 # --------------------------------------------------------------------------------------

@@ -240,12 +240,13 @@ def test_a_symlinked_run_directory_is_refused(
         ({"workloads": ["dataproc", "nope"]}, "workloads", "unknown or empty"),
         ({"shards": "1,x"}, "shards", "expected an integer"),
         ({"shards": [0]}, "shards", "--shards must be positive"),
-        ({"shards": 3}, "shards", "expected a list"),
+        ({"shards": {"a": 3}}, "shards", "expected a list"),
         ({"repeats": 0}, "repeats", "must be >= 1"),
         ({"repeats": "six"}, "repeats", "expected an integer"),
         ({"repeats": True}, "repeats", "expected an integer"),
         ({"modes": ["warm"]}, "modes", "--modes must be from"),
         ({"memory_mb": 64}, "memory_mb", "memory_mb must be >= 128"),
+        ({"memory_mb": "512,x"}, "memory_mb", "expected an integer"),
         ({"concurrency": 0}, "concurrency", "--concurrency must be >= 1"),
         ({"dataproc_split": "validation"}, "dataproc_split", "invalid choice"),
         (
@@ -628,3 +629,14 @@ def test_a_non_loopback_host_gets_a_generated_token_printed_once(
     assert guard.token == token
     assert main(["serve", "--results", str(tmp_path)]) == 0
     assert served[1].app.token is None and "token" not in capsys.readouterr().err
+
+
+def test_memory_sizes_from_the_form_sweep_like_the_cli() -> None:
+    # GIVEN several memory sizes in the form (as text) or one (as a number)
+    sweep = form_to_argv({"workloads": "dataproc", "memory_mb": "512, 1769"})
+    single = form_to_argv({"workloads": "dataproc", "memory_mb": 1024})
+    # THEN the first is the CLI's sweep, the second its single setting
+    assert sweep[-2:] == ["--memory-mb", "512,1769"]
+    assert check_argv(sweep, Path("out")).memory_mb == (512, 1769)
+    cfg = check_argv(single, Path("out"))
+    assert cfg.memory_mb == (1024,) and cfg.settings.memory_mb == 1024

@@ -149,7 +149,7 @@ async function pageNew(main) {
     field("Train epochs", "train_epochs", input("train_epochs", "number", "", { min: 1, placeholder: "workload default" })),
     field("Train limit", "train_limit", input("train_limit", "number", "", { min: 1, placeholder: "all 60000" }),
           "train on the first N training images only (quick runs)"),
-    field("Memory (MB)", "memory_mb", input("memory_mb", "number", "", { min: 128, placeholder: "target default" })),
+    field("Memory (MB)", "memory_mb", input("memory_mb", "text", "", { placeholder: "target default" }), "one size, or several to sweep: 512,1024,1769"),
     field("Parameters", "params", el("textarea", { id: "f-params", name: "params", rows: 3,
           placeholder: "workload.key=value, one a line (e.g. dataproc.split=test)" })),
     el("span"), el("div", {}, el("button", { type: "submit", id: "start", text: "Start the run" })));
@@ -208,7 +208,7 @@ function formBody(form) {
   return {
     targets: checked("targets"), workloads: checked("workloads"),
     shards: form.elements.shards.value, repeats: num("repeats"), modes: checked("modes"),
-    cold_repeats: num("cold_repeats"), images: num("images"), memory_mb: num("memory_mb"),
+    cold_repeats: num("cold_repeats"), images: num("images"), memory_mb: form.elements.memory_mb.value,
     train_epochs: num("train_epochs"), train_limit: num("train_limit"),
     params,
   };
