@@ -11,17 +11,26 @@ import functools
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from serverless_hpc.pricing import Prices
 
 PRICES_FILE = "prices.json"
 
 
+def read_data_file(name: str, path: Path | None = None) -> Any:
+    """The JSON of ``path``, or of the package's own data file ``name`` when no path is given.
+
+    Price and platform data ship inside the package and a user may point to an edited copy.
+    """
+    if path is None:
+        text = resources.files("serverless_hpc").joinpath(name).read_text("utf-8")
+    else:
+        text = path.read_text("utf-8")
+    return json.loads(text)
+
+
 @functools.lru_cache(maxsize=4)
 def load_prices(path: Path | None = None) -> Prices:
     """Parse ``path`` (default: the packaged ``prices.json``) once per process."""
-    if path is None:
-        text = resources.files("serverless_hpc").joinpath(PRICES_FILE).read_text("utf-8")
-    else:
-        text = path.read_text("utf-8")
-    return Prices.from_dict(json.loads(text))
+    return Prices.from_dict(read_data_file(PRICES_FILE, path))

@@ -9,11 +9,11 @@ it is labelled a model.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+
+from serverless_hpc.pricing_data import read_data_file
 
 PROFILE_FILE = "platform_profile.json"
 
@@ -90,8 +90,4 @@ class PlatformProfile:
 @functools.lru_cache(maxsize=4)
 def load_profile(path: Path | None = None) -> PlatformProfile:
     """Parse ``path`` (default: the packaged profile) once per process."""
-    if path is None:
-        text = resources.files("serverless_hpc").joinpath(PROFILE_FILE).read_text("utf-8")
-    else:
-        text = path.read_text("utf-8")
-    return PlatformProfile.from_dict(json.loads(text))
+    return PlatformProfile.from_dict(read_data_file(PROFILE_FILE, path))

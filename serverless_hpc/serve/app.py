@@ -47,9 +47,16 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qs, urlencode
 
+import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -230,29 +237,37 @@ def _add_error_handlers(api: FastAPI) -> None:
         return _error(422, str(exc), field=exc.field)
 
 
-def _page(name: str) -> FileResponse:
-    return FileResponse(STATIC / name, media_type="text/html")
+#: Every page is the same shell (its data come through the API); only title and page differ.
+_SHELL: Final = jinja2.Environment(
+    loader=jinja2.PackageLoader("serverless_hpc.serve", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+).get_template("shell.html.j2")
+
+
+def _page(page: str, title: str) -> HTMLResponse:
+    return HTMLResponse(_SHELL.render(page=page, title=title))
 
 
 def _add_pages(api: FastAPI, runs: RunManager) -> None:
     """The HTML shells (static: every datum comes through the API) and the reports."""
 
     @api.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return _page("index.html")
+    def index() -> HTMLResponse:
+        return _page("runs", "Runs")
 
     @api.get("/new", include_in_schema=False)
-    def new_page() -> FileResponse:
-        return _page("new.html")
+    def new_page() -> HTMLResponse:
+        return _page("new", "New run")
 
     @api.get("/compare", include_in_schema=False)
-    def compare_page() -> FileResponse:
-        return _page("compare.html")
+    def compare_page() -> HTMLResponse:
+        return _page("compare", "Compare runs")
 
     @api.get("/runs/{run_id}", include_in_schema=False)
-    def run_page(run_id: str) -> FileResponse:
+    def run_page(run_id: str) -> HTMLResponse:
         runs.run_dir(run_id)
-        return _page("run.html")
+        return _page("run", "Run")
 
     @api.get("/runs/{run_id}/report", include_in_schema=False)
     def report(run_id: str) -> Any:
