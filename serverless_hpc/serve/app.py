@@ -34,7 +34,6 @@ under a Content-Security-Policy that allows only this server's own scripts.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import secrets
@@ -366,9 +365,6 @@ def _add_api(
     def compare(base: str, new: str) -> Any:
         """``shpc compare BASE NEW --json`` of two runs of the results directory."""
         base_dir, new_dir = runs.run_dir(check_run_id(base)), runs.run_dir(check_run_id(new))
-        available, why = compare_available(compare_command)
-        if not available:
-            return _error(503, why)
         argv = [*compare_command, str(base_dir), str(new_dir), "--json"]
         try:
             done = subprocess.run(
@@ -388,17 +384,3 @@ def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     message = lines[-1] if lines else "no output"
     return message.removeprefix("error: ")[:500]
-
-
-@functools.cache
-def compare_available(command: tuple[str, ...]) -> tuple[bool, str]:
-    """Whether ``shpc compare`` exists here (``--help`` exits 0), else why not."""
-    try:
-        done = subprocess.run(
-            [*command, "--help"], capture_output=True, text=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"shpc compare could not be started: {exc}"
-    if done.returncode == 0:
-        return True, ""
-    return False, f"shpc compare is not available in this version: {_last_line(done.stderr)}"

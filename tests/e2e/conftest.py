@@ -46,8 +46,14 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """A headless Chromium for one test module.
+
+    Module-scoped, not session-scoped: while Playwright's sync API is open, its event loop
+    counts as running in the main thread, and every later test calling ``asyncio.run``
+    (the dashboard's event-stream tests) would fail.
+    """
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="the playwright package is not installed (dev extra)"
     )

@@ -51,16 +51,6 @@ def _terminal_run(results: Path, run_id: str) -> None:
     )
 
 
-def _compare_available() -> bool:
-    done = subprocess.run(
-        [sys.executable, "-m", "serverless_hpc.cli", "compare", "--help"],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    return done.returncode == 0
-
-
 def test_start_a_run_from_the_form_watch_it_reach_100_percent_and_open_its_report(
     server: Server, page: Any
 ) -> None:
@@ -127,8 +117,6 @@ def _pick_and_compare(page: Any, server: Server, base: str, new: str) -> None:
 
 
 def test_compare_two_runs(server: Server, page: Any) -> None:
-    if not _compare_available():
-        pytest.skip("'shpc compare' is not available yet ('shpc compare --help' fails)")
     base, new = _two_runs(server)
     _pick_and_compare(page, server, base, new)
     shot(page, "5-compare")
@@ -137,19 +125,6 @@ def test_compare_two_runs(server: Server, page: Any) -> None:
     text = page.inner_text("#result")
     assert f"base {base}" in text and f"new {new}" in text
     assert "null" not in text and "undefined" not in text
-
-
-def test_compare_shows_the_commands_error_cleanly_while_it_is_unavailable(
-    server: Server, page: Any
-) -> None:
-    if _compare_available():
-        pytest.skip("'shpc compare' exists: test_compare_two_runs covers the page")
-    base, new = _two_runs(server)
-    _pick_and_compare(page, server, base, new)
-    shot(page, "5-compare-unavailable")
-    error = page.inner_text("#result .error")
-    assert error.startswith("shpc compare is not available in this version")
-    assert "Traceback" not in page.inner_text("body")
 
 
 def test_cancel_from_the_run_page(server: Server, page: Any) -> None:

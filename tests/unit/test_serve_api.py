@@ -439,19 +439,7 @@ def test_compare_refusals(manager: RunManager, client: TestClient) -> None:
     assert "invalid choice: 'no-such-command'" in got.json()["error"]
 
 
-def _compare_available() -> bool:
-    done = subprocess.run(
-        [sys.executable, "-m", "serverless_hpc.cli", "compare", "--help"],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    return done.returncode == 0
-
-
 def test_compare_two_runs(results: Path, client: TestClient) -> None:
-    if not _compare_available():
-        pytest.skip("'shpc compare' is not available yet ('shpc compare --help' fails)")
     make_run(results, "20260103T000000Z-cccccc", records=three_records(), summary=SUMMARY)
     got = client.get("/api/compare?base=20260101T000000Z-aaaaaa&new=20260103T000000Z-cccccc")
     assert got.status_code == 200, got.text
