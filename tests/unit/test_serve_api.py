@@ -428,15 +428,16 @@ def test_cancel_refusals(client: TestClient) -> None:
 def test_compare_refusals(manager: RunManager, client: TestClient) -> None:
     assert client.get("/api/compare?base=nope&new=20260101T000000Z-aaaaaa").status_code == 404
     assert client.get("/api/compare?base=20260101T000000Z-aaaaaa").status_code == 422
-    # a compare command that does not exist: 503 with the command's own message
+    # a compare command that fails: its own message, never a traceback
     broken = create_app(
         manager, compare_command=(sys.executable, "-m", "serverless_hpc.cli", "no-such-command")
     )
     got = TestClient(broken, base_url=BASE).get(
         "/api/compare?base=20260101T000000Z-aaaaaa&new=20260101T000000Z-aaaaaa"
     )
-    assert got.status_code == 503
+    assert got.status_code == 422
     assert "invalid choice: 'no-such-command'" in got.json()["error"]
+    assert "Traceback" not in got.text
 
 
 def test_compare_two_runs(results: Path, client: TestClient) -> None:
