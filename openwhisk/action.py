@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from serverless_hpc import handler, workloads
-from serverless_hpc.workloads.base import Context
+from serverless_hpc.workloads.base import Context, deadline_from_epoch_ms
 
 log = logging.getLogger("serverless_hpc.openwhisk.action")
 
@@ -64,6 +64,8 @@ def _context(config: dict[str, Any]) -> Context:
     return Context(
         data_dir=Path(data) if isinstance(data, str) and data else base.data_dir,
         store_uri=store if isinstance(store, str) and store else base.store_uri,
+        # set by the runtime for each activation: when OpenWhisk will stop it
+        deadline=deadline_from_epoch_ms(os.environ.get("__OW_DEADLINE")),
     )
 
 

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
+from serverless_hpc import chain, workloads
 from serverless_hpc import targets as target_registry
-from serverless_hpc import workloads
 from serverless_hpc.contract import PLATFORM_ERROR, ContractError, error_response
 from serverless_hpc.invocation import InvocationRecord, Outcome
 from serverless_hpc.records import RecordWriter, environment
@@ -103,6 +103,8 @@ class BenchConfig:
     shards: tuple[int, ...] = (1, 5, 10, 15)
     repeats: int = 6
     train_repeats: int = 1
+    #: Functions a data-parallel training runs on (each a plan point; 1: one function).
+    train_workers: tuple[int, ...] = (1,)
     modes: tuple[str, ...] = ("natural", "cold")
     cold_repeats: int = 2
     #: Memory sizes to sweep (MB); empty: each target's own setting, no sweep.
@@ -134,6 +136,7 @@ class BenchConfig:
                 f"--memory-mb: sizes must be distinct integers from 128 to {MAX_MEMORY_MB} MB, "
                 f"got {list(self.memory_mb)}"
             )
+        self._check_train_workers()
         if any(m not in MODES for m in self.modes) or not self.modes:
             raise BenchError(f"--modes must be from {MODES}, got {list(self.modes)}")
         for name in self.workloads:
@@ -160,6 +163,12 @@ class BenchConfig:
             if not 1 <= value <= bound:
                 raise BenchError(f"{option} must be >= 1 and at most {bound}, got {value}")
 
+    def _check_train_workers(self) -> None:
+        if not self.train_workers or any(w < 1 for w in self.train_workers):
+            raise BenchError(f"--train-workers must be >= 1, got {list(self.train_workers)}")
+        if max(self.train_workers) > 1 and not any(s.data_parallel for s in self.specs()):
+            raise BenchError("--train-workers > 1 needs a data-parallel workload in --workloads")
+
     def params_of(self, workload: str) -> dict[str, Any]:
         """``workload``'s request parameters: its spec's plan params, then the user's."""
         return {**workloads.specs()[workload].plan_params, **self.params.get(workload, {})}
@@ -181,6 +190,8 @@ class Batch:
     requests: tuple[dict[str, Any], ...]
     items: tuple[int, ...]
     memory_mb: int | None = None  # the sweep's size; None: the target's own setting
+    #: Functions of a data-parallel training (1: not data-parallel).
+    workers: int = 1
 
 
 def memory_sizes(cfg: BenchConfig, supports_memory: bool) -> tuple[int | None, ...]:
@@ -191,9 +202,10 @@ def memory_sizes(cfg: BenchConfig, supports_memory: bool) -> tuple[int | None, .
 def plan(cfg: BenchConfig, target: str, *, supports_memory: bool = False) -> Iterator[Batch]:
     """The batches to run on one target, in plan order (memory size, then natural before cold).
 
-    A long-running workload (``train``) runs ``train_repeats`` times, natural mode only; a
-    fanned-out one at every fan-out, mode and repeat; any other once per mode and repeat.
-    With a memory sweep and ``supports_memory``, all of that at each size in turn.
+    A long-running workload (``train``) runs ``train_repeats`` times, natural mode only, at
+    each ``train_workers`` when it is data-parallel; a fanned-out one at every fan-out, mode
+    and repeat; any other once per mode and repeat. With a memory sweep and
+    ``supports_memory``, all of that at each size in turn.
     """
     for memory_mb in memory_sizes(cfg, supports_memory):
         for batch in _plan_one_size(cfg, target):
@@ -204,8 +216,9 @@ def _plan_one_size(cfg: BenchConfig, target: str) -> Iterator[Batch]:
     for spec in cfg.specs():
         params = cfg.params_of(spec.name)
         if spec.long_running:
-            for r in range(cfg.train_repeats):
-                yield _batch(cfg, spec, target, params, 1, r, "natural")
+            for workers in cfg.train_workers if spec.data_parallel else (1,):
+                for r in range(cfg.train_repeats):
+                    yield _batch(cfg, spec, target, params, 1, r, "natural", workers)
             continue
         for mode in cfg.modes:
             repeats = cfg.repeats if mode == "natural" else cfg.cold_repeats
@@ -222,15 +235,20 @@ def _batch(
     shards: int,
     repeat: int,
     mode: str,
+    workers: int = 1,
 ) -> Batch:
     requests, items = [], []
     for i, (p, n) in enumerate(spec.requests(params, shards)):
+        if spec.resumable or workers > 1:  # its checkpoints' keys: unique to this training
+            p = {**p, "chain": chain.chain_id(cfg.run_id, target, repeat, workers)}  # noqa: PLW2901
         req: dict[str, Any] = {"workload": spec.name, "params": p, "run_id": cfg.run_id}
         if spec.fanned_out:
             req["shard"] = i
         requests.append(req)
         items.append(n)
-    return Batch(target, spec.name, shards, repeat, mode, tuple(requests), tuple(items))
+    return Batch(
+        target, spec.name, shards, repeat, mode, tuple(requests), tuple(items), workers=workers
+    )
 
 
 def count_invocations(
@@ -244,7 +262,10 @@ def count_invocations(
         per_size = 0
         for spec in cfg.specs():
             if spec.long_running:
-                per_size += cfg.train_repeats
+                for w in cfg.train_workers if spec.data_parallel else (1,):
+                    # a chain ticks once; a data-parallel training per invocation
+                    rounds = int(cfg.params_of(spec.name).get("epochs", 1)) if w > 1 else 0
+                    per_size += cfg.train_repeats * (rounds * (w + 1) if w > 1 else 1)
                 continue
             fanout = sum(cfg.shards) if spec.fanned_out else 1
             for mode in cfg.modes:
@@ -276,6 +297,7 @@ def batch_summary(
         "memory_mb": memory_mb,
         "oversubscribed": any(flags) if flags else None,
         "shards": batch.shards,
+        "workers": batch.workers,
         "repeat": batch.repeat,
         "mode": batch.mode,
         "invocations": len(records),
@@ -313,7 +335,10 @@ def _record(
     t_send: float,
     t_recv: float,
     env: dict[str, Any],
+    **context: Any,
 ) -> InvocationRecord:
+    """The record of one invocation; ``context`` sets ``leg``/``round``/``role``/``shards``/
+    ``items`` for the invocations of chains and data-parallel rounds."""
     if outcome.memory_mb is None and batch.memory_mb is not None:
         outcome.memory_mb = batch.memory_mb  # configured for the batch, even if it never ran
     resp = scrub_response(outcome.response)  # a platform may echo credentials in an error
@@ -324,8 +349,8 @@ def _record(
         target=batch.target,
         workload=batch.workload,
         shard=index,
-        shards=batch.shards,
-        items=batch.items[index],
+        shards=context.pop("shards", batch.shards),
+        items=context.pop("items", batch.items[index] if index < len(batch.items) else 0),
         repeat=batch.repeat,
         mode=batch.mode,
         client_ms=client_ms,
@@ -334,6 +359,7 @@ def _record(
         outcome=outcome,
         result=_compact(batch.workload, resp.get("result")) if outcome.ok else None,
         env=env,
+        **context,
     )
 
 
@@ -562,7 +588,9 @@ def _run_locked(
         _check_memory(cfg, opened)
         writer = _open_records(cfg.out / "records.jsonl")
         io_stack.callback(_close_records, writer)
-        pool = ThreadPoolExecutor(max_workers=max(*cfg.shards, 1), thread_name_prefix="inv")
+        pool = ThreadPoolExecutor(
+            max_workers=max(*cfg.shards, *cfg.train_workers, 1), thread_name_prefix="inv"
+        )
         io_stack.callback(pool.shutdown, wait=True, cancel_futures=True)
         state = _RunState(
             cfg=cfg,
@@ -690,11 +718,19 @@ class _RunState:
             if batch.mode == "cold" and not target.supports_forced_cold:
                 log.info("%s does not force cold starts; skipping cold batches", name)
                 continue
-            recs, results = _run_batch(
+            run = _run_batch
+            if batch.workers > 1:
+                run = _run_rounds
+            elif spec.resumable:
+                run = _run_chain
+            recs, results = run(
                 cfg, target, batch, self.pool, self.writer, env, self.progress, self.interrupted
             )
             self.failed += sum(1 for r in recs if not r.ok)
             summary = batch_summary(batch, recs, results)
+            if spec.resumable or batch.workers > 1:
+                summary.update(_training_summary(recs, results))
+                _clean_scratch(target, results)
             self.batches.append(summary)
             with (cfg.out / "batches.jsonl").open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(summary) + "\n")
@@ -822,6 +858,7 @@ def _config_json(cfg: BenchConfig) -> dict[str, Any]:
         "shards": list(cfg.shards),
         "repeats": cfg.repeats,
         "train_repeats": cfg.train_repeats,
+        "train_workers": list(cfg.train_workers),
         "modes": list(cfg.modes),
         "cold_repeats": cfg.cold_repeats,
         "memory_mb": list(cfg.memory_mb),
@@ -840,3 +877,216 @@ def _config_json(cfg: BenchConfig) -> dict[str, Any]:
 def new_run_id() -> str:
     """A sortable run id: UTC time plus a random suffix."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+# -- trainings longer than one invocation (see serverless_hpc.chain) ------------------------
+
+
+def _timeout_of(cfg: BenchConfig, workload: str) -> float:
+    timeout_s = cfg.settings.timeout_s
+    return workloads.specs()[workload].timeout_s if timeout_s is None else timeout_s
+
+
+def _with_curve(
+    rec: InvocationRecord, full: Mapping[str, Any] | None, legs: list[chain.Leg], t0: float
+) -> None:
+    """Put time and cost to accuracy so far in the record's result (its ``progress``)."""
+    if rec.result is not None and full is not None and isinstance(full.get("progress"), list):
+        rec.result = {**rec.result, "progress": chain.curve(legs, full["progress"], t0)}
+
+
+def _error_type(outcome: Outcome) -> str | None:
+    err = outcome.response.get("error")
+    return err.get("type") if isinstance(err, dict) else None
+
+
+def _run_chain(
+    cfg: BenchConfig,
+    target: Target,
+    batch: Batch,
+    pool: ThreadPoolExecutor,
+    writer: RecordWriter,
+    env: dict[str, Any],
+    progress: Callable[[int], None] | None,
+    interrupted: threading.Event,
+) -> tuple[list[InvocationRecord], list[dict[str, Any]]]:
+    """Invoke a resumable training until it is done (one record per leg, ``leg`` 0, 1, ...).
+
+    The records and, when the chain finished, its final result (for the spec's combine).
+    """
+    request = batch.requests[0]
+    epochs = int(request["params"].get("epochs", 1))
+    timeout_s = _timeout_of(cfg, batch.workload)
+    state = chain.ChainState()
+    legs: list[chain.Leg] = []
+    recs: list[InvocationRecord] = []
+    final: dict[str, Any] | None = None
+    while not interrupted.is_set():
+        outcome, client_ms, t_send, t_recv = _invoke_timed(target, request, timeout_s, False)
+        if interrupted.is_set():
+            break  # cut off by the user, not a failure
+        legs.append(chain.Leg(t_send, t_recv, outcome.cost_usd))
+        rec = _record(cfg, batch, 0, outcome, client_ms, t_send, t_recv, env, leg=state.legs)
+        full = outcome.response.get("result") if outcome.ok else None
+        full = full if isinstance(full, dict) else None
+        _with_curve(rec, full, legs, legs[0].t_send)
+        writer.write(rec)
+        recs.append(rec)
+        step = chain.next_step(
+            state, outcome.ok, full, _error_type(outcome), max_legs=chain.max_legs(epochs)
+        )
+        if step is chain.Step.DONE:
+            final = full
+            break
+        if step is chain.Step.FAIL:
+            log.error(
+                "%s %s chain stopped after leg %d: %s",
+                batch.target,
+                batch.workload,
+                state.legs - 1,
+                rec.error or "no progress",
+            )
+            break
+        log.info(
+            "%s %s: leg %d %s, resuming after epoch %d",
+            batch.target,
+            batch.workload,
+            state.legs - 1,
+            "stopped in time" if rec.ok else f"failed ({rec.error})",
+            state.epoch,
+        )
+    if progress:
+        progress(1)
+    return recs, [final] if final is not None else []
+
+
+def _run_rounds(
+    cfg: BenchConfig,
+    target: Target,
+    batch: Batch,
+    pool: ThreadPoolExecutor,
+    writer: RecordWriter,
+    env: dict[str, Any],
+    progress: Callable[[int], None] | None,
+    interrupted: threading.Event,
+) -> tuple[list[InvocationRecord], list[dict[str, Any]]]:
+    """A data-parallel training: per round, the workers at once, then the combine step.
+
+    An invocation the platform stopped is retried (up to :data:`chain.MAX_FAILED_LEGS`
+    attempts): a worker restarts its round from the round's stored start, so a kill costs
+    at most that worker's part of one epoch. Records carry ``round`` and ``role``; a worker's
+    ``shard`` is its index, the combine step's is the worker count.
+    """
+    w = batch.workers
+    rounds = int(batch.requests[0]["params"].get("epochs", 1))
+    timeout_s = _timeout_of(cfg, batch.workload)
+    lock = threading.Lock()
+    recs: list[InvocationRecord] = []
+    legs: list[chain.Leg] = []
+    in_flight = threading.BoundedSemaphore(max(1, target.max_parallel))
+
+    def attempt(request: dict[str, Any], index: int, rnd: int, role: str) -> dict[str, Any] | None:
+        for tries in range(chain.MAX_FAILED_LEGS):
+            with in_flight:
+                if interrupted.is_set():
+                    return None
+                outcome, client_ms, t_send, t_recv = _invoke_timed(
+                    target, request, timeout_s, False
+                )
+            if interrupted.is_set():
+                return None
+            full = outcome.response.get("result") if outcome.ok else None
+            rec = _record(
+                cfg,
+                batch,
+                index,
+                outcome,
+                client_ms,
+                t_send,
+                t_recv,
+                env,
+                shards=w,
+                items=int(full.get("items", 0)) if isinstance(full, dict) else 0,
+                leg=tries,
+                round=rnd,
+                role=role,
+            )
+            with lock:
+                legs.append(chain.Leg(t_send, t_recv, outcome.cost_usd))
+                if role == "combine" and isinstance(full, dict):
+                    _with_curve(rec, full, legs, min(leg.t_send for leg in legs))
+                writer.write(rec)
+                recs.append(rec)
+            if progress and tries == 0:
+                progress(1)
+            if isinstance(full, dict):
+                return full
+            if _error_type(outcome) not in chain.RESUMABLE_ERRORS:
+                break
+            log.warning(
+                "%s round %d %s %d failed (%s); retrying", batch.target, rnd, role, index, rec.error
+            )
+        return None
+
+    final: dict[str, Any] | None = None
+    for rnd in range(rounds):
+        worker_reqs, combine_req = chain.round_requests(batch.requests[0], w, rnd)
+        futures = [pool.submit(attempt, r, i, rnd, "worker") for i, r in enumerate(worker_reqs)]
+        if not all(f.result() is not None for f in futures):
+            log.error("%s round %d: a worker failed; the training stops", batch.target, rnd)
+            break
+        combined = attempt(combine_req, w, rnd, "combine")
+        if combined is None:
+            log.error("%s round %d: combining failed; the training stops", batch.target, rnd)
+            break
+        if combined.get("status") != "continue":
+            final = combined
+            break
+    recs.sort(key=lambda r: r.t_send)
+    return recs, [final] if final is not None else []
+
+
+def _training_summary(
+    recs: Sequence[InvocationRecord], results: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A chain's or data-parallel training's totals: legs, cost, accuracy curve, time to 0.90."""
+    costs = [r.outcome.cost_usd for r in recs]
+    billed = [r.outcome.billed_ms for r in recs]
+    out: dict[str, Any] = {
+        "legs": sum(1 for r in recs if r.role != "worker"),
+        "cost_usd": sum(c for c in costs if c is not None)
+        if all(c is not None for c in costs) and costs
+        else None,
+        "billed_ms": sum(b for b in billed if b is not None)
+        if all(b is not None for b in billed) and billed
+        else None,
+    }
+    legs = [chain.Leg(r.t_send, r.t_recv, r.outcome.cost_usd) for r in recs]
+    last = next((r for r in reversed(recs) if r.ok and r.role != "worker"), None)
+    full = results[0] if results else (last.outcome.response.get("result") if last else None)
+    if legs and isinstance(full, Mapping) and isinstance(full.get("progress"), list):
+        points = chain.curve(legs, full["progress"], min(leg.t_send for leg in legs))
+        out["progress"] = points
+        reached = chain.time_to(points)
+        out["accuracy_target"] = chain.TARGET_ACCURACY
+        out["time_to_target_s"] = reached["elapsed_s"]
+        out["cost_to_target_usd"] = reached["cost_usd"]
+        out["epochs_to_target"] = reached["epoch"]
+    return out
+
+
+def _clean_scratch(target: Target, results: Sequence[Mapping[str, Any]]) -> None:
+    """Delete a finished training's checkpoints (kept after a failure, to resume from)."""
+    prefix = results[0].get("scratch") if results else None
+    if not isinstance(prefix, str):
+        return
+    try:
+        store = target.scratch_store()
+        if store is None:
+            log.info("%s: checkpoints under %s are left in place", target.name, prefix)
+            return
+        n = store.delete_prefix(prefix)
+    except (OSError, ContractError) as exc:  # cleanup must not fail a finished run
+        log.warning("%s: could not delete checkpoints under %s: %s", target.name, prefix, exc)
+    else:
+        log.info("%s: deleted %d checkpoint object(s) under %s", target.name, n, prefix)

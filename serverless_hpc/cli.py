@@ -278,6 +278,7 @@ def bench_config(args: argparse.Namespace, out: Path, run_id: str = "") -> Any:
         shards=args.shards,
         repeats=args.repeats,
         train_repeats=args.train_repeats,
+        train_workers=tuple(args.train_workers),
         modes=args.modes,
         cold_repeats=args.cold_repeats,
         memory_mb=args.memory_mb or (),
@@ -577,6 +578,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--train-repeats", type=int, default=1, help="training runs per target (default 1)"
+    )
+    b.add_argument(
+        "--train-workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="functions a training runs on, data-parallel with model averaging each epoch "
+        "(each N is a plan point; default 1)",
     )
     b.add_argument(
         "--train-epochs",

@@ -176,6 +176,11 @@ class InvocationRecord:
     outcome: Outcome
     result: dict[str, Any] | None = None
     env: dict[str, Any] = field(default_factory=dict)
+    #: A chained training: this invocation's position in its chain (0, 1, ...).
+    leg: int | None = None
+    #: A data-parallel training: the round, and ``"worker"`` or ``"combine"``.
+    round: int | None = None
+    role: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -211,6 +216,9 @@ class InvocationRecord:
             oversubscribed=o.oversubscribed,
             result=self.result,
             env=self.env,
+            leg=self.leg,
+            round=self.round,
+            role=self.role,
         )
         return out
 

@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -92,6 +93,15 @@ class LocalStore(Store):
         if not path.is_file():
             raise NotFound(f"{self.uri}: no object {key!r}")
         return path
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Remove the directory for ``prefix`` and everything in it."""
+        path = self._path(prefix)
+        if not path.is_dir():
+            return 0
+        count = sum(1 for p in path.rglob("*") if p.is_file())
+        shutil.rmtree(path)
+        return count
 
 
 def open_store(uri: str | None = None) -> Store:

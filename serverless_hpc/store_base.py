@@ -47,3 +47,11 @@ class Store(ABC):
     @abstractmethod
     def local_path(self, key: str) -> Path:
         """A local file holding ``key``'s bytes (a download cache for remote stores)."""
+
+    @abstractmethod
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix/``; return how many were deleted.
+
+        For scratch objects (training checkpoints) the driver cleans up; model bundles are
+        never deleted through this.
+        """

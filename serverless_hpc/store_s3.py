@@ -145,3 +145,25 @@ class S3Store(Store):
             Path(tmp).unlink(missing_ok=True)
         log.info("downloaded %s/%s to %s", self.uri, key, path)
         return path
+
+    def delete_prefix(self, prefix: str) -> int:
+        """List the keys under ``prefix/`` and delete them in batches of 1000 (S3's limit)."""
+        base = self.object_key(prefix).rstrip("/") + "/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=base
+        )
+        deleted = 0
+        for page in pages:
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if not keys:
+                continue
+            resp = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+            errors = resp.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise RuntimeError(
+                    f"{self.uri}: could not delete {len(errors)} object(s) under {prefix!r}, "
+                    f"e.g. {first.get('Key')}: {first.get('Code')} {first.get('Message')}"
+                )
+            deleted += len(keys)
+        return deleted

@@ -20,6 +20,10 @@ before it asked, and watches the parent's pid (a pidfd, or the parent pid where 
 exist) in a thread as a fallback. An orphan would otherwise finish its work and publish it
 (a trained model made ``latest``) for a run that recorded nothing.
 
+A request line is a contract request, optionally with :data:`DEADLINE_KEY` beside its fields:
+the Unix time at which the parent will kill the invocation (local-faas's timeout), which the
+worker removes and passes to the workload as ``Context.deadline``.
+
 The cold-start timings use ``time.monotonic_ns`` against the spawn time the parent passes in
 argv: on Linux CLOCK_MONOTONIC is system-wide, so the two processes' readings compare.
 """
@@ -38,6 +42,7 @@ import select  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
+from typing import Any  # noqa: E402
 
 #: Exit status of a worker that found its driver gone (128 + SIGKILL, as if killed).
 ORPHAN_EXIT = 137
@@ -80,6 +85,20 @@ def _watch_parent(parent_pid: int) -> None:
     while os.getppid() == parent_pid:
         time.sleep(_PPID_POLL_S)
     os._exit(ORPHAN_EXIT)
+
+
+#: Field of a request line that carries the invocation's deadline (Unix seconds), if any.
+DEADLINE_KEY = "__shpc_deadline"
+
+
+def _context(deadline: object) -> Any:
+    """The workload context from the environment, with the request line's deadline."""
+    from serverless_hpc.workloads.base import Context
+
+    ctx = Context.from_env()
+    if isinstance(deadline, int | float) and not isinstance(deadline, bool):
+        ctx = Context(data_dir=ctx.data_dir, store_uri=ctx.store_uri, deadline=float(deadline))
+    return ctx
 
 
 def _protocol_stream() -> object:
@@ -141,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             event = json.loads(line)
         except json.JSONDecodeError as exc:
             event = {"__invalid_json__": str(exc)}
+        deadline = event.pop(DEADLINE_KEY, None) if isinstance(event, dict) else None
         name = event.get("workload") if isinstance(event, dict) else None
         lazy_ms = 0.0
         if isinstance(name, str) and name not in preloaded:
@@ -149,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                 preloaded.add(name)
             except Exception:  # unknown workload: the handler reports it in the contract's terms
                 logging.getLogger(__name__).debug("preload of %r failed", name, exc_info=True)
-        response = handler.handle(event, platform=args.platform, memory_mb=args.memory_mb)
+        response = handler.handle(
+            event, platform=args.platform, memory_mb=args.memory_mb, ctx=_context(deadline)
+        )
         first = isinstance(name, str) and served.get(name, 0) == 0
         if isinstance(name, str):
             served[name] = served.get(name, 0) + 1

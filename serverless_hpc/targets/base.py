@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar, Final, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 
 from serverless_hpc.invocation import Outcome
+
+if TYPE_CHECKING:
+    from serverless_hpc.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +204,11 @@ class Target(ABC):
         driver's side saw for that request (for a batch-native target, the batch's wall time).
         """
         raise NotImplementedError(f"{self.name} is not batch-native")
+
+    def scratch_store(self) -> Store | None:
+        """The model store this target's functions write, opened by the driver; None where
+        the driver cannot reach it. The driver deletes a finished chain's checkpoints there."""
+        return None
 
     @property
     def max_parallel(self) -> int:

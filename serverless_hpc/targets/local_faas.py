@@ -43,7 +43,7 @@ import logging
 import math
 import threading
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from serverless_hpc import workloads
 from serverless_hpc.contract import (
@@ -66,6 +66,10 @@ from serverless_hpc.targets.process import (
     call_or_error,
     open_log,
 )
+from serverless_hpc.workloads.base import deadline_from_timeout
+
+if TYPE_CHECKING:
+    from serverless_hpc.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +177,12 @@ class LocalFaasTarget(Target):
         function configuration, as on Lambda) and retire when their slot is needed.
         """
         self._memory = memory_mb
+
+    def scratch_store(self) -> Store:
+        """The store the workers use: the configured one, else the same default."""
+        from serverless_hpc.store import open_store
+
+        return open_store(self.settings.store_uri)
 
     @property
     def max_parallel(self) -> int:
@@ -449,7 +459,9 @@ class LocalFaasTarget(Target):
         extra = {"cgroup_setup_ms": group.setup_ms} if group and ready and group.rel else {}
         try:
             t_call = time.perf_counter()
-            response, reply = call_or_error(worker, request, timeout_s)
+            # the workload sees the timeout enforced here, so a training can stop in time
+            deadline = deadline_from_timeout(timeout_s, time.time())
+            response, reply = call_or_error(worker, request, timeout_s, deadline=deadline)
             call_ms = (time.perf_counter() - t_call) * 1e3
             cold = ready is not None
             init_ms = ready.init_ms if ready is not None else None

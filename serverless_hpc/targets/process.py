@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from serverless_hpc.worker import DEADLINE_KEY
+
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 1 << 16
@@ -146,11 +148,18 @@ class WorkerProcess:
         )
         return self.ready
 
-    def call(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Send one request and return the worker's ``result`` message."""
+    def call(
+        self, request: dict[str, Any], timeout_s: float, *, deadline: float | None = None
+    ) -> dict[str, Any]:
+        """Send one request and return the worker's ``result`` message.
+
+        ``deadline`` (Unix seconds) tells the workload when the platform will stop it; it
+        travels beside the request (:data:`DEADLINE_KEY`), not inside the contract request.
+        """
         assert self.proc.stdin is not None
+        line = request if deadline is None else {**request, DEADLINE_KEY: deadline}
         try:
-            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.write(json.dumps(line).encode() + b"\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
             self.kill()
@@ -252,7 +261,11 @@ def open_log(log_dir: Path | None, name: str) -> IO[bytes] | None:
 
 
 def call_or_error(
-    worker: WorkerProcess, request: dict[str, Any], timeout_s: float
+    worker: WorkerProcess,
+    request: dict[str, Any],
+    timeout_s: float,
+    *,
+    deadline: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Call ``worker``; return ``(response, reply)`` with failures as contract envelopes.
 
@@ -262,7 +275,7 @@ def call_or_error(
     from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response
 
     try:
-        reply = worker.call(request, timeout_s)
+        reply = worker.call(request, timeout_s, deadline=deadline)
     except WorkerTimeout:
         return error_response(TIMEOUT, f"invocation exceeded its {timeout_s:g} s timeout"), None
     except WorkerDied as exc:

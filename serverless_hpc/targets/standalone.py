@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response
 from serverless_hpc.host import available_cpus, machine_memory_mb
@@ -24,6 +24,9 @@ from serverless_hpc.targets.process import (
     call_or_error,
     open_log,
 )
+
+if TYPE_CHECKING:
+    from serverless_hpc.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +110,12 @@ class StandaloneTarget(Target):
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def scratch_store(self) -> Store:
+        """The store the workers use: the configured one, else the same default."""
+        from serverless_hpc.store import open_store
+
+        return open_store(self.settings.store_uri)
 
     @property
     def max_parallel(self) -> int:

@@ -123,6 +123,15 @@ class WorkloadSpec:
     #: A long job (a training): planned ``--train-repeats`` times, natural mode only, rather
     #: than at every mode and repeat.
     long_running: bool = False
+    #: Resumable across invocations: a request takes ``chain`` (an id the driver makes unique)
+    #: and ``epochs``; a result with ``"status": "continue"`` asks for another invocation with
+    #: the same request, which resumes from the checkpoint the function stored (see
+    #: :mod:`serverless_hpc.chain`). A done result may name ``"scratch"``, a store prefix the
+    #: driver deletes once the chain succeeded.
+    resumable: bool = False
+    #: Can train over ``--train-workers`` N functions: requests take ``workers``, ``round``
+    #: and ``worker`` (none: the round's combine step); ``epochs`` is the number of rounds.
+    data_parallel: bool = False
     #: The model name this workload reads or writes (with :attr:`store` other than NONE).
     model: str | None = None
     #: Base parameters of every planned request (the user's ``--param`` values go on top).

@@ -20,7 +20,7 @@ from typing import Any
 from serverless_hpc.aws.function.staging import dataset_splits, stage_dataset
 from serverless_hpc.contract import DATASET_ERROR, INVALID_REQUEST, error_response
 from serverless_hpc.data import fashion_mnist as fm
-from serverless_hpc.workloads.base import Context
+from serverless_hpc.workloads.base import Context, deadline_from_remaining_ms
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,9 @@ class LambdaAdapter:
                 log.exception("dataset staging failed")
                 return error_response(DATASET_ERROR, str(exc))
             stage_ms = (time.perf_counter() - t0) * 1e3
-        ctx = Context(data_dir=self.data_dir, store_uri=self.store_uri)
+        ctx = Context(
+            data_dir=self.data_dir, store_uri=self.store_uri, deadline=_deadline_of(context)
+        )
         response = handle(event, platform="lambda", memory_mb=memory_mb, ctx=ctx)
         if response.get("ok"):
             response["timings"]["stage_ms"] = stage_ms
@@ -122,6 +124,14 @@ class S3RequestCounter:
     def snapshot(self) -> dict[str, int]:
         """The counts so far."""
         return {"get": self.get, "put": self.put}
+
+
+def _deadline_of(context: Any) -> float | None:
+    """When Lambda will stop this invocation (Unix seconds), from the context's remaining time."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    return deadline_from_remaining_ms(float(remaining()), time.time())
 
 
 def _memory_of(context: Any) -> int | None:

@@ -1,8 +1,10 @@
 """``train``: a small CNN on the Fashion-MNIST training set, exported to LiteRT.
 
-One invocation per batch (not fanned out). It writes a model bundle to the store, so it runs
-before the workloads that read one, and the driver pins their requests to the version it
-wrote. Test accuracy is measured on the held-out test set.
+One invocation per batch (not fanned out), or a chain of them: it checkpoints after every
+epoch and stops in time to be resumed (``resumable``), and it can train data-parallel over
+several functions with model averaging (``data_parallel``). It writes a model bundle to the
+store, so it runs before the workloads that read one, and the driver pins their requests to
+the version it wrote. Test accuracy is measured on the held-out test set.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ DEFAULT_EPOCHS = 15
 
 
 def combine(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The trained model's version and its test accuracy."""
+    """The trained model's version and its test accuracy (from the chain's final result)."""
     if not results:
         return {}
     return {
@@ -40,6 +42,8 @@ SPEC = WorkloadSpec(
     timeout_s=900.0,
     order=10,
     long_running=True,
+    resumable=True,
+    data_parallel=True,
     plan_params={"model": MODEL},
     splits=lambda params: ("train", "test"),
     combine=combine,

@@ -25,13 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from serverless_hpc.contract import EXPORT_MISMATCH, ContractError
+from serverless_hpc.contract import EXPORT_MISMATCH, ContractError, InvalidRequest, NotFound
 from serverless_hpc.data import fashion_mnist as fm
-from serverless_hpc.store import check_model_name, open_store, save_bundle
+from serverless_hpc.store import Store, check_model_name, open_store, save_bundle
 from serverless_hpc.workloads.base import Context, Output, Params, parse_params
+from serverless_hpc.workloads.spec import split_ranges
 from serverless_hpc.workloads.train import DEFAULT_EPOCHS, SPEC
+from serverless_hpc.workloads.train import checkpoint as ck
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,17 @@ MAX_ACCURACY_DELTA = 0.001
 
 
 class TrainParams(Params):
-    """Training settings; the defaults are the ones the README's accuracy figure comes from."""
+    """Training settings; the defaults are the ones the README's accuracy figure comes from.
+
+    ``chain`` turns on checkpoints (see :mod:`.checkpoint` for the keys): after every epoch
+    the state is saved, a request with the same ``chain`` resumes from it, and the training
+    returns ``{"status": "continue"}`` before an epoch that would not fit in the time the
+    platform leaves it. ``workers`` > 1 is one step of a data-parallel training over
+    ``workers`` functions: with ``worker`` set, that worker's part of round ``round``; without
+    it, the round's combine step (average, evaluate, and after the last round export).
+    For data-parallel trainings ``epochs`` is the number of rounds (each round is one pass
+    over the training set, split between the workers).
+    """
 
     epochs: int = Field(default=DEFAULT_EPOCHS, ge=1, le=200)
     batch_size: int = Field(default=128, ge=1, le=8192)
@@ -50,6 +62,43 @@ class TrainParams(Params):
     train_limit: int | None = Field(default=None, ge=100, le=60000)
     augment: bool = True
     model: str = SPEC.model or ""
+    chain: str | None = Field(default=None, max_length=200)
+    #: Test accuracy after every epoch (for the time-to-accuracy curve, never used to decide).
+    eval_each_epoch: bool = True
+    workers: int = Field(default=1, ge=1, le=64)
+    worker: int | None = Field(default=None, ge=0)
+    round: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _data_parallel_fields(self) -> TrainParams:
+        if self.workers == 1:
+            if self.worker is not None or self.round is not None:
+                raise ValueError("worker and round are for data-parallel training (workers > 1)")
+            return self
+        if self.chain is None or self.round is None:
+            raise ValueError("data-parallel training (workers > 1) needs chain and round")
+        if self.round >= self.epochs:
+            raise ValueError(f"round {self.round} is past the last round ({self.epochs - 1})")
+        if self.worker is not None and self.worker >= self.workers:
+            raise ValueError(f"worker {self.worker} is not below workers ({self.workers})")
+        return self
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What must not change between the legs of one chain (a resume checks it)."""
+        return {
+            k: getattr(self, k)
+            for k in ("epochs", "batch_size", "learning_rate", "seed", "train_limit", "augment")
+        } | {"workers": self.workers}
+
+
+#: A leg starts another epoch only if this multiple of the longest epoch so far, plus the
+#: checkpoint and :data:`DEADLINE_MARGIN_S`, fits in the time left.
+EPOCH_SAFETY = 1.25
+DEADLINE_MARGIN_S = 3.0
+#: Time kept for evaluating, exporting, checking parity and saving the bundle after the
+#: last epoch (about 5 s here with TensorFlow warm; generous on purpose: running short
+#: costs a leg, running over costs a kill).
+FINISH_RESERVE_S = 20.0
 
 
 def preload() -> None:
@@ -149,21 +198,24 @@ def check_parity(
 
 
 def run(raw: dict[str, Any], ctx: Context) -> Output:
-    """Train, evaluate on the test set, export to LiteRT, check parity, store the bundle."""
+    """Train (or resume, or one data-parallel step), evaluate, export, check parity, store."""
     p = parse_params(TrainParams, raw)
     check_model_name(p.model)
+    if p.chain is not None:
+        ck.check_chain(p.chain)
     preload()
+    if p.workers > 1:
+        return _run_dp_worker(p, ctx) if p.worker is not None else _run_dp_combine(p, ctx)
+    return _run_single(p, ctx)
+
+
+# -- state: model and optimizer variables as numpy arrays ---------------------------------
+
+
+def _fresh_model(p: TrainParams, steps_per_epoch: int) -> Any:
+    """The model from ``p.seed``, deterministic kernels on, optimizer variables built."""
     import keras
     import tensorflow as tf
-
-    t0 = time.perf_counter()
-    x_train, y_train = fm.load_split("train", ctx.data_dir)
-    x_test, y_test = fm.load_split("test", ctx.data_dir)
-    if p.train_limit is not None:
-        x_train, y_train = x_train[: p.train_limit], y_train[: p.train_limit]
-    xtr, xte = _as_input(x_train), _as_input(x_test)
-    store = open_store(ctx.store_uri)
-    t1 = time.perf_counter()
 
     # Keras names layers from per-process counters and the names end up in the .tflite: a
     # clean session makes a warm instance's second training byte-identical to its first.
@@ -171,21 +223,217 @@ def run(raw: dict[str, Any], ctx: Context) -> Output:
     keras.utils.set_random_seed(p.seed)
     # Deterministic kernels: the same seed gives the same weights, so results can be repeated.
     tf.config.experimental.enable_op_determinism()
-    steps = p.epochs * -(-len(xtr) // p.batch_size)
-    model = build_model(p.learning_rate, steps)
-    data = tf.data.Dataset.from_tensor_slices((xtr, y_train.astype(np.int32)))
-    data = data.shuffle(len(xtr), seed=p.seed, reshuffle_each_iteration=True)
-    if p.augment:
-        seed = p.seed
-        data = data.map(lambda x, y: (tf.image.random_flip_left_right(x, seed=seed), y))
-    # The pipeline above shuffles; fit's own shuffle does not apply to a Dataset.
-    history = model.fit(data.batch(p.batch_size), epochs=p.epochs, verbose=0, shuffle=False)
+    model = build_model(p.learning_rate, p.epochs * steps_per_epoch)
+    # Built now, so a checkpoint's optimizer state can be assigned before the first step.
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def get_state(model: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Copies of every model variable (dropout RNG state included) and optimizer variable."""
+    return (
+        [np.array(v.numpy()) for v in model.variables],
+        [np.array(v.numpy()) for v in model.optimizer.variables],
+    )
+
+
+def set_state(model: Any, weights: list[np.ndarray], optimizer: list[np.ndarray]) -> None:
+    """Assign a checkpoint's variables; ``InvalidRequest`` when they do not fit this model."""
+    for kind, variables, values in (
+        ("model", model.variables, weights),
+        ("optimizer", model.optimizer.variables, optimizer),
+    ):
+        if len(variables) != len(values) or any(
+            tuple(v.shape) != a.shape for v, a in zip(variables, values, strict=True)
+        ):
+            raise InvalidRequest(f"checkpoint's {kind} variables do not match this model")
+        for v, a in zip(variables, values, strict=True):
+            v.assign(a)
+
+
+def _load_checkpoint(store: Store, key: str, p: TrainParams) -> ck.Checkpoint | None:
+    """The checkpoint at ``key`` (None if there is none), checked against ``p``."""
+    try:
+        data = store.get_bytes(key)
+    except NotFound:
+        return None
+    try:
+        ckpt = ck.Checkpoint.from_bytes(data)
+    except ValueError as exc:
+        raise InvalidRequest(f"{store.uri}/{key}: {exc}") from None
+    if ckpt.params != p.fingerprint():
+        raise InvalidRequest(
+            f"params.chain {p.chain!r} was started with {ckpt.params}, not {p.fingerprint()}: "
+            "a chain resumes only with the parameters it started with"
+        )
+    return ckpt
+
+
+# -- data and steps -----------------------------------------------------------------------
+
+
+def _load(p: TrainParams, ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    x_train, y_train = fm.load_split("train", ctx.data_dir)
+    x_test, y_test = fm.load_split("test", ctx.data_dir)
+    if p.train_limit is not None:
+        x_train, y_train = x_train[: p.train_limit], y_train[: p.train_limit]
+    return _as_input(x_train), y_train.astype(np.int32), _as_input(x_test), y_test
+
+
+def epoch_arrays(
+    x: np.ndarray, y: np.ndarray, rng: np.random.Generator, augment: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """One epoch's data: a permutation and, with ``augment``, random horizontal flips.
+
+    Drawn from ``rng`` alone, so the generator's state after an epoch (kept in the
+    checkpoint) decides every later epoch's order: a resumed chain sees the same data in
+    the same order as an uninterrupted training.
+    """
+    order = rng.permutation(len(x))
+    xe, ye = x[order], y[order]
+    if augment:
+        flip = rng.random(len(x)) < 0.5
+        xe[flip] = xe[flip][:, :, ::-1, :]
+    return xe, ye
+
+
+def _fit_epoch(
+    model: Any, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, p: TrainParams
+) -> dict[str, float]:
+    xe, ye = epoch_arrays(x, y, rng, p.augment)
+    t0 = time.perf_counter()
+    history = model.fit(xe, ye, batch_size=p.batch_size, epochs=1, shuffle=False, verbose=0)
+    return {
+        "train_loss": float(history.history["loss"][-1]),
+        "train_accuracy": float(history.history["accuracy"][-1]),
+        "epoch_s": time.perf_counter() - t0,
+    }
+
+
+def _test_accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    pred: np.ndarray = model.predict(x, batch_size=1000, verbose=0).argmax(axis=1)
+    return float((pred == y).mean()), pred
+
+
+def _steps(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
+
+
+def fits(remaining_s: float | None, progress: list[dict[str, Any]], checkpoint_s: float) -> bool:
+    """Whether another epoch fits in ``remaining_s`` (None: no deadline, always).
+
+    The estimate is the longest epoch so far (training plus its evaluation) times
+    :data:`EPOCH_SAFETY`, plus the last checkpoint's save time and :data:`DEADLINE_MARGIN_S`.
+    """
+    if remaining_s is None:
+        return True
+    longest = max((e["epoch_s"] + e.get("eval_s", 0.0) for e in progress), default=0.0)
+    return remaining_s >= longest * EPOCH_SAFETY + checkpoint_s + DEADLINE_MARGIN_S
+
+
+# -- one training, resumable ----------------------------------------------------------------
+
+
+def _run_single(p: TrainParams, ctx: Context) -> Output:
+    t0 = time.perf_counter()
+    xtr, ytr, xte, yte = _load(p, ctx)
+    store = open_store(ctx.store_uri)
+    model = _fresh_model(p, _steps(len(xtr), p.batch_size))
+    rng = np.random.default_rng(p.seed)
+    key = ck.checkpoint_key(p.model, p.chain) if p.chain else None
+    ckpt = _load_checkpoint(store, key, p) if key else None
+    progress: list[dict[str, Any]] = []
+    start = 0
+    if ckpt is not None:
+        set_state(model, ckpt.model, ckpt.optimizer)
+        if ckpt.rng_state is not None:
+            rng.bit_generator.state = ckpt.rng_state
+        start, progress = ckpt.epoch, ckpt.progress
+        log.info("resuming chain %s after epoch %d", p.chain, start)
+    t1 = time.perf_counter()
+    checkpoint_s = 0.0
+    for epoch in range(start, p.epochs):
+        # Every leg trains at least one epoch, so a chain always moves on.
+        if key and epoch > start and not fits(ctx.remaining_s(), progress, checkpoint_s):
+            return _continue(p, key, epoch, progress, t0, t1, checkpoint_s)
+        entry: dict[str, Any] = {"epoch": epoch + 1, **_fit_epoch(model, xtr, ytr, rng, p)}
+        entry["t_unix"] = time.time()  # when the epoch's training ended (evaluation apart)
+        if p.eval_each_epoch:
+            te = time.perf_counter()
+            entry["test_accuracy"] = _test_accuracy(model, xte, yte)[0]
+            entry["eval_s"] = time.perf_counter() - te
+        progress.append(entry)
+        if key:
+            tc = time.perf_counter()
+            weights, opt = get_state(model)
+            state = dict(rng.bit_generator.state)
+            ckpt = ck.Checkpoint(weights, opt, epoch + 1, state, p.fingerprint(), progress)
+            store.put_bytes(key, ckpt.to_bytes())
+            checkpoint_s = time.perf_counter() - tc
+    remaining = ctx.remaining_s()
+    if key and remaining is not None and remaining < FINISH_RESERVE_S:
+        return _continue(p, key, p.epochs, progress, t0, t1, checkpoint_s)
+    t2 = time.perf_counter()
+    result, timings = _finish(model, p, xte, yte, store, len(xtr), progress)
+    return Output(
+        result={
+            **result,
+            "status": "done",
+            "epoch": p.epochs,
+            "progress": progress,
+            "scratch": ck.chain_prefix(p.model, p.chain) if p.chain else None,
+        },
+        load_ms=(t1 - t0) * 1e3,
+        compute_ms=(time.perf_counter() - t1) * 1e3,
+        extra_timings={"fit_ms": (t2 - t1) * 1e3, "checkpoint_ms": checkpoint_s * 1e3, **timings},
+    )
+
+
+def _continue(
+    p: TrainParams,
+    key: str,
+    epoch: int,
+    progress: list[dict[str, Any]],
+    t0: float,
+    t1: float,
+    checkpoint_s: float,
+) -> Output:
+    """The result that asks the caller to invoke again with the same parameters."""
+    log.info("chain %s: stopping after epoch %d of %d to resume later", p.chain, epoch, p.epochs)
+    return Output(
+        result={
+            "status": "continue",
+            "checkpoint": key,
+            "epoch": epoch,
+            "epochs": p.epochs,
+            "model": p.model,
+            "progress": progress,
+        },
+        load_ms=(t1 - t0) * 1e3,
+        compute_ms=(time.perf_counter() - t1) * 1e3,
+        extra_timings={"checkpoint_ms": checkpoint_s * 1e3},
+    )
+
+
+def _finish(
+    model: Any,
+    p: TrainParams,
+    xte: np.ndarray,
+    yte: np.ndarray,
+    store: Store,
+    train_items: int,
+    progress: list[dict[str, Any]],
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Evaluate, export to LiteRT, check parity and save the bundle; the result and timings."""
+    import keras
+    import tensorflow as tf
+
     t2 = time.perf_counter()
     keras_pred = model.predict(xte, batch_size=1000, verbose=0).argmax(axis=1)
     t3 = time.perf_counter()
     tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     lite_pred = litert_labels(tflite, xte)
-    parity = check_parity(keras_pred, lite_pred, y_test)
+    parity = check_parity(keras_pred, lite_pred, yte)
     t4 = time.perf_counter()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -194,29 +442,26 @@ def run(raw: dict[str, Any], ctx: Context) -> Output:
         keras_bytes = keras_path.read_bytes()
     summary = io.StringIO()
     model.summary(print_fn=lambda line, **_: summary.write(line + "\n"))
+    last = progress[-1] if progress else {}
     metadata = {
         "test_accuracy": parity["keras_accuracy"],
         "test_accuracy_measured_on": "Fashion-MNIST t10k, all 10000 held-out images",
         "litert_accuracy": parity["litert_accuracy"],
         "litert_keras_agreement": parity["agreement"],
-        "train_items": len(x_train),
+        "train_items": train_items,
         "epochs": p.epochs,
+        "workers": p.workers,
         "batch_size": p.batch_size,
         "learning_rate": p.learning_rate,
         "augment": p.augment,
         "seed": p.seed,
-        "final_train_loss": float(history.history["loss"][-1]),
-        "final_train_accuracy": float(history.history["accuracy"][-1]),
+        "final_train_loss": last.get("train_loss"),
+        "final_train_accuracy": last.get("train_accuracy"),
+        "progress": progress,
         "dataset_md5": {**fm.dataset_md5s("train"), **fm.dataset_md5s("test")},
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
         "params": int(model.count_params()),
-        "timings_ms": {
-            "data_load": (t1 - t0) * 1e3,
-            "fit": (t2 - t1) * 1e3,
-            "evaluate": (t3 - t2) * 1e3,
-            "export_and_parity": (t4 - t3) * 1e3,
-        },
         "summary": summary.getvalue(),
     }
     version = save_bundle(
@@ -231,17 +476,125 @@ def run(raw: dict[str, Any], ctx: Context) -> Output:
         "litert_accuracy": parity["litert_accuracy"],
         "agreement": parity["agreement"],
         "epochs": p.epochs,
-        "train_items": len(x_train),
+        "train_items": train_items,
         "tflite_bytes": len(tflite),
     }
+    timings = {
+        "evaluate_ms": (t3 - t2) * 1e3,
+        "export_ms": (t4 - t3) * 1e3,
+        "save_ms": (t5 - t4) * 1e3,
+    }
+    return result, timings
+
+
+# -- data-parallel: one worker's round, and the round's combine step -----------------------
+
+
+def _worker_steps(p: TrainParams, n: int) -> int:
+    """Optimizer steps per round of the largest shard (the same schedule for every worker)."""
+    return _steps(split_ranges(n, p.workers)[0].size, p.batch_size)
+
+
+def _run_dp_worker(p: TrainParams, ctx: Context) -> Output:
+    """Train one round on this worker's shard from the round's start; store the result."""
+    assert p.chain is not None and p.round is not None and p.worker is not None
+    t0 = time.perf_counter()
+    xtr, ytr, _, _ = _load(p, ctx)
+    shard = split_ranges(len(xtr), p.workers)[p.worker]
+    x, y = xtr[shard.start : shard.end], ytr[shard.start : shard.end]
+    store = open_store(ctx.store_uri)
+    model = _fresh_model(p, _worker_steps(p, len(xtr)))  # round 0: the same seed everywhere
+    if p.round > 0:
+        start_key = ck.round_start_key(p.model, p.chain, p.round)
+        ckpt = _load_checkpoint(store, start_key, p)
+        if ckpt is None:
+            raise NotFound(f"{store.uri}: no {start_key!r}: round {p.round - 1} was not combined")
+        set_state(model, ckpt.model, ckpt.optimizer)
+    t1 = time.perf_counter()
+    # Each worker and round has its own data order; no state carries over between rounds.
+    rng = np.random.default_rng([p.seed, p.round, p.worker])
+    entry = _fit_epoch(model, x, y, rng, p)
+    t2 = time.perf_counter()
+    weights, opt = get_state(model)
+    key = ck.worker_key(p.model, p.chain, p.round, p.worker)
+    ckpt = ck.Checkpoint(weights, opt, p.round + 1, None, p.fingerprint(), [entry])
+    store.put_bytes(key, ckpt.to_bytes())
+    t3 = time.perf_counter()
     return Output(
-        result=result,
-        load_ms=(t1 - t0) * 1e3,
-        compute_ms=(t5 - t1) * 1e3,
-        extra_timings={
-            "fit_ms": (t2 - t1) * 1e3,
-            "evaluate_ms": (t3 - t2) * 1e3,
-            "export_ms": (t4 - t3) * 1e3,
-            "save_ms": (t5 - t4) * 1e3,
+        result={
+            "status": "done",
+            "round": p.round,
+            "worker": p.worker,
+            "items": shard.size,
+            "checkpoint": key,
+            **entry,
         },
+        load_ms=(t1 - t0) * 1e3,
+        compute_ms=(t3 - t1) * 1e3,
+        extra_timings={"fit_ms": (t2 - t1) * 1e3, "checkpoint_ms": (t3 - t2) * 1e3},
+    )
+
+
+def _run_dp_combine(p: TrainParams, ctx: Context) -> Output:
+    """Average the round's workers, evaluate the average; after the last round, export it."""
+    assert p.chain is not None and p.round is not None
+    t0 = time.perf_counter()
+    xtr, _, xte, yte = _load(p, ctx)
+    store = open_store(ctx.store_uri)
+    workers = []
+    for i in range(p.workers):
+        ckpt = _load_checkpoint(store, ck.worker_key(p.model, p.chain, p.round, i), p)
+        if ckpt is None:
+            raise NotFound(f"round {p.round}: worker {i} stored no weights in {store.uri}")
+        workers.append(ckpt)
+    progress: list[dict[str, Any]] = []
+    if p.round > 0:
+        start = _load_checkpoint(store, ck.round_start_key(p.model, p.chain, p.round), p)
+        progress = start.progress if start is not None else []
+    t1 = time.perf_counter()
+    weights = ck.average([w.model for w in workers])
+    opt = ck.average([w.optimizer for w in workers])
+    model = _fresh_model(p, _worker_steps(p, len(xtr)))
+    set_state(model, weights, opt)
+    losses = [w.progress[0]["train_loss"] for w in workers if w.progress]
+    entry: dict[str, Any] = {
+        "epoch": p.round + 1,
+        "round": p.round,
+        "train_loss": float(np.mean(losses)) if losses else None,
+        "t_unix": time.time(),
+    }
+    te = time.perf_counter()
+    entry["test_accuracy"] = _test_accuracy(model, xte, yte)[0]
+    entry["eval_s"] = time.perf_counter() - te
+    progress = [*progress, entry]
+    if p.round + 1 < p.epochs:
+        key = ck.round_start_key(p.model, p.chain, p.round + 1)
+        nxt = ck.Checkpoint(weights, opt, p.round + 1, None, p.fingerprint(), progress)
+        store.put_bytes(key, nxt.to_bytes())
+        return Output(
+            result={
+                "status": "continue",
+                "round": p.round,
+                "epoch": p.round + 1,
+                "epochs": p.epochs,
+                "checkpoint": key,
+                "test_accuracy": entry["test_accuracy"],
+                "progress": progress,
+            },
+            load_ms=(t1 - t0) * 1e3,
+            compute_ms=(time.perf_counter() - t1) * 1e3,
+        )
+    result, timings = _finish(model, p, xte, yte, store, len(xtr), progress)
+    return Output(
+        result={
+            **result,
+            "status": "done",
+            "round": p.round,
+            "epoch": p.epochs,
+            "scratch": ck.chain_prefix(p.model, p.chain),
+            "progress": progress,
+        },
+        load_ms=(t1 - t0) * 1e3,
+        compute_ms=(time.perf_counter() - t1) * 1e3,
+        extra_timings=timings,
     )

@@ -1,0 +1,174 @@
+"""Trainings longer than one function: chains of legs and data-parallel rounds (pure parts).
+
+The driver (:mod:`serverless_hpc.bench`) orchestrates both, rather than a coordinator
+function: a coordinator would be billed for every second it waits on its legs or workers,
+would itself be bound by the function time limit it is meant to overcome, and would need
+invoke permissions on its own function. The driver waits for free, and its loop is the same
+on every target.
+
+* **Chain** (a resumable workload, one worker): invoke; a success whose result says
+  ``"status": "continue"`` is invoked again with the same request (the function resumes
+  from its checkpoint in the store); a leg that failed the way a platform kills a function
+  (``Timeout``, ``OutOfMemory``, ``PlatformError``) is invoked again too and resumes from the
+  last checkpoint, so it costs at most the epoch in progress. :func:`next_step` decides.
+* **Rounds** (data-parallel, ``--train-workers N``): each round, N worker invocations train
+  on their shards from the same start and store their weights; then one combine invocation
+  averages them, evaluates the average on the test set and stores it as the next round's
+  start (after the last round it exports the model). The combine step is an invocation of
+  the same function, not driver code, because evaluating and exporting need TensorFlow,
+  which the driver never loads, and because the function is next to the store (in-region
+  S3 on Lambda). :func:`round_requests` builds one round's requests.
+
+Time and cost to accuracy: :func:`curve` turns the epochs' (or rounds') progress entries
+into points of elapsed time and cost so far; :func:`time_to` reads a threshold off it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from serverless_hpc.contract import OUT_OF_MEMORY, PLATFORM_ERROR, TIMEOUT
+
+#: Failures that mean the platform stopped the function; the next leg resumes.
+RESUMABLE_ERRORS: Final = frozenset({TIMEOUT, OUT_OF_MEMORY, PLATFORM_ERROR})
+#: Consecutive failed legs (or data-parallel attempts) before the chain gives up.
+MAX_FAILED_LEGS: Final = 2
+#: The accuracy the headline's "time and cost to accuracy" is read at.
+TARGET_ACCURACY: Final = 0.90
+
+
+class Step(enum.StrEnum):
+    """What the driver does after a leg."""
+
+    AGAIN = "again"  #: invoke again with the same request
+    DONE = "done"  #: the chain produced its result
+    FAIL = "fail"  #: give up: the failure is not one a resume fixes, or it keeps happening
+
+
+@dataclass(slots=True)
+class ChainState:
+    """What the driver knows about a chain between legs."""
+
+    legs: int = 0
+    failed_in_a_row: int = 0
+    epoch: int = 0  #: epochs done, as the last successful leg reported
+    no_progress_in_a_row: int = 0
+
+
+def next_step(
+    state: ChainState,
+    ok: bool,
+    result: Mapping[str, Any] | None,
+    error_type: str | None,
+    *,
+    max_legs: int,
+) -> Step:
+    """Update ``state`` with one finished leg and say what comes next.
+
+    A chain stops with FAIL when a leg fails with an error a resume cannot fix (bad input,
+    a parity mismatch), after :data:`MAX_FAILED_LEGS` failed legs in a row, after that many
+    "continue" legs in a row that moved no epoch, or when it reaches ``max_legs``.
+    """
+    state.legs += 1
+    if ok:
+        state.failed_in_a_row = 0
+        status = (result or {}).get("status", "done")
+        if status != "continue":
+            return Step.DONE
+        epoch = int((result or {}).get("epoch", 0))
+        state.no_progress_in_a_row = 0 if epoch > state.epoch else state.no_progress_in_a_row + 1
+        state.epoch = max(state.epoch, epoch)
+        if state.no_progress_in_a_row >= MAX_FAILED_LEGS:
+            return Step.FAIL
+    else:
+        state.failed_in_a_row += 1
+        if error_type not in RESUMABLE_ERRORS or state.failed_in_a_row >= MAX_FAILED_LEGS:
+            return Step.FAIL
+    return Step.AGAIN if state.legs < max_legs else Step.FAIL
+
+
+def max_legs(epochs: int) -> int:
+    """A bound on a chain's legs: one per epoch plus room for a finishing leg and retries."""
+    return epochs + 1 + MAX_FAILED_LEGS
+
+
+def chain_id(run_id: str, target: str, repeat: int, workers: int = 1) -> str:
+    """The chain id the driver gives one training (unique per run, target, repeat, workers)."""
+    tail = f"{target}-r{repeat}" + (f"-w{workers}" if workers > 1 else "")
+    return f"{run_id or 'run'}/{tail}"
+
+
+def round_requests(
+    base: Mapping[str, Any], workers: int, rnd: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Round ``rnd``'s worker requests and its combine request, from the batch's request."""
+    params = dict(base["params"])
+    out = []
+    for i in range(workers):
+        out.append({**base, "params": {**params, "workers": workers, "round": rnd, "worker": i}})
+    combine = {**base, "params": {**params, "workers": workers, "round": rnd}}
+    return out, combine
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One invocation of a chain or round, as the curve needs it."""
+
+    t_send: float
+    t_recv: float
+    cost_usd: float | None
+
+
+def curve(
+    legs: Sequence[Leg], progress: Sequence[Mapping[str, Any]], t0: float
+) -> list[dict[str, Any]]:
+    """Time and cost to accuracy: one point per epoch (or round) in ``progress``.
+
+    ``elapsed_s`` is the wall time from the chain's first request (``t0``) to the end of the
+    epoch's training as the function stamped it (``t_unix``; for a cloud target its clock,
+    good to NTP's milliseconds). ``cost_usd`` is the cost of every invocation that ended
+    before that moment plus, for one still running, its cost pro rata of its time so far: a
+    linear apportionment, since platforms bill whole invocations. None when any invocation
+    so far has no cost figure (the local targets).
+    """
+    points = []
+    for entry in progress:
+        t = entry.get("t_unix")
+        if not isinstance(t, int | float):
+            continue
+        total = 0.0
+        priced = True
+        for leg in legs:
+            if leg.t_send >= t:
+                continue
+            if leg.cost_usd is None:
+                priced = False
+                break
+            span = leg.t_recv - leg.t_send
+            share = 1.0 if leg.t_recv <= t or span <= 0 else (t - leg.t_send) / span
+            total += leg.cost_usd * share
+        cost = total if priced else None
+        points.append(
+            {
+                "epoch": entry.get("epoch"),
+                "test_accuracy": entry.get("test_accuracy"),
+                "train_loss": entry.get("train_loss"),
+                "elapsed_s": t - t0,
+                "cost_usd": cost,
+            }
+        )
+    return points
+
+
+def time_to(
+    points: Sequence[Mapping[str, Any]], accuracy: float = TARGET_ACCURACY
+) -> dict[str, Any]:
+    """The first point at or above ``accuracy``: its epoch, elapsed time and cost (or Nones)."""
+    for p in points:
+        acc = p.get("test_accuracy")
+        if isinstance(acc, int | float) and acc >= accuracy:
+            return {"epoch": p["epoch"], "elapsed_s": p["elapsed_s"], "cost_usd": p["cost_usd"]}
+    return {"epoch": None, "elapsed_s": None, "cost_usd": None}
