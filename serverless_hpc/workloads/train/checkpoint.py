@@ -29,6 +29,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -45,9 +46,11 @@ FORMAT: Final = 1
 
 def check_chain(chain: str) -> str:
     """Validate a chain id (it becomes part of object keys)."""
-    if not CHAIN_RE.match(chain) or len(chain) > 200:
+    dots = any(part in (".", "..") for part in chain.split("/"))
+    if not CHAIN_RE.match(chain) or len(chain) > 200 or dots:
         raise InvalidRequest(
-            f"params.chain: must be 1-4 parts of letters, digits, _.=- separated by '/' "
+            f"params.chain: must be 1-4 parts of letters, digits, _.=- (not . or ..) "
+            f"separated by '/' "
             f"(at most 200 characters), got {chain!r}"
         )
     return chain
@@ -114,7 +117,13 @@ class Checkpoint:
                     raise ValueError(f"checkpoint format {header.get('format')!r} != {FORMAT}")
                 model = [npz[f"m{i}"] for i in range(int(header["n_model"]))]
                 optimizer = [npz[f"o{i}"] for i in range(int(header["n_optimizer"]))]
-        except (OSError, KeyError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (
+            OSError,
+            KeyError,
+            zipfile.BadZipFile,
+            json.JSONDecodeError,
+            UnicodeDecodeError,
+        ) as exc:
             raise ValueError(f"not a training checkpoint: {type(exc).__name__}: {exc}") from None
         return cls(
             model=model,

@@ -1,0 +1,456 @@
+"""Trainings longer than one function, without TensorFlow: checkpoints as bytes, averaging,
+the deadline on every platform's clock, the chain and round plans, and the driver's loops
+against a test double target."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from serverless_hpc import bench, chain
+from serverless_hpc.contract import (
+    EXPORT_MISMATCH,
+    INVALID_REQUEST,
+    OUT_OF_MEMORY,
+    TIMEOUT,
+    InvalidRequest,
+    error_response,
+)
+from serverless_hpc.invocation import Outcome
+from serverless_hpc.records import RecordWriter
+from serverless_hpc.store import LocalStore
+from serverless_hpc.targets.base import Target, TargetSettings
+from serverless_hpc.workloads.base import (
+    Context,
+    deadline_from_epoch_ms,
+    deadline_from_remaining_ms,
+    deadline_from_timeout,
+)
+from serverless_hpc.workloads.train import checkpoint as ck
+from serverless_hpc.workloads.train.function import (
+    DEADLINE_MARGIN_S,
+    EPOCH_SAFETY,
+    TrainParams,
+    epoch_arrays,
+    fits,
+)
+
+# -- checkpoints ---------------------------------------------------------------------------
+
+
+def _ckpt() -> ck.Checkpoint:
+    rng = np.random.default_rng(7)
+    rng.random(5)  # a generator part-way through its stream
+    return ck.Checkpoint(
+        model=[np.arange(6, dtype=np.float32).reshape(2, 3), np.array([3, 9], dtype=np.int64)],
+        optimizer=[np.array(12, dtype=np.int64), np.full((2, 3), 0.25, dtype=np.float32)],
+        epoch=4,
+        rng_state=dict(rng.bit_generator.state),
+        params={"epochs": 15, "seed": 42},
+        progress=[{"epoch": 4, "test_accuracy": 0.88, "epoch_s": 12.5}],
+    )
+
+
+def test_a_checkpoint_survives_bytes_exactly() -> None:
+    # GIVEN a checkpoint WHEN it goes to bytes and back THEN every array and field is equal
+    a = _ckpt()
+    b = ck.Checkpoint.from_bytes(a.to_bytes())
+    assert [x.dtype for x in b.model] == [x.dtype for x in a.model]
+    for x, y in zip(a.model + a.optimizer, b.model + b.optimizer, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert (b.epoch, b.params, b.progress) == (a.epoch, a.params, a.progress)
+    # and the data-order generator continues where it stopped
+    g1, g2 = np.random.default_rng(), np.random.default_rng()
+    g1.bit_generator.state, g2.bit_generator.state = a.rng_state, b.rng_state
+    np.testing.assert_array_equal(g1.permutation(100), g2.permutation(100))
+
+
+def test_garbage_is_not_a_checkpoint() -> None:
+    with pytest.raises(ValueError, match="not a training checkpoint"):
+        ck.Checkpoint.from_bytes(b"PK\x03\x04 not really")
+
+
+def test_chains_have_separate_keys_and_bad_ids_are_refused() -> None:
+    a = ck.checkpoint_key("m", chain.chain_id("run1", "local-faas", 0))
+    b = ck.checkpoint_key("m", chain.chain_id("run1", "standalone", 0))
+    c = ck.checkpoint_key("m", chain.chain_id("run2", "local-faas", 0))
+    d = ck.worker_key("m", chain.chain_id("run1", "local-faas", 0, 4), 0, 1)
+    assert len({a, b, c, d}) == 4
+    assert all(k.startswith("models/m/checkpoints/") for k in (a, b, c, d))
+    for bad in ("../x", "a//b", "", "a/b/c/d/e", "x" * 201):
+        with pytest.raises(InvalidRequest, match=r"params\.chain"):
+            ck.check_chain(bad)
+
+
+def test_averaging_hand_made_weights() -> None:
+    # GIVEN two workers' float weights and integer counters
+    w1 = [np.array([[1.0, 2.0]], dtype=np.float32), np.array(10, dtype=np.int64)]
+    w2 = [np.array([[3.0, 6.0]], dtype=np.float32), np.array(12, dtype=np.int64)]
+    w3 = [np.array([[2.0, 1.0]], dtype=np.float32), np.array(11, dtype=np.int64)]
+    avg = ck.average([w1, w2, w3])
+    # THEN floats are the mean in their own dtype, counters the largest value
+    np.testing.assert_array_equal(avg[0], np.array([[2.0, 3.0]], dtype=np.float32))
+    assert avg[0].dtype == np.float32
+    assert int(avg[1]) == 12
+    # one worker averages to itself
+    np.testing.assert_array_equal(ck.average([w1])[0], w1[0])
+
+
+def test_averaging_refuses_mismatched_workers() -> None:
+    w1 = [np.zeros((2, 2), dtype=np.float32)]
+    with pytest.raises(ValueError, match="shapes"):
+        ck.average([w1, [np.zeros((2, 3), dtype=np.float32)]])
+    with pytest.raises(ValueError, match="variable counts"):
+        ck.average([w1, [*w1, *w1]])
+    with pytest.raises(ValueError, match="nothing"):
+        ck.average([])
+
+
+def test_store_deletes_a_prefix_and_nothing_else(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    for key in ("models/m/checkpoints/r/a/checkpoint.npz", "models/m/checkpoints/r/a/x/y"):
+        store.put_bytes(key, b"1")
+    store.put_bytes("models/m/checkpoints/r/b/checkpoint.npz", b"2")
+    assert store.delete_prefix("models/m/checkpoints/r/a") == 2
+    assert not store.exists("models/m/checkpoints/r/a/checkpoint.npz")
+    assert store.exists("models/m/checkpoints/r/b/checkpoint.npz")
+    assert store.delete_prefix("models/m/checkpoints/r/a") == 0
+
+
+# -- the data order ----------------------------------------------------------------------
+
+
+def test_the_data_order_depends_only_on_the_generator_state() -> None:
+    x = np.arange(20, dtype=np.float32).reshape(5, 2, 2, 1)
+    y = np.arange(5, dtype=np.int32)
+    g = np.random.default_rng(1)
+    epoch_arrays(x, y, g, augment=True)  # epoch 1
+    saved = dict(g.bit_generator.state)
+    x2a, y2a = epoch_arrays(x, y, g, augment=True)  # epoch 2, uninterrupted
+    resumed = np.random.default_rng(999)
+    resumed.bit_generator.state = saved
+    x2b, y2b = epoch_arrays(x, y, resumed, augment=True)  # epoch 2 after a resume
+    np.testing.assert_array_equal(x2a, x2b)
+    np.testing.assert_array_equal(y2a, y2b)
+    # every image is still there once, flipped or not
+    assert sorted(y2a.tolist()) == list(range(5))
+    for img, label in zip(x2a, y2a, strict=True):
+        assert np.array_equal(img, x[label]) or np.array_equal(img, x[label][:, ::-1, :])
+
+
+# -- the deadline, on each platform's clock ----------------------------------------------
+
+
+def test_lambda_deadline_from_remaining_time() -> None:
+    assert deadline_from_remaining_ms(90_500, now=1000.0) == pytest.approx(1090.5)
+
+
+def test_lambda_adapter_reads_the_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serverless_hpc.aws import runtime
+
+    monkeypatch.setattr(runtime.time, "time", lambda: 5000.0)
+    context = SimpleNamespace(get_remaining_time_in_millis=lambda: 12_000)
+    assert runtime._deadline_of(context) == pytest.approx(5012.0)
+    assert runtime._deadline_of(SimpleNamespace()) is None
+
+
+def test_openwhisk_deadline_is_epoch_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert deadline_from_epoch_ms("1796040060000") == pytest.approx(1796040060.0)
+    assert deadline_from_epoch_ms(None) is None
+    assert deadline_from_epoch_ms("") is None
+    assert deadline_from_epoch_ms("soon") is None
+    from openwhisk import action
+
+    monkeypatch.setenv("__OW_DEADLINE", "1796040060000")
+    assert action._context({}).deadline == pytest.approx(1796040060.0)
+    monkeypatch.delenv("__OW_DEADLINE")
+    assert action._context({}).deadline is None
+
+
+def test_local_faas_deadline_is_the_timeout_from_the_send_time() -> None:
+    assert deadline_from_timeout(60.0, now=100.0) == 160.0
+
+
+def test_the_local_worker_passes_the_deadline_to_the_workload() -> None:
+    from serverless_hpc import worker
+
+    assert worker._context(1234.5).deadline == 1234.5
+    assert worker._context(None).deadline is None
+    assert worker._context(True).deadline is None  # not a number
+
+
+def test_remaining_time_uses_the_given_clock() -> None:
+    assert Context(deadline=100.0).remaining_s(now=lambda: 40.0) == 60.0
+    assert Context().remaining_s(now=lambda: 40.0) is None  # standalone, EC2
+
+
+def test_an_epoch_fits_only_with_its_safety_margin() -> None:
+    progress = [{"epoch_s": 10.0, "eval_s": 2.0}, {"epoch_s": 8.0}]
+    need = 12.0 * EPOCH_SAFETY + 0.5 + DEADLINE_MARGIN_S
+    assert fits(need, progress, checkpoint_s=0.5)
+    assert not fits(need - 0.01, progress, checkpoint_s=0.5)
+    assert fits(None, progress, checkpoint_s=0.5)  # no deadline
+
+
+def test_data_parallel_params_are_checked() -> None:
+    TrainParams.model_validate({"workers": 2, "round": 0, "worker": 1, "chain": "r/c"})
+    for bad in (
+        {"workers": 2, "round": 0},  # no chain
+        {"workers": 2, "chain": "r/c"},  # no round
+        {"workers": 2, "round": 0, "worker": 2, "chain": "r/c"},
+        {"workers": 2, "round": 15, "chain": "r/c"},  # past the last round (15 epochs)
+        {"worker": 0},  # not data-parallel
+    ):
+        with pytest.raises(ValueError):
+            TrainParams.model_validate(bad)
+
+
+# -- the plans ---------------------------------------------------------------------------
+
+
+def _step(state: chain.ChainState, result: Any = None, error: str | None = None) -> chain.Step:
+    return chain.next_step(state, error is None, result, error, max_legs=6)
+
+
+def test_a_chain_goes_on_while_it_continues_and_stops_when_done() -> None:
+    s = chain.ChainState()
+    assert _step(s, {"status": "continue", "epoch": 3}) is chain.Step.AGAIN
+    assert _step(s, {"status": "continue", "epoch": 6}) is chain.Step.AGAIN
+    assert _step(s, {"status": "done"}) is chain.Step.DONE
+    assert (s.legs, s.epoch) == (3, 6)
+
+
+def test_a_killed_leg_is_resumed_but_not_forever() -> None:
+    s = chain.ChainState()
+    assert _step(s, error=TIMEOUT) is chain.Step.AGAIN
+    assert _step(s, {"status": "continue", "epoch": 1}) is chain.Step.AGAIN
+    assert _step(s, error=OUT_OF_MEMORY) is chain.Step.AGAIN
+    assert _step(s, error=TIMEOUT) is chain.Step.FAIL  # twice in a row
+
+
+def test_errors_a_resume_cannot_fix_stop_the_chain() -> None:
+    for error in (INVALID_REQUEST, EXPORT_MISMATCH):
+        assert _step(chain.ChainState(), error=error) is chain.Step.FAIL
+
+
+def test_a_chain_that_makes_no_progress_stops() -> None:
+    s = chain.ChainState()
+    assert _step(s, {"status": "continue", "epoch": 2}) is chain.Step.AGAIN
+    assert _step(s, {"status": "continue", "epoch": 2}) is chain.Step.AGAIN
+    assert _step(s, {"status": "continue", "epoch": 2}) is chain.Step.FAIL
+
+
+def test_a_chain_stops_at_its_leg_bound() -> None:
+    s = chain.ChainState()
+    steps = [_step(s, {"status": "continue", "epoch": e}) for e in range(1, 7)]
+    assert steps[:5] == [chain.Step.AGAIN] * 5 and steps[5] is chain.Step.FAIL
+
+
+def test_round_requests_share_the_start_and_split_the_workers() -> None:
+    base = {"workload": "train", "params": {"epochs": 3, "chain": "r/c"}, "run_id": "r"}
+    workers, combine = chain.round_requests(base, 4, 2)
+    assert [w["params"]["worker"] for w in workers] == [0, 1, 2, 3]
+    assert all(w["params"]["round"] == 2 and w["params"]["workers"] == 4 for w in workers)
+    assert "worker" not in combine["params"] and combine["params"]["round"] == 2
+    assert base["params"] == {"epochs": 3, "chain": "r/c"}  # not mutated
+
+
+def test_curve_and_time_to_accuracy() -> None:
+    legs = [chain.Leg(100.0, 160.0, 0.06), chain.Leg(160.0, 200.0, 0.04)]
+    progress = [
+        {"epoch": 1, "test_accuracy": 0.85, "t_unix": 130.0},
+        {"epoch": 2, "test_accuracy": 0.91, "t_unix": 160.0},
+        {"epoch": 3, "test_accuracy": 0.92, "t_unix": 180.0},
+    ]
+    points = chain.curve(legs, progress, t0=100.0)
+    assert [p["elapsed_s"] for p in points] == [30.0, 60.0, 80.0]
+    assert [round(p["cost_usd"], 6) for p in points] == [0.03, 0.06, 0.08]  # pro rata
+    assert chain.time_to(points) == {
+        "epoch": 2,
+        "elapsed_s": 60.0,
+        "cost_usd": points[1]["cost_usd"],
+    }
+    assert chain.time_to(points, 0.95)["epoch"] is None
+    unpriced = chain.curve([chain.Leg(100.0, 200.0, None)], progress, t0=100.0)
+    assert all(p["cost_usd"] is None for p in unpriced)
+
+
+def _cfg(tmp_path: Path, **kw: Any) -> bench.BenchConfig:
+    return bench.BenchConfig(
+        out=tmp_path / "run",
+        targets=("local-faas",),
+        workloads=("train",),
+        run_id="run1",
+        params={"train": {"epochs": 3}},
+        **kw,
+    )
+
+
+def test_the_plan_gives_each_training_its_own_chain(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, train_workers=(1, 4), train_repeats=2)
+    batches = list(bench.plan(cfg, "local-faas"))
+    assert [(b.workers, b.repeat) for b in batches] == [(1, 0), (1, 1), (4, 0), (4, 1)]
+    chains = {b.requests[0]["params"]["chain"] for b in batches}
+    assert chains == {
+        "run1/local-faas-r0",
+        "run1/local-faas-r1",
+        "run1/local-faas-r0-w4",
+        "run1/local-faas-r1-w4",
+    }
+    # a chain ticks once; 4 workers x 3 rounds + 3 combines tick 15 times, per repeat
+    assert bench.count_invocations(cfg, lambda t: True) == 2 * 1 + 2 * 15
+
+
+def test_workers_need_a_data_parallel_workload(tmp_path: Path) -> None:
+    with pytest.raises(bench.BenchError, match="train-workers"):
+        bench.BenchConfig(out=tmp_path, workloads=("classify",), train_workers=(2,))
+    with pytest.raises(bench.BenchError, match="train-workers"):
+        _cfg(tmp_path, train_workers=(0,))
+
+
+# -- the driver's loops against a test double -----------------------------------------------
+
+
+class ScriptedTrainDouble(Target):
+    """Test double: answers each train invocation from a script of outcomes (no training).
+
+    It records the requests it received and returns ``script[i]`` for the i-th request;
+    data-parallel requests (with ``workers``) are answered by :meth:`round_reply`.
+    """
+
+    name = "local-faas"
+
+    def __init__(self, script: list[dict[str, Any]], scratch: LocalStore | None = None) -> None:
+        super().__init__(TargetSettings())
+        self.script = script
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.store = scratch
+        self.clock = 1000.0
+
+    def scratch_store(self) -> LocalStore | None:
+        return self.store
+
+    def invoke(
+        self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
+    ) -> Outcome:
+        with self.lock:
+            self.requests.append(request)
+            if "workers" in request["params"]:
+                return Outcome(response=self.round_reply(request["params"]), cold=False)
+            reply = self.script[len(self.requests) - 1]
+        return Outcome(response=reply, cold=False, cost_usd=0.01)
+
+    def round_reply(self, p: dict[str, Any]) -> dict[str, Any]:
+        if "worker" in p:
+            return _ok({"status": "done", "round": p["round"], "worker": p["worker"], "items": 10})
+        last = p["round"] + 1 == p["epochs"]
+        # like the real combine step: the whole history so far
+        entries = [
+            {"epoch": r + 1, "test_accuracy": 0.8 + 0.05 * r, "t_unix": 2e9}
+            for r in range(p["round"] + 1)
+        ]
+        return _ok(
+            {
+                "status": "done" if last else "continue",
+                "round": p["round"],
+                "epoch": p["round"] + 1,
+                "progress": entries,
+                **(
+                    {"version": "v1", "test_accuracy": 0.9, "scratch": "models/m/checkpoints/x"}
+                    if last
+                    else {}
+                ),
+            }
+        )
+
+
+def _ok(result: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "workload": "train",
+        "result": result,
+        "timings": {},
+        "cold_start": False,
+        "runtime": {},
+    }
+
+
+def _run(cfg: bench.BenchConfig, target: Target, runner: Any) -> tuple[list[Any], list[Any]]:
+    batch = next(bench.plan(cfg, "local-faas"))
+    cfg.out.mkdir(parents=True)
+    writer = RecordWriter(cfg.out / "records.jsonl")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        try:
+            return runner(cfg, target, batch, pool, writer, {}, None, threading.Event())
+        finally:
+            writer.close()
+
+
+def test_the_driver_chains_legs_through_a_kill_and_cleans_up(tmp_path: Path) -> None:
+    # GIVEN a training that stops in time once, is killed once, then finishes
+    store = LocalStore(tmp_path / "store")
+    store.put_bytes("models/m/checkpoints/run1/local-faas-r0/checkpoint.npz", b"x")
+    progress = [{"epoch": 1, "test_accuracy": 0.91, "t_unix": 2e9}]
+    script = [
+        _ok({"status": "continue", "epoch": 1, "progress": progress}),
+        error_response(TIMEOUT, "killed"),
+        _ok(
+            {
+                "status": "done",
+                "epoch": 3,
+                "version": "v1",
+                "test_accuracy": 0.92,
+                "progress": progress,
+                "scratch": "models/m/checkpoints/run1/local-faas-r0",
+            }
+        ),
+    ]
+    target = ScriptedTrainDouble(script, store)
+    cfg = _cfg(tmp_path)
+    # WHEN the driver runs it as a chain
+    recs, results = _run(cfg, target, bench._run_chain)
+    # THEN every leg has the same request and its own record, and the chain finished
+    assert len({json.dumps(r, sort_keys=True) for r in target.requests}) == 1
+    assert [r.leg for r in recs] == [0, 1, 2]
+    assert [r.ok for r in recs] == [True, False, True]
+    assert results[0]["version"] == "v1"
+    lines = (cfg.out / "records.jsonl").read_text().splitlines()
+    assert [json.loads(line)["leg"] for line in lines] == [0, 1, 2]
+    summary = bench._training_summary(recs, results)
+    assert summary["legs"] == 3 and summary["cost_usd"] == pytest.approx(0.03)
+    assert summary["epochs_to_target"] == 1
+    bench._clean_scratch(target, results)
+    assert not store.exists("models/m/checkpoints/run1/local-faas-r0/checkpoint.npz")
+
+
+def test_the_driver_stops_a_chain_on_a_bad_request(tmp_path: Path) -> None:
+    target = ScriptedTrainDouble([error_response(INVALID_REQUEST, "params.epochs")])
+    recs, results = _run(_cfg(tmp_path), target, bench._run_chain)
+    assert len(recs) == 1 and results == []
+
+
+def test_the_driver_runs_rounds_of_workers_then_a_combine(tmp_path: Path) -> None:
+    target = ScriptedTrainDouble([])
+    cfg = _cfg(tmp_path, train_workers=(3,))
+    recs, results = _run(cfg, target, bench._run_rounds)
+    roles = [(r.round, r.role) for r in recs]
+    for rnd in range(3):
+        assert roles.count((rnd, "worker")) == 3 and roles.count((rnd, "combine")) == 1
+    # each round's combine is sent only after all its workers
+    order = [(r["params"]["round"], "worker" in r["params"]) for r in target.requests]
+    for rnd in range(3):
+        idx = [i for i, o in enumerate(order) if o[0] == rnd]
+        assert order[idx[-1]] == (rnd, False)
+    assert results[0]["version"] == "v1"
+    summary = bench._training_summary(recs, results)
+    assert summary["legs"] == 3  # the combine steps
+    assert [p["epoch"] for p in summary["progress"]] == [1, 2, 3]
