@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -262,10 +262,13 @@ def count_invocations(
         per_size = 0
         for spec in cfg.specs():
             if spec.long_running:
+                epochs = int(cfg.params_of(spec.name).get("epochs", 1))
                 for w in cfg.train_workers if spec.data_parallel else (1,):
-                    # a chain ticks once; a data-parallel training per invocation
-                    rounds = int(cfg.params_of(spec.name).get("epochs", 1)) if w > 1 else 0
-                    per_size += cfg.train_repeats * (rounds * (w + 1) if w > 1 else 1)
+                    # a chain ticks per epoch; a data-parallel training per invocation
+                    if w > 1:
+                        per_size += cfg.train_repeats * epochs * (w + 1)
+                    else:
+                        per_size += cfg.train_repeats * (epochs if spec.resumable else 1)
                 continue
             fanout = sum(cfg.shards) if spec.fanned_out else 1
             for mode in cfg.modes:
@@ -917,12 +920,14 @@ def _run_chain(
     request = batch.requests[0]
     epochs = int(request["params"].get("epochs", 1))
     timeout_s = _timeout_of(cfg, batch.workload)
+    ticker = _EpochTicker(progress, epochs)
     state = chain.ChainState()
     legs: list[chain.Leg] = []
     recs: list[InvocationRecord] = []
     final: dict[str, Any] | None = None
     while not interrupted.is_set():
-        outcome, client_ms, t_send, t_recv = _invoke_timed(target, request, timeout_s, False)
+        with _watch_epochs(target, request, ticker):
+            outcome, client_ms, t_send, t_recv = _invoke_timed(target, request, timeout_s, False)
         if interrupted.is_set():
             break  # cut off by the user, not a failure
         legs.append(chain.Leg(t_send, t_recv, outcome.cost_usd))
@@ -935,6 +940,7 @@ def _run_chain(
         step = chain.next_step(
             state, outcome.ok, full, _error_type(outcome), max_legs=chain.max_legs(epochs)
         )
+        ticker.to(state.epoch if step is not chain.Step.DONE else epochs)
         if step is chain.Step.DONE:
             final = full
             break
@@ -955,9 +961,72 @@ def _run_chain(
             "stopped in time" if rec.ok else f"failed ({rec.error})",
             state.epoch,
         )
-    if progress:
-        progress(1)
+    ticker.to(epochs)  # the bar ends at 100% whatever happened
     return recs, [final] if final is not None else []
+
+
+#: How often the driver reads a chain's progress note while a leg runs, seconds.
+EPOCH_POLL_S: Final = 2.0
+
+
+class _EpochTicker:
+    """Advances the progress bar to a chain's epoch count, never back, from any thread."""
+
+    def __init__(self, progress: Callable[[int], None] | None, epochs: int) -> None:
+        self.progress = progress
+        self.epochs = epochs
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def to(self, epoch: int) -> None:
+        with self._lock:
+            step = min(epoch, self.epochs) - self.done
+            if step <= 0:
+                return
+            self.done += step
+        if self.progress:
+            self.progress(step)
+
+
+@contextmanager
+def _watch_epochs(
+    target: Target, request: Mapping[str, Any], ticker: _EpochTicker
+) -> Iterator[None]:
+    """While a leg runs, poll its progress note in the store (where the driver reaches the
+    store: the local targets) so the bar moves per epoch, not per leg."""
+    key = _progress_key(request)
+    store = target.scratch_store() if key and ticker.progress else None
+    if store is None or key is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(EPOCH_POLL_S):
+            try:
+                note = json.loads(store.get_bytes(key))
+                ticker.to(int(note["epoch"]))
+            except (ContractError, OSError, ValueError, KeyError, TypeError):
+                continue  # not written yet, or mid-replace: the next poll will see it
+
+    watcher = threading.Thread(target=poll, name="epochs", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=EPOCH_POLL_S * 2)
+
+
+def _progress_key(request: Mapping[str, Any]) -> str | None:
+    note = workloads.spec(request.get("workload")).progress_note
+    params = request.get("params")
+    if note is None or not isinstance(params, Mapping):
+        return None
+    try:
+        return note(params)
+    except ContractError:
+        return None
 
 
 def _run_rounds(

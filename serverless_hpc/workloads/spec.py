@@ -132,6 +132,9 @@ class WorkloadSpec:
     #: Can train over ``--train-workers`` N functions: requests take ``workers``, ``round``
     #: and ``worker`` (none: the round's combine step); ``epochs`` is the number of rounds.
     data_parallel: bool = False
+    #: A resumable workload's progress note: the store key of ``{"epoch": k}`` its function
+    #: rewrites after each epoch of a request (None: no note), which the driver polls.
+    progress_note: Callable[[Mapping[str, Any]], str | None] | None = None
     #: The model name this workload reads or writes (with :attr:`store` other than NONE).
     model: str | None = None
     #: Base parameters of every planned request (the user's ``--param`` values go on top).

@@ -303,8 +303,8 @@ def test_the_plan_gives_each_training_its_own_chain(tmp_path: Path) -> None:
         "run1/local-faas-r0-w4",
         "run1/local-faas-r1-w4",
     }
-    # a chain ticks once; 4 workers x 3 rounds + 3 combines tick 15 times, per repeat
-    assert bench.count_invocations(cfg, lambda t: True) == 2 * 1 + 2 * 15
+    # a chain ticks per epoch; 4 workers x 3 rounds + 3 combines tick 15 times, per repeat
+    assert bench.count_invocations(cfg, lambda t: True) == 2 * 3 + 2 * 15
 
 
 def test_workers_need_a_data_parallel_workload(tmp_path: Path) -> None:
@@ -454,3 +454,58 @@ def test_the_driver_runs_rounds_of_workers_then_a_combine(tmp_path: Path) -> Non
     summary = bench._training_summary(recs, results)
     assert summary["legs"] == 3  # the combine steps
     assert [p["epoch"] for p in summary["progress"]] == [1, 2, 3]
+
+
+class NoteWritingDouble(Target):
+    """Test double: one train invocation that writes its progress note epoch by epoch.
+
+    After each note it waits (bounded) until the driver's bar has moved to that epoch, so the
+    test shows the bar moves *during* the invocation, with no wall-clock assumption.
+    """
+
+    name = "local-faas"
+
+    def __init__(self, store: LocalStore, seen: list[int], moved: threading.Condition) -> None:
+        super().__init__(TargetSettings())
+        self.store, self.seen, self.moved = store, seen, moved
+
+    def scratch_store(self) -> LocalStore:
+        return self.store
+
+    def invoke(
+        self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
+    ) -> Outcome:
+        key = ck.progress_key(request["params"]["model"], request["params"]["chain"])
+        for epoch in (1, 2):
+            self.store.put_bytes(key, json.dumps({"epoch": epoch, "epochs": 3}).encode())
+            with self.moved:
+                assert self.moved.wait_for(lambda e=epoch: sum(self.seen) >= e, timeout=30)
+        return Outcome(response=_ok({"status": "done", "epoch": 3, "version": "v"}), cold=False)
+
+
+def test_the_bar_moves_per_epoch_while_a_leg_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "EPOCH_POLL_S", 0.01)
+    seen: list[int] = []
+    moved = threading.Condition()
+
+    def progress(n: int) -> None:
+        with moved:
+            seen.append(n)
+            moved.notify_all()
+
+    target = NoteWritingDouble(LocalStore(tmp_path / "store"), seen, moved)
+    cfg = _cfg(tmp_path)
+    batch = next(bench.plan(cfg, "local-faas"))
+    cfg.out.mkdir(parents=True)
+    writer = RecordWriter(cfg.out / "records.jsonl")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        recs, _ = bench._run_chain(
+            cfg, target, batch, pool, writer, {}, progress, threading.Event()
+        )
+    writer.close()
+    assert recs[0].ok
+    assert sum(seen) == 3  # epochs 1 and 2 while running, 3 when it returned

@@ -29,6 +29,16 @@ def combine(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def progress_note(params: Mapping[str, Any]) -> str | None:
+    """Where a chained training notes its epochs (see ``checkpoint.progress_key``)."""
+    chain, model = params.get("chain"), params.get("model", MODEL)
+    if not isinstance(chain, str) or not isinstance(model, str):
+        return None
+    from serverless_hpc.workloads.train.checkpoint import progress_key
+
+    return progress_key(model, chain)
+
+
 SPEC = WorkloadSpec(
     name=__name__.rpartition(".")[2],
     summary="trains a small CNN on the 60k training images; exports LiteRT after a parity check",
@@ -44,6 +54,7 @@ SPEC = WorkloadSpec(
     long_running=True,
     resumable=True,
     data_parallel=True,
+    progress_note=progress_note,
     plan_params={"model": MODEL},
     splits=lambda params: ("train", "test"),
     combine=combine,

@@ -14,6 +14,7 @@ Keys, all under the model's prefix (which the ``train`` function may already wri
 extra permission is needed on any platform)::
 
     models/<model>/checkpoints/<chain>/checkpoint.npz           a chain's latest checkpoint
+    models/<model>/checkpoints/<chain>/progress.json            ``{"epoch", "epochs"}`` after it
     models/<model>/checkpoints/<chain>/round-<r>/start.npz      data-parallel: round r's start
     models/<model>/checkpoints/<chain>/round-<r>/worker-<i>.npz data-parallel: worker i's end
 
@@ -64,6 +65,11 @@ def chain_prefix(model: str, chain: str) -> str:
 def checkpoint_key(model: str, chain: str) -> str:
     """Key of a chain's latest checkpoint."""
     return f"{chain_prefix(model, chain)}/checkpoint.npz"
+
+
+def progress_key(model: str, chain: str) -> str:
+    """Key of a chain's tiny progress note (epochs done), which the driver polls for its bar."""
+    return f"{chain_prefix(model, chain)}/progress.json"
 
 
 def round_start_key(model: str, chain: str, rnd: int) -> str:

@@ -17,6 +17,7 @@ times slower per epoch on this hardware.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import tempfile
@@ -369,6 +370,8 @@ def _run_single(p: TrainParams, ctx: Context) -> Output:
             state = dict(rng.bit_generator.state)
             ckpt = ck.Checkpoint(weights, opt, epoch + 1, state, p.fingerprint(), progress)
             store.put_bytes(key, ckpt.to_bytes())
+            note = {"epoch": epoch + 1, "epochs": p.epochs}
+            store.put_bytes(ck.progress_key(p.model, p.chain or ""), json.dumps(note).encode())
             checkpoint_s = time.perf_counter() - tc
     remaining = ctx.remaining_s()
     if key and remaining is not None and remaining < FINISH_RESERVE_S:
