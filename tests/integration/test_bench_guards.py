@@ -214,13 +214,14 @@ def test_failed_training_skips_that_targets_classify_instead_of_using_latest(
     totals: list[int] = []
     done: list[int] = []
     result = run(cfg, progress=done.append, on_total=totals.append)
-    # THEN the failing target was never sent a classify request (no fallback to "latest")
-    assert [r["workload"] for r in TrainFailsTarget.sent] == ["train"]
+    # THEN the failing target was never sent a classify request (no fallback to "latest");
+    # its training was resumed once after the crash (a chain's rule), then given up
+    assert [r["workload"] for r in TrainFailsTarget.sent] == ["train", "train"]
     # AND the other target classified with the model it trained
     classify = [r for r in OkTarget.sent if r["workload"] == "classify"]
     assert classify and {r["params"]["version"] for r in classify} == {"v-new"}
     # AND the failed training is a failed invocation, the skip is recorded with its reason
-    assert result.failed == 1
+    assert result.failed == 2
     meta = json.loads((cfg.out / "run.json").read_text())
     (skip,) = meta["skipped"]
     assert skip["target"] == "train-fails" and skip["workload"] == "classify"
@@ -229,7 +230,8 @@ def test_failed_training_skips_that_targets_classify_instead_of_using_latest(
     recs = read_records(cfg.out / "records.jsonl")
     assert not [r for r in recs if r["target"] == "train-fails" and r["workload"] == "classify"]
     # AND the progress bar's total shrank by the skipped invocations, so it ends at 100%
-    assert totals[0] > totals[-1] == sum(done) == len(recs)
+    # (a chained training counts its epochs, the failed one too)
+    assert totals[0] > totals[-1] == sum(done)
 
 
 def _fields(cfg: BenchConfig) -> dict[str, Any]:
@@ -246,7 +248,7 @@ def test_cli_exits_non_zero_and_names_the_skip(
     code = main([*args, "--out", str(out), "-q"])
     assert code == 1
     err = capsys.readouterr().err
-    assert "skipped classify on train-fails" in err and "1 invocation(s) failed" in err
+    assert "skipped classify on train-fails" in err and "2 invocation(s) failed" in err
 
 
 # -- 7. Ctrl-C ---------------------------------------------------------------------------
