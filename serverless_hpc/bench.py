@@ -920,7 +920,7 @@ def _run_chain(
     request = batch.requests[0]
     epochs = int(request["params"].get("epochs", 1))
     timeout_s = _timeout_of(cfg, batch.workload)
-    ticker = _EpochTicker(progress, epochs)
+    ticker = _Ticker(progress, epochs)
     state = chain.ChainState()
     legs: list[chain.Leg] = []
     recs: list[InvocationRecord] = []
@@ -969,18 +969,27 @@ def _run_chain(
 EPOCH_POLL_S: Final = 2.0
 
 
-class _EpochTicker:
-    """Advances the progress bar to a chain's epoch count, never back, from any thread."""
+class _Ticker:
+    """Moves the progress bar up to a count (a chain's epochs, a training's invocations),
+    never back and never past its total, from any thread."""
 
-    def __init__(self, progress: Callable[[int], None] | None, epochs: int) -> None:
+    def __init__(self, progress: Callable[[int], None] | None, total: int) -> None:
         self.progress = progress
-        self.epochs = epochs
+        self.total = total
         self.done = 0
         self._lock = threading.Lock()
 
-    def to(self, epoch: int) -> None:
+    def to(self, count: int) -> None:
+        """Advance to ``count`` (no-op if already there)."""
+        self._step(lambda done: count)
+
+    def add(self, n: int = 1) -> None:
+        """Advance by ``n``."""
+        self._step(lambda done: done + n)
+
+    def _step(self, new: Callable[[int], int]) -> None:
         with self._lock:
-            step = min(epoch, self.epochs) - self.done
+            step = min(new(self.done), self.total) - self.done
             if step <= 0:
                 return
             self.done += step
@@ -989,9 +998,7 @@ class _EpochTicker:
 
 
 @contextmanager
-def _watch_epochs(
-    target: Target, request: Mapping[str, Any], ticker: _EpochTicker
-) -> Iterator[None]:
+def _watch_epochs(target: Target, request: Mapping[str, Any], ticker: _Ticker) -> Iterator[None]:
     """While a leg runs, poll its progress note in the store (where the driver reaches the
     store: the local targets) so the bar moves per epoch, not per leg."""
     key = _progress_key(request)
@@ -1053,6 +1060,7 @@ def _run_rounds(
     recs: list[InvocationRecord] = []
     legs: list[chain.Leg] = []
     in_flight = threading.BoundedSemaphore(max(1, target.max_parallel))
+    ticks = _Ticker(progress, rounds * (w + 1))  # here: one tick per invocation
 
     def attempt(request: dict[str, Any], index: int, rnd: int, role: str) -> dict[str, Any] | None:
         for tries in range(chain.MAX_FAILED_LEGS):
@@ -1086,8 +1094,8 @@ def _run_rounds(
                     _with_curve(rec, full, legs, min(leg.t_send for leg in legs))
                 writer.write(rec)
                 recs.append(rec)
-            if progress and tries == 0:
-                progress(1)
+            if tries == 0:
+                ticks.add()
             if isinstance(full, dict):
                 return full
             if _error_type(outcome) not in chain.RESUMABLE_ERRORS:
@@ -1111,6 +1119,7 @@ def _run_rounds(
         if combined.get("status") != "continue":
             final = combined
             break
+    ticks.to(rounds * (w + 1))  # the bar ends at 100% even when a round failed
     recs.sort(key=lambda r: r.t_send)
     return recs, [final] if final is not None else []
 

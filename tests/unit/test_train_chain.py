@@ -382,7 +382,9 @@ def _ok(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run(cfg: bench.BenchConfig, target: Target, runner: Any) -> tuple[list[Any], list[Any]]:
+def _run(
+    cfg: bench.BenchConfig, target: Target, runner: Any, progress: Any = None
+) -> tuple[list[Any], list[Any]]:
     batch = next(bench.plan(cfg, "local-faas"))
     cfg.out.mkdir(parents=True)
     writer = RecordWriter(cfg.out / "records.jsonl")
@@ -390,7 +392,7 @@ def _run(cfg: bench.BenchConfig, target: Target, runner: Any) -> tuple[list[Any]
 
     with ThreadPoolExecutor(4) as pool:
         try:
-            return runner(cfg, target, batch, pool, writer, {}, None, threading.Event())
+            return runner(cfg, target, batch, pool, writer, {}, progress, threading.Event())
         finally:
             writer.close()
 
@@ -441,7 +443,9 @@ def test_the_driver_stops_a_chain_on_a_bad_request(tmp_path: Path) -> None:
 def test_the_driver_runs_rounds_of_workers_then_a_combine(tmp_path: Path) -> None:
     target = ScriptedTrainDouble([])
     cfg = _cfg(tmp_path, train_workers=(3,))
-    recs, results = _run(cfg, target, bench._run_rounds)
+    ticks: list[int] = []
+    recs, results = _run(cfg, target, bench._run_rounds, ticks.append)
+    assert sum(ticks) == 3 * (3 + 1) == bench.count_invocations(cfg, lambda t: True)
     roles = [(r.round, r.role) for r in recs]
     for rnd in range(3):
         assert roles.count((rnd, "worker")) == 3 and roles.count((rnd, "combine")) == 1
