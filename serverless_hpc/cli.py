@@ -581,12 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument(
         "--train-workers",
-        type=int,
-        nargs="+",
-        default=[1],
-        metavar="N",
-        help="functions a training runs on, data-parallel with model averaging each epoch "
-        "(each N is a plan point; default 1)",
+        type=_int_csv,
+        default=(1,),
+        help="functions a training runs on, data-parallel with model averaging after each "
+        "epoch; each count is a plan point (e.g. 1,2,4; default 1)",
     )
     b.add_argument(
         "--train-epochs",

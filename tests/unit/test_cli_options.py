@@ -110,9 +110,15 @@ def test_bench_config_defaults_are_the_clis(tmp_path: Path) -> None:
         "shards",
         "repeats",
         "train_repeats",
+        "train_workers",
         "modes",
         "cold_repeats",
     ):
         assert getattr(cfg, name) == getattr(args, name), name
     assert workload_params(args) == {}  # no shorthand set: every workload's spec decides
     assert (cfg.repeats, cfg.cold_repeats) == (6, 2)
+
+
+def test_train_workers_is_a_comma_separated_plan_dimension() -> None:
+    args = build_parser().parse_args(["bench", "--train-workers", "1,2,4"])
+    assert args.train_workers == (1, 2, 4)
