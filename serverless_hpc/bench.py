@@ -938,7 +938,7 @@ def _run_chain(
         writer.write(rec)
         recs.append(rec)
         step = chain.next_step(
-            state, outcome.ok, full, _error_type(outcome), max_legs=chain.max_legs(epochs)
+            state, outcome.ok, full, _error_type(outcome), leg_bound=chain.max_legs(epochs)
         )
         ticker.to(state.epoch if step is not chain.Step.DONE else epochs)
         if step is chain.Step.DONE:
@@ -946,11 +946,12 @@ def _run_chain(
             break
         if step is chain.Step.FAIL:
             log.error(
-                "%s %s chain stopped after leg %d: %s",
+                "%s %s chain stopped after leg %d: %s (last: %s)",
                 batch.target,
                 batch.workload,
                 state.legs - 1,
-                rec.error or "no progress",
+                state.why,
+                rec.error or "ok",
             )
             break
         log.info(

@@ -55,7 +55,9 @@ class ChainState:
     legs: int = 0
     failed_in_a_row: int = 0
     epoch: int = 0  #: epochs done, as the last successful leg reported
+    epochs: int | None = None  #: epochs in all, as a leg reported them
     no_progress_in_a_row: int = 0
+    why: str = ""  #: why the chain stopped, when it failed
 
 
 def next_step(
@@ -64,13 +66,15 @@ def next_step(
     result: Mapping[str, Any] | None,
     error_type: str | None,
     *,
-    max_legs: int,
+    leg_bound: int,
 ) -> Step:
     """Update ``state`` with one finished leg and say what comes next.
 
     A chain stops with FAIL when a leg fails with an error a resume cannot fix (bad input,
     a parity mismatch), after :data:`MAX_FAILED_LEGS` failed legs in a row, after that many
-    "continue" legs in a row that moved no epoch, or when it reaches ``max_legs``.
+    "continue" legs in a row that moved no epoch, or when it reaches its leg bound:
+    ``leg_bound``, or :func:`max_legs` of the epoch count a leg reported, whichever is larger.
+    ``state.why`` then says which.
     """
     state.legs += 1
     if ok:
@@ -79,15 +83,27 @@ def next_step(
         if status != "continue":
             return Step.DONE
         epoch = int((result or {}).get("epoch", 0))
+        total = (result or {}).get("epochs")
+        if isinstance(total, int) and not isinstance(total, bool):
+            state.epochs = total
         state.no_progress_in_a_row = 0 if epoch > state.epoch else state.no_progress_in_a_row + 1
         state.epoch = max(state.epoch, epoch)
         if state.no_progress_in_a_row >= MAX_FAILED_LEGS:
+            state.why = f"{state.no_progress_in_a_row} legs in a row trained no epoch"
             return Step.FAIL
     else:
         state.failed_in_a_row += 1
-        if error_type not in RESUMABLE_ERRORS or state.failed_in_a_row >= MAX_FAILED_LEGS:
+        if error_type not in RESUMABLE_ERRORS:
+            state.why = f"a {error_type} failure, which resuming cannot fix"
             return Step.FAIL
-    return Step.AGAIN if state.legs < max_legs else Step.FAIL
+        if state.failed_in_a_row >= MAX_FAILED_LEGS:
+            state.why = f"{state.failed_in_a_row} legs in a row failed"
+            return Step.FAIL
+    bound = max(leg_bound, max_legs(state.epochs) if state.epochs else 0)
+    if state.legs >= bound:
+        state.why = f"it reached its bound of {bound} legs"
+        return Step.FAIL
+    return Step.AGAIN
 
 
 def max_legs(epochs: int) -> int:

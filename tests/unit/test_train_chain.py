@@ -215,7 +215,7 @@ def test_data_parallel_params_are_checked() -> None:
 
 
 def _step(state: chain.ChainState, result: Any = None, error: str | None = None) -> chain.Step:
-    return chain.next_step(state, error is None, result, error, max_legs=6)
+    return chain.next_step(state, error is None, result, error, leg_bound=6)
 
 
 def test_a_chain_goes_on_while_it_continues_and_stops_when_done() -> None:
@@ -513,3 +513,23 @@ def test_the_bar_moves_per_epoch_while_a_leg_runs(
     writer.close()
     assert recs[0].ok
     assert sum(seen) == 3  # epochs 1 and 2 while running, 3 when it returned
+
+
+def test_the_leg_bound_follows_the_epochs_a_leg_reports() -> None:
+    # GIVEN a driver that did not know the epoch count (bound 4) and a 15-epoch training
+    s = chain.ChainState()
+    steps = [
+        chain.next_step(
+            s, True, {"status": "continue", "epoch": e, "epochs": 15}, None, leg_bound=4
+        )
+        for e in range(1, 16)
+    ]
+    # THEN every one-epoch leg goes on, up to the bound the training's own count gives
+    assert steps[:15] == [chain.Step.AGAIN] * 15
+    assert chain.max_legs(15) == 18
+    s2 = chain.ChainState()
+    for _ in range(4):
+        last = chain.next_step(
+            s2, True, {"status": "continue", "epoch": s2.epoch + 1}, None, leg_bound=4
+        )
+    assert last is chain.Step.FAIL and "bound of 4 legs" in s2.why

@@ -55,7 +55,8 @@ SPEC = WorkloadSpec(
     resumable=True,
     data_parallel=True,
     progress_note=progress_note,
-    plan_params={"model": MODEL},
+    # epochs explicit in every planned request: the driver bounds a chain's legs by it
+    plan_params={"model": MODEL, "epochs": DEFAULT_EPOCHS},
     splits=lambda params: ("train", "test"),
     combine=combine,
     panels=(Panel.ACCURACY, Panel.BREAKDOWN),
