@@ -152,7 +152,7 @@ def test_lambda_deadline_from_remaining_time() -> None:
 
 
 def test_lambda_adapter_reads_the_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    from serverless_hpc.aws import runtime
+    from serverless_hpc.aws.function import adapter as runtime
 
     monkeypatch.setattr(runtime.time, "time", lambda: 5000.0)
     context = SimpleNamespace(get_remaining_time_in_millis=lambda: 12_000)
