@@ -755,20 +755,20 @@ def with_version(batch: Batch, version: str) -> Batch:
     return replace(batch, requests=reqs)
 
 
-def _run_batch(
+def _prepare(
     cfg: BenchConfig,
     target: Target,
     batch: Batch,
-    pool: ThreadPoolExecutor,
     writer: RecordWriter,
     env: dict[str, Any],
     progress: Callable[[int], None] | None,
-    interrupted: threading.Event,
-) -> tuple[list[InvocationRecord], list[dict[str, Any]]]:
-    """Run one batch; its records (by shard) and its successful full results (for combine)."""
-    timeout_s = cfg.settings.timeout_s
-    if timeout_s is None:
-        timeout_s = workloads.specs()[batch.workload].timeout_s
+    timeout_s: float,
+) -> list[InvocationRecord] | None:
+    """Set the batch's memory and prepare the target, outside the timing.
+
+    When the memory cannot be set, nothing can run at this size: every request is recorded
+    as failed with why, and those records are returned (else None).
+    """
     force_cold = batch.mode == "cold"
     if batch.memory_mb is not None:
         try:  # reconfigure the function for this size, outside the timing
@@ -789,11 +789,30 @@ def _run_batch(
                 recs.append(rec)
                 if progress:
                     progress(1)
-            return recs, []
+            return recs
     try:  # platform work for the batch (e.g. retiring warm environments), not timed
         target.prepare_batch(batch.workload, force_cold=force_cold, timeout_s=timeout_s)
     except Exception:  # the invocations will meet the same problem and record it
         log.exception("%s: preparing a %s batch failed", target.name, batch.workload)
+    return None
+
+
+def _run_batch(
+    cfg: BenchConfig,
+    target: Target,
+    batch: Batch,
+    pool: ThreadPoolExecutor,
+    writer: RecordWriter,
+    env: dict[str, Any],
+    progress: Callable[[int], None] | None,
+    interrupted: threading.Event,
+) -> tuple[list[InvocationRecord], list[dict[str, Any]]]:
+    """Run one batch; its records (by shard) and its successful full results (for combine)."""
+    timeout_s = _timeout_of(cfg, batch.workload)
+    force_cold = batch.mode == "cold"
+    refused = _prepare(cfg, target, batch, writer, env, progress, timeout_s)
+    if refused is not None:
+        return refused, []
     lock = threading.Lock()
     done: list[tuple[InvocationRecord, dict[str, Any] | None]] = []
 
@@ -921,6 +940,10 @@ def _run_chain(
     epochs = int(request["params"].get("epochs", 1))
     timeout_s = _timeout_of(cfg, batch.workload)
     ticker = _Ticker(progress, epochs)
+    refused = _prepare(cfg, target, batch, writer, env, None, timeout_s)
+    if refused is not None:
+        ticker.to(epochs)
+        return refused, []
     state = chain.ChainState()
     legs: list[chain.Leg] = []
     recs: list[InvocationRecord] = []
@@ -1057,6 +1080,10 @@ def _run_rounds(
     w = batch.workers
     rounds = int(batch.requests[0]["params"].get("epochs", 1))
     timeout_s = _timeout_of(cfg, batch.workload)
+    refused = _prepare(cfg, target, batch, writer, env, None, timeout_s)
+    if refused is not None:
+        _Ticker(progress, rounds * (w + 1)).to(rounds * (w + 1))
+        return refused, []
     lock = threading.Lock()
     recs: list[InvocationRecord] = []
     legs: list[chain.Leg] = []

@@ -533,3 +533,31 @@ def test_the_leg_bound_follows_the_epochs_a_leg_reports() -> None:
             s2, True, {"status": "continue", "epoch": s2.epoch + 1}, None, leg_bound=4
         )
     assert last is chain.Step.FAIL and "bound of 4 legs" in s2.why
+
+
+def test_a_chain_runs_at_its_batch_memory_size(tmp_path: Path) -> None:
+    # GIVEN a training batch of a memory sweep (1024 MB)
+    from dataclasses import replace
+
+    sizes: list[tuple[str, int]] = []
+
+    class SizedDouble(ScriptedTrainDouble):
+        """Test double: records the memory the driver sets before invoking."""
+
+        def set_memory(self, workload: str, memory_mb: int) -> None:
+            sizes.append((workload, memory_mb))
+
+    done = _ok({"status": "done", "epoch": 3, "version": "v1", "progress": []})
+    target = SizedDouble([done])
+    cfg = _cfg(tmp_path)
+    batch = replace(next(bench.plan(cfg, "local-faas")), memory_mb=1024)
+    cfg.out.mkdir(parents=True)
+    writer = RecordWriter(cfg.out / "records.jsonl")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        recs, _ = bench._run_chain(cfg, target, batch, pool, writer, {}, None, threading.Event())
+    writer.close()
+    # THEN the function was set to that size first, and the leg's record says so
+    assert sizes == [("train", 1024)]
+    assert recs[0].ok and recs[0].outcome.memory_mb == 1024
