@@ -196,6 +196,10 @@ def test_an_epoch_fits_only_with_its_safety_margin() -> None:
     assert fits(need, progress, checkpoint_s=0.5)
     assert not fits(need - 0.01, progress, checkpoint_s=0.5)
     assert fits(None, progress, checkpoint_s=0.5)  # no deadline
+    # one slow epoch long ago no longer counts once two quicker ones followed it
+    slow_then_quick = [{"epoch_s": 80.0}, {"epoch_s": 40.0}, {"epoch_s": 41.0}]
+    assert fits(41.0 * EPOCH_SAFETY + DEADLINE_MARGIN_S, slow_then_quick, checkpoint_s=0.0)
+    assert not fits(41.0 * EPOCH_SAFETY + DEADLINE_MARGIN_S, slow_then_quick[:2], 0.0)
 
 
 def test_data_parallel_params_are_checked() -> None:

@@ -92,9 +92,10 @@ class TrainParams(Params):
         } | {"workers": self.workers}
 
 
-#: A leg starts another epoch only if this multiple of the longest epoch so far, plus the
+#: A leg starts another epoch only if this multiple of the longest recent epoch, plus the
 #: checkpoint and :data:`DEADLINE_MARGIN_S`, fits in the time left.
 EPOCH_SAFETY = 1.25
+RECENT_EPOCHS = 2
 DEADLINE_MARGIN_S = 3.0
 #: Time kept for evaluating, exporting, checking parity and saving the bundle after the
 #: last epoch (about 5 s here with TensorFlow warm; generous on purpose: running short
@@ -323,12 +324,15 @@ def _steps(n: int, batch_size: int) -> int:
 def fits(remaining_s: float | None, progress: list[dict[str, Any]], checkpoint_s: float) -> bool:
     """Whether another epoch fits in ``remaining_s`` (None: no deadline, always).
 
-    The estimate is the longest epoch so far (training plus its evaluation) times
-    :data:`EPOCH_SAFETY`, plus the last checkpoint's save time and :data:`DEADLINE_MARGIN_S`.
+    The estimate is the longer of the last :data:`RECENT_EPOCHS` epochs (training plus its
+    evaluation) times :data:`EPOCH_SAFETY`, plus the last checkpoint's save time and
+    :data:`DEADLINE_MARGIN_S`. Recent, not all: one epoch slowed down by a busy machine
+    would otherwise hold every later leg to one epoch.
     """
     if remaining_s is None:
         return True
-    longest = max((e["epoch_s"] + e.get("eval_s", 0.0) for e in progress), default=0.0)
+    recent = progress[-RECENT_EPOCHS:]
+    longest = max((e["epoch_s"] + e.get("eval_s", 0.0) for e in recent), default=0.0)
     return remaining_s >= longest * EPOCH_SAFETY + checkpoint_s + DEADLINE_MARGIN_S
 
 
