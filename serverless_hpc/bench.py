@@ -51,6 +51,8 @@ from serverless_hpc.workloads.spec import WorkloadSpec
 log = logging.getLogger(__name__)
 
 MODES: Final = ("natural", "cold")
+#: Functions one data-parallel training may use (the train workload's own bound).
+MAX_TRAIN_WORKERS: Final = 64
 #: The largest memory size any platform here offers (Lambda's 10,240 MB).
 MAX_MEMORY_MB: Final = 10_240
 
@@ -164,8 +166,13 @@ class BenchConfig:
                 raise BenchError(f"{option} must be >= 1 and at most {bound}, got {value}")
 
     def _check_train_workers(self) -> None:
-        if not self.train_workers or any(w < 1 for w in self.train_workers):
-            raise BenchError(f"--train-workers must be >= 1, got {list(self.train_workers)}")
+        if not self.train_workers or any(
+            not 1 <= w <= MAX_TRAIN_WORKERS for w in self.train_workers
+        ):
+            raise BenchError(
+                f"--train-workers must be >= 1 and at most {MAX_TRAIN_WORKERS}, "
+                f"got {list(self.train_workers)}"
+            )
         if max(self.train_workers) > 1 and not any(s.data_parallel for s in self.specs()):
             raise BenchError("--train-workers > 1 needs a data-parallel workload in --workloads")
 

@@ -314,8 +314,9 @@ def test_the_plan_gives_each_training_its_own_chain(tmp_path: Path) -> None:
 def test_workers_need_a_data_parallel_workload(tmp_path: Path) -> None:
     with pytest.raises(bench.BenchError, match="train-workers"):
         bench.BenchConfig(out=tmp_path, workloads=("classify",), train_workers=(2,))
-    with pytest.raises(bench.BenchError, match="train-workers"):
-        _cfg(tmp_path, train_workers=(0,))
+    for bad in ((0,), (1, 65), ()):
+        with pytest.raises(bench.BenchError, match="train-workers must be >= 1 and at most 64"):
+            _cfg(tmp_path, train_workers=bad)
 
 
 # -- the driver's loops against a test double -----------------------------------------------
