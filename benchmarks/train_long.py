@@ -19,7 +19,8 @@ These are real trainings of minutes each on the full training set unless ``--epo
 runs on it): run it on the machine you want figures for.
 
 Usage: python benchmarks/train_long.py {chain,kill,workers} [--epochs N] [--train-limit N]
-       [--timeout S] [--unchained] [--out DIR]          (needs the ``train`` extra)
+       [--timeout S] [--unchained] [--workers N ...] [--targets T,T] [--out DIR]
+       (needs the ``train`` extra)
 """
 
 from __future__ import annotations
@@ -140,10 +141,10 @@ def kill(args: argparse.Namespace, root: Path, params: dict[str, Any]) -> dict[s
 
 
 def workers(args: argparse.Namespace, root: Path, params: dict[str, Any]) -> dict[str, Any]:
-    """1, 2 and 4 workers on local-faas and standalone."""
+    """1, 2 and 4 workers (``--workers``) on local-faas and standalone (``--targets``)."""
     out = _bench(
         root / "workers",
-        ("local-faas", "standalone"),
+        tuple(args.targets.split(",")),
         params,
         train_workers=tuple(args.workers),
         timeout_s=args.timeout,
@@ -159,6 +160,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="function timeout, s")
     parser.add_argument("--unchained", action="store_true", help="chain: also run unchained")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--targets", default="local-faas,standalone", help="workers: targets")
     parser.add_argument("--out", type=Path, help="directory for the runs (default: temporary)")
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp(prefix="shpc-train-long-"))
