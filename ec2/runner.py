@@ -59,6 +59,7 @@ def run_batch(
         name = request.get("workload") if isinstance(request, dict) else None
         started = time.time()
         spec = workloads.specs().get(str(name))
+        # an unknown workload: the worker answers InvalidRequest at once; the bound is moot
         outcome = target.invoke(request, timeout_s=spec.timeout_s if spec else 60.0)
         return {"outcome": outcome.to_dict(), "t_start": started, "t_end": time.time()}
 

@@ -740,7 +740,7 @@ class _RunState:
             summary = batch_summary(batch, recs, results)
             if spec.resumable or batch.workers > 1:
                 summary.update(_training_summary(recs, results))
-                _clean_scratch(target, results)
+                _clean_scratch(target, batch, results)
             self.batches.append(summary)
             with (cfg.out / "batches.jsonl").open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(summary) + "\n")
@@ -1188,10 +1188,24 @@ def _training_summary(
     return out
 
 
-def _clean_scratch(target: Target, results: Sequence[Mapping[str, Any]]) -> None:
-    """Delete a finished training's checkpoints (kept after a failure, to resume from)."""
-    prefix = results[0].get("scratch") if results else None
-    if not isinstance(prefix, str):
+def _clean_scratch(target: Target, batch: Batch, results: Sequence[Mapping[str, Any]]) -> None:
+    """Delete a finished training's checkpoints (kept after a failure, to resume from).
+
+    The prefix is the one the driver gave the chain, never one a response names: a reply
+    cannot make the driver delete anything else in the store.
+    """
+    params = batch.requests[0]["params"] if batch.requests else {}
+    said = results[0].get("scratch") if results else None
+    if not isinstance(said, str) or "chain" not in params or "model" not in params:
+        return
+    prefix = chain.scratch_prefix(str(params["model"]), str(params["chain"]))
+    if said != prefix:
+        log.warning(
+            "%s: a training reported checkpoints under %r, not %r: left in place",
+            target.name,
+            said,
+            prefix,
+        )
         return
     try:
         store = target.scratch_store()

@@ -117,6 +117,11 @@ def chain_id(run_id: str, target: str, repeat: int, workers: int = 1) -> str:
     return f"{run_id or 'run'}/{tail}"
 
 
+def scratch_prefix(model: str, chain: str) -> str:
+    """Store prefix of everything one chain writes (its checkpoints, its rounds' weights)."""
+    return f"models/{model}/checkpoints/{chain}"
+
+
 def round_requests(
     base: Mapping[str, Any], workers: int, rnd: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:

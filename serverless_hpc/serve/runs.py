@@ -36,11 +36,12 @@ from typing import Any, Final
 
 import psutil
 
+from serverless_hpc import rundir
+
 log = logging.getLogger(__name__)
 
 #: Run ids as ``bench.new_run_id`` makes them, or as a user names ``--out`` directories:
 #: one path segment, no leading dot, nothing that a URL or a shell would reinterpret.
-RUN_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 SERVE_META: Final = "serve.json"
 SERVE_LOG: Final = "serve.log"
@@ -214,10 +215,11 @@ def check_argv(argv: list[str], out: Path) -> Any:
 
 
 def check_run_id(run_id: str) -> str:
-    """``run_id`` if it is a valid id, else :class:`RunNotFound` (never a path outside)."""
-    if not RUN_ID_RE.match(run_id) or ".." in run_id:
-        raise RunNotFound(f"no run {run_id!r}: not a valid run id")
-    return run_id
+    """``run_id`` if it is a valid id (the CLI's rule), else :class:`RunNotFound`."""
+    try:
+        return rundir.check_run_id(run_id)
+    except rundir.RunDirError:
+        raise RunNotFound(f"no run {run_id!r}: not a valid run id") from None
 
 
 #: run.json is rewritten in place (truncate, write): a reader may catch it empty or half
@@ -517,7 +519,7 @@ class RunManager:
         """Every run in the results directory, newest first (by name: ids sort by time)."""
         out = []
         for path in self.results.iterdir():
-            if not RUN_ID_RE.match(path.name) or not path.is_dir() or path.is_symlink():
+            if not rundir.RUN_ID_RE.match(path.name) or not path.is_dir() or path.is_symlink():
                 continue
             if any((path / n).exists() for n in ("run.json", SERVE_META, "records.jsonl")):
                 out.append(path.name)

@@ -73,10 +73,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MEMORY_MB = 2048
-#: Training imports TensorFlow (~540 MB RSS here) and holds the 60k set: give it more room.
-DEFAULT_MEMORY_BY_WORKLOAD = {"train": 4096}
-
 
 class _Throttled(Exception):
     """No instance could be had before the deadline: the concurrency cap was reached."""
@@ -195,7 +191,7 @@ class LocalFaasTarget(Target):
             return self._memory
         if self.settings.memory_mb is not None:
             return self.settings.memory_mb
-        return DEFAULT_MEMORY_BY_WORKLOAD.get(workload, DEFAULT_MEMORY_MB)
+        return workloads.spec(workload).memory_mb  # the function's own size, as deployed
 
     def describe(self) -> dict[str, Any]:
         """Concurrency cap, keep-alive and memory setting."""
@@ -255,6 +251,8 @@ class LocalFaasTarget(Target):
         with self._cv:
             while True:
                 if self._closed:
+                    if victims:  # taken off the idle list and counted retiring: kill first
+                        return None, False, victims
                     raise _Closed
                 victims += self._take_expired_locked()
                 if not force_cold:

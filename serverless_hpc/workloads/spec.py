@@ -29,6 +29,8 @@ __all__ = [
     "Range",
     "StoreAccess",
     "WorkloadSpec",
+    "combine_failures",
+    "range_shard",
     "split_ranges",
 ]
 
@@ -69,6 +71,33 @@ class Check:
     name: str
     ok: bool
     detail: str
+
+
+def range_shard(params: Mapping[str, Any], r: Range) -> dict[str, Any]:
+    """A shard's parameters: the batch's, with ``start``/``end`` set to its range (offset by
+    the batch's own ``start``, if any). The default ``shard_params`` of a fanned-out spec."""
+    base = int(params.get("start", 0))
+    return {**params, "start": base + r.start, "end": base + r.end}
+
+
+def combine_failures(workload: str, batches: Sequence[Mapping[str, Any]], what: str) -> list[Check]:
+    """A failing check when a batch's results were not combined: a malformed result
+    (``combine_error``) or failed invocations (a partial combine would be wrong, so none ran).
+    """
+    broken = [b for b in batches if b.get("combine_error") or b.get("failed")]
+    if not broken:
+        return []
+    first = broken[0]
+    why = first.get("combine_error") or (
+        f"{first['failed']} of {first.get('invocations', '?')} invocations failed"
+    )
+    return [
+        Check(
+            f"{workload}: every batch's {what}",
+            False,
+            f"{len(broken)} batch(es) could not be: {why}",
+        )
+    ]
 
 
 def _no_splits(params: Mapping[str, Any]) -> tuple[str, ...]:
@@ -144,7 +173,7 @@ class WorkloadSpec:
     #: Items a batch splits over (None: not fanned out; one invocation per batch).
     input_size: Callable[[Mapping[str, Any]], int] | None = None
     #: A shard's parameters from the batch's parameters and the shard's range.
-    shard_params: Callable[[Mapping[str, Any], Range], dict[str, Any]] | None = None
+    shard_params: Callable[[Mapping[str, Any], Range], dict[str, Any]] = range_shard
     combine: Callable[[Sequence[Mapping[str, Any]]], dict[str, Any]] = _combine_nothing
     #: Combine only a complete batch (a partial reduce would look like a wrong result).
     combine_needs_all: bool = False
@@ -154,8 +183,6 @@ class WorkloadSpec:
     panels: tuple[Panel, ...] = FANOUT_PANELS
 
     def __post_init__(self) -> None:
-        if (self.input_size is None) != (self.shard_params is None):
-            raise ValueError(f"{self.name}: input_size and shard_params go together")
         if self.store is not StoreAccess.NONE and not self.model:
             raise ValueError(f"{self.name}: a workload that uses the model store names its model")
         if not 128 <= self.memory_mb <= 10240:
@@ -188,7 +215,7 @@ class WorkloadSpec:
         ``ValueError`` (naming the workload) when the input cannot be split ``n`` ways.
         """
         merged = {**self.plan_params, **params}
-        if self.input_size is None or self.shard_params is None:
+        if self.input_size is None:
             if n != 1:
                 raise ValueError(f"{self.name} is not fanned out: one invocation per batch")
             return [(merged, 0)]

@@ -405,7 +405,10 @@ def _run(
 def test_the_driver_chains_legs_through_a_kill_and_cleans_up(tmp_path: Path) -> None:
     # GIVEN a training that stops in time once, is killed once, then finishes
     store = LocalStore(tmp_path / "store")
-    store.put_bytes("models/m/checkpoints/run1/local-faas-r0/checkpoint.npz", b"x")
+    cfg = _cfg(tmp_path)
+    params = next(bench.plan(cfg, "local-faas")).requests[0]["params"]
+    prefix = chain.scratch_prefix(params["model"], params["chain"])
+    store.put_bytes(f"{prefix}/checkpoint.npz", b"x")
     progress = [{"epoch": 1, "test_accuracy": 0.91, "t_unix": 2e9}]
     script = [
         _ok({"status": "continue", "epoch": 1, "progress": progress}),
@@ -417,12 +420,11 @@ def test_the_driver_chains_legs_through_a_kill_and_cleans_up(tmp_path: Path) -> 
                 "version": "v1",
                 "test_accuracy": 0.92,
                 "progress": progress,
-                "scratch": "models/m/checkpoints/run1/local-faas-r0",
+                "scratch": prefix,
             }
         ),
     ]
     target = ScriptedTrainDouble(script, store)
-    cfg = _cfg(tmp_path)
     # WHEN the driver runs it as a chain
     recs, results = _run(cfg, target, bench._run_chain)
     # THEN every leg has the same request and its own record, and the chain finished
@@ -435,8 +437,14 @@ def test_the_driver_chains_legs_through_a_kill_and_cleans_up(tmp_path: Path) -> 
     summary = bench._training_summary(recs, results)
     assert summary["legs"] == 3 and summary["cost_usd"] == pytest.approx(0.03)
     assert summary["epochs_to_target"] == 1
-    bench._clean_scratch(target, results)
-    assert not store.exists("models/m/checkpoints/run1/local-faas-r0/checkpoint.npz")
+    batch = next(bench.plan(cfg, "local-faas"))
+    # a reply naming any other prefix (here: every model bundle) makes the driver delete nothing
+    store.put_bytes("models/m/v1/model.tflite", b"x")
+    bench._clean_scratch(target, batch, [{**results[0], "scratch": "models"}])
+    assert store.exists(f"{prefix}/checkpoint.npz") and store.exists("models/m/v1/model.tflite")
+    # the prefix the driver gave the chain is cleaned up
+    bench._clean_scratch(target, batch, results)
+    assert not store.exists(f"{prefix}/checkpoint.npz")
 
 
 def test_the_driver_stops_a_chain_on_a_bad_request(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from serverless_hpc import workloads
 from serverless_hpc.contract import InvalidRequest
-from serverless_hpc.workloads.spec import Range, WorkloadSpec, split_ranges
+from serverless_hpc.workloads.spec import Range, WorkloadSpec, range_shard, split_ranges
 
 
 def test_every_workload_package_is_discovered_in_plan_order() -> None:
@@ -58,11 +58,6 @@ def test_split_ranges_is_near_equal_and_refuses_too_many_shards() -> None:
         split_ranges(2, 3)
 
 
-def test_a_spec_with_half_a_fan_out_is_refused() -> None:
-    with pytest.raises(ValueError, match="input_size and shard_params go together"):
-        WorkloadSpec(name="x", summary="", function_module="x", input_size=lambda p: 1)
-
-
 def test_reading_the_specs_imports_neither_numpy_nor_pydantic() -> None:
     code = (
         "import sys; from serverless_hpc import workloads; workloads.specs(); "
@@ -97,3 +92,9 @@ def test_shards_cover_the_range_exactly_once(total: int, shards: int) -> None:
     assert all(a.end == b.start for a, b in itertools.pairwise(parts))
     sizes = [p.size for p in parts]
     assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+
+
+def test_a_shard_range_is_offset_by_the_batch_start() -> None:
+    # classify's batch of test images [100, 130) split three ways keeps its own offset
+    assert range_shard({"start": 100, "end": 130}, Range(10, 20)) == {"start": 110, "end": 120}
+    assert range_shard({"split": "test"}, Range(0, 5)) == {"split": "test", "start": 0, "end": 5}

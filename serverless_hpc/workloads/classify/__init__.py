@@ -15,7 +15,6 @@ from serverless_hpc.data.catalog import SPLIT_SIZES
 from serverless_hpc.workloads.spec import (
     FANOUT_PANELS,
     Check,
-    Range,
     StoreAccess,
     WorkloadSpec,
 )
@@ -29,11 +28,6 @@ def _size(params: Mapping[str, Any]) -> int:
     if not 0 <= start < end <= limit:
         raise ValueError(f"images [start, end) = [{start}, {end}) must lie within 0..{limit}")
     return end - start
-
-
-def _shard(params: Mapping[str, Any], r: Range) -> dict[str, Any]:
-    base = int(params.get("start", 0))
-    return {**params, "start": base + r.start, "end": base + r.end}
 
 
 def combine(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -78,8 +72,8 @@ SPEC = WorkloadSpec(
     plan_params={"model": MODEL, "start": 0, "end": 3000},
     splits=lambda params: ("test",),
     input_size=_size,
-    shard_params=_shard,
     combine=combine,
+    combine_needs_all=True,  # accuracy over part of the images is not the batch's
     check=check,
     panels=FANOUT_PANELS,
 )

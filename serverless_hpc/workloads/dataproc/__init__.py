@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from serverless_hpc.data.catalog import NUM_CLASSES, SPLIT_SIZES
-from serverless_hpc.workloads.spec import FANOUT_PANELS, Check, Range, WorkloadSpec
+from serverless_hpc.workloads.spec import FANOUT_PANELS, Check, WorkloadSpec, combine_failures
 
 _SUMMED = ("count", "sum", "sumsq", "nonzero")
 
@@ -78,15 +78,7 @@ def check(batches: Sequence[Mapping[str, Any]]) -> list[Check]:
                 f"{len(digests)} distinct reduced result(s) over {reduced} batches",
             )
         )
-    broken = [b for b in mine if b.get("combine_error")]
-    if broken:
-        out.append(
-            Check(
-                f"{SPEC.name}: every batch's partial results can be reduced",
-                False,
-                f"{len(broken)} batch(es) could not be: {broken[0]['combine_error']}",
-            )
-        )
+    out += combine_failures(SPEC.name, mine, "partial results can be reduced")
     return out
 
 
@@ -95,10 +87,6 @@ def _size(params: Mapping[str, Any]) -> int:
     if split not in SPLIT_SIZES:
         raise ValueError(f"split must be one of {', '.join(SPLIT_SIZES)}, got {split!r}")
     return SPLIT_SIZES[split]
-
-
-def _shard(params: Mapping[str, Any], r: Range) -> dict[str, Any]:
-    return {**params, "start": r.start, "end": r.end}
 
 
 SPEC = WorkloadSpec(
@@ -113,7 +101,6 @@ SPEC = WorkloadSpec(
     plan_params={"split": "train"},
     splits=lambda params: (str(params.get("split", "test")),),
     input_size=_size,
-    shard_params=_shard,
     combine=combine,
     combine_needs_all=True,
     check=check,

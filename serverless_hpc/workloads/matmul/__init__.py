@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from serverless_hpc.workloads.spec import FANOUT_PANELS, Check, Range, WorkloadSpec
+from serverless_hpc.workloads.spec import FANOUT_PANELS, Check, WorkloadSpec, combine_failures
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,7 +120,6 @@ def combine(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def check(batches: Sequence[Mapping[str, Any]]) -> list[Check]:
     """Every batch's assembled C must match the single-node product within the bound."""
     errors = [b["max_rel_error"] for b in batches if b.get("max_rel_error") is not None]
-    broken = [b for b in batches if b.get("combine_error")]
     out: list[Check] = []
     if errors:
         out.append(
@@ -131,14 +130,7 @@ def check(batches: Sequence[Mapping[str, Any]]) -> list[Check]:
                 f"(bound {MAX_REL_ERROR:g})",
             )
         )
-    if broken:
-        out.append(
-            Check(
-                f"{SPEC.name}: every batch's blocks assemble into C",
-                False,
-                f"{len(broken)} batch(es) could not be: {broken[0]['combine_error']}",
-            )
-        )
+    out += combine_failures(SPEC.name, batches, "blocks assemble into C")
     return out
 
 
@@ -152,10 +144,6 @@ def _size(params: Mapping[str, Any]) -> int:
     return nb * nb
 
 
-def _shard(params: Mapping[str, Any], r: Range) -> dict[str, Any]:
-    return {**params, "start": r.start, "end": r.end}
-
-
 SPEC = WorkloadSpec(
     name=__name__.rpartition(".")[2],
     summary="dense C = A·B in float64, one function per range of blocks of C (numpy BLAS)",
@@ -166,7 +154,6 @@ SPEC = WorkloadSpec(
     default=False,
     plan_params={"n": 512, "block": 128, "seed": 7},
     input_size=_size,
-    shard_params=_shard,
     combine=combine,
     combine_needs_all=True,
     check=check,

@@ -37,6 +37,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from serverless_hpc.chain import scratch_prefix
 from serverless_hpc.contract import InvalidRequest
 
 #: A chain id: one or more key parts separated by '/'.
@@ -59,7 +60,7 @@ def check_chain(chain: str) -> str:
 
 def chain_prefix(model: str, chain: str) -> str:
     """Store prefix of everything one chain writes."""
-    return f"models/{model}/checkpoints/{check_chain(chain)}"
+    return scratch_prefix(model, check_chain(chain))
 
 
 def checkpoint_key(model: str, chain: str) -> str:
