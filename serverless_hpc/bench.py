@@ -3,13 +3,15 @@
 Experiments go prepare -> run -> process (as in SeBS):
 
 * **prepare**: create and open every target first, so a misconfigured one fails the run
-  before any time is spent; check that a model exists where ``classify`` will need one.
-* **run**: for each target, ``train`` first (its model version is then pinned for that
-  target's ``classify`` calls, so every fan-out uses the same model), then ``classify`` and
-  ``dataproc`` at each fan-out: the input range is split into ``shards`` contiguous slices and
-  all of them are sent at once; each invocation is appended to ``records.jsonl`` the moment it
-  completes, and each fan-out batch to ``batches.jsonl`` with its makespan and its combined
-  result (classify accuracy over all shards; the dataproc reduce and its digest).
+  before any time is spent; check that a model exists where a workload that reads one will
+  need it and no planned workload writes it.
+* **run**: for each target, the planned workloads in their specs' order: a workload that
+  writes a model first (the version it wrote is then pinned in that target's readers'
+  requests, so every fan-out uses the same model), then each fanned-out workload at each
+  fan-out: its input is split into ``shards`` contiguous ranges and all of them are sent at
+  once; each invocation is appended to ``records.jsonl`` the moment it completes, and each
+  batch to ``batches.jsonl`` with its makespan and the result its spec's ``combine`` makes
+  of it (classify's accuracy over all shards, dataproc's reduce and its digest...).
 * **process**: :mod:`serverless_hpc.report` turns the records into the summary, plots and
   the HTML report.
 

@@ -222,8 +222,9 @@ def check_run_id(run_id: str) -> str:
         raise RunNotFound(f"no run {run_id!r}: not a valid run id") from None
 
 
-#: run.json is rewritten in place (truncate, write): a reader may catch it empty or half
-#: written for a moment, so an unreadable file is read again, a bounded number of times.
+#: run.json and serve.json are replaced atomically (written aside, then renamed), but a file
+#: from an older version, or one a user edits, may be caught half written: an unreadable
+#: file is read again, a bounded number of times.
 _READ_TRIES: Final = 3
 _READ_RETRY_S: Final = 0.02
 
