@@ -523,12 +523,18 @@ def cmd_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for documentation and tests)."""
+def build_parser(
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation, tests and the dashboard).
+
+    ``parser_class`` (its subcommands' parsers are of the same class) lets a caller that
+    must not exit, such as the dashboard's form check, raise from ``error`` instead.
+    """
     from serverless_hpc import __version__, workloads
     from serverless_hpc.workloads.train import DEFAULT_EPOCHS as DEFAULT_TRAIN_EPOCHS
 
-    parser = argparse.ArgumentParser(
+    parser = parser_class(
         prog="shpc",
         description="serverless-hpc: run and benchmark workloads on local, serverless "
         "and VM targets",

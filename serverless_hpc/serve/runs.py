@@ -16,9 +16,9 @@ anything else), ``interrupted`` (its process is gone with the run unfinished: re
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
-import io
 import json
 import logging
 import os
@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import psutil
 
@@ -182,26 +182,28 @@ def _field_of(message: str) -> str | None:
     return None
 
 
+class _FormParser(argparse.ArgumentParser):
+    """An argument parser that raises :class:`FormError` where argparse would print and exit.
+
+    Never ``contextlib.redirect_stderr`` in a server: it swaps the process-wide
+    ``sys.stderr`` under every other thread, and may put back a stream closed meanwhile.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise FormError(_field_of(message), message)
+
+
 def check_argv(argv: list[str], out: Path) -> Any:
     """Check ``shpc bench`` options exactly as the CLI would; the :class:`BenchConfig`.
 
-    Parses with :func:`serverless_hpc.cli.build_parser` (argparse reports to stderr and
-    exits: both are captured into a :class:`FormError`), then builds the run's
-    ``TargetSettings`` and ``BenchConfig``, whose checks name the option at fault.
+    Parses with :func:`serverless_hpc.cli.build_parser` (its errors become a
+    :class:`FormError`), then builds the run's ``BenchConfig`` with the CLI's own
+    :func:`~serverless_hpc.cli.bench_config`, whose checks name the option at fault.
     """
     from serverless_hpc import bench, cli
     from serverless_hpc.targets.base import TargetUnavailable
 
-    parser = cli.build_parser()
-    err = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(err):
-            args = parser.parse_args(["bench", *argv])
-    except SystemExit:
-        # redirect_stderr is process-wide: pick argparse's own line, not another thread's.
-        lines = [ln for ln in err.getvalue().splitlines() if ln.startswith("shpc bench: error: ")]
-        message = lines[-1].removeprefix("shpc bench: error: ") if lines else "invalid options"
-        raise FormError(_field_of(message), message) from None
+    args = cli.build_parser(_FormParser).parse_args(["bench", *argv])
     try:
         cfg = cli.bench_config(args, out)
         bench.check_plan_size(cfg, confirmed=False)
