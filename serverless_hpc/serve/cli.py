@@ -77,6 +77,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level="warning" if args.verbose == 0 else "info",
+        # uvicorn's own dictConfig would replace every handler of the process, the CLI's
+        # credential-scrubbing one included: its loggers go through the CLI's logging.
+        log_config=None,
         access_log=args.verbose > 1,
         timeout_graceful_shutdown=5,
     )
