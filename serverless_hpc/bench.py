@@ -264,8 +264,15 @@ def count_invocations(
     cfg: BenchConfig,
     supports_cold: Callable[[str], bool],
     supports_memory: Callable[[str], bool] = lambda _: False,
+    *,
+    records: bool = False,
 ) -> int:
-    """How many invocations the whole plan makes (for the progress bar), without building it."""
+    """How many steps the progress bar counts for the whole plan, without building it.
+
+    A chained training counts its epochs (the bar moves per epoch); with ``records`` it
+    counts the fewest records it can leave instead (one leg), so that the count is what a
+    complete run's records.jsonl holds at least.
+    """
     total = 0
     for target in cfg.targets:
         per_size = 0
@@ -277,7 +284,8 @@ def count_invocations(
                     if w > 1:
                         per_size += cfg.train_repeats * epochs * (w + 1)
                     else:
-                        per_size += cfg.train_repeats * (epochs if spec.resumable else 1)
+                        per_leg = epochs if spec.resumable and not records else 1
+                        per_size += cfg.train_repeats * per_leg
                 continue
             fanout = sum(cfg.shards) if spec.fanned_out else 1
             for mode in cfg.modes:
@@ -625,7 +633,13 @@ def _run_locked(
                 "environment": environment(),
                 "targets": {n: t.describe() for n, t in opened.items()},
                 "started": time.time(),
-                "planned_invocations": state.total,  # the report says when records are missing
+                # the fewest records a complete run leaves: the report says when some are missing
+                "planned_invocations": count_invocations(
+                    cfg,
+                    lambda n: opened[n].supports_forced_cold,
+                    lambda n: opened[n].supports_memory,
+                    records=True,
+                ),
                 "skipped": state.skipped,
                 "memory_ignored_by": [
                     n for n, t in opened.items() if cfg.memory_mb and not t.supports_memory

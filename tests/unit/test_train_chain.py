@@ -574,3 +574,13 @@ def test_a_chain_runs_at_its_batch_memory_size(tmp_path: Path) -> None:
     # THEN the function was set to that size first, and the leg's record says so
     assert sizes == [("train", 1024)]
     assert recs[0].ok and recs[0].outcome.memory_mb == 1024
+
+
+def test_a_chain_counts_its_epochs_on_the_bar_and_one_record_in_the_plan(tmp_path: Path) -> None:
+    # GIVEN one chained 3-epoch training and one 2-worker data-parallel one (3 rounds)
+    cfg = _cfg(tmp_path, train_workers=(1, 2))
+    yes = lambda _: True  # noqa: E731
+    # THEN the bar moves per epoch of the chain; a complete run leaves at least one leg's
+    # record for it (so a finished run is never called incomplete for its legs)
+    assert bench.count_invocations(cfg, yes) == 3 + 3 * 3
+    assert bench.count_invocations(cfg, yes, records=True) == 1 + 3 * 3
