@@ -1046,8 +1046,10 @@ class _Ticker:
 
 @contextmanager
 def _watch_epochs(target: Target, request: Mapping[str, Any], ticker: _Ticker) -> Iterator[None]:
-    """While a leg runs, poll its progress note in the store (where the driver reaches the
-    store: the local targets) so the bar moves per epoch, not per leg."""
+    """While a leg runs, poll its progress note in the store (where the driver reaches it:
+    the local store, or S3 for ``lambda``) so the bar moves per epoch, not per leg. A store
+    that fails otherwise than "not there yet" (credentials, network) ends the polling, said
+    once: the bar then moves per leg."""
     key = _progress_key(request)
     store = target.scratch_store() if key and ticker.progress else None
     if store is None or key is None:
@@ -1062,6 +1064,11 @@ def _watch_epochs(target: Target, request: Mapping[str, Any], ticker: _Ticker) -
                 ticker.to(int(note["epoch"]))
             except (ContractError, OSError, ValueError, KeyError, TypeError):
                 continue  # not written yet, or mid-replace: the next poll will see it
+            except Exception as exc:  # noqa: BLE001 - a remote store's own errors (botocore)
+                log.warning(
+                    "%s: progress notes unreadable, the bar moves per leg: %s", target.name, exc
+                )
+                return
 
     watcher = threading.Thread(target=poll, name="epochs", daemon=True)
     watcher.start()

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PROJECT: Final = "serverless-hpc"
 MANAGED_BY: Final = "managed-by"
+#: The action parameter that binds the model store (read by ``openwhisk/action.py``).
+STORE_PARAM: Final = "shpc_store"
 #: Where an image kind's reference comes from when ``--image-<kind>`` is not given.
 IMAGE_ENV: Final = {kind.value: f"SHPC_OW_IMAGE_{kind.name}" for kind in Image}
 DEFAULT_LOGS_MB: Final = 10
@@ -220,7 +222,7 @@ def build_specs(
         memory = int(cfg.memory_mb[workload]) if fixed else _fitted_memory(spec, max_memory_mb)
         params: list[tuple[str, Any]] = [("shpc_memory_mb", memory)]
         if cfg.store_uri:
-            params.append(("shpc_store", cfg.store_uri))
+            params.append((STORE_PARAM, cfg.store_uri))
         if cfg.data_dir:
             params.append(("shpc_data_dir", cfg.data_dir))
         default_timeout_ms = math.ceil(spec.timeout_s * 1000)

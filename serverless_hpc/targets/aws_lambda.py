@@ -54,6 +54,7 @@ from serverless_hpc.contract import (
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
 from serverless_hpc.pricing import CostLedger, lambda_invocation_cost, s3_requests_cost
 from serverless_hpc.retry import Backoff
+from serverless_hpc.store_base import Store
 from serverless_hpc.targets.aws_session import open_session, require_boto3
 from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
 
@@ -175,11 +176,13 @@ class LambdaTarget(Target):
         *,
         lambda_client: Any = None,
         cfn_client: Any = None,
+        s3_client: Any = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        """``lambda_client``/``cfn_client``/``sleep``/``clock``/``rng`` are test seams."""
+        """``lambda_client``/``cfn_client``/``s3_client``/``sleep``/``clock``/``rng`` are
+        test seams."""
         super().__init__(settings)
         if settings.timeout_s is not None and settings.timeout_s > LAMBDA_MAX_TIMEOUT_S:
             raise TargetUnavailable(
@@ -205,6 +208,11 @@ class LambdaTarget(Target):
         }
         self._lambda = lambda_client
         self._cfn = cfn_client
+        self._s3 = s3_client
+        #: The results bucket's store (see :meth:`scratch_store`): unknown until asked, then
+        #: the store or False when it could not be found (said once).
+        self._scratch: Store | bool | None = None
+        self._scratch_lock = threading.Lock()
         self._sleep = sleep
         self._clock = clock
         self._rng = rng
@@ -256,6 +264,7 @@ class LambdaTarget(Target):
         )
         self._lambda = self._lambda or session.client("lambda", config=cfg)
         self._cfn = self._cfn or session.client("cloudformation")
+        self._s3 = self._s3 or session.client("s3")
 
     def close(self) -> None:
         """Restore every function's memory size, then write the run's cost ledger."""
@@ -266,6 +275,32 @@ class LambdaTarget(Target):
         path = self.settings.log_dir / "lambda-cost-ledger.json"
         summary = {**self.ledger.summary(), "prices_as_of": self.prices.as_of}
         path.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+    def scratch_store(self) -> Store | None:
+        """The model store in the deployment's results bucket (a stack output), where the
+        functions write training checkpoints and progress notes.
+
+        The driver reads a training's progress note there (a GET every few seconds while a
+        leg runs) and deletes a finished training's checkpoints. None, said once, when the
+        bucket cannot be found: the checkpoints then stay, under the prefix the log names.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from serverless_hpc.aws.outputs import OutputsUnavailable, data_outputs
+        from serverless_hpc.store_s3 import S3Store
+
+        with self._scratch_lock:
+            if self._scratch is None:
+                try:
+                    if self._cfn is None or self._s3 is None:
+                        self._make_clients()
+                    bucket = data_outputs(self._cfn, self.prefix).results_bucket
+                except (OutputsUnavailable, BotoCoreError, ClientError, TargetUnavailable) as exc:
+                    log.warning("lambda: cannot find the model store's bucket: %s", exc)
+                    self._scratch = False
+                else:
+                    self._scratch = S3Store(bucket, client=self._s3)
+            return self._scratch if isinstance(self._scratch, Store) else None
 
     @property
     def max_parallel(self) -> int:

@@ -44,6 +44,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from serverless_hpc import workloads
 from serverless_hpc.contract import (
     INVALID_REQUEST,
     NOT_FOUND,
@@ -64,8 +65,14 @@ from serverless_hpc.openwhisk.client import (
     ThrottledError,
 )
 from serverless_hpc.openwhisk.config import CredentialsError, load_credentials
-from serverless_hpc.openwhisk.deploy import DEFAULT_PROJECT, PAYLOAD_MAX_BYTES, is_managed
+from serverless_hpc.openwhisk.deploy import (
+    DEFAULT_PROJECT,
+    PAYLOAD_MAX_BYTES,
+    STORE_PARAM,
+    is_managed,
+)
 from serverless_hpc.retry import Backoff
+from serverless_hpc.store_base import Store
 from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
 
 log = logging.getLogger(__name__)
@@ -92,6 +99,14 @@ def _annotations(record: dict[str, Any]) -> dict[str, Any]:
         a["key"]: a.get("value")
         for a in record.get("annotations") or []
         if isinstance(a, dict) and "key" in a
+    }
+
+
+def _parameters(entity: dict[str, Any]) -> dict[str, Any]:
+    return {
+        p["key"]: p.get("value")
+        for p in entity.get("parameters") or []
+        if isinstance(p, dict) and "key" in p
     }
 
 
@@ -211,6 +226,9 @@ class OpenWhiskTarget(Target):
         self._original_memory: dict[str, int | None] = {}
         self._memory_lock = threading.Lock()
         self._limits: dict[str, Any] = {}
+        #: Per action: the model store URI bound to it (``shpc_store``), when one is.
+        self._bound_stores: dict[str, str] = {}
+        self._scratch: Store | None = None
 
     def open(self) -> None:
         """Check that the project's package and actions exist; size the in-flight cap."""
@@ -242,6 +260,9 @@ class OpenWhiskTarget(Target):
             if entity is not None and is_managed(entity, self.project):
                 limits = entity.get("limits") or {}
                 self._actions[str(entity["name"])] = limits.get("memory")
+                bound = _parameters(entity).get(STORE_PARAM)
+                if isinstance(bound, str) and bound:
+                    self._bound_stores[str(entity["name"])] = bound
         self._limits = client.get_limits()
         return self._limits.get("concurrentInvocations")
 
@@ -306,6 +327,31 @@ class OpenWhiskTarget(Target):
             self.restore_memory()
             self._client.close()
             self._client = None
+
+    def scratch_store(self) -> Store | None:
+        """The model store bound to the training actions, when the driver can reach it.
+
+        Only an ``s3://`` store is reachable from here (with the driver's AWS credentials);
+        a path is on the invokers' side, and no bound store means the action's own default
+        inside its container. Where it is reachable, the driver follows a training's
+        progress note there and deletes a finished training's checkpoints.
+        """
+        if self._scratch is not None:
+            return self._scratch
+        uris = {
+            self._bound_stores.get(spec.name)
+            for spec in workloads.specs().values()
+            if spec.resumable or spec.data_parallel
+        }
+        if len(uris) != 1:
+            return None  # none bound, or actions disagree: nothing the driver can name
+        uri = uris.pop()
+        if uri is None or not uri.startswith("s3://"):
+            return None
+        from serverless_hpc.store import open_store
+
+        self._scratch = open_store(uri)
+        return self._scratch
 
     @property
     def max_parallel(self) -> int:

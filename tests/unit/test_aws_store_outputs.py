@@ -201,3 +201,46 @@ def test_a_copied_workload_is_looked_up_by_the_lambda_target(
     # THEN it knows the copy's function, under the key the CDK app publishes
     assert target.functions["dataproc2"] == "fn-dataproc2"
     assert aws.function_output_key("dataproc2") == "Dataproc2FunctionName"
+
+
+def test_lambda_scratch_store_is_the_results_bucket_and_loses_only_the_chain(
+    aws_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from serverless_hpc.targets.aws_lambda import LambdaTarget
+    from serverless_hpc.targets.base import TargetSettings
+
+    # GIVEN a deployment whose results bucket holds a chain's checkpoints and a model bundle
+    deploy_outputs_double()
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="res-bucket")
+    chain = "models/fashion-cnn/checkpoints/run-1/lambda-r0"
+    for key in (f"{chain}/checkpoint.npz", f"{chain}/progress.json", "models/fashion-cnn/v1/m"):
+        s3.put_object(Bucket="res-bucket", Key=key, Body=b"x")
+    target = LambdaTarget(TargetSettings())
+    target.open()
+    # WHEN the driver asks for the store and deletes the finished chain's prefix
+    store = target.scratch_store()
+    assert isinstance(store, S3Store) and store.uri == "s3://res-bucket"
+    assert target.scratch_store() is store  # looked up once
+    assert store.delete_prefix(chain) == 2
+    # THEN only the chain's objects are gone
+    left = {o["Key"] for o in s3.list_objects_v2(Bucket="res-bucket")["Contents"]}
+    assert left == {"models/fashion-cnn/v1/m"}
+
+
+def test_lambda_scratch_store_without_outputs_is_none_said_once(
+    aws_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    from serverless_hpc.targets.aws_lambda import LambdaTarget
+    from serverless_hpc.targets.base import TargetSettings
+
+    # GIVEN function names passed by hand and no deployed stack to read the bucket from
+    extra = {f"function.{w}": f"fn-{w}" for w in workloads.names()} | {"architecture": "x86_64"}
+    target = LambdaTarget(TargetSettings(extra=extra))
+    target.open()
+    # THEN there is no scratch store, and the reason is logged once
+    with caplog.at_level("WARNING"):
+        assert target.scratch_store() is None
+        assert target.scratch_store() is None
+    said = [r for r in caplog.records if "model store's bucket" in r.getMessage()]
+    assert len(said) == 1 and "make deploy" in said[0].getMessage()

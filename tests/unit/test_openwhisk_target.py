@@ -190,3 +190,28 @@ def test_config_file_option_points_at_another_wskprops(
     # WHEN the target is created with config_file THEN it uses that endpoint
     target = OpenWhiskTarget(TargetSettings(extra={"config_file": str(props)}))
     assert target.credentials.apihost == controller.apihost
+
+
+@pytest.mark.parametrize(
+    ("store_uri", "expected"),
+    [("s3://ow-results/shpc", "s3://ow-results/shpc"), ("/srv/models", None), (None, None)],
+)
+def test_scratch_store_is_the_bound_store_when_the_driver_can_reach_it(
+    controller: ControllerDouble,
+    wskprops: Path,
+    store_uri: str | None,
+    expected: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the train action applied with a model store bound (an S3 bucket, a path on the
+    # invokers, or none: the image's default)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    controller.limits.update(maxActionMemory=4096, maxActionTimeout=900_000)
+    client = OpenWhiskClient(load_credentials())
+    cfg = deploy.ProjectConfig(workloads=("train",), images={"train": "img:1"}, store_uri=store_uri)
+    deploy.apply(client, cfg)
+    # WHEN the driver asks where a training's checkpoints are
+    with OpenWhiskTarget(TargetSettings()) as target:
+        store = target.scratch_store()
+    # THEN only an s3:// store is one it opens; the others stay on the platform's side
+    assert (store.uri if store is not None else None) == expected

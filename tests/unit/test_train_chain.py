@@ -5,6 +5,7 @@ against a test double target."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -584,3 +585,71 @@ def test_a_chain_counts_its_epochs_on_the_bar_and_one_record_in_the_plan(tmp_pat
     # record for it (so a finished run is never called incomplete for its legs)
     assert bench.count_invocations(cfg, yes) == 3 + 3 * 3
     assert bench.count_invocations(cfg, yes, records=True) == 1 + 3 * 3
+
+
+class _BrokenRemoteStore(LocalStore):
+    """Test double: a remote store whose reads fail with its client's own error (as botocore
+    raises on expired credentials), not with "not found"."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.reads = 0
+
+    def get_bytes(self, key: str) -> bytes:
+        self.reads += 1
+        raise RuntimeError("ExpiredToken: the security token included in the request expired")
+
+
+class _SlowLegDouble(Target):
+    """Test double: one train invocation that returns once the driver's poller gave up."""
+
+    name = "lambda"
+
+    def __init__(self, store: _BrokenRemoteStore, gave_up: threading.Event) -> None:
+        super().__init__(TargetSettings())
+        self.store, self.gave_up = store, gave_up
+
+    def scratch_store(self) -> LocalStore:
+        return self.store
+
+    def invoke(
+        self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
+    ) -> Outcome:
+        assert self.gave_up.wait(timeout=30)
+        return Outcome(response=_ok({"status": "done", "epoch": 3, "version": "v"}), cold=False)
+
+
+def test_a_failing_remote_store_ends_progress_polling_once_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(bench, "EPOCH_POLL_S", 0.01)
+    gave_up = threading.Event()
+    store = _BrokenRemoteStore(tmp_path / "store")
+
+    class _Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "progress notes unreadable" in record.getMessage():
+                gave_up.set()
+
+    handler = _Handler()
+    logging.getLogger("serverless_hpc.bench").addHandler(handler)
+    try:
+        target = _SlowLegDouble(store, gave_up)
+        cfg = _cfg(tmp_path)
+        batch = next(bench.plan(cfg, "local-faas"))
+        cfg.out.mkdir(parents=True)
+        writer = RecordWriter(cfg.out / "records.jsonl")
+        from concurrent.futures import ThreadPoolExecutor
+
+        with caplog.at_level("WARNING"), ThreadPoolExecutor(1) as pool:
+            recs, _ = bench._run_chain(
+                cfg, target, batch, pool, writer, {}, lambda n: None, threading.Event()
+            )
+        writer.close()
+    finally:
+        logging.getLogger("serverless_hpc.bench").removeHandler(handler)
+    # THEN the leg still finished, the poller read once and stopped, and said why once
+    assert recs[0].ok
+    assert store.reads == 1
+    said = [r.getMessage() for r in caplog.records if "progress notes unreadable" in r.getMessage()]
+    assert len(said) == 1 and "ExpiredToken" in said[0]
