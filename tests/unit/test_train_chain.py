@@ -203,6 +203,23 @@ def test_an_epoch_fits_only_with_its_safety_margin() -> None:
     assert not fits(41.0 * EPOCH_SAFETY + DEADLINE_MARGIN_S, slow_then_quick[:2], 0.0)
 
 
+def test_workers_split_the_global_batch_so_a_round_takes_a_single_epochs_steps() -> None:
+    from serverless_hpc.workloads.train.function import _steps, _worker_steps, worker_batch
+
+    single = TrainParams.model_validate({})
+    for workers, expected in ((1, 128), (2, 64), (3, 43), (4, 32), (64, 2)):
+        dp = TrainParams.model_validate(
+            {"workers": workers, "round": 0, "chain": "r/c"} if workers > 1 else {}
+        )
+        assert worker_batch(dp) == expected
+        if workers <= 4:  # rounding aside, a round has as many steps as a single epoch
+            assert _worker_steps(dp, 60_000) == pytest.approx(
+                _steps(60_000, single.batch_size), rel=0.01
+            )
+    tiny = TrainParams.model_validate({"workers": 64, "round": 0, "chain": "r/c", "batch_size": 8})
+    assert worker_batch(tiny) == 1
+
+
 def test_data_parallel_params_are_checked() -> None:
     TrainParams.model_validate({"workers": 2, "round": 0, "worker": 1, "chain": "r/c"})
     for bad in (
