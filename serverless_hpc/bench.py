@@ -255,8 +255,11 @@ def _batch(
             req["shard"] = i
         requests.append(req)
         items.append(n)
+    # A data-parallel training is planned from one request, but it fans out to its workers:
+    # its records and its summary row say ``shards`` = workers, so its batch does too.
+    fanout = workers if workers > 1 else shards
     return Batch(
-        target, spec.name, shards, repeat, mode, tuple(requests), tuple(items), workers=workers
+        target, spec.name, fanout, repeat, mode, tuple(requests), tuple(items), workers=workers
     )
 
 

@@ -318,6 +318,8 @@ def test_the_plan_gives_each_training_its_own_chain(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, train_workers=(1, 4), train_repeats=2)
     batches = list(bench.plan(cfg, "local-faas"))
     assert [(b.workers, b.repeat) for b in batches] == [(1, 0), (1, 1), (4, 0), (4, 1)]
+    # a data-parallel training fans out to its workers: its batch says so, as its records do
+    assert [b.shards for b in batches] == [1, 1, 4, 4]
     chains = {b.requests[0]["params"]["chain"] for b in batches}
     assert chains == {
         "run1/local-faas-r0",
