@@ -183,8 +183,13 @@ def trainings(data: RunData, prices: Prices, profile: PlatformProfile) -> list[T
     for r in data.records:
         key = (r["target"], r["workload"], r["mode"], int(r.get("repeat", 0)), _workers(r))
         by_key.setdefault(key, []).append(r)
-    repeats = len({int(b.get("repeat", 0)) for b in batches}) > 1
-    sizes = len({_memory(b) for b in batches}) > 1
+    # What sets trainings of one workload, target and width apart, when the run has several
+    sizes: dict[tuple[Any, ...], set[int | None]] = {}
+    repeats: dict[tuple[Any, ...], set[int]] = {}
+    for b in batches:
+        group = (b["workload"], b["target"], b["mode"], int(b.get("workers") or 1))
+        sizes.setdefault(group, set()).add(_memory(b))
+        repeats.setdefault(group, set()).add(int(b.get("repeat", 0)))
     out = []
     for b in batches:
         workers = int(b.get("workers") or 1)
@@ -212,8 +217,9 @@ def trainings(data: RunData, prices: Prices, profile: PlatformProfile) -> list[T
             None,
         )
         final = b.get("test_accuracy")
-        extra = [f"{memory} MB"] if sizes and memory else []
-        extra += [f"repeat {repeat}"] if repeats else []
+        group = (b["workload"], b["target"], b["mode"], workers)
+        extra = [f"{memory} MB"] if len(sizes[group]) > 1 and memory else []
+        extra += [f"repeat {repeat}"] if len(repeats[group]) > 1 else []
         variant = ", ".join(extra)
         label = f"{b['target']}/{b['workload']}/{b['mode']}, {workers_text(workers)}"
         out.append(
@@ -254,12 +260,21 @@ def _strip_scripts(root: Any) -> Any:
 
 def chart_config(**options: Any) -> Any:
     """The pygal configuration of the report's charts: no JavaScript linked, no XML
-    declaration (the SVG is embedded), full legends at the bottom (see :func:`render_svg`)."""
+    declaration (the SVG is embedded), full legends at the bottom, faint guide lines and
+    solid major ones (a chart's marked level) (see :func:`render_svg`)."""
     from pygal import Config
+    from pygal.style import DefaultStyle
 
+    style = DefaultStyle(
+        guide_stroke_color="#bbbbbb",
+        guide_stroke_dasharray="2,4",
+        major_guide_stroke_color="#b22222",
+        major_guide_stroke_dasharray="none",
+    )
     config = Config(
         js=[],
         disable_xml_declaration=True,
+        style=style,
         legend_at_bottom=True,
         truncate_legend=-1,
         show_dots=True,
@@ -307,16 +322,18 @@ def _chart(
 ) -> str:
     import pygal
 
+    xs = [float(x_of(p)) for t in trains for p in t.points if x_of(p) is not None]
     chart = pygal.XY(
         chart_config(
             title=title,
             x_title=x_title,
             y_title="test accuracy",
             x_value_formatter=x_format,
-            value_formatter=lambda v: f"{v:.3f}",
+            value_formatter=lambda v: f"{v:.2f}",
             y_labels=y_labels,
             y_labels_major=[TARGET_ACCURACY],
             range=(y_labels[0], y_labels[-1]),
+            xrange=(0.0, max(xs, default=0.0) * 1.05 or 1.0),
         )
     )
     for t in trains:
@@ -331,7 +348,7 @@ def _chart(
 
 def _accuracy_ticks(trains: Sequence[Training]) -> list[float]:
     """Accuracy ticks every 0.05 from below the lowest point to 1, :data:`TARGET_ACCURACY`
-    among them (drawn as the one major guide line)."""
+    among them (drawn as the one major guide line, solid red)."""
     accs = [
         float(p["test_accuracy"])
         for t in trains
@@ -357,7 +374,7 @@ def charts(trains: Sequence[Training]) -> dict[str, str]:
     out = {
         TIME_CHART: _chart(
             curved,
-            title="Test accuracy against elapsed time",
+            title=f"Test accuracy against elapsed time (solid line: {TARGET_ACCURACY:.2f})",
             x_title="elapsed time since the training's first request (s)",
             x_of=lambda p: p["elapsed_s"],
             x_format=_fmt_seconds,
@@ -367,12 +384,15 @@ def charts(trains: Sequence[Training]) -> dict[str, str]:
     }
     priced = [t for t in curved if t.cost_basis]
     if priced:
-        modelled = any(t.cost_model for t in priced)
-        what = "cost so far (USD; model where marked)" if modelled else "cost so far (USD)"
+        model = ""
+        if all(t.cost_model for t in priced):
+            model = " (model)"
+        elif any(t.cost_model for t in priced):
+            model = " (model where marked)"
         out[COST_CHART] = _chart(
             priced,
-            title=f"Test accuracy against cost{' (model where marked)' if modelled else ''}",
-            x_title=what,
+            title=f"Test accuracy against cost{model}",
+            x_title=f"cost so far, USD{model}",
             x_of=lambda p: p["cost_usd"],
             x_format=_fmt_dollars,
             cost=True,

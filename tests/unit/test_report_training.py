@@ -259,6 +259,17 @@ def test_records_of_other_trainings_are_not_counted(tmp_path: Path) -> None:
     assert trains[0].label.endswith("repeat 0")  # several repeats: the label says which
 
 
+def test_a_training_whose_records_are_missing_keeps_the_drivers_curve(tmp_path: Path) -> None:
+    recs, acc, elapsed = MEASURED
+    batch = training_batch(recs, acc, elapsed)
+    batch["progress"][1]["cost_usd"] = 0.06
+    batch["progress"][0]["cost_usd"] = 0.03
+    batch["progress"][2]["cost_usd"] = 0.08
+    data = load_run(write_training_run(tmp_path / "norecs", [([], batch)]))
+    (t,) = trainings(data, load_prices(), load_profile())
+    assert t.cost_basis == "measured" and t.reached["cost_usd"] == pytest.approx(0.06)
+
+
 # -- the headline ---------------------------------------------------------------------------
 
 
@@ -340,11 +351,14 @@ def test_charts_are_scriptless_svg_with_one_series_per_target_and_worker_count(
     one = chain_records("local-faas", [(100.0, 110.0), (110.0, 120.0)])
     two = round_records("local-faas", 2, [(200.0, 204.0, 205.0), (205.0, 209.0, 210.0)])
     vm = chain_records("standalone", [(300.0, 320.0)])
+    vm_batch = training_batch(vm, [0.88, 0.92], [10.0, 20.0])
+    for x in [*vm, vm_batch]:  # another size on another target: not a variant to name
+        x["memory_mb"] = 24105
     _, trains = _trainings(
         tmp_path,
         (one, training_batch(one, [0.80, 0.91, 0.93], [5.0, 10.0, 20.0])),
         (two, training_batch(two, [0.70, 0.85], [5.0, 10.0], workers=2)),
-        (vm, training_batch(vm, [0.88, 0.92], [10.0, 20.0])),
+        (vm, vm_batch),
     )
     out = charts(trains)
     assert set(out) == {TIME_CHART, COST_CHART}
