@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from serverless_hpc import picks
-from serverless_hpc.report import decision, html, projection
+from serverless_hpc.report import decision, html, projection, training
 from serverless_hpc.report.checks import checks
 from serverless_hpc.report.data import RunData, bad_line_notes, load_run
 from serverless_hpc.report.headline import headline
@@ -57,8 +57,13 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
     write_csv(rows, written["summary.csv"])
     written["summary.md"].write_text(markdown_table(rows), encoding="utf-8")
     configs = decision.configurations(data, rows, prices, profile)
+    trains = training.trainings(data, prices, profile)
     head = headline(
-        data, rows, decision.break_even(configs, prices), vm_type=profile.vm_instance_type
+        data,
+        rows,
+        decision.break_even(configs, prices),
+        vm_type=profile.vm_instance_type,
+        trains=trains,
     )
     written["headline.json"] = out / "headline.json"
     written["headline.json"].write_text(json.dumps(head, indent=2), encoding="utf-8")
@@ -72,8 +77,20 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
     for name, png in images.items():
         (out / name).write_bytes(png)
         written[name] = out / name
+    svgs = training.charts(trains) if plots else {}
+    for name, svg in svgs.items():
+        (out / name).write_text(svg, encoding="utf-8")
+        written[name] = out / name
     page = render_report(
-        data, rows, images, head=head, configs=configs, projected=projected, memory=memory
+        data,
+        rows,
+        images,
+        head=head,
+        configs=configs,
+        projected=projected,
+        memory=memory,
+        trains=trains,
+        training_charts=svgs,
     )
     written["report.html"] = out / "report.html"
     written["report.html"].write_text(page, encoding="utf-8")
@@ -89,8 +106,10 @@ def render_report(
     configs: Sequence[dict[str, Any]] | None = None,
     projected: Sequence[dict[str, Any]] | None = None,
     memory: Sequence[dict[str, Any]] | None = None,
+    trains: Sequence[training.Training] | None = None,
+    training_charts: dict[str, str] | None = None,
 ) -> str:
-    """The self-contained report page."""
+    """The self-contained report page (``training_charts``: SVG text by file name)."""
     from serverless_hpc.pricing_data import load_prices
 
     prices = load_prices()
@@ -101,6 +120,8 @@ def render_report(
         projected = projection.projection(data, profile, prices)
     if memory is None:
         memory = _memory_sizes(data, rows, prices)
+    if trains is None:
+        trains = training.trainings(data, prices, profile)
     return html.render(
         "report.html.j2",
         run_id=data.run_id,
@@ -120,6 +141,12 @@ def render_report(
         validation=projection.against_measurement(data, projected),
         timelines=batch_timelines(data.records, data.batches),
         trains=[b for b in data.batches if b.get("test_accuracy") is not None],
+        trainings=trains,
+        training_model=any(t.cost_model for t in trains),
+        training_charts=[
+            (name, html.inline_svg(svg)) for name, svg in (training_charts or {}).items()
+        ],
+        accuracy_target=training.TARGET_ACCURACY,
         failures=[r for r in data.records if not r["ok"]][:MAX_FAILURES_LISTED],
         skipped=data.meta.get("skipped") or [],
         environment=html.environment_rows(data.meta),

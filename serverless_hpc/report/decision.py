@@ -35,7 +35,12 @@ from serverless_hpc.report.tables import RowKey, key_label, row_key, time_to_res
 MEASURED = "measured"
 
 
-def _modelled_lambda_cost(r: dict[str, Any], prices: Prices, profile: PlatformProfile) -> float:
+LAMBDA_MODEL = "model: Lambda prices x measured durations"
+
+
+def modelled_lambda_cost(r: dict[str, Any], prices: Prices, profile: PlatformProfile) -> float:
+    """One record's cost as a Lambda invocation would bill it: its measured handler time (plus
+    its init, capped as Lambda caps it, when cold) at its memory size. A model, not a bill."""
     spec = workloads.specs().get(r["workload"])
     memory = r.get("memory_mb") or (spec.memory_mb if spec else 2048)
     h = handler_ms(r) or 0.0
@@ -46,6 +51,20 @@ def _modelled_lambda_cost(r: dict[str, Any], prices: Prices, profile: PlatformPr
         architecture=profile.lambda_.architecture,
         prices=prices,
     )
+
+
+def vm_hourly_usd(profile: PlatformProfile, prices: Prices) -> float | None:
+    """The hourly price of the profile's VM type, or None when the price list lacks it."""
+    try:
+        return ec2_hourly(profile.vm_instance_type, prices)
+    except PriceError:
+        return None
+
+
+def vm_cost(hourly_usd: float, seconds: float) -> float:
+    """What a VM billed by the hour costs for ``seconds`` of uptime (a model: per-second
+    billing, no minimum, whatever runs on it meanwhile)."""
+    return hourly_usd * seconds / 3600.0
 
 
 def job_costs(
@@ -60,10 +79,7 @@ def job_costs(
         for b in data.batches
         if b.get("makespan_ms")
     }
-    try:
-        vm_hourly = ec2_hourly(profile.vm_instance_type, prices)
-    except PriceError:
-        vm_hourly = None
+    vm_hourly = vm_hourly_usd(profile, prices)
     out: dict[RowKey, tuple[list[float], str]] = {}
     for (key, repeat), recs in by_batch.items():
         if not all(r["ok"] for r in recs):
@@ -72,13 +88,13 @@ def job_costs(
         if all(r.get("cost_usd") is not None for r in recs):
             cost, basis = sum(float(r["cost_usd"]) for r in recs), MEASURED
         elif kind == "faas":
-            cost = sum(_modelled_lambda_cost(r, prices, profile) for r in recs)
-            basis = "model: Lambda prices x measured durations"
+            cost = sum(modelled_lambda_cost(r, prices, profile) for r in recs)
+            basis = LAMBDA_MODEL
         elif kind == "vm" and vm_hourly is not None:
             span = spans.get((key, repeat))
             if span is None:
                 continue
-            cost = vm_hourly * span / 3.6e6
+            cost = vm_cost(vm_hourly, span / 1e3)
             basis = f"model: {profile.vm_instance_type} hourly price x time to result"
         else:
             continue

@@ -3,9 +3,10 @@
 Per workload: each target's best configuration (lowest time to result in natural mode) and
 its cost per job where measured; which target wins and by how much, with a bootstrap 95% CI
 of the ratio of median job times (a CI that holds 1 is a tie, said as one); the cold-start
-penalty; for a training, the time to its accuracy. Every sentence names the summary rows its
-figures come from (``target/workload/shards/mode``). ``headline.json`` carries the same as
-data for the dashboard.
+penalty; for each training, its final accuracy and its time and cost to 0.90 (a modelled cost
+said to be one). Every sentence names the summary rows its figures come from
+(``target/workload/shards/mode``; a training as ``target/workload/mode, N workers``).
+``headline.json`` carries the same as data for the dashboard.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from serverless_hpc.report.data import RunData, bad_line_notes
+from serverless_hpc.report.profile import load_profile
 from serverless_hpc.report.stats import median_ratio_ci
 from serverless_hpc.report.tables import (
     RowKey,
@@ -23,6 +25,7 @@ from serverless_hpc.report.tables import (
     row_key,
     time_to_result_ms,
 )
+from serverless_hpc.report.training import TARGET_ACCURACY, Training, trainings, workers_text
 
 
 def fmt_ms(ms: float) -> str:
@@ -197,29 +200,37 @@ def _workload_headline(
     return sentences, info
 
 
-def _training(data: RunData) -> tuple[list[str], list[dict[str, Any]]]:
-    """Time to accuracy of every batch that reports a test accuracy (a training)."""
-    sentences, out = [], []
-    by_target: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for b in data.batches:
-        if b.get("test_accuracy") is not None and b.get("makespan_ms"):
-            by_target[(b["workload"], b["target"])].append(b)
-    for (workload, target), bs in sorted(by_target.items()):
-        b = min(bs, key=lambda x: x["makespan_ms"])
-        sentences.append(
-            f"{workload} on {target} reached test accuracy {b['test_accuracy']:.4f} in "
-            f"{fmt_ms(b['makespan_ms'])} (row {key_label(b)})."
-        )
-        out.append(
-            {
-                "workload": workload,
-                "target": target,
-                "test_accuracy": b["test_accuracy"],
-                "time_to_accuracy_ms": b["makespan_ms"],
-                "row": key_label(b),
-            }
-        )
-    return sentences, out
+def _training_sentence(t: Training) -> str:
+    """One training's final accuracy and its time and cost to the target accuracy."""
+    goal = f"{TARGET_ACCURACY:.2f}"
+    where = f"{t.workload} on {t.target}, {workers_text(t.workers)}"
+    acc = f"{t.test_accuracy:.4f}" if t.test_accuracy is not None else "unknown"
+    after = f" after {t.epochs} epoch(s)" if t.epochs else ""
+    span = f" in {fmt_ms(t.makespan_ms)}" if t.makespan_ms else ""
+    failed = f", {t.failed} invocation(s) failed" if t.failed else ""
+    head = f"{where}: final test accuracy {acc}{after}{span}{failed}"
+    cite = f"(training {t.label})"
+    if not t.accuracy_per_epoch:
+        return f"{head}; no per-epoch test accuracy recorded, so no time to {goal} {cite}."
+    if t.reached.get("epoch") is None:
+        return f"{head}; did not reach {goal} {cite}."
+    cost = t.reached.get("cost_usd")
+    if cost is None:
+        priced = "cost not known (no price for this target)"
+    elif t.cost_model:
+        priced = f"costing {fmt_usd(cost)} ({t.cost_basis})"
+    else:
+        priced = f"costing {fmt_usd(cost)} (measured)"
+    return (
+        f"{head}; reached {goal} at epoch {t.reached['epoch']} after "
+        f"{fmt_ms(float(t.reached['elapsed_s']) * 1e3)}, {priced} {cite}."
+    )
+
+
+def _training(trains: Sequence[Training]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Per training (workload, target, worker count; memory and repeat when they vary): its
+    final accuracy, and the time and cost (measured or modelled, said which) to 0.90."""
+    return [_training_sentence(t) for t in trains], [t.as_dict() for t in trains]
 
 
 def _break_even_sentence(
@@ -259,6 +270,7 @@ def headline(
     rows: Sequence[dict[str, Any]],
     break_even_rows: Sequence[dict[str, Any]] = (),
     vm_type: str = "",
+    trains: Sequence[Training] | None = None,
 ) -> dict[str, Any]:
     """The headline as data: ``sentences`` (in order) plus the figures behind them.
 
@@ -266,7 +278,9 @@ def headline(
     (list of str), ``notes`` (incomplete run, skipped lines), ``workloads`` (per workload:
     ``targets`` -> best row, time, cost, cold-start penalty; ``comparisons`` with ratio,
     ``ci95``, ``verdict``; ``break_even`` against ``vm_type`` with ``model`` true when the
-    cost is modelled), ``training`` (time to accuracy).
+    cost is modelled), ``training`` (per training: final accuracy, time and cost to 0.90 with
+    the cost's basis and ``cost_model``; see :meth:`Training.as_dict`). ``trains`` are the
+    run's trainings (:func:`trainings`), computed here with the packaged prices when None.
     """
     notes = list(data.incomplete) + bad_line_notes(data)
     sentences: list[str] = [f"Incomplete run: {n}." for n in data.incomplete]
@@ -279,7 +293,11 @@ def headline(
         be_sentences, info["break_even"] = _break_even_sentence(workload, break_even_rows, vm_type)
         sentences += be_sentences
         per_workload[workload] = info
-    t_sentences, training = _training(data)
+    if trains is None:
+        from serverless_hpc.pricing_data import load_prices
+
+        trains = trainings(data, load_prices(), load_profile())
+    t_sentences, training = _training(trains)
     sentences += t_sentences
     if not rows:
         sentences.append("The run has no usable records.")

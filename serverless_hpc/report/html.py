@@ -43,6 +43,11 @@ def inline_png(png: bytes) -> str:
     return base64.b64encode(png).decode("ascii")
 
 
+def inline_svg(svg: str) -> str:
+    """SVG text as base64 for a ``data:image/svg+xml`` URI (an ``<img>``: never scripted)."""
+    return base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
     if isinstance(value, Mapping) and value:
         for k, v in value.items():
