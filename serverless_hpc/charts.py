@@ -51,8 +51,8 @@ _XLINK_NS: Final = "http://www.w3.org/1999/xlink"
 
 def fmt3(value: float) -> str:
     """A tick or value label: three significant digits, no trailing zeros (``0.25``), whole
-    numbers from 1000 up (``1500``, never ``1.5e+03``); below 0.001 always in powers of ten (``8e-05``, ``1.2e-04``), so one axis
-    of small costs does not mix the two notations."""
+    numbers from 1000 up (``1500``, never ``1.5e+03``); below 0.001 always in powers of ten
+    (``8e-05``, ``1.2e-04``), so one axis of small costs does not mix the two notations."""
     if abs(float(f"{value:.3g}")) >= 1e3:
         return f"{value:.0f}"
     if value == 0 or abs(value) >= 1e-3:
@@ -141,12 +141,17 @@ def config(*, colors: Sequence[str] = PALETTE, **options: Any) -> Any:
 
 
 def _inert(root: Any) -> Any:
-    """Drop every ``<script>`` and comment from a chart's tree (pygal's xml filter hook).
+    """Drop every ``<script>`` and comment from a chart's tree (pygal's xml filter hook),
+    and the legend ids that only pygal's script uses.
 
     pygal writes its configuration as an inline script whatever ``js`` says, and comments
-    that carry its home page and the date (output would change day to day).
+    that carry its home page and the date (output would change day to day). Its legend ids
+    (``activate-serie-0``...) repeat in every chart: they would clash between the panels of
+    one composed SVG.
     """
     for parent in list(root.iter()):
+        if str(parent.get("id", "")).startswith("activate-serie-"):
+            del parent.attrib["id"]
         for child in list(parent):
             tag = child.tag
             # Comments and processing instructions have a function, not a name, as tag.
@@ -233,15 +238,33 @@ def compose(
 
 
 def log_ticks(low: float, high: float) -> list[float]:
-    """Ticks of a log axis covering ``[low, high]`` (both > 0): 1-2-5 in each decade, or
-    powers of ten only over more than :data:`DENSE_DECADES` decades. The first tick is at or
+    """Ticks of a log axis covering ``[low, high]`` (both > 0): 1-2-5 in each decade (powers
+    of ten only over more than :data:`DENSE_DECADES` decades), finer steps (1 to 9, then
+    halves, then tenths) while that gives fewer than three ticks. The first tick is at or
     below ``low`` and the last at or above ``high``, so they make the axis range too (a bar
     on a log axis starts at the range's bottom: the smallest value still gets a bar)."""
     if low <= 0 or high <= 0:
         raise ValueError("a log axis needs positive values")
     first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
-    steps = (1.0,) if last - first > DENSE_DECADES else (1.0, 2.0, 5.0)
-    every = [float(f"{m * 10.0**e:.6g}") for e in range(first, last + 1) for m in steps]
+    finer = [
+        (1.0,),
+        (1.0, 2.0, 5.0),
+        tuple(float(m) for m in range(1, 10)),
+        tuple(m / 2 for m in range(2, 20)),
+        tuple(m / 10 for m in range(10, 100)),
+    ]
+    ticks: list[float] = []
+    for steps in finer[0 if last - first > DENSE_DECADES else 1 :]:
+        ticks = _ticks_between(low, high, first, last, steps)
+        if len(ticks) >= 3:
+            break
+    return ticks
+
+
+def _ticks_between(
+    low: float, high: float, first: int, last: int, steps: tuple[float, ...]
+) -> list[float]:
+    every = [float(f"{m * 10.0**e:.6g}") for e in range(first - 1, last + 2) for m in steps]
     below = [t for t in every if t <= low * (1 + 1e-9)]
     above = [t for t in every if t >= high * (1 - 1e-9)]
     lo, hi = (below[-1] if below else every[0]), (above[0] if above else every[-1])
@@ -274,9 +297,10 @@ def log_axis(values: Sequence[float]) -> dict[str, Any]:
     return {"logarithmic": True, "range": (low, high), "y_labels": ticks, "zero": low}
 
 
-def xy_log_axes(xs: Sequence[float], ys: Sequence[float]) -> dict[str, Any]:
-    """pygal options of an XY chart with both axes logarithmic over ``xs`` and ``ys``."""
-    xt, yt = log_ticks(min(xs), max(xs)), log_ticks(min(ys), max(ys))
+def xy_log_axes(xs: Sequence[float], ys: Sequence[float], *, x_room: float = 1.0) -> dict[str, Any]:
+    """pygal options of an XY chart with both axes logarithmic over ``xs`` and ``ys``; the
+    x axis reaches at least ``x_room`` times the largest x (room for point labels)."""
+    xt, yt = log_ticks(min(xs), max(xs) * x_room), log_ticks(min(ys), max(ys))
     return {
         "logarithmic": True,
         "xrange": _log_range(xt),
