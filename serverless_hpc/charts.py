@@ -176,11 +176,11 @@ def _classes() -> dict[str, Any]:
             point = value[1] if isinstance(value, tuple | list) else value
             super()._confidence_interval(node, x, y, point, meta)
 
-    return {"XY": XY, "Bar": pygal.Bar, "StackedBar": pygal.StackedBar, "Line": pygal.Line}
+    return {"XY": XY, "Bar": pygal.Bar, "StackedBar": pygal.StackedBar}
 
 
 def chart(kind: str, *, colors: Sequence[str] = PALETTE, **options: Any) -> Any:
-    """A new pygal chart of ``kind`` (``XY``, ``Bar``, ``StackedBar``, ``Line``) with the
+    """A new pygal chart of ``kind`` (``XY``, ``Bar``, ``StackedBar``) with the
     report's configuration (:func:`config`) and ``options``; add series, then :func:`render`.
 
     ``XY`` draws confidence intervals given as ``{'value': (x, y), 'ci': {'low', 'high'}}``.

@@ -241,7 +241,7 @@ def test_a_bar_on_a_log_axis_starts_at_the_axis_so_the_smallest_value_has_a_bar(
 def test_the_chart_settings_that_keep_an_svg_inert_cannot_be_overridden() -> None:
     # GIVEN a chart asked for pygal's tooltip script from a CDN and an XML declaration
     made = charts.chart(
-        "Line", js=["//cdn.example/pygal-tooltips.js"], disable_xml_declaration=False
+        "Bar", js=["//cdn.example/pygal-tooltips.js"], disable_xml_declaration=False
     )
     made.add("a", [1, 2, 3])
     svg = charts.render(made).svg
