@@ -98,7 +98,7 @@ def main() -> None:
     results = {}
     cases = dict(CASES)
     if len(sys.argv) > 1:
-        cases["report with plots (matplotlib) for " + sys.argv[1]] = (
+        cases["report with charts (pygal) for " + sys.argv[1]] = (
             f"from pathlib import Path\nfrom serverless_hpc.report import build_report\n"
             f"build_report(Path({sys.argv[1]!r}))"
         )

@@ -13,7 +13,8 @@ Two measurements:
 Speed is a property of the machine and of its load: run it where you want figures for, and
 read the ``load average`` it prints.
 
-Also timed: the same build with ``--no-plots`` (no matplotlib), to show what the plots cost.
+Also timed: the same build with ``--no-plots`` (no SVG charts, pygal not imported), to show
+what the charts cost.
 
 Usage: python benchmarks/report_speed.py RUN_DIR [--repeats N] [--scales 1,10,100,1000]
 

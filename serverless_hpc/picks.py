@@ -24,7 +24,8 @@ samples: ``high`` when both have at least 5 samples and their interquartile rang
 overlap; ``medium`` when the pick's median lies below the runner-up's lower quartile; else
 ``low`` (also with fewer than 3 samples). With one candidate size there is nothing to compare.
 
-Pure: no I/O, no matplotlib at import (:func:`plot_memory` imports it when called).
+Pure: no I/O, no charting library at import (:func:`plot_memory` draws with pygal, imported
+when it is called).
 """
 
 from __future__ import annotations
@@ -374,8 +375,9 @@ def markdown(table: Sequence[SizeStats], found: Sequence[Pick]) -> str:
 
 
 def plot_memory(table: Sequence[SizeStats], found: Sequence[Pick]) -> bytes | None:
-    """A PNG of median time and cost per job against memory, one panel per
-    (target, workload, shards) measured at two sizes or more; None when there is none."""
+    """An SVG of median time (left axis) and cost per job (right axis) against memory, one
+    panel per (target, workload, shards) measured at two sizes or more, the picks labelled
+    at their points; None when there is none."""
     by_key: dict[Key, list[SizeStats]] = defaultdict(list)
     for s in table:
         if s.candidate:
@@ -383,38 +385,48 @@ def plot_memory(table: Sequence[SizeStats], found: Sequence[Pick]) -> bytes | No
     keys = [k for k, v in sorted(by_key.items()) if len(v) >= 2]
     if not keys:
         return None
-    import matplotlib
+    from serverless_hpc import charts
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.5, 3.2 * len(keys)), layout="constrained")
-    axes = fig.subplots(len(keys), 1, squeeze=False)[:, 0]
     labels = pick_labels(found)
-    for ax, key in zip(axes, keys, strict=True):
+    panels = []
+    for key in keys:
         sizes = sorted(by_key[key], key=lambda s: s.memory_mb)
-        xs = [s.memory_mb for s in sizes]
-        ax.plot(xs, [s.median_ms for s in sizes], "o-", color="tab:blue", label="median ms")
-        ax.set_xlabel("memory (MB)")
-        ax.set_ylabel("median duration (ms)", color="tab:blue")
-        ax.set_title(f"{key[0]} {key[1]} x{key[2]}")
-        if all(s.cost_per_job_usd is not None for s in sizes):
-            twin = ax.twinx()
-            twin.plot(xs, [s.cost_per_job_usd for s in sizes], "s--", color="tab:orange")
+        mbs = [s.memory_mb for s in sizes]
+        times = [s.median_ms for s in sizes if s.median_ms is not None]
+        costs = [s.cost_per_job_usd for s in sizes if s.cost_per_job_usd is not None]
+        priced = len(costs) == len(sizes)
+        # Sizes are mostly powers of two: a log axis spaces them evenly; each size labelled.
+        to_x, x_axis = charts.log_x(mbs, ticks=mbs)
+        made = charts.chart(
+            "XY",
+            title=f"{key[0]} {key[1]} x{key[2]}",
+            x_title="memory (MB)",
+            y_title="median duration (ms)",
+            print_labels=True,
+            # One legend entry a row: the cost's label is long.
+            legend_at_bottom_columns=1,
+            range=charts.padded(min(times), max(times)) if times else None,
+            secondary_range=charts.padded(min(costs), max(costs)) if priced else None,
+            **x_axis,
+        )
+        made.add(
+            "median ms (left axis)",
+            [
+                {
+                    "value": (to_x(s.memory_mb), s.median_ms),
+                    "label": labels.get((*key, s.memory_mb)),
+                }
+                for s in sizes
+                if s.median_ms is not None
+            ],
+        )
+        if priced:
             model = any(s.cost_basis == MODEL for s in sizes)
-            twin.set_ylabel(
-                "USD per job" + (" (Lambda-equivalent model)" if model else ""), color="tab:orange"
+            made.add(
+                "USD per job" + (" (Lambda-equivalent model)" if model else "") + " (right axis)",
+                [(to_x(s.memory_mb), c) for s, c in zip(sizes, costs, strict=True)],
+                secondary=True,
+                stroke_style={"width": 2, "dasharray": "6, 4"},
             )
-        for s in sizes:
-            label = labels.get((*key, s.memory_mb))
-            if label and s.median_ms is not None:
-                ax.annotate(
-                    label,
-                    (s.memory_mb, s.median_ms),
-                    textcoords="offset points",
-                    xytext=(4, 6),
-                    fontsize=8,
-                )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
+        panels.append(charts.render(made))
+    return charts.compose(panels)

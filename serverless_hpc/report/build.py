@@ -1,7 +1,8 @@
-"""Build a run's report: summary.csv/.md, plots, headline.json and report.html.
+"""Build a run's report: summary.csv/.md, SVG charts, headline.json and report.html.
 
 ``python -m serverless_hpc.report DIR`` does it in its own process: ``shpc bench`` builds
-its report that way, keeping matplotlib out of the driver's memory.
+its report that way, so the report's statistics, templates and charting library never
+weigh on the driver's memory, and a crash there cannot lose the records.
 """
 
 from __future__ import annotations
@@ -71,15 +72,15 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
     images = make_plots(data, rows, configs, projected) if plots else {}
     if plots and memory:
         table = picks.size_table(data.records, prices)
-        png = picks.plot_memory(table, picks.picks(table))
-        if png is not None:
-            images["time_and_cost_by_memory.png"] = png
-    for name, png in images.items():
-        (out / name).write_bytes(png)
+        svg = picks.plot_memory(table, picks.picks(table))
+        if svg is not None:
+            images["time_and_cost_by_memory.svg"] = svg
+    for name, svg in images.items():
+        (out / name).write_bytes(svg)
         written[name] = out / name
     svgs = training.charts(trains) if plots else {}
-    for name, svg in svgs.items():
-        (out / name).write_text(svg, encoding="utf-8")
+    for name, text in svgs.items():
+        (out / name).write_text(text, encoding="utf-8")
         written[name] = out / name
     page = render_report(
         data,
@@ -109,7 +110,8 @@ def render_report(
     trains: Sequence[training.Training] | None = None,
     training_charts: dict[str, str] | None = None,
 ) -> str:
-    """The self-contained report page (``training_charts``: SVG text by file name)."""
+    """The self-contained report page; ``images`` and ``training_charts`` are SVG documents
+    by file name."""
     from serverless_hpc.pricing_data import load_prices
 
     prices = load_prices()
@@ -129,7 +131,7 @@ def render_report(
         checks=checks(data),
         columns=MD_COLUMNS,
         rows=rows,
-        plots=[(name, html.inline_png(png)) for name, png in images.items()],
+        plots=[(name, html.inline_svg(svg)) for name, svg in images.items()],
         configs=configs,
         vm_type=profile.vm_instance_type,
         break_even_rows=decision.break_even(configs, prices),
@@ -176,7 +178,7 @@ def terminal_summary(out: Path) -> str:
     """What ``shpc bench`` and ``shpc report`` print: the headline, then notes on the data.
 
     Read from ``headline.json`` (written by :func:`build_report`), so the driver needs
-    neither matplotlib nor the statistics to print it.
+    neither the charting library nor the statistics to print it.
     """
     head = json.loads((out / "headline.json").read_text(encoding="utf-8"))
     lines = ["The answer (from the summary rows cited):"]
@@ -198,9 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="build summary, plots, headline.json and report.html from a run directory",
     )
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument(
-        "--no-plots", action="store_true", help="skip the PNG plots (no matplotlib: fastest)"
-    )
+    parser.add_argument("--no-plots", action="store_true", help="skip the SVG charts (fastest)")
     args = parser.parse_args(argv)
     try:
         written = build_report(args.run_dir, plots=not args.no_plots)

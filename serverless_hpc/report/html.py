@@ -1,7 +1,9 @@
 """HTML from Jinja2 templates (shipped in ``templates/``), autoescaped: data never becomes markup.
 
-The report is self-contained: plots are inlined as ``data:`` URIs, styles are in the page,
-so it opens from disk and can be mailed as one file.
+The report is self-contained: charts are inlined as ``data:`` URIs, styles are in the page,
+so it opens from disk and can be mailed as one file. An SVG chart goes in as an ``<img>``
+source, not as markup: a browser shows an image's SVG without running any script in it and
+without letting its styles or ids touch the page.
 """
 
 from __future__ import annotations
@@ -38,14 +40,11 @@ def render(template: str, **context: Any) -> str:
     return str(environment().get_template(template).render(**context))
 
 
-def inline_png(png: bytes) -> str:
-    """PNG bytes as base64 text for a ``data:image/png`` URI."""
-    return base64.b64encode(png).decode("ascii")
-
-
-def inline_svg(svg: str) -> str:
-    """SVG text as base64 for a ``data:image/svg+xml`` URI (an ``<img>``: never scripted)."""
-    return base64.b64encode(svg.encode("utf-8")).decode("ascii")
+def inline_svg(svg: bytes | str) -> str:
+    """An SVG document as base64 for a ``data:image/svg+xml`` URI (an ``<img>``: never
+    scripted)."""
+    raw = svg.encode("utf-8") if isinstance(svg, str) else svg
+    return base64.b64encode(raw).decode("ascii")
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:

@@ -1,18 +1,20 @@
-"""PNG plots. matplotlib is imported inside :func:`make_plots` only (Agg, no display needed).
+"""SVG charts of a run, drawn with pygal through :mod:`serverless_hpc.charts` (its one
+configuration: sizes, fonts, colours, no script). pygal is imported when a chart is drawn,
+never by importing this module.
 
-Which workloads a plot shows comes from each workload spec's ``panels``; a workload this
-installation does not know takes part in the fan-out plots when it was run at more than one
-fan-out, and in the cold-start plots always.
+Which workloads a chart shows comes from each workload spec's ``panels``; a workload this
+installation does not know takes part in the fan-out charts when it was run at more than one
+fan-out, and in the cold-start charts always. A chart with one panel per workload is one SVG
+file with the panels in a grid.
 """
 
 from __future__ import annotations
 
-import io
 import statistics
 from collections.abc import Sequence
 from typing import Any, Final
 
-from serverless_hpc import workloads
+from serverless_hpc import charts, workloads
 from serverless_hpc.invocation import Phase
 from serverless_hpc.report.data import RunData
 from serverless_hpc.report.stats import median
@@ -33,44 +35,9 @@ def in_panel(workload: str, panel: Panel, rows: Sequence[dict[str, Any]] = ()) -
     return panel in (Panel.COLD_WARM, Panel.BREAKDOWN)
 
 
-class _Figures:
-    """The two pyplot calls the plot functions make, on bare :class:`Figure` objects.
-
-    pyplot is not imported: it costs import time and keeps global figure state, and a report
-    needs neither (figures are rendered to PNG bytes, never shown).
-    """
-
-    @staticmethod
-    def subplots(*args: Any, figsize: Any = None, layout: Any = None, **kw: Any) -> Any:
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=figsize, layout=layout)
-        return fig, fig.subplots(*args, **kw)
-
-    @staticmethod
-    def close(fig: Any) -> None:
-        """Nothing to do: no pyplot registry holds the figure."""
-
-
-def png(fig: Any) -> bytes:
-    """A figure as PNG bytes, drawn once (``bbox_inches="tight"`` would draw it twice)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
-
-
-def log_axis(ax: Any, which: str) -> None:
-    """A log scale with plain tick labels: mathtext labels (``10^2``) cost most of a plot's
-    drawing time, and minor labels add clutter, not information."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
-
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
-    # 1-2-5 ticks so that a range within one decade still gets labels.
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.3g}"))
-    axis.set_minor_locator(NullLocator())
-    axis.set_minor_formatter(NullFormatter())
+def _colors(present: Sequence[str], every: Sequence[str]) -> list[str]:
+    """Series colours for ``present`` keys so that a key has one colour in every panel."""
+    return [charts.PALETTE[list(every).index(k) % len(charts.PALETTE)] for k in present]
 
 
 def make_plots(
@@ -79,30 +46,36 @@ def make_plots(
     configs: Sequence[dict[str, Any]] = (),
     projected: Sequence[dict[str, Any]] = (),
 ) -> dict[str, bytes]:
-    """PNG plots by file name (only those with something to show)."""
-    plt = _Figures()
+    """SVG charts by file name (only those with something to show)."""
     plots: dict[str, bytes] = {}
-    plots.update(_fanout_plots(plt, rows))
-    plots.update(_cold_plots(plt, data))
-    plots.update(_pareto_plot(plt, configs))
-    plots.update(_projection_plot(plt, projected))
+    plots.update(_fanout_plots(rows))
+    plots.update(_cold_plots(data))
+    plots.update(_pareto_plot(configs))
+    plots.update(_projection_plot(projected))
     return plots
 
 
-def _fanout_plots(plt: Any, rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
+def _point(x: float, y: float, low: float | None, high: float | None) -> Any:
+    """An XY point, with its 95% CI when it has one (pygal draws it as a whisker)."""
+    if low is None or high is None:
+        return (x, y)
+    return {"value": (x, y), "ci": {"low": low, "high": high}}
+
+
+def _fanout_plots(rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
     plots: dict[str, bytes] = {}
     names = sorted({r["workload"] for r in rows})
     targets = sorted({r["target"] for r in rows})
     for metric, fname, ylabel, panel in (
         (
             "median_ms",
-            "latency_by_fanout.png",
+            "latency_by_fanout.svg",
             "median invocation latency (ms, client side)",
             Panel.LATENCY,
         ),
         (
             "makespan_median_ms",
-            "makespan_by_fanout.png",
+            "makespan_by_fanout.svg",
             "makespan: first send to last reply (ms)",
             Panel.MAKESPAN,
         ),
@@ -114,14 +87,11 @@ def _fanout_plots(plt: Any, rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
             if in_panel(w, panel, rows)
             and len({r["shards"] for r in rows if r["workload"] == w}) > 1
         ]
-        if not fanned:
-            continue
-        fig, axes = plt.subplots(
-            1, len(fanned), figsize=(6 * len(fanned), 4), squeeze=False, layout="constrained"
-        )
         lo_key = "ci95_low_ms" if metric == "median_ms" else "makespan_ci95_low_ms"
         hi_key = lo_key.replace("low", "high")
-        for ax, workload in zip(axes[0], fanned, strict=True):
+        panels = []
+        for workload in fanned:
+            lines: dict[str, list[dict[str, Any]]] = {}
             for target in targets:
                 sel = sorted(
                     (
@@ -134,34 +104,34 @@ def _fanout_plots(plt: Any, rows: Sequence[dict[str, Any]]) -> dict[str, bytes]:
                     ),
                     key=lambda r: r["shards"],
                 )
-                if not sel:
-                    continue
-                xs = [r["shards"] for r in sel]
-                ys = [r[metric] for r in sel]
-                err = [
-                    [
-                        y - (r[lo_key] if r[lo_key] is not None else y)
-                        for y, r in zip(ys, sel, strict=True)
-                    ],
-                    [
-                        (r[hi_key] if r[hi_key] is not None else y) - y
-                        for y, r in zip(ys, sel, strict=True)
-                    ],
-                ]
-                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=target)
-            ax.set_title(f"{workload}: by fan-out")
-            # Not "in parallel": only the target's concurrency runs at once; the rest queue.
-            ax.set_xlabel("shards (fan-out)")
-            ax.set_ylabel(ylabel)
-            ax.grid(alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend()
-        plots[fname] = png(fig)
-        plt.close(fig)
+                if sel:
+                    lines[target] = sel
+            if not lines:
+                continue
+            sel_all = [r for sel in lines.values() for r in sel]
+            ys = [r[metric] for r in sel_all]
+            ys += [r[k] for r in sel_all for k in (lo_key, hi_key) if r[k] is not None]
+            made = charts.chart(
+                "XY",
+                colors=_colors(list(lines), targets),
+                title=f"{workload}: by fan-out",
+                # Not "in parallel": only the target's concurrency runs at once; the rest queue.
+                x_title="shards (fan-out)",
+                y_title=ylabel,
+                x_labels=sorted({r["shards"] for r in sel_all}),
+                range=charts.padded(min(ys), max(ys)),
+            )
+            for target, sel in lines.items():
+                made.add(
+                    target, [_point(r["shards"], r[metric], r[lo_key], r[hi_key]) for r in sel]
+                )
+            panels.append(charts.render(made))
+        if panels:
+            plots[fname] = charts.compose(panels)
     return plots
 
 
-def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
+def _cold_plots(data: RunData) -> dict[str, bytes]:
     plots: dict[str, bytes] = {}
     ok = [r for r in data.records if r["ok"]]
     # Cold vs warm: every successful record, whatever its mode, split by its cold flag.
@@ -174,30 +144,29 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
             by_pair.setdefault((r["target"], r["workload"], bool(r["cold"])), []).append(
                 r["client_ms"]
             )
-        fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(pairs)), 4), layout="constrained")
-        width = 0.38
-        for i, (target, workload) in enumerate(pairs):
-            for off, flag, color in (
-                (-width / 2, True, "tab:blue"),
-                (width / 2, False, "tab:orange"),
-            ):
-                vals = by_pair.get((target, workload, flag))
-                if vals:
-                    ax.bar(
-                        i + off,
-                        statistics.median(vals),
-                        width,
-                        color=color,
-                        label=("cold" if flag else "warm") if i == 0 else None,
-                    )
-        ax.set_xticks(range(len(pairs)), [f"{t}\n{w}" for t, w in pairs])
-        ax.set_ylabel("median latency (ms)")
-        log_axis(ax, "y")
-        ax.set_title("cold vs warm invocations")
-        ax.legend()
-        ax.grid(alpha=0.3, axis="y")
-        plots["cold_vs_warm.png"] = png(fig)
-        plt.close(fig)
+        bars = {
+            flag: [
+                statistics.median(by_pair[(t, w, flag)]) if (t, w, flag) in by_pair else None
+                for t, w in pairs
+            ]
+            for flag in (True, False)
+        }
+        drawn = [v for vals in bars.values() for v in vals if v is not None and v > 0]
+        if drawn:
+            made = charts.chart(
+                "Bar",
+                # Room for each "target / workload" label; past twice a panel's width the
+                # labels turn instead, so the text is not shrunk to fit the page.
+                width=min(2 * charts.WIDTH, max(charts.WIDTH, 180 * len(pairs))),
+                title="cold vs warm invocations",
+                y_title="median latency (ms)",
+                x_labels=[f"{t} / {w}" for t, w in pairs],
+                x_label_rotation=30 if 180 * len(pairs) > 2 * charts.WIDTH else 0,
+                **charts.log_axis(drawn),
+            )
+            made.add("cold", bars[True])
+            made.add("warm", bars[False])
+            plots["cold_vs_warm.svg"] = charts.compose([charts.render(made)])
 
     # Cold-start breakdown: median of each phase over cold records, one panel per workload
     # with its own scale (a training cold start is minutes, a classify one < 1 s).
@@ -213,16 +182,10 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
         for r in cold:
             for k in r["breakdown"]:
                 parts.setdefault(k, k.removesuffix("_ms").replace("_", " "))
-        fig, axes = plt.subplots(
-            1,
-            len(cworkloads),
-            figsize=(4.2 * len(cworkloads), 4),
-            squeeze=False,
-            layout="constrained",
-        )
-        for ax, workload in zip(axes[0], cworkloads, strict=True):
+        panels = []
+        for workload in cworkloads:
             sel_targets = sorted({r["target"] for r in cold if r["workload"] == workload})
-            bottoms = [0.0] * len(sel_targets)
+            stacks: dict[str, list[float]] = {}
             for part, label in parts.items():
                 vals = [
                     median(
@@ -233,110 +196,130 @@ def _cold_plots(plt: Any, data: RunData) -> dict[str, bytes]:
                     or 0.0
                     for target in sel_targets
                 ]
-                if not any(vals):
-                    continue
-                ax.bar(range(len(sel_targets)), vals, bottom=bottoms, label=label)
-                bottoms = [b + v for b, v in zip(bottoms, vals, strict=True)]
-            ax.set_xticks(range(len(sel_targets)), sel_targets)
-            ax.set_title(f"{workload}: where a cold start's time goes", fontsize=10)
-            ax.grid(alpha=0.3, axis="y")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=8)
-        axes[0][0].set_ylabel("ms (median over cold starts)")
-        plots["cold_start_breakdown.png"] = png(fig)
-        plt.close(fig)
+                if any(vals):
+                    stacks[label] = vals
+            if not stacks:
+                continue
+            made = charts.chart(
+                "StackedBar",
+                colors=_colors(list(stacks), list(parts.values())),
+                title=f"{workload}: where a cold start's time goes",
+                y_title="ms (median over cold starts)",
+                x_labels=sel_targets,
+            )
+            for label, vals in stacks.items():
+                made.add(label, vals)
+            panels.append(charts.render(made))
+        if panels:
+            plots["cold_start_breakdown.svg"] = charts.compose(panels)
     return plots
 
 
-def _pareto_plot(plt: Any, configs: Sequence[dict[str, Any]]) -> dict[str, bytes]:
+def _pareto_plot(configs: Sequence[dict[str, Any]]) -> dict[str, bytes]:
     """Time to result against cost per job, one panel per workload; the front is joined."""
-    pts = [c for c in configs if c["time_ms"] is not None and c["cost_usd"] is not None]
+    pts = [
+        c
+        for c in configs
+        if c["time_ms"] is not None
+        and c["cost_usd"] is not None
+        # Both axes are logarithmic: a free configuration has no place on them.
+        and c["time_ms"] > 0
+        and c["cost_usd"] > 0
+    ]
     # One configuration of a workload is no trade-off to look at: the table says it.
     names = sorted(
         w for w in {c["workload"] for c in pts} if sum(c["workload"] == w for c in pts) > 1
     )
     if not names:
         return {}
-    fig, axes = plt.subplots(
-        1, len(names), figsize=(6 * len(names), 4.5), squeeze=False, layout="constrained"
-    )
-    for ax, workload in zip(axes[0], names, strict=True):
+
+    def groups(mine: Sequence[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+        """The points by legend label: target, "(cost: model)" when the cost is a model."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for c in sorted(mine, key=lambda c: (c["target"], c["cost_basis"] != "measured")):
+            suffix = "" if c["cost_basis"] == "measured" else " (cost: model)"
+            out.setdefault(c["target"] + suffix, []).append(c)
+        return list(out.items())
+
+    every = sorted({label for label, _ in groups([c for c in pts if c["workload"] in names])})
+    panels = []
+    for workload in names:
         mine = [c for c in pts if c["workload"] == workload]
-        for target in sorted({c["target"] for c in mine}):
-            sel = [c for c in mine if c["target"] == target]
-            modelled = [c for c in sel if c["cost_basis"] != "measured"]
-            measured = [c for c in sel if c["cost_basis"] == "measured"]
-            for group, marker, suffix in ((measured, "o", ""), (modelled, "^", " (cost: model)")):
-                if group:
-                    ax.scatter(
-                        [c["time_ms"] / 1e3 for c in group],
-                        [c["cost_usd"] for c in group],
-                        marker=marker,
-                        label=target + suffix,
-                        alpha=0.8,
-                    )
-            for c in sel:
-                mem = f", {c['memory_mb']:.0f} MB" if c.get("memory_mb") else ""
-                ax.annotate(f"{c['shards']}{mem}", (c["time_ms"] / 1e3, c["cost_usd"]), fontsize=7)
+        mine_groups = groups(mine)
         front = sorted((c for c in mine if c["pareto"]), key=lambda c: c["time_ms"])
-        if front:
-            ax.plot(
-                [c["time_ms"] / 1e3 for c in front],
-                [c["cost_usd"] for c in front],
-                color="crimson",
-                linewidth=2,
-                alpha=0.6,
-                marker="o",
-                markersize=14,
-                markerfacecolor="none",
-                label="Pareto front",
+        made = charts.chart(
+            "XY",
+            colors=[charts.ALERT, *_colors([label for label, _ in mine_groups], every)],
+            title=f"{workload}: time against cost (labels: shards, memory)",
+            x_title="time to result (s, median job)",
+            y_title="cost per job (USD)",
+            print_labels=True,
+            # Room on the right for the labels of the slowest points.
+            **charts.xy_log_axes(
+                [c["time_ms"] / 1e3 for c in mine], [c["cost_usd"] for c in mine], x_room=1.6
+            ),
+        )
+        # The front first: drawn under the points, in the alert colour, joined.
+        made.add(
+            "Pareto front",
+            [(c["time_ms"] / 1e3, c["cost_usd"]) for c in front],
+            stroke_style={"width": 6, "linecap": "round", "linejoin": "round"},
+            dots_size=9,
+        )
+        for label, group in mine_groups:
+            made.add(
+                label,
+                [
+                    {
+                        "value": (c["time_ms"] / 1e3, c["cost_usd"]),
+                        "label": f"{c['shards']}"
+                        + (f", {c['memory_mb']:.0f} MB" if c.get("memory_mb") else ""),
+                    }
+                    for c in group
+                ],
+                stroke=False,
             )
-        log_axis(ax, "x")
-        log_axis(ax, "y")
-        ax.set_xlabel("time to result (s, median job)")
-        ax.set_ylabel("cost per job (USD)")
-        ax.set_title(f"{workload}: time against cost (labels: shards, memory)", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    plots = {"pareto_time_cost.png": png(fig)}
-    plt.close(fig)
-    return plots
+        panels.append(charts.render(made))
+    return {"pareto_time_cost.svg": charts.compose(panels)}
 
 
-def _projection_plot(plt: Any, projected: Sequence[dict[str, Any]]) -> dict[str, bytes]:
-    """MODEL: projected Lambda makespan and cost by fan-out (flagged plans left out)."""
+def _projection_plot(projected: Sequence[dict[str, Any]]) -> dict[str, bytes]:
+    """MODEL: projected Lambda makespan and cost by fan-out (flagged plans left out); one row
+    of two panels (makespan, cost) per workload, fan-out on a log axis; warm lines dashed."""
     ok = [p for p in projected if not p["flags"]]
     names = sorted({p["workload"] for p in ok})
     if not names:
         return {}
-    fig, axes = plt.subplots(
-        2, len(names), figsize=(6 * len(names), 7), squeeze=False, layout="constrained"
-    )
-    for col, workload in enumerate(names):
+    panels = []
+    for workload in names:
         mine = [p for p in ok if p["workload"] == workload]
-        for mem in sorted({p["memory_mb"] for p in mine}):
-            sel = sorted((p for p in mine if p["memory_mb"] == mem), key=lambda p: p["fanout"])
-            xs = [p["fanout"] for p in sel]
-            for row, (cold_key, warm_key, ylabel) in enumerate(
-                (
-                    ("cold_makespan_ms", "warm_makespan_ms", "makespan (s)"),
-                    ("cold_cost_usd", "warm_cost_usd", "cost per job (USD)"),
+        sizes = sorted({p["memory_mb"] for p in mine})
+        to_x, x_axis = charts.log_x([p["fanout"] for p in mine])
+        for cold_key, warm_key, ylabel, scale in (
+            ("cold_makespan_ms", "warm_makespan_ms", "makespan (s)", 1e3),
+            ("cold_cost_usd", "warm_cost_usd", "cost per job (USD)", 1.0),
+        ):
+            ys = [p[k] / scale for p in mine for k in (cold_key, warm_key)]
+            made = charts.chart(
+                "XY",
+                title=f"MODEL: {workload} projected to Lambda",
+                x_title="shards (fan-out)",
+                y_title=ylabel,
+                range=charts.padded(min(ys), max(ys)),
+                **x_axis,
+            )
+            for mem in sizes:
+                sel = sorted((p for p in mine if p["memory_mb"] == mem), key=lambda p: p["fanout"])
+                made.add(f"{mem} MB cold", [(to_x(p["fanout"]), p[cold_key] / scale) for p in sel])
+                made.add(
+                    f"{mem} MB warm",
+                    [(to_x(p["fanout"]), p[warm_key] / scale) for p in sel],
+                    stroke_style={"width": 2, "dasharray": "6, 4"},
+                    show_dots=False,
                 )
-            ):
-                ax = axes[row][col]
-                scale = 1e3 if row == 0 else 1.0
-                ax.plot(xs, [p[cold_key] / scale for p in sel], marker="o", label=f"{mem} MB cold")
-                ax.plot(
-                    xs, [p[warm_key] / scale for p in sel], linestyle="--", label=f"{mem} MB warm"
-                )
-                ax.set_ylabel(ylabel)
-                ax.grid(alpha=0.3)
-        for ax in axes[:, col]:
-            log_axis(ax, "x")
-        axes[0][col].set_title(f"MODEL: {workload} projected to Lambda", fontsize=10)
-        axes[1][col].set_xlabel("shards (fan-out)")
-        axes[0][col].legend(fontsize=7)
-    fig.suptitle("Projection (a model, not a measurement)", color="crimson")
-    plots = {"projection_lambda_model.png": png(fig)}
-    plt.close(fig)
-    return plots
+            panels.append(charts.render(made))
+    return {
+        "projection_lambda_model.svg": charts.compose(
+            panels, title="Projection (a model, not a measurement)"
+        )
+    }

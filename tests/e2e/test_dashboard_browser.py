@@ -84,6 +84,9 @@ def test_start_a_run_from_the_form_watch_it_reach_100_percent_and_open_its_repor
     frame = page.frame_locator("#report-frame")
     assert run_id in frame.locator("h1").inner_text()
     assert page.get_attribute("#report-frame", "sandbox") == ""
+    # and its charts (SVG as data: images) load under the report's CSP, in the sandbox
+    widths = frame.locator("img").evaluate_all("els => els.map(e => e.complete && e.naturalWidth)")
+    assert widths and all(widths), widths
     shot(page, "2-run-finished")
     page.locator("#report-frame").screenshot(path=str(shot(page, "2b-report-in-page")))
     # the run is the terminal's: same files in the results directory

@@ -148,7 +148,7 @@ def test_driver_help_loads_no_heavy_library() -> None:
         "from serverless_hpc import cli, bench, report\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "    cli.main(['bench', '--help'])\n"
-        "heavy = ('tensorflow', 'keras', 'ai_edge_litert', 'boto3', 'botocore', 'matplotlib', 'requests')\n"
+        "heavy = ('tensorflow', 'keras', 'ai_edge_litert', 'boto3', 'botocore', 'pygal', 'requests')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -289,10 +289,10 @@ def test_interrupt_closes_targets_first_and_records_no_cut_off_invocation(
 def test_a_failing_report_keeps_the_records_and_says_how_to_rebuild(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # GIVEN a report process that cannot import matplotlib (a broken install, say)
-    broken = tmp_path / "broken-site" / "matplotlib"
+    # GIVEN a report process that cannot import pygal (a broken install, say)
+    broken = tmp_path / "broken-site" / "pygal"
     broken.mkdir(parents=True)
-    (broken / "__init__.py").write_text("raise ImportError('matplotlib is broken here')\n")
+    (broken / "__init__.py").write_text("raise ImportError('pygal is broken here')\n")
     monkeypatch.setenv("PYTHONPATH", str(broken.parent))
     out = tmp_path / "run"
     # WHEN a benchmark finishes
@@ -302,14 +302,14 @@ def test_a_failing_report_keeps_the_records_and_says_how_to_rebuild(
     # THEN the exit is non-zero, the error names the cause and the command to rebuild
     assert code == 3
     captured = capsys.readouterr()
-    assert "matplotlib is broken here" in captured.err
+    assert "pygal is broken here" in captured.err
     assert f"Rebuild it with: shpc report {out}" in captured.err
     # AND every record is kept
     assert len(read_records(out / "records.jsonl")) == 1 + 2  # one batch of 1, one of 2 shards
     assert not (out / "report.html").exists()
 
 
-def test_bench_builds_the_report_without_loading_matplotlib_in_the_driver(tmp_path: Path) -> None:
+def test_bench_builds_the_report_without_loading_pygal_in_the_driver(tmp_path: Path) -> None:
     # GIVEN a benchmark run through the CLI in a fresh interpreter
     out = tmp_path / "run"
     code = (
@@ -318,7 +318,7 @@ def test_bench_builds_the_report_without_loading_matplotlib_in_the_driver(tmp_pa
         f"targets.TARGETS['ok-double'] = '{__name__}:OkTarget'\n"
         "rc = cli.main(['bench', '--targets', 'ok-double', '--workloads', 'classify', "
         f"'--images', '10', '--shards', '1,2', '--repeats', '1', '--out', {str(out)!r}, '-q'])\n"
-        "print('RESULT', rc, 'matplotlib' in sys.modules)\n"
+        "print('RESULT', rc, 'pygal' in sys.modules)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -328,6 +328,6 @@ def test_bench_builds_the_report_without_loading_matplotlib_in_the_driver(tmp_pa
         timeout=120,
         check=False,
     )
-    # THEN the report was written (by the child process) and the driver never loaded matplotlib
+    # THEN the report was written (by the child process) and the driver never loaded pygal
     assert done.stdout.splitlines()[-1] == "RESULT 0 False", done.stderr
-    assert (out / "report.html").is_file() and (out / "latency_by_fanout.png").is_file()
+    assert (out / "report.html").is_file() and (out / "latency_by_fanout.svg").is_file()

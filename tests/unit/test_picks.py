@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
@@ -153,15 +154,23 @@ def test_markdown_labels_the_model_and_states_the_rules() -> None:
     assert len(lines) == 4 and any("balanced" in line for line in lines)
 
 
-def test_the_plot_is_a_png_and_one_size_has_none() -> None:
+def test_the_plot_is_an_svg_with_the_picks_and_one_size_has_none() -> None:
     table = picks.size_table(sweep(CPU_BOUND), PRICES)
-    png = picks.plot_memory(table, picks.picks(table))
-    assert png is not None and png.startswith(b"\x89PNG")
+    svg = picks.plot_memory(table, picks.picks(table))
+    assert svg is not None
+    root = ET.fromstring(svg)
+    texts = {t.strip() for t in root.itertext() if t.strip()}
+    # one panel: time on the left axis, the modelled cost on the right, each size labelled
+    assert root.tag == "{http://www.w3.org/2000/svg}svg" and "local-faas classify x2" in texts
+    assert "USD per job (Lambda-equivalent model) (right axis)" in texts
+    assert {"512", "1024", "1769", "3538"} <= texts
+    labels = picks.pick_labels(picks.picks(table))
+    assert set(labels.values()) <= texts and b"<script" not in svg
     one = picks.size_table(sweep({512: [1.0], 1024: [2.0]}), PRICES)[:1]
     assert picks.plot_memory(one, picks.picks(one)) is None
 
 
-def test_importing_picks_loads_no_matplotlib() -> None:
-    code = "import sys, serverless_hpc.picks; print('matplotlib' in sys.modules)"
+def test_importing_picks_loads_no_pygal() -> None:
+    code = "import sys, serverless_hpc.picks; print('pygal' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

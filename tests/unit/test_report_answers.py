@@ -297,7 +297,7 @@ def test_report_labels_the_projection_as_a_model_and_compares_it_with_real_lambd
     assert "Projection to Lambda (a model, not a measurement)" in html
     assert load_profile().as_of in html
     assert "MODEL against measurement" in html
-    assert "projection_lambda_model.png" in written
+    assert "projection_lambda_model.svg" in written
     # AND the error is the hand-computed one: the line through local-faas is 0.02 ms/item, so
     # 2 warm shards of 5000 items take the invoke overhead + 100 ms against 150 ms measured
     from serverless_hpc.report.projection import against_measurement, projection
@@ -596,12 +596,15 @@ def test_batch_summary_carries_the_straggler_ratio() -> None:
     assert bench.batch_summary(batch, recs, [])["straggler_ratio"] == 3.0
 
 
-def test_report_without_plots_writes_no_png_and_still_answers(tmp_path: Path) -> None:
+def test_report_without_plots_writes_no_chart_and_still_answers(tmp_path: Path) -> None:
     run = write_run(tmp_path / "np", job_records("a", TIMES) + job_records("b", TIMES))
     assert cli.main(["report", str(run), "--no-plots"]) == 0
-    assert not list(run.glob("*.png"))
+    assert not list(run.glob("*.svg")) and not list(run.glob("*.png"))
     html = (run / "report.html").read_text()
-    assert "data:image/png" not in html and "The answer" in html
+    assert "data:image/" not in html and "The answer" in html
+    # AND the same run with charts has them: the flag, not the data, left them out
+    assert cli.main(["report", str(run)]) == 0
+    assert list(run.glob("*.svg")) and "data:image/svg+xml" in (run / "report.html").read_text()
 
 
 def test_headline_break_even_is_labelled_a_model_when_the_cost_is_modelled(
