@@ -19,7 +19,8 @@ These are real trainings of minutes each on the full training set unless ``--epo
 runs on it): run it on the machine you want figures for.
 
 Usage: python benchmarks/train_long.py {chain,kill,workers} [--epochs N] [--train-limit N]
-       [--timeout S] [--unchained] [--workers N ...] [--targets T,T] [--out DIR]
+       [--timeout S] [--unchained] [--workers N ...] [--syncs-per-epoch N] [--targets T,T]
+       [--out DIR]
        (needs the ``train`` extra)
 """
 
@@ -160,6 +161,10 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="function timeout, s")
     parser.add_argument("--unchained", action="store_true", help="chain: also run unchained")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument(
+        "--syncs-per-epoch", type=int, default=None, help="workers: rounds per epoch"
+    )
+    parser.add_argument("--learning-rate", type=float, default=None, help="default: 1e-3")
     parser.add_argument("--targets", default="local-faas,standalone", help="workers: targets")
     parser.add_argument("--out", type=Path, help="directory for the runs (default: temporary)")
     args = parser.parse_args()
@@ -169,6 +174,10 @@ def main() -> None:
         params["epochs"] = args.epochs
     if args.train_limit is not None:
         params["train_limit"] = args.train_limit
+    if args.syncs_per_epoch is not None:
+        params["syncs_per_epoch"] = args.syncs_per_epoch
+    if args.learning_rate is not None:
+        params["learning_rate"] = args.learning_rate
     experiments = {"chain": chain, "kill": kill, "workers": workers}
     figures = experiments[args.experiment](args, root, params)
     print(json.dumps({"experiment": args.experiment, "params": params, **figures}, indent=2))

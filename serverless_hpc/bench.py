@@ -281,11 +281,12 @@ def count_invocations(
         per_size = 0
         for spec in cfg.specs():
             if spec.long_running:
-                epochs = int(cfg.params_of(spec.name).get("epochs", 1))
+                params = cfg.params_of(spec.name)
+                epochs = int(params.get("epochs", 1))
                 for w in cfg.train_workers if spec.data_parallel else (1,):
                     # a chain ticks per epoch; a data-parallel training per invocation
                     if w > 1:
-                        per_size += cfg.train_repeats * epochs * (w + 1)
+                        per_size += cfg.train_repeats * chain.rounds(params) * (w + 1)
                     else:
                         per_leg = epochs if spec.resumable and not records else 1
                         per_size += cfg.train_repeats * per_leg
@@ -1111,7 +1112,7 @@ def _run_rounds(
     ``shard`` is its index, the combine step's is the worker count.
     """
     w = batch.workers
-    rounds = int(batch.requests[0]["params"].get("epochs", 1))
+    rounds = chain.rounds(batch.requests[0]["params"])
     timeout_s = _timeout_of(cfg, batch.workload)
     refused = _prepare(cfg, target, batch, writer, env, None, timeout_s)
     if refused is not None:

@@ -122,6 +122,11 @@ def scratch_prefix(model: str, chain: str) -> str:
     return f"models/{model}/checkpoints/{chain}"
 
 
+def rounds(params: Mapping[str, Any]) -> int:
+    """A data-parallel training's rounds: ``epochs`` times ``syncs_per_epoch`` (default 1)."""
+    return int(params.get("epochs", 1)) * int(params.get("syncs_per_epoch", 1))
+
+
 def round_requests(
     base: Mapping[str, Any], workers: int, rnd: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -174,3 +174,35 @@ def test_a_data_parallel_round_goes_through_s3(
         assert store.delete_prefix(done["scratch"]) == 2
         assert not store.exists(outs[0]["checkpoint"])
         assert store.exists(bundle_key("fashion-cnn", done["version"], "model.tflite"))
+
+
+def test_a_data_parallel_epoch_in_two_rounds_averages_twice_and_evaluates_once(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    f = _train()
+    ctx = Context(data_dir=data_dir, store_uri=str(tmp_path / "store"))
+    base = {
+        "epochs": 1,
+        "train_limit": 600,
+        "workers": 2,
+        "syncs_per_epoch": 2,
+        "chain": "r/dp2",
+    }
+    # GIVEN one epoch split into two rounds: each worker trains half its 300-image shard
+    first = [f.run({**base, "round": 0, "worker": i}, ctx).result for i in range(2)]
+    assert [o["items"] for o in first] == [150, 150]
+    # WHEN the first round is combined THEN the training goes on, not evaluated mid-epoch
+    mid = f.run({**base, "round": 0}, ctx).result
+    assert mid["status"] == "continue" and mid["epoch"] == 0 and mid["rounds"] == 2
+    assert mid["test_accuracy"] is None and mid["progress"] == []
+    # AND the second round starts from the average and trains the other halves
+    second = [f.run({**base, "round": 1, "worker": i}, ctx).result for i in range(2)]
+    assert [o["items"] for o in second] == [150, 150]
+    done = f.run({**base, "round": 1}, ctx).result
+    # THEN the epoch ends with one evaluation and the export
+    assert done["status"] == "done"
+    assert [(p["epoch"], p["round"]) for p in done["progress"]] == [(1, 1)]
+    assert 0.0 < done["progress"][0]["test_accuracy"] == done["test_accuracy"]
+    # AND a round past the last is refused
+    with pytest.raises(ValueError, match="past the last round"):
+        f.TrainParams.model_validate({**base, "round": 2})

@@ -309,8 +309,7 @@ def _cfg(tmp_path: Path, **kw: Any) -> bench.BenchConfig:
         targets=("local-faas",),
         workloads=("train",),
         run_id="run1",
-        params={"train": {"epochs": 3}},
-        **kw,
+        **({"params": {"train": {"epochs": 3}}} | kw),
     )
 
 
@@ -672,3 +671,26 @@ def test_a_failing_remote_store_ends_progress_polling_once_said(
     assert store.reads == 1
     said = [r.getMessage() for r in caplog.records if "progress notes unreadable" in r.getMessage()]
     assert len(said) == 1 and "ExpiredToken" in said[0]
+
+
+def test_rounds_per_epoch_multiply_the_rounds_and_split_each_epochs_steps() -> None:
+    from serverless_hpc.workloads.train.function import _worker_steps
+
+    assert chain.rounds({"epochs": 3}) == 3
+    assert chain.rounds({"epochs": 3, "syncs_per_epoch": 4}) == 12
+    four = {"workers": 4, "round": 0, "chain": "r/c", "epochs": 3}
+    p1 = TrainParams.model_validate(four)
+    p4 = TrainParams.model_validate({**four, "syncs_per_epoch": 4, "round": 11})
+    assert p4.rounds == 12
+    # an epoch's steps are about the same however many rounds it is split into
+    assert _worker_steps(p4, 60_000) == pytest.approx(_worker_steps(p1, 60_000), abs=4)
+    # the sync count is part of what a resumed training must keep; absent at 1, as before
+    assert p4.fingerprint()["syncs_per_epoch"] == 4 and "syncs_per_epoch" not in p1.fingerprint()
+    with pytest.raises(ValueError, match="past the last round"):
+        TrainParams.model_validate({**four, "syncs_per_epoch": 4, "round": 12})
+
+
+def test_the_plan_counts_every_round_of_every_epoch(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path, train_workers=(4,), params={"train": {"epochs": 3, "syncs_per_epoch": 2}})
+    # 3 epochs x 2 rounds x (4 workers + 1 combine)
+    assert bench.count_invocations(cfg, lambda _: True, records=True) == 3 * 2 * 5

@@ -52,9 +52,11 @@ class TrainParams(Params):
     platform leaves it. ``workers`` > 1 is one step of a data-parallel training over
     ``workers`` functions: with ``worker`` set, that worker's part of round ``round``; without
     it, the round's combine step (average, evaluate, and after the last round export).
-    For data-parallel trainings ``epochs`` is the number of rounds (each round is one pass
-    over the training set, split between the workers) and ``batch_size`` the global batch:
-    each worker steps on ``batch_size / workers`` images (see :func:`worker_batch`).
+    A data-parallel training runs ``syncs_per_epoch`` rounds per epoch: in each, every worker
+    trains on its slice of its shard (a worker's shard is its 1/``workers`` of the training
+    set, in a fresh order each epoch), then the combine step averages them; the test
+    accuracy is taken at the end of each epoch. ``batch_size`` is the global batch: each
+    worker steps on ``batch_size / workers`` images (see :func:`worker_batch`).
     """
 
     epochs: int = Field(default=DEFAULT_EPOCHS, ge=1, le=200)
@@ -68,6 +70,8 @@ class TrainParams(Params):
     #: Test accuracy after every epoch (for the time-to-accuracy curve, never used to decide).
     eval_each_epoch: bool = True
     workers: int = Field(default=1, ge=1, le=64)
+    #: Data-parallel: rounds per epoch, each one on its slice of every worker's shard.
+    syncs_per_epoch: int = Field(default=1, ge=1, le=64)
     worker: int | None = Field(default=None, ge=0)
     round: int | None = Field(default=None, ge=0)
 
@@ -76,21 +80,27 @@ class TrainParams(Params):
         if self.workers == 1:
             if self.worker is not None or self.round is not None:
                 raise ValueError("worker and round are for data-parallel training (workers > 1)")
-            return self
+            return self  # syncs_per_epoch has no meaning here: one worker, nothing to average
         if self.chain is None or self.round is None:
             raise ValueError("data-parallel training (workers > 1) needs chain and round")
-        if self.round >= self.epochs:
-            raise ValueError(f"round {self.round} is past the last round ({self.epochs - 1})")
+        if self.round >= self.rounds:
+            raise ValueError(f"round {self.round} is past the last round ({self.rounds - 1})")
         if self.worker is not None and self.worker >= self.workers:
             raise ValueError(f"worker {self.worker} is not below workers ({self.workers})")
         return self
 
+    @property
+    def rounds(self) -> int:
+        """A data-parallel training's rounds: ``syncs_per_epoch`` per epoch."""
+        return self.epochs * self.syncs_per_epoch
+
     def fingerprint(self) -> dict[str, Any]:
         """What must not change between the legs of one chain (a resume checks it)."""
-        return {
-            k: getattr(self, k)
-            for k in ("epochs", "batch_size", "learning_rate", "seed", "train_limit", "augment")
-        } | {"workers": self.workers}
+        keys = ("epochs", "batch_size", "learning_rate", "seed", "train_limit", "augment")
+        out = {k: getattr(self, k) for k in keys} | {"workers": self.workers}
+        if self.workers > 1 and self.syncs_per_epoch > 1:  # absent at 1, as before it existed
+            out["syncs_per_epoch"] = self.syncs_per_epoch
+        return out
 
 
 #: A leg starts another epoch only if this multiple of the longest recent epoch, plus the
@@ -301,18 +311,15 @@ def epoch_arrays(
 
 
 def _fit_epoch(
-    model: Any,
-    x: np.ndarray,
-    y: np.ndarray,
-    rng: np.random.Generator,
-    p: TrainParams,
-    batch_size: int | None = None,
+    model: Any, x: np.ndarray, y: np.ndarray, rng: np.random.Generator, p: TrainParams
 ) -> dict[str, float]:
-    xe, ye = epoch_arrays(x, y, rng, p.augment)
+    return _fit(model, *epoch_arrays(x, y, rng, p.augment), p.batch_size)
+
+
+def _fit(model: Any, xe: np.ndarray, ye: np.ndarray, batch_size: int) -> dict[str, float]:
+    """One pass over ``xe`` in the given order (no shuffling here): loss, accuracy, time."""
     t0 = time.perf_counter()
-    history = model.fit(
-        xe, ye, batch_size=batch_size or p.batch_size, epochs=1, shuffle=False, verbose=0
-    )
+    history = model.fit(xe, ye, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
     return {
         "train_loss": float(history.history["loss"][-1]),
         "train_accuracy": float(history.history["accuracy"][-1]),
@@ -468,6 +475,7 @@ def _finish(
         "workers": p.workers,
         "batch_size": p.batch_size,
         "worker_batch_size": worker_batch(p),
+        "syncs_per_epoch": p.syncs_per_epoch,
         "learning_rate": p.learning_rate,
         "augment": p.augment,
         "seed": p.seed,
@@ -519,8 +527,10 @@ def worker_batch(p: TrainParams) -> int:
 
 
 def _worker_steps(p: TrainParams, n: int) -> int:
-    """Optimizer steps per round of the largest shard (the same schedule for every worker)."""
-    return _steps(split_ranges(n, p.workers)[0].size, worker_batch(p))
+    """Optimizer steps per epoch on the largest shard, over all its rounds (the same
+    schedule for every worker)."""
+    shard = split_ranges(n, p.workers)[0].size
+    return sum(_steps(r.size, worker_batch(p)) for r in split_ranges(shard, p.syncs_per_epoch))
 
 
 def _run_dp_worker(p: TrainParams, ctx: Context) -> Output:
@@ -539,9 +549,13 @@ def _run_dp_worker(p: TrainParams, ctx: Context) -> Output:
             raise NotFound(f"{store.uri}: no {start_key!r}: round {p.round - 1} was not combined")
         set_state(model, ckpt.model, ckpt.optimizer)
     t1 = time.perf_counter()
-    # Each worker and round has its own data order; no state carries over between rounds.
-    rng = np.random.default_rng([p.seed, p.round, p.worker])
-    entry = _fit_epoch(model, x, y, rng, p, worker_batch(p))
+    # Each worker and epoch has its own data order, drawn afresh by each of the epoch's
+    # rounds (no state carries over between rounds); a round trains on its slice of it.
+    epoch, part = divmod(p.round, p.syncs_per_epoch)
+    rng = np.random.default_rng([p.seed, epoch, p.worker])
+    xe, ye = epoch_arrays(x, y, rng, p.augment)
+    piece = split_ranges(len(xe), p.syncs_per_epoch)[part]
+    entry = _fit(model, xe[piece.start : piece.end], ye[piece.start : piece.end], worker_batch(p))
     t2 = time.perf_counter()
     weights, opt = get_state(model)
     key = ck.worker_key(p.model, p.chain, p.round, p.worker)
@@ -553,7 +567,7 @@ def _run_dp_worker(p: TrainParams, ctx: Context) -> Output:
             "status": "done",
             "round": p.round,
             "worker": p.worker,
-            "items": shard.size,
+            "items": piece.size,
             "checkpoint": key,
             **entry,
         },
@@ -584,18 +598,23 @@ def _run_dp_combine(p: TrainParams, ctx: Context) -> Output:
     opt = ck.average([w.optimizer for w in workers])
     model = _fresh_model(p, _worker_steps(p, len(xtr)))
     set_state(model, weights, opt)
-    losses = [w.progress[0]["train_loss"] for w in workers if w.progress]
-    entry: dict[str, Any] = {
-        "epoch": p.round + 1,
-        "round": p.round,
-        "train_loss": float(np.mean(losses)) if losses else None,
-        "t_unix": time.time(),
-    }
-    te = time.perf_counter()
-    entry["test_accuracy"] = _test_accuracy(model, xte, yte)[0]
-    entry["eval_s"] = time.perf_counter() - te
-    progress = [*progress, entry]
-    if p.round + 1 < p.epochs:
+    # Test accuracy at the end of each epoch (every ``syncs_per_epoch`` rounds), for the
+    # time-to-accuracy curve only.
+    epochs_done, mid_epoch = divmod(p.round + 1, p.syncs_per_epoch)
+    accuracy = None
+    if not mid_epoch:
+        losses = [w.progress[0]["train_loss"] for w in workers if w.progress]
+        entry: dict[str, Any] = {
+            "epoch": epochs_done,
+            "round": p.round,
+            "train_loss": float(np.mean(losses)) if losses else None,
+            "t_unix": time.time(),
+        }
+        te = time.perf_counter()
+        accuracy = entry["test_accuracy"] = _test_accuracy(model, xte, yte)[0]
+        entry["eval_s"] = time.perf_counter() - te
+        progress = [*progress, entry]
+    if p.round + 1 < p.rounds:
         key = ck.round_start_key(p.model, p.chain, p.round + 1)
         nxt = ck.Checkpoint(weights, opt, p.round + 1, None, p.fingerprint(), progress)
         store.put_bytes(key, nxt.to_bytes())
@@ -603,10 +622,11 @@ def _run_dp_combine(p: TrainParams, ctx: Context) -> Output:
             result={
                 "status": "continue",
                 "round": p.round,
-                "epoch": p.round + 1,
+                "rounds": p.rounds,
+                "epoch": epochs_done,
                 "epochs": p.epochs,
                 "checkpoint": key,
-                "test_accuracy": entry["test_accuracy"],
+                "test_accuracy": accuracy,
                 "progress": progress,
             },
             load_ms=(t1 - t0) * 1e3,
