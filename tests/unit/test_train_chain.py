@@ -694,3 +694,13 @@ def test_the_plan_counts_every_round_of_every_epoch(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, train_workers=(4,), params={"train": {"epochs": 3, "syncs_per_epoch": 2}})
     # 3 epochs x 2 rounds x (4 workers + 1 combine)
     assert bench.count_invocations(cfg, lambda _: True, records=True) == 3 * 2 * 5
+
+
+def test_data_parallel_workers_scale_the_learning_rate_by_the_root_of_their_count() -> None:
+    from serverless_hpc.workloads.train.function import learning_rate_factor
+
+    assert learning_rate_factor(TrainParams.model_validate({})) == 1.0
+    dp = {"round": 0, "chain": "r/c"}
+    assert learning_rate_factor(TrainParams.model_validate({**dp, "workers": 4})) == 2.0
+    two = learning_rate_factor(TrainParams.model_validate({**dp, "workers": 2}))
+    assert two == pytest.approx(2**0.5)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -236,7 +237,7 @@ def _fresh_model(p: TrainParams, steps_per_epoch: int) -> Any:
     keras.utils.set_random_seed(p.seed)
     # Deterministic kernels: the same seed gives the same weights, so results can be repeated.
     tf.config.experimental.enable_op_determinism()
-    model = build_model(p.learning_rate, p.epochs * steps_per_epoch)
+    model = build_model(p.learning_rate * learning_rate_factor(p), p.epochs * steps_per_epoch)
     # Built now, so a checkpoint's optimizer state can be assigned before the first step.
     model.optimizer.build(model.trainable_variables)
     return model
@@ -475,6 +476,7 @@ def _finish(
         "workers": p.workers,
         "batch_size": p.batch_size,
         "worker_batch_size": worker_batch(p),
+        "learning_rate_factor": learning_rate_factor(p),
         "syncs_per_epoch": p.syncs_per_epoch,
         "learning_rate": p.learning_rate,
         "augment": p.augment,
@@ -524,6 +526,19 @@ def worker_batch(p: TrainParams) -> int:
     about that much (measured: 5 points of test accuracy after 3 epochs with 4 workers).
     """
     return max(1, round(p.batch_size / p.workers))
+
+
+def learning_rate_factor(p: TrainParams) -> float:
+    """What a data-parallel worker multiplies ``learning_rate`` by: the square root of the
+    worker count (1 for a single training).
+
+    Each worker's Adam step is normalised by its own gradients' second moment, which the
+    smaller worker batch makes noisier, so the averaged step is shorter than a single
+    training's. Measured here after 3 epochs with 4 workers: 0.8574 test accuracy at the
+    single training's rate, 0.8664 at twice it, against 0.8743 for one worker; averaging
+    four times per epoch instead of once did not help (0.8564).
+    """
+    return math.sqrt(p.workers)
 
 
 def _worker_steps(p: TrainParams, n: int) -> int:
