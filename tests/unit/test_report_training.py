@@ -26,40 +26,22 @@ from serverless_hpc.report.training import (
     rebuild_curve,
     trainings,
 )
+from tests.unit.test_report_answers import rec as answers_rec
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 def rec(**kw: Any) -> dict[str, Any]:
     """One invocation record of a training, as records.jsonl holds it."""
-    base: dict[str, Any] = {
-        "run_id": "r",
+    defaults: dict[str, Any] = {
         "target": "local-faas",
         "workload": "train",
-        "shard": 0,
-        "shards": 1,
-        "items": 0,
-        "repeat": 0,
-        "mode": "natural",
-        "cold": False,
-        "ok": True,
-        "error": None,
         "client_ms": 1000.0,
         "t_send": 100.0,
         "t_recv": 101.0,
-        "init_ms": None,
-        "duration_ms": None,
-        "load_ms": None,
-        "compute_ms": None,
-        "billed_ms": None,
         "memory_mb": 2048,
-        "max_rss_mb": None,
-        "cost_usd": None,
-        "breakdown": {},
-        "result": None,
     }
-    base.update(kw)
-    return base
+    return answers_rec(**(defaults | kw))
 
 
 def chain_records(
