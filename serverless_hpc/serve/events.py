@@ -60,7 +60,7 @@ async def run_events(
     """The event stream of run ``run_id`` from byte ``offset`` of its records file."""
     run_dir = runs.run_dir(run_id)
     records = run_dir / "records.jsonl"
-    done, failed, _ = await asyncio.to_thread(count_records_before, records, offset)
+    done, failed, offset = await asyncio.to_thread(count_records_before, records, offset)
     detail = await asyncio.to_thread(runs.detail, run_id)
     planned = detail.get("planned")
     yield "retry: 2000\n\n"
@@ -72,7 +72,7 @@ async def run_events(
     pending = b""
     while clock() < deadline:
         position = offset
-        lines, offset, pending = _read_lines(records, offset, pending)
+        lines, offset, pending = await asyncio.to_thread(_read_lines, records, offset, pending)
         batch: list[dict[str, Any]] = []
         for i, line in enumerate(lines):
             position += len(line)
@@ -85,7 +85,7 @@ async def run_events(
                 yield sse("records", {"records": batch, "done": done, "failed": failed}, position)
                 batch = []
                 last_sent = clock()
-        now_signature = _signature(run_dir)
+        now_signature = await asyncio.to_thread(_signature, run_dir)
         if now_signature != signature:
             signature = now_signature
             status = await asyncio.to_thread(runs.status, run_id)
@@ -94,7 +94,11 @@ async def run_events(
                 planned = (await asyncio.to_thread(runs.detail, run_id)).get("planned")
             yield sse("status", {**status, "planned": planned, "done": done, "failed": failed})
             last_sent = clock()
-        if state in TERMINAL and not lines and not _grew(records, offset, pending):
+        if (
+            state in TERMINAL
+            and not lines
+            and not await asyncio.to_thread(_grew, records, offset, pending)
+        ):
             yield sse("end", {"status": state})
             return
         if clock() - last_sent >= keepalive_s:
@@ -109,21 +113,28 @@ def _status_event(detail: dict[str, Any], done: int, failed: int) -> dict[str, A
     return {**keep, "done": done, "failed": failed}
 
 
-def count_records_before(path: Path, offset: int) -> tuple[int, int, None]:
-    """(invocations, failed) in the first ``offset`` bytes (a resumed stream's starting counts)."""
+def count_records_before(path: Path, offset: int) -> tuple[int, int, int]:
+    """(invocations, failed, where to resume) for a stream resumed at byte ``offset``.
+
+    ``offset`` comes from the browser (``Last-Event-ID``), so it is not trusted: the resume
+    point is the end of the last whole line at or before it, within the file; the counts are
+    those of the lines before that point.
+    """
     if offset <= 0:
-        return 0, 0, None
+        return 0, 0, 0
     done = failed = 0
     try:
         with path.open("rb") as fh:
-            for line in fh.read(offset).splitlines(keepends=True):
-                rec = parse_record(line)
-                if rec is not None:
-                    done += 1
-                    failed += 0 if rec["ok"] else 1
+            head = fh.read(offset)
     except FileNotFoundError:
-        return 0, 0, None
-    return done, failed, None
+        return 0, 0, 0
+    head = head[: head.rfind(b"\n") + 1]
+    for line in head.splitlines(keepends=True):
+        rec = parse_record(line)
+        if rec is not None:
+            done += 1
+            failed += 0 if rec["ok"] else 1
+    return done, failed, len(head)
 
 
 def _grew(path: Path, offset: int, pending: bytes) -> bool:

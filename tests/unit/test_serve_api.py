@@ -491,6 +491,23 @@ def test_events_resume_after_the_last_event_id(manager: RunManager) -> None:
     assert records[1]["done"] == 3  # counts include what was sent before
 
 
+def test_a_forged_last_event_id_resumes_at_a_whole_line_within_the_file(
+    manager: RunManager,
+) -> None:
+    first = len(three_records()[0].encode())
+    size = (manager.results / "20260101T000000Z-aaaaaa/records.jsonl").stat().st_size
+    # GIVEN an offset in the middle of the second line THEN the stream resumes after the first
+    mid = _collect(manager, "20260101T000000Z-aaaaaa", offset=first + 5, sleep=_no_sleep)
+    (records,) = [e for e in mid if e[0] == "records"]
+    assert [r["shards"] for r in records[1]["records"]] == [2, 2]
+    assert records[1]["done"] == 3
+    # GIVEN an offset far past the end THEN nothing is replayed, the counts are the file's,
+    # and the run's end is still reported (no wait for bytes that will never come)
+    past = _collect(manager, "20260101T000000Z-aaaaaa", offset=size * 100, sleep=_no_sleep)
+    assert [e[0] for e in past] == ["status", "end"]
+    assert (past[0][1]["done"], past[0][1]["failed"]) == (3, 1)
+
+
 async def _no_sleep(_: float) -> None:
     return None
 
