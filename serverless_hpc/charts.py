@@ -1,8 +1,10 @@
 """The one place the report's charts are configured: pygal (pure Python), SVG out, inert.
 
-Every chart of the report (:mod:`serverless_hpc.report.plots`) and of the memory picks
-(:func:`serverless_hpc.picks.plot_memory`) is made by :func:`chart`, so sizes, fonts, colours
-and the safety settings are set here once. An SVG made here holds no ``<script>`` (pygal's
+Every chart of the report (:mod:`serverless_hpc.report.plots`, the trainings' in
+:mod:`serverless_hpc.report.training`) and of the memory picks
+(:func:`serverless_hpc.picks.plot_memory`) is made by :func:`chart` and written as one SVG
+document (UTF-8 bytes) by :func:`compose`, so sizes, fonts, colours and the safety settings
+are set here once. An SVG made here holds no ``<script>`` (pygal's
 tooltip script is not linked, ``js=[]``, and the configuration script pygal always writes is
 removed), no comment and no reference to anything outside itself: it is shown in the report
 as a ``data:`` image, which a browser never runs anyway, and it opens on its own too.
@@ -76,7 +78,9 @@ class Panel:
     height: int
 
 
-def _style(colors: Sequence[str]) -> Any:
+def _style(colors: Sequence[str], *, marked: bool = False) -> Any:
+    """The report's pygal style; with ``marked``, major guide lines are solid and in
+    :data:`ALERT` (the chart's marked levels), else dashed grey like the others."""
     from pygal.style import Style
 
     return Style(
@@ -94,9 +98,9 @@ def _style(colors: Sequence[str]) -> Any:
         title_font_size=15,
         legend_font_size=12,
         guide_stroke_color="#d0d0d0",
-        major_guide_stroke_color="#b0b0b0",
+        major_guide_stroke_color=ALERT if marked else "#b0b0b0",
         guide_stroke_dasharray="3,3",
-        major_guide_stroke_dasharray="3,3",
+        major_guide_stroke_dasharray="none" if marked else "3,3",
         opacity=".85",
         opacity_hover=".85",
         stroke_width="2",
@@ -106,8 +110,11 @@ def _style(colors: Sequence[str]) -> Any:
     )
 
 
-def config(*, colors: Sequence[str] = PALETTE, **options: Any) -> Any:
+def config(*, colors: Sequence[str] = PALETTE, marked: Sequence[float] = (), **options: Any) -> Any:
     """A pygal ``Config`` with the report's settings, then ``options`` (pygal's own names).
+
+    ``marked``: y values (among the y labels) drawn as the only major guide lines, solid and
+    in :data:`ALERT`: a level the chart is read against, such as a target accuracy.
 
     The settings that make the SVG inert and self-contained are not options: ``js`` empty
     (pygal's default links its tooltip script from a CDN), no XML declaration (the SVG is
@@ -118,7 +125,9 @@ def config(*, colors: Sequence[str] = PALETTE, **options: Any) -> Any:
     cfg = pygal.Config()
     cfg.width = WIDTH
     cfg.height = HEIGHT
-    cfg.style = _style(colors)
+    cfg.style = _style(colors, marked=bool(marked))
+    if marked:
+        cfg.y_labels_major = list(marked)
     cfg.legend_at_bottom = True
     # Columns left to pygal (ceil(sqrt(series))): with a fixed count, pygal 3.1.3 reserves
     # too few legend rows and the legend is cut off at the bottom.
@@ -179,13 +188,16 @@ def _classes() -> dict[str, Any]:
     return {"XY": XY, "Bar": pygal.Bar, "StackedBar": pygal.StackedBar}
 
 
-def chart(kind: str, *, colors: Sequence[str] = PALETTE, **options: Any) -> Any:
+def chart(
+    kind: str, *, colors: Sequence[str] = PALETTE, marked: Sequence[float] = (), **options: Any
+) -> Any:
     """A new pygal chart of ``kind`` (``XY``, ``Bar``, ``StackedBar``) with the
-    report's configuration (:func:`config`) and ``options``; add series, then :func:`render`.
+    report's configuration (:func:`config`, which says what ``marked`` does) and ``options``;
+    add series, then :func:`render`.
 
     ``XY`` draws confidence intervals given as ``{'value': (x, y), 'ci': {'low', 'high'}}``.
     """
-    made = _classes()[kind](config(colors=colors, **options))
+    made = _classes()[kind](config(colors=colors, marked=marked, **options))
     made.add_xml_filter(_inert)
     return made
 

@@ -75,12 +75,9 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
         svg = picks.plot_memory(table, picks.picks(table))
         if svg is not None:
             images["time_and_cost_by_memory.svg"] = svg
-    for name, svg in images.items():
-        (out / name).write_bytes(svg)
-        written[name] = out / name
     svgs = training.charts(trains) if plots else {}
-    for name, text in svgs.items():
-        (out / name).write_text(text, encoding="utf-8")
+    for name, svg in (images | svgs).items():
+        (out / name).write_bytes(svg)
         written[name] = out / name
     page = render_report(
         data,
@@ -108,10 +105,10 @@ def render_report(
     projected: Sequence[dict[str, Any]] | None = None,
     memory: Sequence[dict[str, Any]] | None = None,
     trains: Sequence[training.Training] | None = None,
-    training_charts: dict[str, str] | None = None,
+    training_charts: dict[str, bytes] | None = None,
 ) -> str:
     """The self-contained report page; ``images`` and ``training_charts`` are SVG documents
-    by file name."""
+    (UTF-8, as written to their files) by file name."""
     from serverless_hpc.pricing_data import load_prices
 
     prices = load_prices()

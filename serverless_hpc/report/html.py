@@ -40,11 +40,10 @@ def render(template: str, **context: Any) -> str:
     return str(environment().get_template(template).render(**context))
 
 
-def inline_svg(svg: bytes | str) -> str:
-    """An SVG document as base64 for a ``data:image/svg+xml`` URI (an ``<img>``: never
-    scripted)."""
-    raw = svg.encode("utf-8") if isinstance(svg, str) else svg
-    return base64.b64encode(raw).decode("ascii")
+def inline_svg(svg: bytes) -> str:
+    """An SVG document (UTF-8, as the chart files hold it) as base64 for a
+    ``data:image/svg+xml`` URI (an ``<img>``: never scripted)."""
+    return base64.b64encode(svg).decode("ascii")
 
 
 def _flatten(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:

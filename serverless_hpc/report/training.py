@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serverless_hpc import chain
+from serverless_hpc import charts as charting
 from serverless_hpc.pricing import Prices
 from serverless_hpc.report.data import RunData
 from serverless_hpc.report.decision import (
@@ -248,51 +249,6 @@ def trainings(data: RunData, prices: Prices, profile: PlatformProfile) -> list[T
 # -- charts ---------------------------------------------------------------------------------
 
 
-def _strip_scripts(root: Any) -> Any:
-    """An XML filter: pygal embeds its config in a ``<script>`` even with ``js=[]``."""
-    for parent in list(root.iter()):
-        for child in list(parent):
-            tag = child.tag if isinstance(child.tag, str) else ""
-            if tag == "script" or tag.endswith("}script"):
-                parent.remove(child)
-    return root
-
-
-def chart_config(**options: Any) -> Any:
-    """The pygal configuration of the report's charts: no JavaScript linked, no XML
-    declaration (the SVG is embedded), full legends at the bottom, faint guide lines and
-    solid major ones (a chart's marked level) (see :func:`render_svg`)."""
-    from pygal import Config
-    from pygal.style import DefaultStyle
-
-    style = DefaultStyle(
-        guide_stroke_color="#bbbbbb",
-        guide_stroke_dasharray="2,4",
-        major_guide_stroke_color="#b22222",
-        major_guide_stroke_dasharray="none",
-    )
-    config = Config(
-        js=[],
-        disable_xml_declaration=True,
-        style=style,
-        legend_at_bottom=True,
-        truncate_legend=-1,
-        show_dots=True,
-        dots_size=3,
-        width=900,
-        height=520,
-    )
-    for name, value in options.items():
-        setattr(config, name, value)
-    return config
-
-
-def render_svg(chart: Any) -> str:
-    """A pygal chart as SVG text with no ``<script>`` at all: nothing in the report runs."""
-    chart.add_xml_filter(_strip_scripts)
-    return str(chart.render(is_unicode=True))
-
-
 def _fmt_seconds(s: float) -> str:
     return f"{s:.0f} s" if s < 600 else f"{s / 60:.1f} min"
 
@@ -319,22 +275,21 @@ def _chart(
     x_format: Callable[[float], str],
     cost: bool,
     y_labels: list[float],
-) -> str:
-    import pygal
-
+) -> bytes:
+    """One accuracy chart, drawn and made inert by :mod:`serverless_hpc.charts`, with
+    :data:`TARGET_ACCURACY` as its marked level."""
     xs = [float(x_of(p)) for t in trains for p in t.points if x_of(p) is not None]
-    chart = pygal.XY(
-        chart_config(
-            title=title,
-            x_title=x_title,
-            y_title="test accuracy",
-            x_value_formatter=x_format,
-            value_formatter=lambda v: f"{v:.2f}",
-            y_labels=y_labels,
-            y_labels_major=[TARGET_ACCURACY],
-            range=(y_labels[0], y_labels[-1]),
-            xrange=(0.0, max(xs, default=0.0) * 1.05 or 1.0),
-        )
+    made = charting.chart(
+        "XY",
+        marked=[TARGET_ACCURACY],
+        title=title,
+        x_title=x_title,
+        y_title="test accuracy",
+        x_value_formatter=x_format,
+        value_formatter=lambda v: f"{v:.2f}",
+        y_labels=y_labels,
+        range=(y_labels[0], y_labels[-1]),
+        xrange=(0.0, max(xs, default=0.0) * 1.05 or 1.0),
     )
     for t in trains:
         pts = [
@@ -342,13 +297,13 @@ def _chart(
             for p in t.points
             if isinstance(p.get("test_accuracy"), int | float) and x_of(p) is not None
         ]
-        chart.add(_series_name(t, cost=cost), pts)
-    return render_svg(chart)
+        made.add(_series_name(t, cost=cost), pts)
+    return charting.compose([charting.render(made)])
 
 
 def _accuracy_ticks(trains: Sequence[Training]) -> list[float]:
     """Accuracy ticks every 0.05 from below the lowest point to 1, :data:`TARGET_ACCURACY`
-    among them (drawn as the one major guide line, solid red)."""
+    among them (the chart's marked level: the one major guide line, solid)."""
     accs = [
         float(p["test_accuracy"])
         for t in trains
@@ -360,9 +315,10 @@ def _accuracy_ticks(trains: Sequence[Training]) -> list[float]:
     return [round(i / 20, 2) for i in range(start, 21)]
 
 
-def charts(trains: Sequence[Training]) -> dict[str, str]:
-    """The two SVG charts, by file name: test accuracy against elapsed time and against cost,
-    one series per training (target and worker count; memory and repeat when they vary).
+def charts(trains: Sequence[Training]) -> dict[str, bytes]:
+    """The two SVG charts (UTF-8 documents, as :mod:`.plots` makes them), by file name: test
+    accuracy against elapsed time and against cost, one series per training (target and
+    worker count; memory and repeat when they vary).
 
     The cost chart holds the trainings with a cost; its title and each modelled series say
     "model". Empty when no training has an accuracy curve.

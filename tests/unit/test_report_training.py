@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from serverless_hpc import chain
+from serverless_hpc.charts import ALERT
 from serverless_hpc.pricing_data import load_prices
 from serverless_hpc.report import build_report, load_run, summarize
 from serverless_hpc.report.headline import headline
@@ -26,6 +27,7 @@ from serverless_hpc.report.training import (
     rebuild_curve,
     trainings,
 )
+from tests.unit.test_charts import assert_inert
 from tests.unit.test_report_answers import rec as answers_rec
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -219,7 +221,10 @@ def test_a_vm_target_bills_its_uptime_once_however_many_workers_run_on_it(
 
 def test_rebuild_curve_gives_back_the_functions_epoch_times() -> None:
     legs = [chain.Leg(1000.0, 1010.0, 1.0)]
-    progress = [{"epoch": 1, "test_accuracy": 0.5, "elapsed_s": 2.5}, {"epoch": 2}]
+    progress: list[dict[str, Any]] = [
+        {"epoch": 1, "test_accuracy": 0.5, "elapsed_s": 2.5},
+        {"epoch": 2},
+    ]
     (p,) = rebuild_curve(progress, legs, 1000.0)  # a point without elapsed_s is dropped
     assert p["elapsed_s"] == pytest.approx(2.5) and p["cost_usd"] == pytest.approx(0.25)
 
@@ -320,7 +325,7 @@ def test_headline_without_per_epoch_accuracy_says_so(tmp_path: Path) -> None:
 # -- the charts -----------------------------------------------------------------------------
 
 
-def _series(svg: str) -> list[str]:
+def _series(svg: bytes) -> list[str]:
     """The legend titles of a pygal chart, parsed as XML (fails on invalid SVG)."""
     root = ET.fromstring(svg)
     assert root.tag == f"{SVG}svg"
@@ -345,8 +350,9 @@ def test_charts_are_scriptless_svg_with_one_series_per_target_and_worker_count(
     )
     out = charts(trains)
     assert set(out) == {TIME_CHART, COST_CHART}
-    for svg in out.values():
-        assert "<script" not in svg and not svg.startswith("<?xml")
+    for svg in out.values():  # as inert as every other chart of the report
+        assert_inert(svg.decode("utf-8"))
+        assert not svg.startswith(b"<?xml")
     assert _series(out[TIME_CHART]) == [
         "local-faas, 1 worker",
         "local-faas, 2 workers",
@@ -357,15 +363,29 @@ def test_charts_are_scriptless_svg_with_one_series_per_target_and_worker_count(
         "local-faas, 2 workers (model)",
         "standalone, 1 worker (model)",
     ]
-    title = "".join(ET.fromstring(out[COST_CHART]).find(f".//{SVG}text[@class='title']").itertext())
-    assert "model" in title
+    title = ET.fromstring(out[COST_CHART]).find(f".//{SVG}text[@class='title']")
+    assert title is not None and "model" in "".join(title.itertext())
 
 
 def test_a_measured_cost_chart_does_not_say_model(tmp_path: Path) -> None:
     recs, acc, elapsed = MEASURED
     _, trains = _trainings(tmp_path, (recs, training_batch(recs, acc, elapsed)))
     svg = charts(trains)[COST_CHART]
-    assert _series(svg) == ["lambda, 1 worker"] and "model" not in svg
+    assert _series(svg) == ["lambda, 1 worker"] and b"model" not in svg
+
+
+def test_090_is_the_one_marked_guide_line_solid_in_the_alert_colour(tmp_path: Path) -> None:
+    recs, acc, elapsed = MEASURED
+    _, trains = _trainings(tmp_path, (recs, training_batch(recs, acc, elapsed)))
+    for name, svg in charts(trains).items():
+        root = ET.fromstring(svg)
+        # THEN one major guide line, at the 0.90 tick (pygal marks major ticks' labels)
+        majors = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "major"]
+        lines = [p for p in root.iter(f"{SVG}path") if p.get("class") == "major guide line"]
+        assert majors == ["0.90"] and len(lines) == 1, name
+        # AND major guides are drawn solid, in the colour that says "attention"
+        style = "".join(s.text or "" for s in root.iter(f"{SVG}style"))
+        assert f".major.guide.line{{stroke-dasharray:none;stroke:{ALERT}}}" in style, name
 
 
 def test_the_report_shows_the_training_table_and_inlines_the_charts(tmp_path: Path) -> None:
