@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from serverless_hpc.contract import PLATFORM_ERROR, ContractError, InvalidRequest, NotFound
+from serverless_hpc.host import cache_dir
 from serverless_hpc.store_base import KEY_PART_RE, Store, check_key
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,7 @@ def default_store_uri() -> str:
     env = os.environ.get("SHPC_STORE")
     if env:
         return env
-    root = os.environ.get("SHPC_CACHE_DIR")
-    base = Path(root) if root else Path.home() / ".cache" / "serverless-hpc"
-    return str(base / "store")
+    return str(cache_dir() / "store")
 
 
 class LocalStore(Store):

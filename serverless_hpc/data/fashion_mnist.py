@@ -42,6 +42,7 @@ from serverless_hpc.data.catalog import (
     IdxFile,
     Split,
 )
+from serverless_hpc.host import cache_dir
 from serverless_hpc.ranges import Range
 
 log = logging.getLogger(__name__)
@@ -169,9 +170,7 @@ def verify_dir(data_dir: Path) -> None:
 
 def default_cache_dir() -> Path:
     """Where fetched files live: ``$SHPC_CACHE_DIR/fashion-mnist`` or the user cache."""
-    root = os.environ.get("SHPC_CACHE_DIR")
-    base = Path(root) if root else Path.home() / ".cache" / "serverless-hpc"
-    return base / "fashion-mnist"
+    return cache_dir() / "fashion-mnist"
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:

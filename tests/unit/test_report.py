@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
 
 from serverless_hpc.invocation import InvocationRecord, Outcome
@@ -15,12 +19,14 @@ from serverless_hpc.report import (
     RunData,
     build_report,
     checks,
+    html,
     markdown_table,
     median_ci,
     percentile,
     summarize,
 )
 from serverless_hpc.report.plots import _fanout_plots
+from tests.unit.test_report_answers import job_records, write_run
 
 
 def _binom_coverage(n: int, j: int) -> float:
@@ -288,3 +294,75 @@ def test_a_batch_that_could_not_be_reduced_fails_a_check(tmp_path: Path) -> None
     (tmp_path / "batches.jsonl").write_text(json.dumps(batch) + "\n")
     html = build_report(tmp_path)["report.html"].read_text()
     assert "FAIL: dataproc: every batch&#39;s partial results can be reduced" in html
+
+
+# -- compiled templates kept between processes ------------------------------------------------
+
+
+@pytest.fixture
+def fresh_templates() -> Iterator[None]:
+    """A template environment made anew, as in a new process, and forgotten afterwards."""
+    html.environment.cache_clear()
+    yield
+    html.environment.cache_clear()
+
+
+def _compiled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the templates Jinja2 compiles from source from now on."""
+    names: list[str] = []
+    compile_source = jinja2.Environment.compile
+
+    def counted(self: jinja2.Environment, source: str, name: str | None = None, *a: Any) -> Any:
+        names.append(str(name))
+        return compile_source(self, source, name, *a)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counted)
+    return names
+
+
+def test_the_next_report_reuses_the_compiled_templates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_templates: None
+) -> None:
+    monkeypatch.setenv("SHPC_CACHE_DIR", str(tmp_path / "cache"))
+    run = write_run(tmp_path / "run", job_records("a", [100.0, 110.0, 120.0]))
+    compiled = _compiled(monkeypatch)
+    # GIVEN a first report: its templates compiled from source, kept in the user's cache
+    build_report(run, plots=False)
+    first = (run / "report.html").read_text()
+    assert sorted(compiled) == ["base.html.j2", "report.html.j2"]
+    kept = tmp_path / "cache" / "report-templates"
+    assert len(list(kept.iterdir())) == 2 and kept.stat().st_mode & 0o777 == 0o700
+    # WHEN the next process builds the report again
+    html.environment.cache_clear()
+    compiled.clear()
+    build_report(run, plots=False)
+    # THEN it compiles nothing, and the page is the same
+    assert compiled == [] and (run / "report.html").read_text() == first
+
+
+@pytest.mark.parametrize("how", ["a file in the way", "writable by others"])
+def test_a_cache_directory_that_is_not_safely_the_users_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_templates: None, how: str
+) -> None:
+    root = tmp_path / "cache"
+    if how == "a file in the way":
+        root.write_text("")
+    else:  # compiled code there could be swapped by another user
+        (root / "report-templates").mkdir(parents=True)
+        (root / "report-templates").chmod(0o777)
+    monkeypatch.setenv("SHPC_CACHE_DIR", str(root))
+    assert html.bytecode_cache("settings") is None
+    # AND the report is built all the same, compiling its templates
+    run = write_run(tmp_path / "run", job_records("a", [100.0, 110.0]))
+    assert build_report(run, plots=False)["report.html"].is_file()
+
+
+def test_a_compiled_template_that_cannot_be_written_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHPC_CACHE_DIR", str(tmp_path / "cache"))
+    cache = html.bytecode_cache("settings")
+    assert cache is not None
+    shutil.rmtree(tmp_path / "cache")  # e.g. the cache cleaned up meanwhile
+    env = jinja2.Environment(loader=jinja2.DictLoader({"t": "{{ 1 + 1 }}"}), bytecode_cache=cache)
+    assert env.get_template("t").render() == "2"
