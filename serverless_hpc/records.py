@@ -14,7 +14,6 @@ import platform
 import sys
 import threading
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,6 +26,10 @@ _TRACKED_PACKAGES = ("serverless-hpc", "numpy", "ai-edge-litert", "tensorflow-cp
 
 def environment(target_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """The driver's environment: Python, package versions, CPU count, memory, OS."""
+    # Imported here: importlib.metadata (and the email package under it) is a tenth of the
+    # report's start-up, and the report reads records without writing an environment.
+    from importlib import metadata
+
     versions = {}
     for name in _TRACKED_PACKAGES:
         try:
