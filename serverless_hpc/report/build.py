@@ -59,13 +59,8 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
     written["summary.md"].write_text(markdown_table(rows), encoding="utf-8")
     configs = decision.configurations(data, rows, prices, profile)
     trains = training.trainings(data, prices, profile)
-    head = headline(
-        data,
-        rows,
-        decision.break_even(configs, prices),
-        vm_type=profile.vm_instance_type,
-        trains=trains,
-    )
+    break_even = decision.break_even(configs, prices)
+    head = headline(data, rows, break_even, vm_type=profile.vm_instance_type, trains=trains)
     written["headline.json"] = out / "headline.json"
     written["headline.json"].write_text(json.dumps(head, indent=2), encoding="utf-8")
     projected = projection.projection(data, profile, prices)
@@ -85,6 +80,7 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
         images,
         head=head,
         configs=configs,
+        break_even=break_even,
         projected=projected,
         memory=memory,
         trains=trains,
@@ -102,19 +98,23 @@ def render_report(
     *,
     head: dict[str, Any] | None = None,
     configs: Sequence[dict[str, Any]] | None = None,
+    break_even: Sequence[dict[str, Any]] | None = None,
     projected: Sequence[dict[str, Any]] | None = None,
     memory: Sequence[dict[str, Any]] | None = None,
     trains: Sequence[training.Training] | None = None,
     training_charts: dict[str, bytes] | None = None,
 ) -> str:
     """The self-contained report page; ``images`` and ``training_charts`` are SVG documents
-    (UTF-8, as written to their files) by file name."""
+    (UTF-8, as written to their files) by file name. What is not given is worked out from
+    ``data`` (:func:`build_report` gives what it has already worked out)."""
     from serverless_hpc.pricing_data import load_prices
 
     prices = load_prices()
     profile = load_profile()
     if configs is None:
         configs = decision.configurations(data, rows, prices, profile)
+    if break_even is None:
+        break_even = decision.break_even(configs, prices)
     if projected is None:
         projected = projection.projection(data, profile, prices)
     if memory is None:
@@ -131,7 +131,7 @@ def render_report(
         plots=[(name, html.inline_svg(svg)) for name, svg in images.items()],
         configs=configs,
         vm_type=profile.vm_instance_type,
-        break_even_rows=decision.break_even(configs, prices),
+        break_even_rows=break_even,
         invocation_break_even=decision.per_invocation_break_even(data, prices),
         prices_region=prices.region,
         prices_as_of=prices.as_of,
