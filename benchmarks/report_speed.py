@@ -14,7 +14,11 @@ Speed is a property of the machine and of its load: run it where you want figure
 read the ``load average`` it prints.
 
 Also timed: the same build with ``--no-plots`` (no SVG charts, pygal not imported), to show
-what the charts cost.
+what the charts cost, and one build with an empty cache directory (``$SHPC_CACHE_DIR``): the
+report keeps its compiled templates there, so that is what the first report after an install
+or an upgrade costs. The output says whether Python writes bytecode
+(``PYTHONDONTWRITEBYTECODE`` unset): if not, every build compiles the project's own modules
+from source too.
 
 Usage: python benchmarks/report_speed.py RUN_DIR [--repeats N] [--scales 1,10,100,1000]
 
@@ -42,7 +46,7 @@ from serverless_hpc.records import read_records
 CPU_S: dict[bool, list[float]] = {True: [], False: []}
 
 
-def _build_s(run_dir: Path, *extra: str) -> float:
+def _build_s(run_dir: Path, *extra: str, env: dict[str, str] | None = None) -> float:
     """Wall time of one report build in a fresh interpreter (as ``shpc bench`` runs it).
 
     Its CPU time is kept in :data:`CPU_S`: on a shared, loaded machine the wall time mostly
@@ -55,6 +59,7 @@ def _build_s(run_dir: Path, *extra: str) -> float:
         check=True,
         capture_output=True,
         timeout=900,
+        env=env,
     )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -94,9 +99,13 @@ def main() -> None:
     invocations_s = max(r["t_recv"] for r in records) - min(r["t_send"] for r in records)
     builds = [_build_s(args.run_dir) for _ in range(args.repeats)]
     bare = [_build_s(args.run_dir, "--no-plots") for _ in range(args.repeats)]
+    with tempfile.TemporaryDirectory(prefix="report-speed-cache-") as empty:
+        cold = _build_s(args.run_dir, env={**os.environ, "SHPC_CACHE_DIR": empty})
+        CPU_S[False].pop()  # not one of the builds the CPU median is about
     result: dict[str, object] = {
         "load_average": os.getloadavg(),
         "cpus": os.cpu_count(),
+        "python_writes_bytecode": not os.environ.get("PYTHONDONTWRITEBYTECODE"),
         "run": str(args.run_dir),
         "records": len(records),
         "invocations_s": round(invocations_s, 3),
@@ -106,6 +115,7 @@ def main() -> None:
         "report_cpu_s_median": round(statistics.median(CPU_S[False]), 3),
         "report_no_plots_s_median": round(statistics.median(bare), 3),
         "report_no_plots_cpu_s_median": round(statistics.median(CPU_S[True]), 3),
+        "report_s_empty_cache": round(cold, 3),
     }
     scaling = []
     with tempfile.TemporaryDirectory(prefix="report-speed-") as tmp:
