@@ -41,7 +41,7 @@ def test_median_ci_is_the_narrowest_order_statistic_interval_with_95_percent(n: 
         assert ci is None  # no interval of order statistics reaches 95% coverage
         return
     assert ci is not None
-    j = ci[0] - 100 + 1  # 1-based rank of the lower bound
+    j = int(ci[0]) - 100 + 1  # 1-based rank of the lower bound
     assert ci[1] == xs[n - j]
     assert _binom_coverage(n, j) >= 0.95
     assert _binom_coverage(n, j + 1) < 0.95  # one rank narrower would not cover
@@ -53,7 +53,7 @@ def test_median_ci_of_a_large_sample_matches_the_exact_binomial_ranks(n: int) ->
     xs = list(range(n))
     ci = median_ci(xs)
     assert ci is not None
-    j = ci[0] + 1
+    j = int(ci[0]) + 1
     # THEN it picks the same rank as exact binomial coefficients do
     assert _binom_coverage(n, j) >= 0.95 and _binom_coverage(n, j + 1) < 0.95
     assert ci[1] == xs[n - j]

@@ -235,7 +235,7 @@ def _cost(billed_ms: int, n: int, prices: Prices) -> float:
 
 def test_projection_warm_and_cold_by_hand() -> None:
     prices = load_prices()
-    common = {
+    common: dict[str, Any] = {
         "fit": FIT,
         "total_items": 100,
         "fanout": 4,
@@ -292,7 +292,12 @@ def test_projection_uneven_shards_waves_and_the_init_cap() -> None:
 
 def test_projection_flags_plans_that_break_a_limit_instead_of_projecting_them() -> None:
     prices, profile = load_prices(), _profile()
-    base = {"memory_mb": 1024, "cold": False, "cold_platform_ms": 0.0, "profile": profile}
+    base: dict[str, Any] = {
+        "memory_mb": 1024,
+        "cold": False,
+        "cold_platform_ms": 0.0,
+        "profile": profile,
+    }
     too_long = project(
         fit=Fit(0.0, 1000.0, 1, None, 0.0), total_items=1000, fanout=1, prices=prices, **base
     )
