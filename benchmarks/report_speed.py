@@ -22,6 +22,9 @@ from source too.
 
 Usage: python benchmarks/report_speed.py RUN_DIR [--repeats N] [--scales 1,10,100,1000]
 
+The builds run ``python -m serverless_hpc.report``, which imports the package from the current
+directory first: run it from the checkout to time (or from elsewhere with ``PYTHONPATH``).
+
 A 15-invocation run to time (needs a trained model in the store, e.g. from ``shpc bench
 --workloads train``): ``shpc bench --targets local-faas --workloads classify --shards 15
 --repeats 1 --modes natural -q --out /tmp/r15``.
@@ -122,12 +125,15 @@ def main() -> None:
         for factor in (int(x) for x in args.scales.split(",")):
             dest = Path(tmp) / f"x{factor}"
             n = _scaled(args.run_dir, factor, dest)
+            done = len(CPU_S[False])
             t = statistics.median([_build_s(dest) for _ in range(max(1, args.repeats // 2))])
+            cpu = statistics.median(CPU_S[False][done:])
             size = (dest / "report.html").stat().st_size
             scaling.append(
                 {
                     "records": n,
                     "report_s": round(t, 3),
+                    "report_cpu_s": round(cpu, 3),
                     "ms_per_record": round(t / n * 1e3, 3),
                     "report_html_kb": size // 1024,
                 }
