@@ -636,7 +636,7 @@ def build_parser(
     r.add_argument(
         "--no-plots",
         action="store_true",
-        help="skip the SVG charts (a faster report: about 0.1 s less for a small run)",
+        help="skip the SVG charts (a slightly faster report)",
     )
     r.set_defaults(func=cmd_report)
 
