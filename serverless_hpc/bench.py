@@ -109,6 +109,10 @@ class BenchConfig:
     train_repeats: int = 1
     #: Functions a data-parallel training runs on (each a plan point; 1: one function).
     train_workers: tuple[int, ...] = (1,)
+    #: Targets that run the long-running workloads (``train``); empty: every target. They
+    #: come first in ``targets``; the others read their store's latest model (the local
+    #: targets share one store, so they read the model a local training wrote).
+    train_on: tuple[str, ...] = ()
     modes: tuple[str, ...] = ("natural", "cold")
     cold_repeats: int = 2
     #: Memory sizes to sweep (MB); empty: each target's own setting, no sweep.
@@ -141,6 +145,7 @@ class BenchConfig:
                 f"got {list(self.memory_mb)}"
             )
         self._check_train_workers()
+        self._check_train_on()
         if any(m not in MODES for m in self.modes) or not self.modes:
             raise BenchError(f"--modes must be from {MODES}, got {list(self.modes)}")
         for name in self.workloads:
@@ -157,6 +162,23 @@ class BenchConfig:
                 f"--shards must be at most {MAX_SHARDS} (Lambda's default concurrency), "
                 f"got {list(self.shards)}"
             )
+
+    def _check_train_on(self) -> None:
+        stray = [t for t in self.train_on if t not in self.targets]
+        if stray:
+            raise BenchError(
+                f"--train-on: {', '.join(stray)} not in --targets ({', '.join(self.targets)})"
+            )
+        trains = [self.trains_on(t) for t in self.targets]
+        if trains != sorted(trains, reverse=True):
+            raise BenchError(
+                "--train-on: list the training targets first in --targets (the others read "
+                "the model they write)"
+            )
+
+    def trains_on(self, target: str) -> bool:
+        """Whether ``target`` runs the long-running workloads (``--train-on``)."""
+        return not self.train_on or target in self.train_on
 
     def _check_repeats(self) -> None:
         for option, value, bound in (
@@ -225,6 +247,8 @@ def _plan_one_size(cfg: BenchConfig, target: str) -> Iterator[Batch]:
     for spec in cfg.specs():
         params = cfg.params_of(spec.name)
         if spec.long_running:
+            if not cfg.trains_on(target):
+                continue
             for workers in cfg.train_workers if spec.data_parallel else (1,):
                 for r in range(cfg.train_repeats):
                     yield _batch(cfg, spec, target, params, 1, r, "natural", workers)
@@ -281,6 +305,8 @@ def count_invocations(
         per_size = 0
         for spec in cfg.specs():
             if spec.long_running:
+                if not cfg.trains_on(target):
+                    continue
                 params = cfg.params_of(spec.name)
                 epochs = int(params.get("epochs", 1))
                 for w in cfg.train_workers if spec.data_parallel else (1,):

@@ -116,6 +116,38 @@ def _kv(value: str) -> tuple[str, str]:
     return key, val
 
 
+def _add_train_options(b: argparse.ArgumentParser) -> None:
+    """``shpc bench``'s options for the long-running workloads (``train``)."""
+    from serverless_hpc.workloads.train import DEFAULT_EPOCHS as DEFAULT_TRAIN_EPOCHS
+
+    b.add_argument(
+        "--train-repeats", type=int, default=1, help="training runs per target (default 1)"
+    )
+    b.add_argument(
+        "--train-workers",
+        type=_int_csv,
+        default=(1,),
+        help="functions a training runs on, data-parallel with model averaging (once an "
+        "epoch, or --param train.syncs_per_epoch=S times); each count is a plan point (e.g. "
+        "1,2,4; default 1)",
+    )
+    b.add_argument(
+        "--train-on",
+        type=_csv,
+        metavar="TARGETS",
+        help="targets that train, listed first in --targets (default: every target); the "
+        "others read their store's latest model (the local targets share one store)",
+    )
+    b.add_argument(
+        "--train-epochs",
+        type=int,
+        help=f"training epochs (default: the train workload's, {DEFAULT_TRAIN_EPOCHS})",
+    )
+    b.add_argument(
+        "--train-limit", type=int, help="train on the first N training images only (for quick runs)"
+    )
+
+
 def _add_target_options(p: argparse.ArgumentParser) -> None:
     from serverless_hpc.targets.base import (
         MAX_CONCURRENCY,
@@ -279,6 +311,7 @@ def bench_config(args: argparse.Namespace, out: Path, run_id: str = "") -> Any:
         repeats=args.repeats,
         train_repeats=args.train_repeats,
         train_workers=tuple(args.train_workers),
+        train_on=tuple(args.train_on or ()),
         modes=args.modes,
         cold_repeats=args.cold_repeats,
         memory_mb=args.memory_mb or (),
@@ -533,7 +566,6 @@ def build_parser(
     must not exit, such as the dashboard's form check, raise from ``error`` instead.
     """
     from serverless_hpc import __version__, workloads
-    from serverless_hpc.workloads.train import DEFAULT_EPOCHS as DEFAULT_TRAIN_EPOCHS
 
     parser = parser_class(
         prog="shpc",
@@ -583,24 +615,7 @@ def build_parser(
         default=6,
         help="repeats per fan-out level (default 6: the fewest for a 95%% CI of a median)",
     )
-    b.add_argument(
-        "--train-repeats", type=int, default=1, help="training runs per target (default 1)"
-    )
-    b.add_argument(
-        "--train-workers",
-        type=_int_csv,
-        default=(1,),
-        help="functions a training runs on, data-parallel with model averaging after each "
-        "epoch; each count is a plan point (e.g. 1,2,4; default 1)",
-    )
-    b.add_argument(
-        "--train-epochs",
-        type=int,
-        help=f"training epochs (default: the train workload's, {DEFAULT_TRAIN_EPOCHS})",
-    )
-    b.add_argument(
-        "--train-limit", type=int, help="train on the first N training images only (for quick runs)"
-    )
+    _add_train_options(b)
     b.add_argument(
         "--modes",
         type=_csv,

@@ -704,3 +704,26 @@ def test_data_parallel_workers_scale_the_learning_rate_by_the_root_of_their_coun
     assert learning_rate_factor(TrainParams.model_validate({**dp, "workers": 4})) == 2.0
     two = learning_rate_factor(TrainParams.model_validate({**dp, "workers": 2}))
     assert two == pytest.approx(2**0.5)
+
+
+def test_train_on_keeps_the_training_to_the_targets_it_names(tmp_path: Path) -> None:
+    cfg = bench.BenchConfig(
+        out=tmp_path / "run",
+        targets=("local-faas", "standalone"),
+        workloads=("train", "dataproc"),
+        params={"train": {"epochs": 3}},
+        shards=(1,),
+        repeats=1,
+        modes=("natural",),
+        train_on=("local-faas",),
+    )
+    planned = {t: [b.workload for b in bench.plan(cfg, t)] for t in cfg.targets}
+    assert planned == {"local-faas": ["train", "dataproc"], "standalone": ["dataproc"]}
+    # the bar counts the one training's 3 epochs and one dataproc per target
+    assert bench.count_invocations(cfg, lambda _: True) == 3 + 1 + 1
+    with pytest.raises(bench.BenchError, match="--train-on: lambda not in --targets"):
+        bench.BenchConfig(out=tmp_path, targets=("local-faas",), train_on=("lambda",))
+    with pytest.raises(bench.BenchError, match="training targets first"):
+        bench.BenchConfig(
+            out=tmp_path, targets=("local-faas", "standalone"), train_on=("standalone",)
+        )
