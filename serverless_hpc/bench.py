@@ -719,7 +719,7 @@ def _run_locked(
 
 #: Why a model reader is skipped on a target whose planned writer produced no model.
 _NO_MODEL_REASON: Final = (
-    "{writer} on this target produced no model version; using an older ('latest') model "
+    "{writer} on {where} produced no model version; using an older ('latest') model "
     "would measure a different model than the run trained"
 )
 
@@ -739,6 +739,9 @@ class _RunState:
     batches: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     failed: int = 0
+    #: model -> the version the run's last training wrote, for the targets that do not
+    #: train (``--train-on``): they read it from the store they share with it.
+    model_versions: dict[str, str] = field(default_factory=dict)
 
     def write_meta(self) -> None:
         """Replace ``run.json`` whole (a temporary file renamed over it): a failed write
@@ -758,13 +761,18 @@ class _RunState:
         env = {**environment(target.describe()), "target": name}
         specs = workloads.specs()
         writers = _model_writers(cfg)
-        versions: dict[str, str] = {}  # model -> the version this run wrote on this target
+        trains = cfg.trains_on(name)
+        # model -> the version this run wrote on this target (or, where it does not train,
+        # the version the run's training targets wrote)
+        versions: dict[str, str] = {} if trains else dict(self.model_versions)
+        where = "this target" if trains else "the training targets (--train-on)"
         for planned in plan(cfg, name, supports_memory=target.supports_memory):
             batch = planned
             spec = specs[batch.workload]
             model = spec.model if spec.reads_models else None
             if model in writers and model not in versions:
-                self.skip(name, spec.name, _NO_MODEL_REASON.format(writer=writers[model]))
+                reason = _NO_MODEL_REASON.format(writer=writers[model], where=where)
+                self.skip(name, spec.name, reason)
                 self.total -= len(batch.requests)
                 if self.on_total:
                     self.on_total(self.total)  # the progress bar still ends at 100%
@@ -792,6 +800,7 @@ class _RunState:
                 fh.write(json.dumps(summary) + "\n")
             if spec.writes_models and spec.model and summary.get("model_version"):
                 versions[spec.model] = summary["model_version"]
+                self.model_versions[spec.model] = summary["model_version"]
 
     def skip(self, target: str, workload: str, reason: str) -> None:
         """Note (once per target and workload) that planned batches were not run, and why."""

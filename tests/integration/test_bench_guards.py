@@ -234,6 +234,35 @@ def test_failed_training_skips_that_targets_classify_instead_of_using_latest(
     assert totals[0] > totals[-1] == sum(done)
 
 
+@pytest.mark.usefixtures("doubles")
+def test_a_target_that_does_not_train_reads_the_model_the_training_target_wrote(
+    tmp_path: Path,
+) -> None:
+    # GIVEN two targets, only the first of which trains (--train-on)
+    cfg = _cfg(tmp_path / "run", "ok-double", workloads=("train", "classify"))
+    cfg = BenchConfig(
+        **{**_fields(cfg), "targets": ("ok-double", "train-fails"), "train_on": ("ok-double",)}
+    )
+    run(cfg)
+    # THEN the second was sent no training, and classified with the version the first wrote
+    assert {r["workload"] for r in TrainFailsTarget.sent} == {"classify"}
+    assert {r["params"]["version"] for r in TrainFailsTarget.sent} == {"v-new"}
+
+
+@pytest.mark.usefixtures("doubles")
+def test_when_the_training_target_fails_the_others_skip_its_readers(tmp_path: Path) -> None:
+    # GIVEN the only training target's training fails
+    cfg = _cfg(tmp_path / "run", "train-fails", workloads=("train", "classify"))
+    cfg = BenchConfig(
+        **{**_fields(cfg), "targets": ("train-fails", "ok-double"), "train_on": ("train-fails",)}
+    )
+    result = run(cfg)
+    # THEN the other target classifies nothing (no fallback to "latest") and says why
+    assert not OkTarget.sent
+    reasons = {(s["target"], s["reason"]) for s in result.skipped}
+    assert any(t == "ok-double" and "training targets (--train-on)" in why for t, why in reasons)
+
+
 def _fields(cfg: BenchConfig) -> dict[str, Any]:
     return {name: getattr(cfg, name) for name in BenchConfig.__dataclass_fields__}
 
