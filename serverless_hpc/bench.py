@@ -110,8 +110,8 @@ class BenchConfig:
     #: Functions a data-parallel training runs on (each a plan point; 1: one function).
     train_workers: tuple[int, ...] = (1,)
     #: Targets that run the long-running workloads (``train``); empty: every target. They
-    #: come first in ``targets``; the others read their store's latest model (the local
-    #: targets share one store, so they read the model a local training wrote).
+    #: come first in ``targets``; the others' readers are pinned to the model version the
+    #: last training wrote, which they find where they share its store (the local targets).
     train_on: tuple[str, ...] = ()
     modes: tuple[str, ...] = ("natural", "cold")
     cold_repeats: int = 2

@@ -136,7 +136,8 @@ def _add_train_options(b: argparse.ArgumentParser) -> None:
         type=_csv,
         metavar="TARGETS",
         help="targets that train, listed first in --targets (default: every target); the "
-        "others read their store's latest model (the local targets share one store)",
+        "others classify with the model version they wrote (the local targets share one "
+        "model store)",
     )
     b.add_argument(
         "--train-epochs",
