@@ -94,19 +94,12 @@ def _bool_option(value: str | None, name: str) -> bool | None:
     raise TargetUnavailable(f"openwhisk: --target-opt {name} must be true or false, got {value!r}")
 
 
-def _annotations(record: dict[str, Any]) -> dict[str, Any]:
+def _key_values(entity: dict[str, Any], field: str) -> dict[str, Any]:
+    """An entity's ``annotations`` or ``parameters`` (a list of ``{key, value}``) as a dict."""
     return {
-        a["key"]: a.get("value")
-        for a in record.get("annotations") or []
-        if isinstance(a, dict) and "key" in a
-    }
-
-
-def _parameters(entity: dict[str, Any]) -> dict[str, Any]:
-    return {
-        p["key"]: p.get("value")
-        for p in entity.get("parameters") or []
-        if isinstance(p, dict) and "key" in p
+        kv["key"]: kv.get("value")
+        for kv in entity.get(field) or []
+        if isinstance(kv, dict) and "key" in kv
     }
 
 
@@ -118,7 +111,7 @@ def _number(value: Any) -> float | None:
 
 def outcome_from_activation(record: dict[str, Any]) -> Outcome:
     """Turn an activation record into an :class:`Outcome` (see the module docstring)."""
-    ann = _annotations(record)
+    ann = _key_values(record, "annotations")
     init_ms = _number(ann.get("initTime"))
     total_ms = _number(record.get("duration"))
     duration_ms = total_ms - init_ms if total_ms is not None and init_ms is not None else total_ms
@@ -260,7 +253,7 @@ class OpenWhiskTarget(Target):
             if entity is not None and is_managed(entity, self.project):
                 limits = entity.get("limits") or {}
                 self._actions[str(entity["name"])] = limits.get("memory")
-                bound = _parameters(entity).get(STORE_PARAM)
+                bound = _key_values(entity, "parameters").get(STORE_PARAM)
                 if isinstance(bound, str) and bound:
                     self._bound_stores[str(entity["name"])] = bound
         self._limits = client.get_limits()
