@@ -280,6 +280,7 @@ class _RunState:
                 batch = with_version(batch, versions[model])
             strategy = strategy_of(spec, batch)
             recs, results = strategy(ctx, batch)
+            self.writer.sync()  # the group commit's batch end: the batch's records on disk
             self.failed += sum(1 for r in recs if not r.ok)
             summary = batch_summary(batch, recs, results)
             if strategy is not run_fanout:
