@@ -45,7 +45,7 @@ META_SCHEMA: Final[dict[str, tuple[type, ...]]] = {
     "finished": _NUM,
     "aborted": (dict,),
     "planned_invocations": (int,),
-    "planned_steps": (int,),
+    "planned_epochs": (int,),
     "skipped": (list,),
     "memory_ignored_by": (list,),
 }
