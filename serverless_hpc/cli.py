@@ -304,6 +304,9 @@ def bench_config(args: argparse.Namespace, out: Path, run_id: str = "") -> Any:
     """
     from serverless_hpc import bench
 
+    params = workload_params(args)
+    _check_store_option(args.store, reach=False)
+    _check_model_params(params)
     return bench.BenchConfig(
         out=out,
         targets=args.targets,
@@ -316,10 +319,45 @@ def bench_config(args: argparse.Namespace, out: Path, run_id: str = "") -> Any:
         modes=args.modes,
         cold_repeats=args.cold_repeats,
         memory_mb=args.memory_mb or (),
-        params=workload_params(args),
+        params=params,
         settings=_settings(args, out),
         run_id=run_id,
     )
+
+
+def _check_store_option(uri: str | None, *, reach: bool) -> None:
+    """``BenchError`` naming ``--store`` when it (or ``$SHPC_STORE``) cannot be a store;
+    with ``reach``, an S3 bucket must also exist and answer (one short request)."""
+    import os
+
+    from serverless_hpc.bench import BenchError
+    from serverless_hpc.contract import ContractError
+    from serverless_hpc.store import check_store, check_store_uri
+
+    option = "--store"
+    if uri is None:
+        uri, option = os.environ.get("SHPC_STORE"), "$SHPC_STORE"
+        if not uri:
+            return
+    try:
+        check_store(uri) if reach else check_store_uri(uri)
+    except ContractError as exc:
+        raise BenchError(f"{option}: {exc}") from None
+
+
+def _check_model_params(params: dict[str, dict[str, Any]]) -> None:
+    """``BenchError`` naming ``--param W.model`` for a model name that is not one safe path
+    segment (it becomes a store key)."""
+    from serverless_hpc.bench import BenchError
+    from serverless_hpc.contract import ContractError
+    from serverless_hpc.store import check_model_name
+
+    for workload, values in params.items():
+        if "model" in values:
+            try:
+                check_model_name(values["model"])
+            except ContractError as exc:
+                raise BenchError(f"--param {workload}.model: {exc}") from None
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -334,6 +372,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bench.check_out_dir(out)  # before anything is created (claimed and checked again below)
     cfg = bench_config(args, out, run_id)
     bench.check_plan_size(cfg, confirmed=args.yes)
+    _check_store_option(args.store, reach=True)
     # Held until the report is built: a second run on the same --out is refused meanwhile.
     with bench.claim_out_dir(out, run_id) as lock:
         if lock.stale is not None:
@@ -514,6 +553,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     if args.memory_mb and len(args.memory_mb) > 1:
         print("error: --memory-mb: 'shpc invoke' takes one size", file=sys.stderr)
         return EXIT_USAGE
+    _check_store_option(args.store, reach=True)
     settings = _with_data(_settings(args, None), args)
     timeout = args.timeout
     if timeout is None:
@@ -773,7 +813,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback only with -v
         if args.verbose:
-            traceback.print_exc(file=sys.stderr)
+            from serverless_hpc.redact import scrub
+
+            print(scrub(traceback.format_exc()), end="", file=sys.stderr)
         _error(
             f"internal error: {type(exc).__name__}: {exc}"
             + ("" if args.verbose else " (run with -v for the traceback)")
