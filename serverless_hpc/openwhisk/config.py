@@ -228,7 +228,9 @@ def load_credentials(
     values = {"NAMESPACE": DEFAULT_NAMESPACE, "APIVERSION": DEFAULT_API_VERSION}
     #: Per setting, the source it was last taken from (named when it is malformed).
     origin: dict[str, str] = {}
-    layers = [(str(path), _file_values(path, explicit=explicit_file))]
+    layers: list[tuple[str, Mapping[str, str | None]]] = [
+        (str(path), _file_values(path, explicit=explicit_file))
+    ]
     layers += [(name, {key: env.get(name)}) for name, key in _ENV_KEYS]
     layers += [
         (f"--{key.lower()}", {key: value})
