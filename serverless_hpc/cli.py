@@ -425,17 +425,13 @@ def _bench_claimed(args: argparse.Namespace, cfg: Any, lock: Any) -> int:
     if report_error is None:
         print(f"report:  {out / 'report.html'}")
     for skip in result.skipped:
-        print(
-            f"error: skipped {skip['workload']} on {skip['target']}: {skip['reason']}",
-            file=sys.stderr,
-        )
+        _error(f"skipped {skip['workload']} on {skip['target']}: {skip['reason']}")
     if result.failed:
-        print(f"error: {result.failed} invocation(s) failed; see the report", file=sys.stderr)
+        _error(f"{result.failed} invocation(s) failed; see the report")
     if report_error is not None:
-        print(
-            f"error: the report could not be built ({report_error}); the records are kept. "
-            f"Rebuild it with: shpc report {out}",
-            file=sys.stderr,
+        _error(
+            f"the report could not be built ({report_error}); the records are kept. "
+            f"Rebuild it with: shpc report {out}"
         )
         return EXIT_REPORT_FAILED
     return EXIT_FAILED_INVOCATIONS if result.failed or result.skipped else EXIT_OK

@@ -41,6 +41,7 @@ from typing import Any, Final
 from serverless_hpc import safeio
 from serverless_hpc.contract import PLATFORM_ERROR, ContractError, InvalidRequest, NotFound
 from serverless_hpc.host import cache_dir
+from serverless_hpc.redact import register_url
 from serverless_hpc.store_base import KEY_PART_RE, Store, check_key
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ def open_store(uri: str | None = None) -> Store:
     ``s3://`` URIs need the ``aws`` extra; the S3 implementation is imported only then.
     """
     uri = uri or default_store_uri()
+    register_url(uri)  # a password in a URI is a secret wherever the URI is shown
     if uri.startswith("s3://"):
         try:
             from serverless_hpc.store_s3 import S3Store
@@ -148,6 +150,7 @@ def check_store_uri(uri: str) -> str:
         raise InvalidRequest(
             f"the store URI is {len(uri)} characters long, more than {MAX_STORE_URI_LENGTH}"
         )
+    register_url(uri)
     if not uri.isprintable():
         raise InvalidRequest("the store URI holds control characters")
     if uri.startswith("s3://"):
