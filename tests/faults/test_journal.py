@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,3 +161,85 @@ def test_kill_9_mid_sweep_then_the_next_run_restores_the_memory_first(
     assert records and all(r["memory_mb"] == original for r in records)
     assert controller.actions[action]["limits"]["memory"] == original
     assert not (tmp_path / "state" / journal.JOURNAL_FILE).exists()
+
+
+# -- lambda: the same hooks, against botocore's Stubber (a test double of the Lambda API) --
+
+
+def _lambda_target(stub_client: Any) -> Any:
+    from serverless_hpc import workloads
+    from serverless_hpc.targets.aws_lambda import LambdaTarget
+    from serverless_hpc.targets.base import TargetSettings
+
+    extra = {f"function.{w}": f"fn-{w}" for w in workloads.names()}
+    return LambdaTarget(
+        TargetSettings(extra={**extra, "architecture": "x86_64", "region": "eu-west-1"}),
+        lambda_client=stub_client,
+        sleep=lambda _s: None,
+    )
+
+
+def _stub_update(stub: Any, memory: int) -> None:
+    stub.add_response(
+        "update_function_configuration",
+        {"MemorySize": memory, "LastUpdateStatus": "InProgress"},
+        {"FunctionName": "fn-classify", "MemorySize": memory},
+    )
+    stub.add_response(
+        "get_function",
+        {"Configuration": {"LastUpdateStatus": "Successful"}},
+        {"FunctionName": "fn-classify"},
+    )
+
+
+def test_lambda_journals_a_change_and_the_next_target_restores_a_dead_drivers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    boto3 = pytest.importorskip("boto3")
+    from botocore.stub import Stubber
+
+    client = boto3.client(
+        "lambda", region_name="eu-west-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    with Stubber(client) as stub:
+        # GIVEN a driver that set fn-classify from 2048 to 512 MB and then died (its entry's
+        # owner made one that no process holds, as after kill -9)
+        first = _lambda_target(client)
+        first.open()
+        stub.add_response(
+            "get_function_configuration", {"MemorySize": 2048}, {"FunctionName": "fn-classify"}
+        )
+        _stub_update(stub, 512)
+        first.set_memory("classify", 512)
+        data = json.loads(journal.journal_path().read_text())
+        assert [(e["resource"], e["original"]) for e in data["entries"]] == [("fn-classify", 2048)]
+        data["entries"][0]["owner"] = "1-deadbeef.lock"
+        journal.journal_path().write_text(json.dumps(data))
+        # WHEN the next target opens THEN it puts 2048 MB back first, and says so
+        _stub_update(stub, 2048)
+        with caplog.at_level(logging.WARNING, logger="serverless_hpc.journal"):
+            _lambda_target(client).open()
+        stub.assert_no_pending_responses()
+        assert "fn-classify memory_mb restored to 2048" in caplog.text
+        assert not journal.journal_path().exists()
+
+
+def test_lambda_clears_its_entry_when_it_restores(caplog: pytest.LogCaptureFixture) -> None:
+    boto3 = pytest.importorskip("boto3")
+    from botocore.stub import Stubber
+
+    client = boto3.client(
+        "lambda", region_name="eu-west-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    with Stubber(client) as stub:
+        target = _lambda_target(client)
+        target.open()
+        stub.add_response(
+            "get_function_configuration", {"MemorySize": 1769}, {"FunctionName": "fn-classify"}
+        )
+        _stub_update(stub, 512)
+        _stub_update(stub, 1769)
+        target.set_memory("classify", 512)
+        assert journal.journal_path().exists()
+        target.close()
+        assert not journal.journal_path().exists()
