@@ -105,6 +105,7 @@ def test_one_off_secrets_are_removed_without_being_registered() -> None:
 def test_the_log_formatter_scrubs_messages_and_tracebacks() -> None:
     register(TOKEN)
     formatter = RedactingFormatter("%(message)s")
+
     def fail() -> None:
         raise RuntimeError(f"upstream echoed {TOKEN}")
 
