@@ -295,28 +295,39 @@ def forget_owner(entry: Entry) -> None:
         (state_dir() / OWNERS_DIR / entry.owner).unlink(missing_ok=True)
 
 
-def restore_leftovers(platform: str, restore: Callable[[Entry], None]) -> list[Entry]:
+def restore_leftovers(platform: str, restore: Callable[[Entry], object]) -> list[Entry]:
     """Put back every leftover setting of ``platform`` with ``restore(entry)``, clear each
-    one restored, and log that it was; the entries restored.
+    one, and log what was done; the entries handled.
 
-    An exception from ``restore`` propagates (the entry stays journalled): the caller must not
-    measure on a platform it could not put back.
+    ``restore`` returns False when there is nothing to put back (the resource is gone); the
+    entry is cleared and the log says so. An exception from ``restore`` propagates (the entry
+    stays journalled): the caller must not measure on a platform it could not put back.
     """
     done = []
     for entry in leftovers(platform):
-        restore(entry)
+        restored = restore(entry) is not False
         clear(entry.platform, entry.resource, entry.setting)
-        log.warning(
-            "%s: %s %s restored to %d, as it was before a driver (pid %d on %s, %s) that died "
-            "changed it",
-            platform,
-            entry.resource,
-            entry.setting,
-            entry.original,
-            entry.pid,
-            entry.host,
-            time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(entry.time)),
+        died = (
+            f"a driver (pid {entry.pid} on {entry.host}, "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(entry.time))}) that died"
         )
+        if restored:
+            log.warning(
+                "%s: %s %s restored to %d, as it was before %s changed it",
+                platform,
+                entry.resource,
+                entry.setting,
+                entry.original,
+                died,
+            )
+        else:
+            log.warning(
+                "%s: %s, whose %s %s changed, no longer exists; its journal entry is dropped",
+                platform,
+                entry.resource,
+                entry.setting,
+                died,
+            )
         forget_owner(entry)
         done.append(entry)
     return done

@@ -331,10 +331,12 @@ class OpenWhiskTarget(Target):
         creds = self.credentials
         return f"openwhisk:{creds.base_url}/{creds.namespace}/{self.package}"
 
-    def _restore_leftover(self, entry: journal.Entry) -> None:
-        """Put back an action memory a dead driver journalled (a gone action: nothing to do)."""
-        if entry.resource in self._actions:
-            self._put_memory(entry.resource, entry.original)
+    def _restore_leftover(self, entry: journal.Entry) -> bool:
+        """Put back an action memory a dead driver journalled; False for a gone action."""
+        if entry.resource not in self._actions:
+            return False
+        self._put_memory(entry.resource, entry.original)
+        return True
 
     def close(self) -> None:
         """Restore the actions' memory, then close the HTTP session."""

@@ -86,6 +86,18 @@ def test_a_failed_restore_keeps_the_entry(tmp_path: Path) -> None:
     assert len(journal.leftovers("openwhisk:test")) == 1
 
 
+def test_an_entry_for_a_resource_that_is_gone_is_dropped_saying_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", DIES_AFTER_RECORDING], env=env, timeout=60, check=False)
+    with caplog.at_level(logging.WARNING, logger="serverless_hpc.journal"):
+        handled = journal.restore_leftovers("openwhisk:test", lambda _e: False)
+    assert len(handled) == 1 and "sleep, whose memory_mb" in caplog.text
+    assert "no longer exists" in caplog.text and "restored" not in caplog.text
+    assert journal.leftovers("openwhisk:test") == []
+
+
 def test_a_corrupt_journal_is_moved_aside_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
