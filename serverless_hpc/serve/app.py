@@ -12,7 +12,7 @@ plus ``"field"`` naming the form field for a bad run request, or ``"run_id"`` fo
 ``POST /api/runs``
     Start a run. Body: ``{"targets": [...], "workloads": [...], "shards": [...], "repeats": n,
     "modes": [...], "images": n, "memory_mb": n, "params": {workload: {key: value}}, ...}``
-    (fields as :data:`serverless_hpc.serve.runs.FORM_FIELDS`; lists may be comma-separated
+    (fields as :func:`serverless_hpc.serve.runs.form_fields`; lists may be comma-separated
     strings). 201 ``{"id", "url"}``; 422 naming the field (the CLI's own checks); 409 when
     ``--max-runs`` runs are going (the message and ``run_id`` say which).
 ``GET /api/runs/{id}``
@@ -36,9 +36,11 @@ only when it is a plain ASCII number of at most 18 digits. Pages build every ele
 ``textContent``, under a Content-Security-Policy that allows only this server's own scripts.
 
 Files: the report is served only if ``report.html`` is a regular file, not a symbolic link
-(``O_NOFOLLOW``, ``fstat``), inside the results directory. Before a run's files are read, the
-ones the dashboard reads must be regular files or absent (a FIFO there would block a worker
-thread for good): a run holding anything else answers 422 and is listed as ``unreadable``.
+(``O_NOFOLLOW``, ``fstat``), inside the results directory. Before a run's files are read with
+a plain ``open`` (:data:`~serverless_hpc.serve.bounds.PLAIN_READS`; every file of both runs
+before ``shpc compare``), they must be regular files or absent (a FIFO there would block a
+worker thread for good): a run holding anything else answers 422 and is listed as
+``unreadable``.
 The token is registered as a secret (:mod:`serverless_hpc.redact`), so no log line shows it.
 """
 
@@ -75,6 +77,7 @@ from serverless_hpc.serve.bounds import (
     MAX_HEADERS,
     MAX_JSON_DEPTH,
     MAX_REPORT_BYTES,
+    PLAIN_READS,
     UnreadableRun,
     check_run_files,
     json_depth_exceeds,
@@ -338,8 +341,9 @@ def _add_api(
 
     @api.get("/api/options")
     def options() -> dict[str, Any]:
-        """What the form offers: targets, workloads and the CLI's defaults."""
+        """What the form offers: targets, workloads, their options and the CLI's defaults."""
         from serverless_hpc import cli, targets, workloads
+        from serverless_hpc.serve.runs import workload_fields
 
         bench = cli.build_parser().parse_args(["bench"])
         return {
@@ -358,6 +362,7 @@ def _add_api(
                 "cold_repeats": bench.cold_repeats,
                 "train_repeats": bench.train_repeats,
             },
+            "workload_options": workload_fields(),
             "max_runs": runs.max_runs,
         }
 
@@ -367,7 +372,7 @@ def _add_api(
         out = []
         for run_id in runs.run_ids():
             try:
-                check_run_files(runs.results / run_id)
+                check_run_files(runs.results / run_id, PLAIN_READS)
                 out.append(runs.status(run_id))
             except RunNotFound:
                 continue  # removed while listing
@@ -389,13 +394,13 @@ def _add_api(
     @api.get("/api/runs/{run_id}")
     def run_detail(run_id: str) -> dict[str, Any]:
         """A run's status, plan and progress."""
-        check_run_files(runs.run_dir(run_id))
+        check_run_files(runs.run_dir(run_id), PLAIN_READS)
         return runs.detail(run_id)
 
     @api.get("/api/runs/{run_id}/events")
     def events(run_id: str, request: Request) -> StreamingResponse:
         """Live progress as server-sent events, resumable with ``Last-Event-ID``."""
-        check_run_files(runs.run_dir(run_id))
+        check_run_files(runs.run_dir(run_id), PLAIN_READS)
         offset = last_event_offset(request.headers.get("last-event-id"))
         stream = run_events(runs, run_id, offset=offset, **events_options)
         return StreamingResponse(
@@ -405,7 +410,7 @@ def _add_api(
     @api.post("/api/runs/{run_id}/cancel", status_code=202)
     def cancel(run_id: str) -> dict[str, Any]:
         """Interrupt a going run; its records so far are kept."""
-        check_run_files(runs.run_dir(run_id))
+        check_run_files(runs.run_dir(run_id), PLAIN_READS)
         runs.cancel(run_id)
         return {"id": run_id, "status": runs.status(run_id)["status"]}
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from serverless_hpc import safeio
+from serverless_hpc.rundir import files
 
 #: Deepest JSON nesting accepted in a request body (a run request is two levels deep).
 MAX_JSON_DEPTH: Final = 32
@@ -28,15 +29,18 @@ MAX_REPORT_BYTES: Final = 64 * 2**20
 #: Longest ``Last-Event-ID`` used (a byte offset; 18 digits is beyond any file's size).
 MAX_EVENT_ID_DIGITS: Final = 18
 #: The files of a run directory the dashboard reads (each must be a regular file or absent).
+#: Of those, the ones the run list and a run's page still read with a plain ``open`` (which a
+#: FIFO would block for good): checked before every request that reads a run.
+PLAIN_READS: Final = (files.HEADLINE, files.SERVE_LOG)
 RUN_FILES: Final = (
-    "run.json",
-    "serve.json",
-    "records.jsonl",
-    "batches.jsonl",
-    "headline.json",
-    "summary.csv",
-    "serve.log",
-    "report.html",
+    files.RUN_META,
+    files.SERVE_META,
+    files.RECORDS,
+    files.BATCHES,
+    files.HEADLINE,
+    files.SUMMARY_CSV,
+    files.SERVE_LOG,
+    files.REPORT_HTML,
 )
 
 
@@ -77,10 +81,10 @@ class UnreadableRun(Exception):
     """A run directory holds a file the dashboard must not open (see the module docstring)."""
 
 
-def check_run_files(run_dir: Path) -> None:
-    """:class:`UnreadableRun` naming the first of :data:`RUN_FILES` that exists and is not a
-    regular file (a symbolic link included); a stat each, so it never blocks."""
-    for name in RUN_FILES:
+def check_run_files(run_dir: Path, names: tuple[str, ...] = RUN_FILES) -> None:
+    """:class:`UnreadableRun` naming the first of ``names`` that exists and is not a regular
+    file (a symbolic link included); a stat each, so it never blocks."""
+    for name in names:
         try:
             mode = os.lstat(run_dir / name).st_mode
         except FileNotFoundError:
