@@ -98,6 +98,10 @@ class Outcome:
     #: True when the CPU granted to the invocations in flight with this one exceeded the
     #: machine's CPUs (its figures then measure the machine); None where not assessed.
     oversubscribed: bool | None = None
+    #: Answers that said "throttled" (HTTP 429 and the like) before the final one.
+    throttled: int = 0
+    #: Times the request was re-sent (after a throttle, or a connection that never opened).
+    retries: int = 0
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.breakdown) - _PHASES)
@@ -214,6 +218,8 @@ class InvocationRecord:
             instance=o.instance,
             resources=o.resources,
             oversubscribed=o.oversubscribed,
+            throttled=o.throttled,
+            retries=o.retries,
             result=self.result,
             env=self.env,
             leg=self.leg,

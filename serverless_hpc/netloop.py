@@ -1,0 +1,134 @@
+"""One background asyncio loop for a network client, and total deadlines on its exchanges.
+
+The cloud clients (the ``lambda`` target's Invoke dispatch, the OpenWhisk REST client) talk
+HTTP through :mod:`aiohttp` on a loop that runs in its own daemon thread, so that:
+
+* a fan-out of a thousand requests is a thousand coroutines, not a thousand threads, and
+  the driver's CPU per invocation stays small (``benchmarks/fanout.py`` measures it);
+* every exchange runs under **one** deadline for all of it (connect, send, every byte of
+  the reply): a cancellation at the deadline, which a server that drips one byte every few
+  seconds cannot defeat the way it defeats per-read socket timeouts;
+* the caller's thread waits on a future, which a signal (Ctrl-C, SIGTERM) interrupts at
+  once; the exchange is then cancelled, so nothing keeps running on its behalf.
+
+Blocking callers use :meth:`LoopThread.run`; the loop is started on first use and stopped by
+:meth:`LoopThread.close`. This module imports nothing from the project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Coroutine
+from typing import Any, Final, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: How long :meth:`LoopThread.run` waits past a call's own deadline before it gives up on
+#: the loop itself (a deadline enforced inside the loop ends the call well before that).
+GRACE_S: Final = 5.0
+#: How long :meth:`LoopThread.close` waits for the cancelled work and the thread to end.
+CLOSE_WAIT_S: Final = 5.0
+
+
+class DeadlineExceeded(TimeoutError):
+    """A network exchange did not complete within its total deadline."""
+
+
+class LoopThread:
+    """An event loop in a daemon thread; thread-safe; see the module docstring."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop (started on first use)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self.name}: the network loop is closed")
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def serve() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                thread = threading.Thread(target=serve, name=self.name, daemon=True)
+                thread.start()
+                ready.wait()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop; the caller owns the returned future."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def run(self, coro: Coroutine[Any, Any, T], *, timeout_s: float | None = None) -> T:
+        """Run ``coro`` on the loop and return its result, from any other thread.
+
+        ``timeout_s`` is a backstop only (plus :data:`GRACE_S`): the coroutine is expected to
+        bound itself (:func:`within`). An interrupt of the waiting thread (Ctrl-C, a signal
+        handler raising) cancels the coroutine before it propagates.
+        """
+        fut = self.submit(coro)
+        try:
+            return fut.result(None if timeout_s is None else timeout_s + GRACE_S)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise DeadlineExceeded(f"{self.name}: no result within {timeout_s:g} s") from None
+        except BaseException:
+            fut.cancel()
+            raise
+
+    def close(self) -> None:
+        """Cancel whatever still runs on the loop, stop it and join its thread."""
+        with self._lock:
+            loop, thread, self._closed = self._loop, self._thread, True
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+
+        async def cancel_all() -> None:
+            me = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not me]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            asyncio.run_coroutine_threadsafe(cancel_all(), loop).result(CLOSE_WAIT_S)
+        except (concurrent.futures.TimeoutError, RuntimeError) as exc:
+            log.warning("%s: work still pending at close: %s", self.name, exc)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(CLOSE_WAIT_S)
+        if thread.is_alive():
+            log.warning("%s: the network loop did not stop within %g s", self.name, CLOSE_WAIT_S)
+        else:
+            loop.close()
+
+
+async def within(coro: Coroutine[Any, Any, T], deadline_s: float, what: str) -> T:
+    """``coro``'s result, or :class:`DeadlineExceeded` naming ``what`` after ``deadline_s``.
+
+    The one deadline covers everything the coroutine awaits: connecting, sending, and
+    reading every byte of the reply.
+    """
+    limit = asyncio.timeout(max(deadline_s, 0.0))
+    try:
+        async with limit:
+            return await coro
+    except TimeoutError:
+        if not limit.expired():
+            raise  # a timeout of the exchange's own, not the deadline
+        raise DeadlineExceeded(f"{what}: no complete answer within {deadline_s:g} s") from None
