@@ -199,6 +199,47 @@ def _instance_of(runtime: dict[str, Any]) -> str | None:
     return str(runtime["pid"]) if "pid" in runtime else None
 
 
+class _Attempts:
+    """One request of a batch across its attempts: what the outcome records about them."""
+
+    def __init__(
+        self,
+        index: int,
+        request: dict[str, Any],
+        timeout_s: float,
+        clock: Callable[[], float],
+        rng: Callable[[], float],
+    ) -> None:
+        self.index, self.request, self.timeout_s = index, request, timeout_s
+        self.body = json.dumps(request).encode()
+        self._clock = clock
+        self.start = clock()
+        self.backoff = Backoff(
+            timeout_s, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S, clock=clock, rng=rng
+        )
+        self.attempt = self.throttled = self.retries = 0
+        self.t_send: float | None = None
+        self.t0 = 0.0
+        self.outcome: Outcome | None = None
+
+    def sending(self) -> None:
+        """Note the first send (``t_send``, and the start of ``client_ms``)."""
+        if self.t_send is None:
+            self.t_send, self.t0 = time.time(), time.perf_counter()
+
+    def left(self) -> float:
+        """Seconds left of the invocation's deadline (counted from its creation)."""
+        return self.start + self.timeout_s - self._clock()
+
+    def finished(self) -> TimedOutcome:
+        """The timed outcome, with the throttles and retries it took."""
+        assert self.outcome is not None
+        self.outcome.throttled, self.outcome.retries = self.throttled, self.retries
+        t_recv = time.time()
+        client_ms = (time.perf_counter() - self.t0) * 1e3 if self.t_send is not None else 0.0
+        return TimedOutcome(self.outcome, client_ms, self.t_send or t_recv, t_recv)
+
+
 #: Lambda's longest function timeout (15 minutes).
 LAMBDA_MAX_TIMEOUT_S: Final = 900.0
 
@@ -232,6 +273,12 @@ class LambdaTarget(Target):
                 f"timeout of {LAMBDA_MAX_TIMEOUT_S:g} s"
             )
         require_boto3(self.name)
+        try:
+            import aiohttp  # noqa: F401 - the Invoke fan-out's HTTP client
+        except ImportError as exc:
+            raise TargetUnavailable(
+                f"lambda: aiohttp is not installed ({exc}); pip install 'serverless-hpc[aws]'"
+            ) from exc
         extra = self.target_options()
         self.prefix = extra.get("stack_prefix", aws.DEFAULT_STACK_PREFIX)
         self.region = extra.get("region")
@@ -490,75 +537,90 @@ class LambdaTarget(Target):
         limit: int,
         refused: dict[str, str],
     ) -> list[TimedOutcome]:
+        """Send every request, at most ``limit`` at once, with ``min(fan-out, limit)`` senders.
+
+        A request to re-send goes back into the queue when its backoff ends, so the sender
+        takes another request meanwhile: a backoff never holds an in-flight slot.
+        """
         if self._slots is None:
             self._slots = asyncio.Semaphore(limit)  # one per target: invoke() shares it
+        loop = asyncio.get_running_loop()
         out: list[TimedOutcome | None] = [None] * len(requests)
-        pending = iter(range(len(requests)))
+        ready: asyncio.Queue[_Attempts] = asyncio.Queue()
+        left = len(requests)
+        done = asyncio.Event()
+        for index, req in enumerate(requests):
+            early = self._refusal(req, refused)
+            if early is not None:
+                out[index], left = early, left - 1
+            else:
+                ready.put_nowait(_Attempts(index, req, timeout_s, self._clock, self._rng))
+        if left == 0:
+            return [t for t in out if t is not None]
 
-        async def worker() -> None:
-            for index in pending:
-                out[index] = await self._one(dispatcher, requests[index], timeout_s, refused)
+        async def sender() -> None:
+            nonlocal left
+            while True:
+                state = await ready.get()
+                delay = await self._attempt(dispatcher, state)
+                if delay is None:
+                    out[state.index] = state.finished()
+                    left -= 1
+                    if left == 0:
+                        done.set()
+                else:
+                    loop.call_later(delay, ready.put_nowait, state)
 
-        await asyncio.gather(*(worker() for _ in range(min(len(requests), limit))))
+        senders = [asyncio.create_task(sender()) for _ in range(min(left, limit))]
+        try:
+            await done.wait()
+        finally:
+            for task in senders:
+                task.cancel()
+            await asyncio.gather(*senders, return_exceptions=True)
         return [t for t in out if t is not None]
 
-    async def _one(
-        self,
-        dispatcher: Dispatcher,
-        request: dict[str, Any],
-        timeout_s: float,
-        refused: dict[str, str],
-    ) -> TimedOutcome:
-        """One invocation with its retries: re-sent only when it provably never ran."""
+    def _refusal(self, request: dict[str, Any], refused: dict[str, str]) -> TimedOutcome | None:
+        """The outcome of a request that is not sent at all, else None."""
         workload = str(request.get("workload", ""))
-        fn = self.functions.get(workload)
-        if fn is None:
-            msg = f"field 'workload': no function for {workload!r}"
-            return _failed("InvalidRequest", msg)
+        if workload not in self.functions:
+            return _failed("InvalidRequest", f"field 'workload': no function for {workload!r}")
         if workload in refused:
             return _failed(PLATFORM_ERROR, refused[workload])
+        return None
+
+    async def _attempt(self, dispatcher: Dispatcher, state: _Attempts) -> float | None:
+        """Send ``state``'s request once; None when it has its outcome, else the backoff (s)."""
         assert self._slots is not None
-        body = json.dumps(request).encode()
-        start = self._clock()
-        backoff = Backoff(
-            timeout_s, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S, clock=self._clock, rng=self._rng
-        )
-        t_send: float | None = None
-        t0 = 0.0
-        throttled = retries = 0
-        outcome: Outcome | None = None
-        for attempt in range(MAX_ATTEMPTS):
-            reply: Reply | InvokeError
-            async with self._slots:
-                if t_send is None:
-                    t_send, t0 = time.time(), time.perf_counter()
-                left = start + timeout_s - self._clock()
-                try:
-                    reply = await dispatcher.invoke(fn, body, deadline_s=left)
-                except InvokeError as exc:
-                    reply = exc
-            outcome, code, why = self._verdict(fn, reply)
-            if outcome is not None:
-                break
-            throttled += code in THROTTLE_CODES
-            delay = backoff.delay(attempt)
-            if self._clock() + delay >= start + timeout_s:
-                kind = THROTTLED if code in THROTTLE_CODES else PLATFORM_ERROR
-                msg = (
-                    f"{fn}: still {why} after {attempt + 1} attempt(s); the {timeout_s:g} s "
-                    "deadline would pass"
-                )
-                outcome = _outcome_of(kind, msg)
-                break
-            log.info("%s: %s, retrying after %.2f s (attempt %d)", fn, code, delay, attempt + 1)
-            retries += 1
-            await self._pause(delay)  # outside the slot: another request may use it
-        if outcome is None:
-            outcome = _outcome_of(THROTTLED, f"{fn}: throttled {MAX_ATTEMPTS} times")
-        outcome.throttled, outcome.retries = throttled, retries
-        t_recv = time.time()
-        client_ms = (time.perf_counter() - t0) * 1e3
-        return TimedOutcome(outcome, client_ms, t_send or t_recv, t_recv)
+        fn = self.functions[str(state.request.get("workload", ""))]
+        reply: Reply | InvokeError
+        async with self._slots:
+            state.sending()
+            try:
+                reply = await dispatcher.invoke(fn, state.body, deadline_s=state.left())
+            except InvokeError as exc:
+                reply = exc
+        outcome, code, why = self._verdict(fn, reply)
+        if outcome is not None:
+            state.outcome = outcome
+            return None
+        state.throttled += code in THROTTLE_CODES
+        delay = state.backoff.delay(state.attempt)
+        state.attempt += 1
+        if state.left() <= delay or state.attempt >= MAX_ATTEMPTS:
+            kind = THROTTLED if code in THROTTLE_CODES else PLATFORM_ERROR
+            state.outcome = _outcome_of(
+                kind,
+                f"{fn}: still {why} after {state.attempt} attempt(s); the "
+                f"{state.timeout_s:g} s deadline would pass",
+            )
+            return None
+        log.info("%s: %s, retrying after %.2f s (attempt %d)", fn, code, delay, state.attempt)
+        state.retries += 1
+        if self._sleep is not time.sleep:  # tests' fake clock: the wait happens on it
+            self._sleep(delay)
+            return 0.0
+        return delay
 
     def _verdict(self, fn: str, reply: Reply | InvokeError) -> tuple[Outcome | None, str, str]:
         """The outcome of one attempt, or (None, code, why) when it may be re-sent.
@@ -579,13 +641,6 @@ class LambdaTarget(Target):
         if code not in RETRYABLE_CODES:
             return _outcome_of(PLATFORM_ERROR, f"{fn}: HTTP {reply.status} {why}"), "", ""
         return None, code, why
-
-    async def _pause(self, delay: float) -> None:
-        """Wait ``delay`` s: on the loop, or through the injected sleep (tests' fake clock)."""
-        if self._sleep is time.sleep:
-            await asyncio.sleep(delay)
-        else:
-            self._sleep(delay)
 
     def _outcome(self, fn: str, resp: Reply) -> Outcome:
         """Turn an ``Invoke`` reply into an outcome: payload, REPORT, cost, breakdown."""
