@@ -53,8 +53,18 @@ def _request(i: int) -> dict[str, Any]:
 
 
 def _cpu_s() -> float:
-    t = os.times()
-    return t.user + t.system
+    """This process's CPU seconds so far (user + system, every thread; microseconds)."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
+def _double_cpu_s() -> float:
+    """The double's CPU seconds so far (its pid in ``SHPC_BENCH_DOUBLE_PID``), from /proc."""
+    pid = os.environ.get("SHPC_BENCH_DOUBLE_PID")
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stats(url: str) -> dict[str, Any]:
@@ -180,6 +190,7 @@ def one(way: str, url: str, fanout: int, processes: int, batches: int) -> list[d
     for n in range(batches):
         _reset(url)
         throttled = 0
+        double0 = _double_cpu_s()
         t0 = time.perf_counter()
         if target is not None:
             failed, throttled, cpu = _target_batch(target, requests)
@@ -196,12 +207,14 @@ def one(way: str, url: str, fanout: int, processes: int, batches: int) -> list[d
             children_rss = sum(d[2] for d in done)
             t0 = start_at - time.time() + time.perf_counter()
         wall = time.perf_counter() - t0
+        double_cpu = _double_cpu_s() - double0
         stats = _stats(url)
         out.append(
             {
                 "batch": "first" if n == 0 else "next",
                 "makespan_s": wall,
                 "cpu_ms_per_inv": cpu * 1e3 / fanout,
+                "double_cpu_s": double_cpu,
                 "failed": failed,
                 "throttled": throttled or stats.get("throttled", 0),
                 "peak_in_flight": stats["peak_in_flight"],
@@ -249,6 +262,7 @@ def _start_double(args: argparse.Namespace, way: str, throttle: float) -> tuple[
         raise SystemExit(f"error: the double did not start: {line}")
     url = f"http://127.0.0.1:{line[1]}"
     env = dict(os.environ)
+    env["SHPC_BENCH_DOUBLE_PID"] = str(proc.pid)
     if way == "openwhisk":
         env.update(__OW_API_HOST=url, WHISK_AUTH=line[2], WSK_CONFIG_FILE="/nonexistent")
     return proc, url, env
@@ -311,15 +325,16 @@ def _cell(runs: list[dict[str, Any]], key: str, fmt: str) -> str:
 def _table(rows: list[tuple[str, float, int, str, list[dict[str, Any]]]]) -> None:
     print(
         "| dispatch | 429 share | fan-out | batch | peak in flight | makespan s "
-        "| driver CPU ms/inv | driver peak RSS MB | failed | 429s |"
+        "| driver CPU ms/inv | driver peak RSS MB | double CPU s | failed | 429s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for way, throttle, fanout, batch, runs in rows:
         print(
             f"| {way} | {throttle:g} | {fanout} | {batch} "
             f"| {_cell(runs, 'peak_in_flight', '.0f')} "
             f"| {_cell(runs, 'makespan_s', '.2f')} | {_cell(runs, 'cpu_ms_per_inv', '.2f')} "
-            f"| {_cell(runs, 'rss_mb', '.0f')} | {_cell(runs, 'failed', '.0f')} "
+            f"| {_cell(runs, 'rss_mb', '.0f')} | {_cell(runs, 'double_cpu_s', '.2f')} "
+            f"| {_cell(runs, 'failed', '.0f')} "
             f"| {_cell(runs, 'throttled', '.0f')} |"
         )
 

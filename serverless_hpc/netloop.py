@@ -12,7 +12,8 @@ HTTP through :mod:`aiohttp` on a loop that runs in its own daemon thread, so tha
   once; the exchange is then cancelled, so nothing keeps running on its behalf.
 
 Blocking callers use :meth:`LoopThread.run`; the loop is started on first use and stopped by
-:meth:`LoopThread.close`. This module imports nothing from the project.
+:meth:`LoopThread.close`. :func:`drain` runs a fan-out with as many tasks as may be in
+flight, backoffs outside them. This module imports nothing from the project.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Final, TypeVar
 
 log = logging.getLogger(__name__)
@@ -132,3 +133,43 @@ async def within(coro: Coroutine[Any, Any, T], deadline_s: float, what: str) -> 
         if not limit.expired():
             raise  # a timeout of the exchange's own, not the deadline
         raise DeadlineExceeded(f"{what}: no complete answer within {deadline_s:g} s") from None
+
+
+async def drain(
+    jobs: Sequence[T], senders: int, attempt: Callable[[T], Awaitable[float | None]]
+) -> None:
+    """Run ``attempt`` on every job with ``min(len(jobs), senders)`` concurrent senders.
+
+    ``attempt`` returns None when the job is done, else a delay in seconds after which the
+    job is queued again (a backoff): meanwhile its sender takes the next job, so a backoff
+    never holds a sender. The number of tasks is what may be in flight, not the number of
+    jobs. Returns when every job is done; cancelling it cancels the senders.
+    """
+    if not jobs:
+        return
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Queue[T] = asyncio.Queue()
+    for job in jobs:
+        ready.put_nowait(job)
+    left = len(jobs)
+    done = asyncio.Event()
+
+    async def sender() -> None:
+        nonlocal left
+        while True:
+            job = await ready.get()
+            delay = await attempt(job)
+            if delay is None:
+                left -= 1
+                if left == 0:
+                    done.set()
+            else:
+                loop.call_later(delay, ready.put_nowait, job)
+
+    tasks = [asyncio.create_task(sender()) for _ in range(min(len(jobs), max(senders, 1)))]
+    try:
+        await done.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -44,7 +44,6 @@ stack_prefix=...``, default ``Shpc``). boto3 is imported here only.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import random
@@ -52,12 +51,10 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from serverless_hpc import aws, workloads
 from serverless_hpc.contract import (
-    OUT_OF_MEMORY,
     PLATFORM_ERROR,
     THROTTLED,
     TIMEOUT,
@@ -65,8 +62,8 @@ from serverless_hpc.contract import (
     validate_response,
 )
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
+from serverless_hpc.netloop import drain
 from serverless_hpc.pricing import CostLedger, lambda_invocation_cost, s3_requests_cost
-from serverless_hpc.retry import Backoff
 from serverless_hpc.store_base import Store
 from serverless_hpc.targets.aws_session import open_session, require_boto3
 from serverless_hpc.targets.base import (
@@ -76,7 +73,20 @@ from serverless_hpc.targets.base import (
     TargetUnavailable,
     TimedOutcome,
 )
-from serverless_hpc.targets.lambda_dispatch import Dispatcher, InvokeError, Reply, Signer
+from serverless_hpc.targets.lambda_dispatch import (
+    Attempts,
+    Dispatcher,
+    InvokeError,
+    Reply,
+    Signer,
+)
+from serverless_hpc.targets.lambda_reply import (
+    Report,
+    decode_tail,
+    function_error,
+    instance_of,
+    parse_report,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +107,6 @@ THROTTLE_CODES: Final = frozenset(
 )
 #: Deadline of the one ``GetAccountSettings`` call that reads the account's concurrency.
 SETTINGS_DEADLINE_S: Final = 20.0
-BACKOFF_BASE_S: Final = 0.25
-BACKOFF_CAP_S: Final = 8.0
 MAX_ATTEMPTS: Final = 50
 #: Bound on waiting for a memory update to finish (``function_updated_v2``, 1 s polls).
 MEMORY_UPDATE_TIMEOUT_S: Final = 300
@@ -112,75 +120,6 @@ def known_options() -> frozenset[str]:
     return BASE_OPTIONS | {f"function.{w}" for w in workloads.names()}
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
-    """The platform's REPORT line for one invocation."""
-
-    duration_ms: float | None = None
-    billed_ms: float | None = None
-    memory_mb: int | None = None
-    max_memory_mb: float | None = None
-    init_ms: float | None = None
-
-
-def decode_tail(log_result: str | None) -> str:
-    """The invocation's log tail (``LogResult`` is base64 of the last 4 KB)."""
-    if not log_result:
-        return ""
-    try:
-        return base64.b64decode(log_result).decode("utf-8", errors="replace")
-    except ValueError:  # binascii.Error: not base64, so no REPORT line to read
-        return ""
-
-
-def parse_report(log_text: str) -> Report | None:
-    """The REPORT line's figures; ``None`` when the tail holds no REPORT line.
-
-    The line is tab-separated ``Key: value unit`` fields after ``REPORT RequestId: ...``.
-    """
-    line = next((ln for ln in reversed(log_text.splitlines()) if ln.startswith("REPORT ")), None)
-    if line is None:
-        return None
-    fields: dict[str, str] = {}
-    for part in line.split("\t"):
-        key, sep, value = part.strip().partition(": ")
-        if sep:
-            fields[key] = value.split()[0] if value.split() else ""
-
-    def num(key: str) -> float | None:
-        try:
-            return float(fields[key]) if key in fields else None
-        except ValueError:
-            return None
-
-    mem = num("Memory Size")
-    return Report(
-        duration_ms=num("Duration"),
-        billed_ms=num("Billed Duration"),
-        memory_mb=int(mem) if mem is not None else None,
-        max_memory_mb=num("Max Memory Used"),
-        init_ms=num("Init Duration"),
-    )
-
-
-def _function_error(payload: Any, report: Report | None) -> dict[str, Any]:
-    """Map a ``FunctionError`` payload onto the contract's failure envelope."""
-    etype = str(payload.get("errorType", "")) if isinstance(payload, dict) else ""
-    emsg = str(payload.get("errorMessage", payload)) if isinstance(payload, dict) else str(payload)
-    text = f"{etype}: {emsg}" if etype else emsg
-    if "Task timed out" in emsg or etype == "Sandbox.Timedout":
-        return error_response(TIMEOUT, f"function timed out: {text}")
-    oom = (
-        report is not None
-        and report.memory_mb is not None
-        and report.max_memory_mb is not None
-        and report.max_memory_mb >= report.memory_mb
-    )
-    if oom or etype == "Runtime.OutOfMemory":
-        return error_response(OUT_OF_MEMORY, f"function ran out of memory: {text}")
-    return error_response(PLATFORM_ERROR, f"function error: {text}")
-
-
 def _outcome_of(error_type: str, message: str) -> Outcome:
     """A failed invocation's outcome (nothing measured)."""
     return Outcome(response=error_response(error_type, message), cold=False)
@@ -190,54 +129,6 @@ def _failed(error_type: str, message: str) -> TimedOutcome:
     """A request that was never sent: a failed outcome at this instant."""
     now = time.time()
     return TimedOutcome(_outcome_of(error_type, message), 0.0, now, now)
-
-
-def _instance_of(runtime: dict[str, Any]) -> str | None:
-    """The execution environment: its log stream (unique), else the pid the handler saw."""
-    if isinstance(runtime.get("instance"), str):
-        return str(runtime["instance"])
-    return str(runtime["pid"]) if "pid" in runtime else None
-
-
-class _Attempts:
-    """One request of a batch across its attempts: what the outcome records about them."""
-
-    def __init__(
-        self,
-        index: int,
-        request: dict[str, Any],
-        timeout_s: float,
-        clock: Callable[[], float],
-        rng: Callable[[], float],
-    ) -> None:
-        self.index, self.request, self.timeout_s = index, request, timeout_s
-        self.body = json.dumps(request).encode()
-        self._clock = clock
-        self.start = clock()
-        self.backoff = Backoff(
-            timeout_s, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S, clock=clock, rng=rng
-        )
-        self.attempt = self.throttled = self.retries = 0
-        self.t_send: float | None = None
-        self.t0 = 0.0
-        self.outcome: Outcome | None = None
-
-    def sending(self) -> None:
-        """Note the first send (``t_send``, and the start of ``client_ms``)."""
-        if self.t_send is None:
-            self.t_send, self.t0 = time.time(), time.perf_counter()
-
-    def left(self) -> float:
-        """Seconds left of the invocation's deadline (counted from its creation)."""
-        return self.start + self.timeout_s - self._clock()
-
-    def finished(self) -> TimedOutcome:
-        """The timed outcome, with the throttles and retries it took."""
-        assert self.outcome is not None
-        self.outcome.throttled, self.outcome.retries = self.throttled, self.retries
-        t_recv = time.time()
-        client_ms = (time.perf_counter() - self.t0) * 1e3 if self.t_send is not None else 0.0
-        return TimedOutcome(self.outcome, client_ms, self.t_send or t_recv, t_recv)
 
 
 #: Lambda's longest function timeout (15 minutes).
@@ -537,47 +428,26 @@ class LambdaTarget(Target):
         limit: int,
         refused: dict[str, str],
     ) -> list[TimedOutcome]:
-        """Send every request, at most ``limit`` at once, with ``min(fan-out, limit)`` senders.
-
-        A request to re-send goes back into the queue when its backoff ends, so the sender
-        takes another request meanwhile: a backoff never holds an in-flight slot.
-        """
+        """Send every request, at most ``limit`` at once (:func:`netloop.drain`): a request
+        to re-send waits its backoff outside any slot."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(limit)  # one per target: invoke() shares it
-        loop = asyncio.get_running_loop()
         out: list[TimedOutcome | None] = [None] * len(requests)
-        ready: asyncio.Queue[_Attempts] = asyncio.Queue()
-        left = len(requests)
-        done = asyncio.Event()
+        jobs: list[Attempts] = []
         for index, req in enumerate(requests):
             early = self._refusal(req, refused)
             if early is not None:
-                out[index], left = early, left - 1
+                out[index] = early
             else:
-                ready.put_nowait(_Attempts(index, req, timeout_s, self._clock, self._rng))
-        if left == 0:
-            return [t for t in out if t is not None]
+                jobs.append(Attempts(index, req, timeout_s, self._clock, self._rng))
 
-        async def sender() -> None:
-            nonlocal left
-            while True:
-                state = await ready.get()
-                delay = await self._attempt(dispatcher, state)
-                if delay is None:
-                    out[state.index] = state.finished()
-                    left -= 1
-                    if left == 0:
-                        done.set()
-                else:
-                    loop.call_later(delay, ready.put_nowait, state)
+        async def attempt(state: Attempts) -> float | None:
+            delay = await self._attempt(dispatcher, state)
+            if delay is None:
+                out[state.index] = state.finished()
+            return delay
 
-        senders = [asyncio.create_task(sender()) for _ in range(min(left, limit))]
-        try:
-            await done.wait()
-        finally:
-            for task in senders:
-                task.cancel()
-            await asyncio.gather(*senders, return_exceptions=True)
+        await drain(jobs, limit, attempt)
         return [t for t in out if t is not None]
 
     def _refusal(self, request: dict[str, Any], refused: dict[str, str]) -> TimedOutcome | None:
@@ -589,7 +459,7 @@ class LambdaTarget(Target):
             return _failed(PLATFORM_ERROR, refused[workload])
         return None
 
-    async def _attempt(self, dispatcher: Dispatcher, state: _Attempts) -> float | None:
+    async def _attempt(self, dispatcher: Dispatcher, state: Attempts) -> float | None:
         """Send ``state``'s request once; None when it has its outcome, else the backoff (s)."""
         assert self._slots is not None
         fn = self.functions[str(state.request.get("workload", ""))]
@@ -651,7 +521,7 @@ class LambdaTarget(Target):
         except (json.JSONDecodeError, UnicodeDecodeError):
             payload = raw.decode("utf-8", errors="replace")
         if resp.headers.get("x-amz-function-error"):
-            response = _function_error(payload, report)
+            response = function_error(payload, report)
         else:
             try:
                 response = validate_response(payload)
@@ -674,7 +544,7 @@ class LambdaTarget(Target):
             max_rss_mb=report.max_memory_mb if report else runtime.get("max_rss_mb"),
             cost_usd=cost,
             breakdown=self._breakdown(report, response) if cold else {},
-            instance=_instance_of(runtime),
+            instance=instance_of(runtime),
         )
 
     @staticmethod

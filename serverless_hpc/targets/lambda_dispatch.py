@@ -22,12 +22,16 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import SplitResult, quote, urlsplit
 
+from serverless_hpc.invocation import Outcome
 from serverless_hpc.netloop import DeadlineExceeded, LoopThread, within
+from serverless_hpc.retry import Backoff
+from serverless_hpc.targets.base import TimedOutcome
 
 if TYPE_CHECKING:
     import aiohttp
@@ -40,6 +44,9 @@ SETTINGS_PATH: Final = "/2016-08-19/account-settings/"
 CONNECT_TIMEOUT_S: Final = 10.0
 #: Idle pooled connections are closed after this long, before a server would drop them.
 KEEPALIVE_S: Final = 10.0
+#: Throttling backoff: full jitter over ``BACKOFF_BASE_S * 2**n`` capped at ``BACKOFF_CAP_S``.
+BACKOFF_BASE_S: Final = 0.25
+BACKOFF_CAP_S: Final = 8.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,3 +293,44 @@ class Dispatcher:
                 log.warning("lambda dispatch: closing the connection pool: %s", exc)
         if self._own_loop:
             self.loop.close()
+
+
+class Attempts:
+    """One request of a batch across its attempts: its deadline, backoff, counts and times."""
+
+    def __init__(
+        self,
+        index: int,
+        request: dict[str, Any],
+        timeout_s: float,
+        clock: Callable[[], float],
+        rng: Callable[[], float],
+    ) -> None:
+        self.index, self.request, self.timeout_s = index, request, timeout_s
+        self.body = json.dumps(request).encode()
+        self._clock = clock
+        self.start = clock()
+        self.backoff = Backoff(
+            timeout_s, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S, clock=clock, rng=rng
+        )
+        self.attempt = self.throttled = self.retries = 0
+        self.t_send: float | None = None
+        self.t0 = 0.0
+        self.outcome: Outcome | None = None
+
+    def sending(self) -> None:
+        """Note the first send (``t_send``, and the start of ``client_ms``)."""
+        if self.t_send is None:
+            self.t_send, self.t0 = time.time(), time.perf_counter()
+
+    def left(self) -> float:
+        """Seconds left of the invocation's deadline (counted from its creation)."""
+        return self.start + self.timeout_s - self._clock()
+
+    def finished(self) -> TimedOutcome:
+        """The timed outcome, with the throttles and retries it took."""
+        assert self.outcome is not None
+        self.outcome.throttled, self.outcome.retries = self.throttled, self.retries
+        t_recv = time.time()
+        client_ms = (time.perf_counter() - self.t0) * 1e3 if self.t_send is not None else 0.0
+        return TimedOutcome(self.outcome, client_ms, self.t_send or t_recv, t_recv)

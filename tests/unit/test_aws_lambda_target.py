@@ -23,14 +23,14 @@ from botocore.stub import ANY, Stubber
 
 from serverless_hpc import workloads
 from serverless_hpc.retry import Backoff
-from serverless_hpc.targets.aws_lambda import (
+from serverless_hpc.targets.aws_lambda import LambdaTarget, parse_report
+from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
+from serverless_hpc.targets.lambda_dispatch import (
     BACKOFF_BASE_S,
     BACKOFF_CAP_S,
-    LambdaTarget,
-    parse_report,
+    Dispatcher,
+    Signer,
 )
-from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
-from serverless_hpc.targets.lambda_dispatch import Dispatcher, Signer
 from tests.doubles.clock import FakeClock
 from tests.doubles.lambda_invoke import InvokeDouble
 
