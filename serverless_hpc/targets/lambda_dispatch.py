@@ -23,6 +23,7 @@ import hmac
 import json
 import logging
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -205,26 +206,31 @@ class Dispatcher:
         self.signer = signer
         self.limit = max(1, limit)
         self.loop = loop or LoopThread("lambda-dispatch")
-        self._own_loop = loop is None
-        self._session: aiohttp.ClientSession | None = None
+        #: The connection pool, once made (a list the finalizer shares).
+        self._sessions: list[aiohttp.ClientSession] = []
+        # a dispatcher nobody closed still closes its pool (when collected, or at exit)
+        self._finalizer = weakref.finalize(
+            self, _shut, self.loop, self._sessions, close_loop=loop is None
+        )
 
     async def _client(self) -> aiohttp.ClientSession:
         import aiohttp
 
-        if self._session is None:
+        if not self._sessions:
             connector = aiohttp.TCPConnector(
                 limit=self.limit,
                 limit_per_host=self.limit,
                 keepalive_timeout=KEEPALIVE_S,
                 enable_cleanup_closed=True,
             )
-            self._session = aiohttp.ClientSession(
+            session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
                 skip_auto_headers=("User-Agent", "Content-Type"),
                 auto_decompress=False,
             )
-        return self._session
+            self._sessions.append(session)
+        return self._sessions[0]
 
     async def request(
         self,
@@ -285,14 +291,18 @@ class Dispatcher:
 
     def close(self) -> None:
         """Close the connection pool (and the loop, when this dispatcher started it)."""
-        session, self._session = self._session, None
-        if session is not None:
-            try:
-                self.loop.run(session.close(), timeout_s=5.0)
-            except (RuntimeError, TimeoutError) as exc:
-                log.warning("lambda dispatch: closing the connection pool: %s", exc)
-        if self._own_loop:
-            self.loop.close()
+        self._finalizer()
+
+
+def _shut(loop: LoopThread, sessions: list[aiohttp.ClientSession], *, close_loop: bool) -> None:
+    for session in sessions:
+        try:
+            loop.run(session.close(), timeout_s=5.0)
+        except (RuntimeError, TimeoutError) as exc:
+            log.warning("lambda dispatch: closing the connection pool: %s", exc)
+    sessions.clear()
+    if close_loop:
+        loop.close()
 
 
 class Attempts:
