@@ -37,6 +37,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -217,6 +218,8 @@ def one(way: str, url: str, fanout: int, processes: int, batches: int) -> list[d
                 "double_cpu_s": double_cpu,
                 "failed": failed,
                 "throttled": throttled or stats.get("throttled", 0),
+                # invocations the double ran beyond one per successful request: re-runs
+                "reruns": stats["requests"] - stats["throttled"] - (fanout - failed),
                 "peak_in_flight": stats["peak_in_flight"],
             }
         )
@@ -243,6 +246,8 @@ def _start_double(args: argparse.Namespace, way: str, throttle: float) -> tuple[
             str(throttle),
             "--concurrency",
             "1000",
+            "--backlog",
+            str(args.backlog),
         ]
     else:
         cmd = [
@@ -263,8 +268,9 @@ def _start_double(args: argparse.Namespace, way: str, throttle: float) -> tuple[
     url = f"http://127.0.0.1:{line[1]}"
     env = dict(os.environ)
     env["SHPC_BENCH_DOUBLE_PID"] = str(proc.pid)
-    if way == "openwhisk":
-        env.update(__OW_API_HOST=url, WHISK_AUTH=line[2], WSK_CONFIG_FILE="/nonexistent")
+    if way == "openwhisk":  # the double's credentials, and no ~/.wskprops of the user's
+        env.pop("WSK_CONFIG_FILE", None)
+        env.update(WHISK_APIHOST=url, WHISK_AUTH=line[2], HOME=tempfile.mkdtemp())
     return proc, url, env
 
 
@@ -290,6 +296,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.2)
     parser.add_argument("--throttle", default="0", help="shares answered 429, comma-separated")
     parser.add_argument("--processes", type=int, default=4)
+    parser.add_argument("--backlog", type=int, default=5, help="the controller double's")
     parser.add_argument("--one", nargs=3, metavar=("WAY", "URL", "FANOUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -325,9 +332,9 @@ def _cell(runs: list[dict[str, Any]], key: str, fmt: str) -> str:
 def _table(rows: list[tuple[str, float, int, str, list[dict[str, Any]]]]) -> None:
     print(
         "| dispatch | 429 share | fan-out | batch | peak in flight | makespan s "
-        "| driver CPU ms/inv | driver peak RSS MB | double CPU s | failed | 429s |"
+        "| driver CPU ms/inv | driver peak RSS MB | double CPU s | failed | 429s | re-runs |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for way, throttle, fanout, batch, runs in rows:
         print(
             f"| {way} | {throttle:g} | {fanout} | {batch} "
@@ -335,7 +342,7 @@ def _table(rows: list[tuple[str, float, int, str, list[dict[str, Any]]]]) -> Non
             f"| {_cell(runs, 'makespan_s', '.2f')} | {_cell(runs, 'cpu_ms_per_inv', '.2f')} "
             f"| {_cell(runs, 'rss_mb', '.0f')} | {_cell(runs, 'double_cpu_s', '.2f')} "
             f"| {_cell(runs, 'failed', '.0f')} "
-            f"| {_cell(runs, 'throttled', '.0f')} |"
+            f"| {_cell(runs, 'throttled', '.0f')} | {_cell(runs, 'reruns', '.0f')} |"
         )
 
 

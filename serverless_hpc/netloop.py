@@ -11,8 +11,13 @@ HTTP through :mod:`aiohttp` on a loop that runs in its own daemon thread, so tha
 * the caller's thread waits on a future, which a signal (Ctrl-C, SIGTERM) interrupts at
   once; the exchange is then cancelled, so nothing keeps running on its behalf.
 
-Blocking callers use :meth:`LoopThread.run`; the loop is started on first use and stopped by
-:meth:`LoopThread.close`. :func:`drain` runs a fan-out with as many tasks as may be in
+A request is provably unsent when no connection could be made, or when the connection it
+opened failed before the peer's TCP acknowledged any byte sent on it
+(:func:`never_acknowledged`: a connection a server with a full listen backlog never
+accepted).
+
+Blocking callers use :meth:`LoopThread.run`; the loop is started on first use and stopped
+by :meth:`LoopThread.close`. :func:`drain` runs a fan-out with as many tasks as may be in
 flight, backoffs outside them. This module imports nothing from the project.
 """
 
@@ -20,9 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import contextvars
 import logging
+import socket
+import struct
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, Final, TypeVar
 
 log = logging.getLogger(__name__)
@@ -173,3 +182,83 @@ async def drain(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+#: The sockets the running exchange opened (see :func:`tracked_socket`), per task.
+_OPENED: contextvars.ContextVar[list[_Tracked] | None] = contextvars.ContextVar(
+    "netloop_opened", default=None
+)
+#: ``struct tcp_info`` offset (Linux) of ``tcpi_bytes_acked`` (u64; the SYN counts as one).
+_TCPI_BYTES_ACKED: Final = 120
+#: A connection whose sent bytes stay unacknowledged this long is aborted by the kernel
+#: (``TCP_USER_TIMEOUT``): a peer that is up acknowledges within a fraction of a second,
+#: so the bytes were dropped, never delivered (see :func:`never_acknowledged`).
+UNACKED_TIMEOUT_S: Final = 5.0
+
+
+def _acked_bytes(sock: socket.socket) -> int | None:
+    """Bytes the peer acknowledged on ``sock`` (Linux ``TCP_INFO``); None where unknown."""
+    if not hasattr(socket, "TCP_INFO") or sock.fileno() < 0:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 128)
+    except OSError:
+        return None
+    if len(info) < _TCPI_BYTES_ACKED + 8:
+        return None
+    return int(struct.unpack_from("Q", info, _TCPI_BYTES_ACKED)[0])
+
+
+class _Tracked(socket.socket):
+    """A socket that notes, as it closes, how many bytes the peer acknowledged on it."""
+
+    acked_at_close: int | None = None
+
+    def close(self) -> None:
+        if self.fileno() >= 0 and self.acked_at_close is None:
+            self.acked_at_close = _acked_bytes(self)
+        super().close()
+
+    def acked(self) -> int | None:
+        """Bytes acknowledged so far (or at close); None where it cannot be told."""
+        return _acked_bytes(self) if self.fileno() >= 0 else self.acked_at_close
+
+
+def tracked_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """A socket factory (aiohttp's ``socket_factory``): the socket aborts when its sent
+    bytes stay unacknowledged for :data:`UNACKED_TIMEOUT_S`, and is noted for the running
+    exchange (:func:`opened_sockets`)."""
+    sock = _Tracked(family=addr_info[0], type=addr_info[1], proto=addr_info[2])
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(UNACKED_TIMEOUT_S * 1000))
+    opened = _OPENED.get()
+    if opened is not None:
+        opened.append(sock)
+    return sock
+
+
+@contextlib.contextmanager
+def opened_sockets() -> Iterator[list[_Tracked]]:
+    """The sockets that :func:`tracked_socket` opens for this task while the block runs."""
+    opened: list[_Tracked] = []
+    token = _OPENED.set(opened)
+    try:
+        yield opened
+    finally:
+        _OPENED.reset(token)
+
+
+def never_acknowledged(opened: Sequence[_Tracked]) -> bool:
+    """Whether an exchange that failed on a connection it opened provably sent nothing.
+
+    True when it opened a connection and the peer's TCP acknowledged none of the bytes
+    sent on it: a peer's kernel acknowledges bytes as it receives them, before any program
+    can read them, and a connection that failed (reset, or aborted after
+    :data:`UNACKED_TIMEOUT_S` without an acknowledgement) delivers nothing more. This is
+    how a server with a full listen backlog leaves a connection it never accepted. False
+    for a reused pooled connection (nothing opened) and wherever it cannot be told.
+    """
+    if not opened:
+        return False
+    counts = [sock.acked() for sock in opened]
+    return all(c is not None and c <= 1 for c in counts)

@@ -43,7 +43,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
-from serverless_hpc.netloop import DeadlineExceeded, LoopThread, within
+from serverless_hpc.netloop import (
+    DeadlineExceeded,
+    LoopThread,
+    never_acknowledged,
+    opened_sockets,
+    tracked_socket,
+    within,
+)
 from serverless_hpc.openwhisk.config import Credentials
 from serverless_hpc.redact import scrub
 from serverless_hpc.retry import Backoff
@@ -233,6 +240,7 @@ class OpenWhiskClient:
                 limit_per_host=self.pool_size,
                 ssl=self.verify,  # True: verify certificates (the default); False: -i
                 keepalive_timeout=KEEPALIVE_S,
+                socket_factory=tracked_socket,
             )
             session = aiohttp.ClientSession(
                 connector=connector,
@@ -363,8 +371,10 @@ class OpenWhiskClient:
         """One HTTP exchange under one total deadline, no retry; on the network loop.
 
         Raises :class:`ThrottledError` on 429, :class:`NotSent` when the request provably
-        never left (no connection), :class:`Dropped` when the connection failed after the
-        request may have been sent, :class:`DeadlinePassed` at the deadline.
+        never reached the controller (no connection, or the connection it opened failed
+        before any byte was acknowledged: :func:`serverless_hpc.netloop.never_acknowledged`),
+        :class:`Dropped` when the connection failed after the request may have been
+        received, :class:`DeadlinePassed` at the deadline.
         """
         import aiohttp
 
@@ -376,14 +386,17 @@ class OpenWhiskClient:
             ) as resp:
                 return resp.status, await resp.read()
 
-        try:
-            status, raw = await within(exchange(), deadline_s, f"{method} {path}")
-        except DeadlineExceeded:
-            raise DeadlinePassed(self._late(method, path, deadline_s)) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise NotSent(self._unreachable(method, path, exc)) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise Dropped(self._unreachable(method, path, exc)) from None
+        with opened_sockets() as opened:
+            try:
+                status, raw = await within(exchange(), deadline_s, f"{method} {path}")
+            except DeadlineExceeded:
+                raise DeadlinePassed(self._late(method, path, deadline_s)) from None
+            except aiohttp.ClientConnectorError as exc:
+                raise NotSent(self._unreachable(method, path, exc)) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                if never_acknowledged(opened):  # its connection failed before any byte arrived
+                    raise NotSent(self._unreachable(method, path, exc)) from None
+                raise Dropped(self._unreachable(method, path, exc)) from None
         text = raw.decode("utf-8", errors="replace")
         try:
             decoded: Any = json.loads(text) if text else None

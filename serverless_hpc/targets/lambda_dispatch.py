@@ -8,8 +8,10 @@ network loop (:mod:`serverless_hpc.netloop`), one coroutine per request in fligh
 
 * the connection pool is bounded (``limit``) and reused across batches;
 * every exchange has **one** deadline for connecting, sending and reading the whole reply;
-* an error says whether the request may have reached the platform (:attr:`InvokeError.sent`),
-  so the caller re-sends only what provably never got there.
+* an error says whether the request may have reached the platform (:attr:`InvokeError.sent`):
+  not when no connection could be made, or when the connection it opened failed before the
+  peer acknowledged any byte (:func:`serverless_hpc.netloop.never_acknowledged`); the
+  caller re-sends only what provably never got there.
 
 Credentials come from botocore (refreshed by it when they are temporary); the endpoint is
 the control-plane client's (``endpoint_url`` included), so both planes reach one place.
@@ -30,7 +32,14 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import SplitResult, quote, urlsplit
 
 from serverless_hpc.invocation import Outcome
-from serverless_hpc.netloop import DeadlineExceeded, LoopThread, within
+from serverless_hpc.netloop import (
+    DeadlineExceeded,
+    LoopThread,
+    never_acknowledged,
+    opened_sockets,
+    tracked_socket,
+    within,
+)
 from serverless_hpc.retry import Backoff
 from serverless_hpc.targets.base import TimedOutcome
 
@@ -221,7 +230,7 @@ class Dispatcher:
                 limit=self.limit,
                 limit_per_host=self.limit,
                 keepalive_timeout=KEEPALIVE_S,
-                enable_cleanup_closed=True,
+                socket_factory=tracked_socket,
             )
             session = aiohttp.ClientSession(
                 connector=connector,
@@ -253,14 +262,18 @@ class Dispatcher:
                 data = await resp.read()
                 return Reply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, data)
 
-        try:
-            return await within(exchange(), deadline_s, f"{method} {path}")
-        except DeadlineExceeded as exc:
-            raise InvokeError(str(exc), sent=True, timed_out=True) from None
-        except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
-            raise InvokeError(f"cannot connect to {self.endpoint}: {exc}", sent=False) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            raise InvokeError(f"{method} {path}: {type(exc).__name__}: {exc}", sent=True) from None
+        with opened_sockets() as opened:
+            try:
+                return await within(exchange(), deadline_s, f"{method} {path}")
+            except DeadlineExceeded as exc:
+                raise InvokeError(str(exc), sent=True, timed_out=True) from None
+            except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
+                msg = f"cannot connect to {self.endpoint}: {exc}"
+                raise InvokeError(msg, sent=False) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                # unsent only if its own new connection failed before any byte arrived
+                msg = f"{method} {path}: {type(exc).__name__}: {exc}"
+                raise InvokeError(msg, sent=not never_acknowledged(opened)) from None
 
     async def invoke(self, function: str, payload: bytes, *, deadline_s: float) -> Reply:
         """A synchronous (``RequestResponse``) Invoke with the log tail."""

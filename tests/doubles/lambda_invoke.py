@@ -6,8 +6,8 @@ target sends to its data plane, as the API reference documents it:
 * ``POST /2015-03-31/functions/{name}/invocations`` (RequestResponse, ``LogType: Tail``):
   answers after ``delay_s`` with the function's payload, ``X-Amz-Log-Result`` (base64 of a
   log tail ending in a ``REPORT`` line, with ``Init Duration`` on a cold start) and
-  ``X-Amz-Executed-Version``; a share ``throttle_share`` of the requests (spread evenly,
-  deterministic) is answered at once with 429 ``TooManyRequestsException``;
+  ``X-Amz-Executed-Version``; each request is answered at once with 429
+  ``TooManyRequestsException`` with probability ``throttle_share`` (a seeded draw);
 * ``GET /2016-08-19/account-settings`` (``GetAccountSettings``): the account's concurrency
   limits (``AccountLimit.ConcurrentExecutions``, ``UnreservedConcurrentExecutions``).
 
@@ -37,6 +37,7 @@ import asyncio
 import base64
 import json
 import math
+import random
 import sys
 import threading
 import uuid
@@ -125,7 +126,7 @@ class InvokeDouble:
         self.keep_bodies = keep_bodies
         self.stats = Stats()
         self._idle: dict[str, int] = {}
-        self._seen = 0
+        self._draw = random.Random(0)  # seeded: a run throttles the same requests
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -140,13 +141,12 @@ class InvokeDouble:
         """Zero the counters (and forget warm environments)."""
         self.stats = Stats()
         self._idle.clear()
-        self._seen = 0
+        self._draw = random.Random(0)
 
     # -- handlers ---------------------------------------------------------------------
     def _throttle_next(self) -> bool:
-        """Whether request number ``_seen`` is throttled: the share, spread evenly."""
-        n, self._seen = self._seen, self._seen + 1
-        return math.floor((n + 1) * self.throttle_share) > math.floor(n * self.throttle_share)
+        """Whether the next request is throttled: with probability ``throttle_share``."""
+        return self._draw.random() < self.throttle_share
 
     async def _invoke(self, request: web.Request) -> web.StreamResponse:
         auth = request.headers.get("Authorization", "")

@@ -125,7 +125,7 @@ def test_throttles_are_retried_counted_and_every_invocation_succeeds() -> None:
             target.close()
     # THEN every invocation succeeds and the 429s are counted per invocation
     assert all(t.outcome.ok for t in timed)
-    assert sum(t.outcome.throttled for t in timed) == double.stats.throttled >= 25
+    assert sum(t.outcome.throttled for t in timed) == double.stats.throttled >= 10
     assert all(t.outcome.retries == t.outcome.throttled for t in timed)
 
 
