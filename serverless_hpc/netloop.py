@@ -58,6 +58,16 @@ class LoopThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._closers: list[Callable[[], Awaitable[Any]]] = []
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (nothing runs on the loop any more)."""
+        return self._closed
+
+    def at_close(self, closer: Callable[[], Awaitable[Any]]) -> None:
+        """Have :meth:`close` await ``closer()`` first (a connection pool's ``close``)."""
+        self._closers.append(closer)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -110,6 +120,12 @@ class LoopThread:
             return
 
         async def cancel_all() -> None:
+            for closer in self._closers:
+                try:
+                    await closer()
+                except Exception:  # one pool that fails to close must not keep the rest
+                    log.exception("%s: closing a connection pool", self.name)
+            self._closers.clear()
             me = asyncio.current_task()
             tasks = [t for t in asyncio.all_tasks() if t is not me]
             for task in tasks:

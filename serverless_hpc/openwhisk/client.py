@@ -153,6 +153,8 @@ def _error_text(body: Any) -> tuple[str, str | None]:
 def _shut(loop: LoopThread, sessions: list[aiohttp.ClientSession]) -> None:
     """Close a client's connection pool, then its network loop."""
     for session in sessions:
+        if loop.closed:
+            break  # closed with the loop (LoopThread.at_close)
         try:
             loop.run(session.close(), timeout_s=5.0)
         except (RuntimeError, TimeoutError) as exc:
@@ -248,6 +250,7 @@ class OpenWhiskClient:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
             )
             self._sessions.append(session)
+            self.loop.at_close(session.close)
         return self._sessions[0]
 
     def request(

@@ -62,9 +62,10 @@ from serverless_hpc.contract import (
     validate_response,
 )
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
-from serverless_hpc.netloop import drain
+from serverless_hpc.netloop import LoopThread, drain
 from serverless_hpc.pricing import CostLedger, lambda_invocation_cost, s3_requests_cost
 from serverless_hpc.store_base import Store
+from serverless_hpc.targets.aws_deadline import bound
 from serverless_hpc.targets.aws_session import open_session, require_boto3
 from serverless_hpc.targets.base import (
     MAX_CONCURRENCY,
@@ -192,6 +193,9 @@ class LambdaTarget(Target):
         self._account_limits: dict[str, Any] = {}
         self._dispatcher = dispatcher
         self._dispatch_lock = threading.Lock()
+        #: The network loop of this target's own HTTP: the Invoke fan-out and the boto3
+        #: clients it makes (each exchange under one total deadline).
+        self._net = LoopThread("lambda-net")
         self._slots: asyncio.Semaphore | None = None
         #: One function per workload spec, each one's own cold-start state.
         self.workloads = workloads.names()
@@ -254,9 +258,17 @@ class LambdaTarget(Target):
             connect_timeout=10,
             retries={"max_attempts": 0, "mode": "standard"},
         )
-        self._lambda = self._lambda or session.client("lambda", config=cfg)
-        self._cfn = self._cfn or session.client("cloudformation")
-        self._s3 = self._s3 or session.client("s3")
+        # made here, so bounded here: every exchange ends by its deadline (aws_deadline)
+        other = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard"})
+        if self._lambda is None:
+            self._lambda = session.client("lambda", config=cfg)
+            bound(self._lambda, self._net)
+        if self._cfn is None:
+            self._cfn = session.client("cloudformation", config=other)
+            bound(self._cfn, self._net)
+        if self._s3 is None:
+            self._s3 = session.client("s3", config=other)
+            bound(self._s3, self._net)
         self._session = session
 
     def _dispatch(self) -> Dispatcher:
@@ -271,7 +283,8 @@ class LambdaTarget(Target):
                 endpoint = self._lambda.meta.endpoint_url
                 region = self._lambda.meta.region_name or session.region_name
                 signer = Signer(session.get_credentials(), region)
-                self._dispatcher = Dispatcher(endpoint, signer, limit=self._max_parallel or 1000)
+                limit = self._max_parallel or MAX_CONCURRENCY
+                self._dispatcher = Dispatcher(endpoint, signer, limit=limit, loop=self._net)
             return self._dispatcher
 
     def close(self) -> None:
@@ -281,6 +294,7 @@ class LambdaTarget(Target):
             dispatcher, self._dispatcher = self._dispatcher, None
         if dispatcher is not None:
             dispatcher.close()
+        self._net.close()  # the bounded boto3 clients' connections with it
         if self.settings.log_dir is None or not self.ledger.lines:
             return
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)

@@ -239,6 +239,7 @@ class Dispatcher:
                 auto_decompress=False,
             )
             self._sessions.append(session)
+            self.loop.at_close(session.close)
         return self._sessions[0]
 
     async def request(
@@ -309,6 +310,8 @@ class Dispatcher:
 
 def _shut(loop: LoopThread, sessions: list[aiohttp.ClientSession], *, close_loop: bool) -> None:
     for session in sessions:
+        if loop.closed:
+            break  # closed with the loop (LoopThread.at_close)
         try:
             loop.run(session.close(), timeout_s=5.0)
         except (RuntimeError, TimeoutError) as exc:

@@ -140,3 +140,68 @@ def test_sigterm_ends_a_dripping_lambda_run_at_once(tmp_path: Path) -> None:
     assert "stopped by SIGTERM" in err and "Traceback" not in err
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["aborted"]["by"] == "SIGTERM"
+
+
+def _boto3(service: str, url: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 0, "mode": "standard"}, read_timeout=5),
+    )
+
+
+@pytest.mark.parametrize(
+    ("service", "call"),
+    [
+        ("lambda", lambda c: c.get_function_configuration(FunctionName="fn")),
+        ("s3", lambda c: c.get_object(Bucket="b", Key="progress.json")["Body"].read()),
+    ],
+)
+def test_a_bounded_boto3_call_ends_at_its_deadline(
+    drip: DripServer, service: str, call: Any
+) -> None:
+    from botocore.exceptions import ReadTimeoutError
+
+    from serverless_hpc.netloop import LoopThread
+    from serverless_hpc.targets.aws_deadline import bound
+
+    # GIVEN a boto3 client (5 s per read) bounded at 4 s per exchange, on a dripping server
+    loop = LoopThread("test")
+    client = _boto3(service, drip.url)
+    bound(client, loop, deadline_s=4.0)
+    try:
+        t0 = time.monotonic()
+        # WHEN it calls THEN botocore's ReadTimeoutError at the deadline, not 5 s per byte
+        with pytest.raises(ReadTimeoutError):
+            call(client)
+        assert 3.9 < time.monotonic() - t0 < 6.0
+    finally:
+        loop.close()
+
+
+def test_a_bounded_boto3_client_still_reads_answers() -> None:
+    from serverless_hpc.netloop import LoopThread
+    from serverless_hpc.targets.aws_deadline import bound
+
+    # GIVEN a bounded Lambda client on the Invoke double
+    loop = LoopThread("test")
+    with InvokeDouble(delay_s=0.0, concurrent_executions=700, unreserved=650) as double:
+        client = _boto3("lambda", double.url)
+        bound(client, loop, deadline_s=10.0)
+        try:
+            # WHEN it reads the account settings and an error THEN botocore parses both
+            limits = client.get_account_settings()["AccountLimit"]
+            assert (limits["ConcurrentExecutions"], limits["UnreservedConcurrentExecutions"]) == (
+                700,
+                650,
+            )
+            with pytest.raises(client.exceptions.ClientError):
+                client.get_function_configuration(FunctionName="none")  # 404 from the double
+        finally:
+            loop.close()
