@@ -418,9 +418,10 @@ class LambdaTarget(Target):
         except TargetUnavailable as exc:
             return [_failed(PLATFORM_ERROR, str(exc)) for _ in requests]
         try:
+            waves = -(-len(requests) // limit)  # each request's deadline starts when sent
             timed = dispatcher.loop.run(
                 self._fan_out(dispatcher, requests, timeout_s, limit, refused),
-                timeout_s=timeout_s,
+                timeout_s=(waves + 1) * timeout_s,
             )
         finally:
             if force_cold:

@@ -335,7 +335,7 @@ class Attempts:
         self.index, self.request, self.timeout_s = index, request, timeout_s
         self.body = json.dumps(request).encode()
         self._clock = clock
-        self.start = clock()
+        self.start: float | None = None  # the first send: the deadline counts from there
         self.backoff = Backoff(
             timeout_s, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S, clock=clock, rng=rng
         )
@@ -345,12 +345,16 @@ class Attempts:
         self.outcome: Outcome | None = None
 
     def sending(self) -> None:
-        """Note the first send (``t_send``, and the start of ``client_ms``)."""
-        if self.t_send is None:
+        """Note the first send: the deadline, ``t_send`` and ``client_ms`` start there (a
+        request queued behind the in-flight limit has not started its timeout)."""
+        if self.start is None:
+            self.start = self._clock()
             self.t_send, self.t0 = time.time(), time.perf_counter()
 
     def left(self) -> float:
-        """Seconds left of the invocation's deadline (counted from its creation)."""
+        """Seconds left of the invocation's deadline (all of it before the first send)."""
+        if self.start is None:
+            return self.timeout_s
         return self.start + self.timeout_s - self._clock()
 
     def finished(self) -> TimedOutcome:

@@ -419,8 +419,8 @@ class OpenWhiskTarget(Target):
                 out[call.index] = call.finished(outcome)
             return delay
 
-        waves = -(-len(calls) // limit) if calls else 0
-        client.loop.run(drain(calls, limit, one), timeout_s=waves * timeout_s)
+        waves = -(-len(calls) // limit)  # each call's deadline starts when it is sent
+        client.loop.run(drain(calls, limit, one), timeout_s=(waves + 1) * timeout_s)
         return [t for t in out if t is not None]
 
     def _refusal(self, request: dict[str, Any]) -> dict[str, Any] | None:

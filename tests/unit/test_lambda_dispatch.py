@@ -219,3 +219,17 @@ def test_one_deadline_covers_a_reply_sent_one_byte_every_3_s() -> None:
     # THEN it ends at the deadline, as a timeout
     assert out.response["error"]["type"] == "Timeout"
     assert 3.9 < wall < 5.5
+
+
+def test_a_request_queued_behind_the_limit_has_its_whole_timeout() -> None:
+    # GIVEN a 1 s function, one slot, and three requests with a 1.8 s timeout each
+    with InvokeDouble(delay_s=1.0) as double:
+        target = target_on(double.url, limit=1)
+        try:
+            # WHEN they go out as one batch (the last is sent 2 s after the first)
+            timed = target.invoke_batch([request(i) for i in range(3)], timeout_s=1.8)
+        finally:
+            target.close()
+    # THEN none timed out: each deadline starts when its request is sent
+    assert [t.outcome.ok for t in timed] == [True, True, True]
+    assert timed[2].t_send - timed[0].t_send > 1.9
