@@ -23,8 +23,10 @@ what the driver guesses.
   would cross the deadline the invocation is recorded as ``Throttled``. A request is re-sent
   only when it provably never ran: an answer that says so (throttled, not ready) or no
   connection at all; a reply lost after sending is a failure, never a second invocation.
-* **Deadline**: one total deadline (the invocation's timeout) covers connecting, sending and
-  reading the whole reply, however slowly a server sends it.
+* **Deadlines**: one total deadline (the invocation's timeout, counted from its first send)
+  covers connecting, sending and reading the whole reply, however slowly a server sends it;
+  the boto3 clients the target makes (configuration updates, waiters, CloudFormation, S3)
+  end each exchange by a deadline too (:mod:`serverless_hpc.targets.aws_deadline`).
 * **Forced cold starts**: a configuration change (a fresh ``SHPC_COLD_TOKEN`` environment
   variable) retires every warm execution environment; the target waits for it with the
   ``function_updated_v2`` waiter before invoking. The change is drift from the template that
@@ -38,7 +40,8 @@ what the driver guesses.
   counted itself; every priced line also goes to a per-run ledger written on :meth:`close`.
 
 Names come from the CloudFormation outputs of the deployed stacks (``--target-opt
-stack_prefix=...``, default ``Shpc``). boto3 is imported here only.
+stack_prefix=...``, default ``Shpc``). boto3, botocore and aiohttp are imported by the
+``lambda`` target's modules only, when used.
 """
 
 from __future__ import annotations
