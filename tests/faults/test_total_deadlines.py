@@ -22,7 +22,7 @@ from serverless_hpc import workloads
 from serverless_hpc.openwhisk import client as ow_client
 from serverless_hpc.openwhisk.client import OpenWhiskClient, PlatformError
 from serverless_hpc.openwhisk.config import Credentials
-from serverless_hpc.records import read_records
+from serverless_hpc.rundir import read_records
 from tests.doubles.drip_server import DripServer
 from tests.doubles.lambda_invoke import DRIP, InvokeDouble
 from tests.faults.conftest import shpc_env, start_shpc, wait_for
