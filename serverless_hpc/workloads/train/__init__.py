@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from serverless_hpc.workloads.classify import MODEL
-from serverless_hpc.workloads.spec import Image, Panel, StoreAccess, WorkloadSpec
+from serverless_hpc.workloads.spec import Image, Panel, RoundPlan, StoreAccess, WorkloadSpec
 
 #: Training epochs by default (the README's accuracy figure is for these).
 DEFAULT_EPOCHS = 15
@@ -39,6 +39,22 @@ def progress_note(params: Mapping[str, Any]) -> str | None:
     return progress_key(model, chain)
 
 
+def _rounds(params: Mapping[str, Any], workers: int) -> int:
+    """Data-parallel over ``workers`` > 1: ``epochs`` x ``syncs_per_epoch`` rounds; one
+    worker trains as a resumable chain instead (0: not in rounds)."""
+    from serverless_hpc import chain
+
+    return chain.rounds(params) if workers > 1 else 0
+
+
+def _round_requests(
+    params: Mapping[str, Any], workers: int, rnd: int
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    from serverless_hpc import chain
+
+    return chain.round_params(params, workers, rnd)
+
+
 SPEC = WorkloadSpec(
     name=__name__.rpartition(".")[2],
     summary="trains a small CNN on the 60k training images; exports LiteRT after a parity check",
@@ -60,4 +76,5 @@ SPEC = WorkloadSpec(
     splits=lambda params: ("train", "test"),
     combine=combine,
     panels=(Panel.ACCURACY, Panel.BREAKDOWN),
+    rounds=RoundPlan(rounds=_rounds, requests=_round_requests),
 )
