@@ -48,7 +48,7 @@ from serverless_hpc.redact import scrub_response
 from serverless_hpc.rundir import RunDirError, RunLock
 from serverless_hpc.rundir import check_out_dir as _check_out_dir
 from serverless_hpc.targets.base import Target, TargetSettings, TimedOutcome
-from serverless_hpc.workloads.spec import WorkloadSpec
+from serverless_hpc.workloads.spec import StoreAccess, WorkloadSpec, scratch_prefix
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +318,9 @@ def count_invocations(
                         per_size += cfg.train_repeats * per_leg
                 continue
             fanout = sum(cfg.shards) if spec.fanned_out else 1
+            if spec.rounds is not None:
+                params = cfg.params_of(spec.name)
+                fanout = sum(_round_invocations(spec, params, s) or s for s in cfg.shards)
             for mode in cfg.modes:
                 if mode == "cold" and not supports_cold(target):
                     continue
@@ -783,7 +786,7 @@ class _RunState:
                 log.info("%s does not force cold starts; skipping cold batches", name)
                 continue
             run = _run_batch
-            if batch.workers > 1:
+            if batch.workers > 1 or _in_rounds(batch):
                 run = _run_rounds
             elif spec.resumable:
                 run = _run_chain
@@ -795,6 +798,10 @@ class _RunState:
             if spec.resumable or batch.workers > 1:
                 summary.update(_training_summary(recs, results))
                 _clean_scratch(target, batch, results)
+            elif _in_rounds(batch):
+                summary.update(_rounds_summary(recs))
+                if results:  # the job ended: its scratch objects are no longer needed
+                    _clean_job_scratch(target, batch, cfg.run_id)
             self.batches.append(summary)
             with (cfg.out / "batches.jsonl").open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(summary) + "\n")
@@ -1129,6 +1136,37 @@ def _progress_key(request: Mapping[str, Any]) -> str | None:
         return None
 
 
+def _in_rounds(batch: Batch) -> bool:
+    """Whether ``batch`` runs in rounds by its spec's :class:`RoundPlan` (a training over
+    one worker runs as a chain instead; a plan of 0 rounds is a plain batch)."""
+    spec = workloads.specs()[batch.workload]
+    if spec.rounds is None or not batch.requests:
+        return False
+    workers = batch.workers if batch.workers > 1 else batch.shards
+    return spec.rounds.rounds(batch.requests[0]["params"], workers) > 0
+
+
+def _round_invocations(spec: WorkloadSpec, params: Mapping[str, Any], workers: int) -> int:
+    """Invocations of one job of ``spec`` in rounds (0: it does not run in rounds);
+    :class:`BenchError` naming the workload when its plan refuses the fan-out."""
+    if spec.rounds is None:
+        return 0
+    try:
+        count = 0
+        for rnd in range(spec.rounds.rounds(params, workers)):
+            reqs, combine = spec.rounds.requests(params, workers, rnd)
+            count += len(reqs) + (combine is not None)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"--param {spec.name} at {workers} shards: {exc}") from None
+    return count
+
+
+def job_id(batch: Batch, run_id: str) -> str:
+    """The id of one job in rounds (its scratch objects' prefix): unique in the run."""
+    memory = f"-m{batch.memory_mb}" if batch.memory_mb is not None else ""
+    return f"{run_id or 'run'}/{batch.target}-{batch.mode}-s{batch.shards}-r{batch.repeat}{memory}"
+
+
 def _run_rounds(
     cfg: BenchConfig,
     target: Target,
@@ -1139,25 +1177,38 @@ def _run_rounds(
     progress: Callable[[int], None] | None,
     interrupted: threading.Event,
 ) -> tuple[list[InvocationRecord], list[dict[str, Any]]]:
-    """A data-parallel training: per round, the workers at once, then the combine step.
+    """A job in rounds (its spec's :class:`~serverless_hpc.workloads.spec.RoundPlan`; a
+    data-parallel training's too): per round, the workers at once, then the round's combine
+    step if it has one.
 
-    An invocation the platform stopped is retried (up to :data:`chain.MAX_FAILED_LEGS`
-    attempts): a worker restarts its round from the round's stored start, so a kill costs
-    at most that worker's part of one epoch. Records carry ``round`` and ``role``; a worker's
+    A combine result with ``"status": "continue"`` continues, any other ends the job after
+    it; after the plan's rounds the job ends. Its results (for the spec's combine) are the
+    last combine step's, or the last round's workers' when it had none; none when a round
+    failed. An invocation the platform stopped is retried (up to
+    :data:`chain.MAX_FAILED_LEGS` attempts): a training's worker restarts its round from the
+    round's stored start, any other round reads the same inputs again. Records carry
+    ``round`` and ``role`` (``combine``, a request's ``phase``, else ``worker``); a worker's
     ``shard`` is its index, the combine step's is the worker count.
     """
-    w = batch.workers
-    rounds = chain.rounds(batch.requests[0]["params"])
+    w = batch.workers if batch.workers > 1 else batch.shards
+    spec = workloads.specs()[batch.workload]
+    assert spec.rounds is not None  # only batches of such specs come here
+    base_request = {k: v for k, v in batch.requests[0].items() if k != "shard"}
+    params = dict(base_request["params"])
+    if batch.workers == 1:  # a training has its chain id; any other job gets a job id
+        params["job"] = job_id(batch, cfg.run_id)
+    total = _round_invocations(spec, params, w)
     timeout_s = _timeout_of(cfg, batch.workload)
+    force_cold = batch.mode == "cold"
     refused = _prepare(cfg, target, batch, writer, env, None, timeout_s)
     if refused is not None:
-        _Ticker(progress, rounds * (w + 1)).to(rounds * (w + 1))
+        _Ticker(progress, total).to(total)
         return refused, []
     lock = threading.Lock()
     recs: list[InvocationRecord] = []
     legs: list[chain.Leg] = []
     in_flight = threading.BoundedSemaphore(max(1, target.max_parallel))
-    ticks = _Ticker(progress, rounds * (w + 1))  # here: one tick per invocation
+    ticks = _Ticker(progress, total)  # here: one tick per invocation
 
     def attempt(request: dict[str, Any], index: int, rnd: int, role: str) -> dict[str, Any] | None:
         for tries in range(chain.MAX_FAILED_LEGS):
@@ -1165,7 +1216,7 @@ def _run_rounds(
                 if interrupted.is_set():
                     return None
                 outcome, client_ms, t_send, t_recv = _invoke_timed(
-                    target, request, timeout_s, False
+                    target, request, timeout_s, force_cold
                 )
             if interrupted.is_set():
                 return None
@@ -1202,23 +1253,94 @@ def _run_rounds(
             )
         return None
 
-    final: dict[str, Any] | None = None
-    for rnd in range(rounds):
-        worker_reqs, combine_req = chain.round_requests(batch.requests[0], w, rnd)
-        futures = [pool.submit(attempt, r, i, rnd, "worker") for i, r in enumerate(worker_reqs)]
-        if not all(f.result() is not None for f in futures):
-            log.error("%s round %d: a worker failed; the training stops", batch.target, rnd)
-            break
-        combined = attempt(combine_req, w, rnd, "combine")
-        if combined is None:
-            log.error("%s round %d: combining failed; the training stops", batch.target, rnd)
-            break
-        if combined.get("status") != "continue":
-            final = combined
-            break
-    ticks.to(rounds * (w + 1))  # the bar ends at 100% even when a round failed
+    label = f"{batch.target} {spec.name}"
+    final = _drive_rounds(spec, params, w, base_request, pool, attempt, label)
+    ticks.to(total)  # the bar ends at 100% even when a round failed
     recs.sort(key=lambda r: r.t_send)
-    return recs, [final] if final is not None else []
+    return recs, final
+
+
+def _drive_rounds(
+    spec: WorkloadSpec,
+    params: Mapping[str, Any],
+    w: int,
+    base_request: Mapping[str, Any],
+    pool: ThreadPoolExecutor,
+    attempt: Callable[[dict[str, Any], int, int, str], dict[str, Any] | None],
+    label: str,
+) -> list[dict[str, Any]]:
+    """Run the rounds of one job with ``attempt``; its final results (none if it failed)."""
+    assert spec.rounds is not None
+    rounds = spec.rounds.rounds(params, w)
+    for rnd in range(rounds):
+        worker_params, combine_params = spec.rounds.requests(params, w, rnd)
+        futures = [
+            pool.submit(
+                attempt, {**base_request, "params": p}, i, rnd, str(p.get("phase") or "worker")
+            )
+            for i, p in enumerate(worker_params)
+        ]
+        done = [f.result() for f in futures]
+        if not all(d is not None for d in done):
+            log.error("%s round %d: a worker failed; the job stops", label, rnd)
+            return []
+        if combine_params is None:
+            if rnd == rounds - 1:
+                return [d for d in done if d is not None]
+            continue
+        combine_req = {**base_request, "params": combine_params}
+        combined = attempt(combine_req, len(worker_params), rnd, "combine")
+        if combined is None:
+            log.error("%s round %d: combining failed; the job stops", label, rnd)
+            return []
+        if combined.get("status") != "continue":
+            return [combined]
+    return []
+
+
+#: Timings a function in rounds reports, summed per batch (see ``workloads/roundio.py``).
+ROUND_TIMINGS: Final = (
+    "compute_ms",
+    "store_read_ms",
+    "store_write_ms",
+    "bytes_read",
+    "bytes_written",
+)
+
+
+def _rounds_summary(recs: Sequence[InvocationRecord]) -> dict[str, Any]:
+    """A job in rounds' totals: rounds run, and each round timing summed over its records."""
+    out: dict[str, Any] = {
+        "rounds": 1 + max((r.round for r in recs if r.round is not None), default=-1)
+    }
+    for key in ROUND_TIMINGS:
+        values = []
+        for r in recs:
+            timings = r.outcome.response.get("timings") if r.ok else None
+            if isinstance(timings, dict) and isinstance(timings.get(key), int | float):
+                values.append(float(timings[key]))
+        out[f"total_{key}"] = sum(values) if values else None
+    return out
+
+
+def _clean_job_scratch(target: Target, batch: Batch, run_id: str) -> None:
+    """Delete a finished job's scratch prefix (kept after a failure, to see what it wrote).
+
+    The prefix is the one the driver gave the job, never one a response names."""
+    spec = workloads.specs()[batch.workload]
+    if spec.store is not StoreAccess.SCRATCH:
+        return
+    prefix = scratch_prefix(spec.name, job_id(batch, run_id))
+    try:
+        store = target.scratch_store()
+        if store is None:
+            log.info("%s: scratch objects under %s are left in place", target.name, prefix)
+            return
+        n = store.delete_prefix(prefix)
+    except (OSError, ContractError, RuntimeError) as exc:  # cleanup must not fail a run
+        log.warning("%s: could not delete scratch under %s: %s", target.name, prefix, exc)
+    else:
+        log.info("%s: deleted %d scratch object(s) under %s", target.name, n, prefix)
 
 
 def _training_summary(

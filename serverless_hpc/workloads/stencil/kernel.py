@@ -38,9 +38,10 @@ def advance(block: np.ndarray, steps: int, alpha: float) -> np.ndarray:
     """``block`` after ``steps`` Jacobi steps of its interior (its edge cells held).
 
     Computes ``u + alpha * ((u_n + u_s + u_w + u_e) - 4.0 * u)`` with the four added left to
-    right, into a second buffer (a Jacobi step reads only the old values).
+    right, into a second buffer (a Jacobi step reads only the old values). ``block`` itself
+    is one of the two buffers when it is C-contiguous float64: it may be overwritten.
     """
-    cur = np.array(block, dtype=np.float64, order="C")
+    cur = np.ascontiguousarray(block, dtype=np.float64)
     if steps <= 0 or min(cur.shape) < 3:
         return cur
     nxt = cur.copy()
