@@ -184,3 +184,21 @@ def run_inline(
         if combine is not None and calls[-1].output.result.get("status") != "continue":
             break
     return calls
+
+
+#: The round figures a result repeats under ``round_io`` (the record keeps a function's
+#: result, not its whole ``timings``).
+ROUND_IO_KEYS = (
+    "compute_ms",
+    "store_read_ms",
+    "store_write_ms",
+    "bytes_read",
+    "bytes_written",
+)
+
+
+def with_round_io(out: Output) -> Output:
+    """``out`` with its compute time and store I/O also in ``result["round_io"]``."""
+    figures = {"compute_ms": out.compute_ms, **out.extra_timings}
+    out.result["round_io"] = {k: float(figures[k]) for k in ROUND_IO_KEYS if k in figures}
+    return out

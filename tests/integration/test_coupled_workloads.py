@@ -9,6 +9,7 @@ import pytest
 
 from serverless_hpc.bench import BenchConfig, count_invocations, run
 from serverless_hpc.records import read_records
+from serverless_hpc.report.coupled import coupled_rows
 from serverless_hpc.targets.base import TargetSettings
 from serverless_hpc.workloads.stencil import ALPHA
 
@@ -62,9 +63,19 @@ def test_stencil_runs_in_rounds_on_both_local_targets(tmp_path: Path) -> None:
         [(k, "worker") for k in range(3) for _ in range(4)] + [(2, "combine")]
     )
     for r in four:
-        assert {"store_read_ms", "store_write_ms", "bytes_read", "bytes_written"} <= set(
-            r["outcome"]["response"]["timings"]
-        )
+        io = r["result"]["round_io"]
+        assert set(io) == {
+            "compute_ms",
+            "store_read_ms",
+            "store_write_ms",
+            "bytes_read",
+            "bytes_written",
+        }
+        assert io["bytes_written"] > 0 and (io["bytes_read"] > 0 or r["round"] == 0)
+    # AND the report's coupled table splits every round's time and counts the bytes moved
+    rows = coupled_rows(records)
+    assert {(r.target, r.shards) for r in rows} == {(b["target"], b["shards"]) for b in batches}
+    assert all(r.rounds == 3 and r.mb_moved > 0 and r.compute_ms > 0 for r in rows)
     # AND every job's scratch prefix was deleted once it succeeded
     assert _scratch_left(tmp_path) == []
 

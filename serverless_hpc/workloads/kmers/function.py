@@ -18,7 +18,7 @@ from serverless_hpc.contract import InvalidRequest
 from serverless_hpc.ranges import split_ranges
 from serverless_hpc.workloads.base import Context, Output, parse_params
 from serverless_hpc.workloads.kmers import CHUNK, MAX_K, SPEC
-from serverless_hpc.workloads.roundio import RoundIO, RoundParams
+from serverless_hpc.workloads.roundio import RoundIO, RoundParams, with_round_io
 
 if TYPE_CHECKING:
     import numpy as np
@@ -170,7 +170,9 @@ def run(raw: dict[str, Any], ctx: Context) -> Output:
         "input": "synthetic",
         **result,
     }
-    return Output(result=out, load_ms=0.0, compute_ms=compute_s * 1e3, extra_timings=extra)
+    return with_round_io(
+        Output(result=out, load_ms=0.0, compute_ms=compute_s * 1e3, extra_timings=extra)
+    )
 
 
 def _share(p: KmersParams) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from serverless_hpc.workloads.matmul import (
     check_staged,
     encode_block,
 )
-from serverless_hpc.workloads.roundio import RoundIO, RoundParams
+from serverless_hpc.workloads.roundio import RoundIO, RoundParams, with_round_io
 
 
 class MatmulParams(RoundParams):
@@ -69,7 +69,8 @@ def run(raw: dict[str, Any], ctx: Context) -> Output:
     p = parse_params(MatmulParams, raw)
     if p.staged:
         rio = RoundIO.open(ctx, SPEC.name, p.job)
-        return {"stage": _stage, "compute": _compute_staged, "verify": _verify}[p.phase](p, rio)
+        phase = {"stage": _stage, "compute": _compute_staged, "verify": _verify}[p.phase]
+        return with_round_io(phase(p, rio))
     nb = p.n // p.block
     end = nb * nb if p.end is None else p.end
     gen_s = compute_s = 0.0

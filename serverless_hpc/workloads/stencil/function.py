@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from serverless_hpc.contract import InvalidRequest
 from serverless_hpc.workloads.base import Context, Output, parse_params
-from serverless_hpc.workloads.roundio import RoundIO, RoundParams
+from serverless_hpc.workloads.roundio import RoundIO, RoundParams, with_round_io
 from serverless_hpc.workloads.stencil import ALPHA, MAX_N, MAX_STEPS, MIN_N, SPEC, rounds_of
 
 
@@ -76,11 +76,11 @@ def run(raw: dict[str, Any], ctx: Context) -> Output:
     if p.exchange == "memory":
         from serverless_hpc.workloads.stencil.node import run_in_memory
 
-        return run_in_memory(p, _problem(p), ctx)
+        return with_round_io(run_in_memory(p, _problem(p), ctx))
     rio = RoundIO.open(ctx, SPEC.name, p.job)
     if p.phase == "assemble":
-        return _assemble(p, rio)
-    return _step(p, rio)
+        return with_round_io(_assemble(p, rio))
+    return with_round_io(_step(p, rio))
 
 
 def _step(p: StencilParams, rio: RoundIO) -> Output:
