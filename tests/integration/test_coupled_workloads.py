@@ -71,7 +71,10 @@ def test_stencil_runs_in_rounds_on_both_local_targets(tmp_path: Path) -> None:
             "bytes_read",
             "bytes_written",
         }
-        assert io["bytes_written"] > 0 and (io["bytes_read"] > 0 or r["round"] == 0)
+        if r["role"] == "combine":  # it reads the last round's tiles, and writes nothing
+            assert io["bytes_read"] == 8 * 40 * 40 + 4 * 128 and io["bytes_written"] == 0
+        else:
+            assert io["bytes_written"] > 0 and (io["bytes_read"] > 0 or r["round"] == 0)
     # AND the report's coupled table splits every round's time and counts the bytes moved
     rows = coupled_rows(records)
     assert {(r.target, r.shards) for r in rows} == {(b["target"], b["shards"]) for b in batches}
@@ -111,6 +114,6 @@ def test_a_job_stops_after_a_failed_round_and_says_why(tmp_path: Path) -> None:
     # THEN the first round's invocations fail naming the field, and the job stops there
     records = read_records(cfg.out / "records.jsonl")
     assert result.failed == 4 and len(records) == 4
-    assert all("alpha" in r["outcome"]["response"]["error"]["message"] for r in records)
+    assert all("alpha" in str(r["error"]) for r in records)
     (batch,) = [json.loads(x) for x in (cfg.out / "batches.jsonl").read_text().splitlines()]
     assert "sha256" not in batch

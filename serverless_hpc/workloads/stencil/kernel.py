@@ -44,18 +44,18 @@ def advance(block: np.ndarray, steps: int, alpha: float) -> np.ndarray:
     cur = np.ascontiguousarray(block, dtype=np.float64)
     if steps <= 0 or min(cur.shape) < 3:
         return cur
-    nxt = cur.copy()
-    acc = np.empty((cur.shape[0] - 2, cur.shape[1] - 2))
-    quad = np.empty_like(acc)
+    nxt = np.empty_like(cur)  # its edge cells are held: copy them once, never write them
+    nxt[0, :], nxt[-1, :], nxt[:, 0], nxt[:, -1] = cur[0, :], cur[-1, :], cur[:, 0], cur[:, -1]
+    quad = np.empty((cur.shape[0] - 2, cur.shape[1] - 2))
     for _ in range(steps):
-        u = cur[1:-1, 1:-1]
+        u, acc = cur[1:-1, 1:-1], nxt[1:-1, 1:-1]
         np.add(cur[:-2, 1:-1], cur[2:, 1:-1], out=acc)  # u_n + u_s
         acc += cur[1:-1, :-2]  # + u_w
         acc += cur[1:-1, 2:]  # + u_e
         np.multiply(u, 4.0, out=quad)
         acc -= quad  # (sum) - 4.0 * u
-        acc *= alpha
-        np.add(u, acc, out=nxt[1:-1, 1:-1])  # u + alpha * (...)
+        acc *= alpha  # alpha * (...)
+        acc += u  # u + alpha * (...): addition commutes exactly
         cur, nxt = nxt, cur
     return cur
 
