@@ -117,3 +117,28 @@ def test_a_job_stops_after_a_failed_round_and_says_why(tmp_path: Path) -> None:
     assert all("alpha" in str(r["error"]) for r in records)
     (batch,) = [json.loads(x) for x in (cfg.out / "batches.jsonl").read_text().splitlines()]
     assert "sha256" not in batch
+
+
+def test_the_in_memory_baseline_runs_as_one_invocation_on_standalone(tmp_path: Path) -> None:
+    from serverless_hpc.workloads.stencil import kernel
+
+    # GIVEN the VM baseline: 4 tiles as processes of one machine, halos in shared memory
+    cfg = BenchConfig(
+        out=tmp_path / "run",
+        targets=("standalone",),
+        workloads=("stencil",),
+        shards=(4,),
+        repeats=1,
+        modes=("natural",),
+        params={"stencil": {"n": 40, "steps": 6, "seed": 2, "exchange": "memory"}},
+        settings=TargetSettings(log_dir=tmp_path / "logs", store_uri=str(tmp_path / "store")),
+        run_id="vm",
+    )
+    assert run(cfg).failed == 0
+    # THEN one invocation ran the whole job, to the single-process field
+    (rec,) = read_records(cfg.out / "records.jsonl")
+    assert (rec["round"], rec["role"], rec["shards"]) == (0, "worker", 4)
+    (batch,) = [json.loads(x) for x in (cfg.out / "batches.jsonl").read_text().splitlines()]
+    assert batch["exchange"] == "memory" and batch["tiles"] == 4
+    assert batch["sha256"] == kernel.digest(kernel.reference(40, 6, 2, ALPHA))
+    assert batch["total_bytes_written"] == 0.0
