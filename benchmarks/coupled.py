@@ -13,12 +13,16 @@ median of ``--repeats`` runs; the comparisons are ratios within one run of this 
   (their compute + exchange seconds per step, and their wall time per step from the moment
   all were up) and a single process; every field's sha256 against the single process's.
 * ``kmers``: M x R = 4x4 and 16x16 over synthetic reads: shuffle bytes (what the mappers
-  wrote), the map and reduce function-seconds and their store share, against a
-  single-process count of the same reads (in memory).
+  wrote), the map and reduce function-seconds over a single-process count of the same reads
+  (in memory), and the store's share of them.
 * ``matmul``: N = 4096 staged, at 1/4/16 functions (blocks 4096/2048/1024): GFLOP/s per
-  function, total GFLOP/s over the functions' compute, store I/O share, against numpy's
-  A @ B in one process. BLAS runs ``--blas-threads`` threads in both (default 1: the same
-  CPU share for the function and the reference).
+  function against numpy's A @ B in one process, total GFLOP/s over the functions' compute
+  and over their whole time, store I/O share. BLAS runs ``--blas-threads`` threads in both
+  (default 1: the same CPU share for the function and the reference).
+
+Other jobs may share the machine: each repeat runs the single-process reference right
+before the job, and the figures are medians of the per-repeat ratios, so both sides of a
+ratio saw about the same load; the absolute times are given for scale only.
 
 Usage: python benchmarks/coupled.py {stencil,kmers,matmul,all} [--repeats N] [--json FILE]
 """
@@ -34,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,54 +77,61 @@ def _cleanup(ctx: Any, workload: str, job: str) -> None:
 
 
 def bench_stencil(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
-    """Tiles x steps per round through the store, the in-memory node, one process."""
+    """Tiles x steps per round through the store, the in-memory node, one process: each
+    repeat runs all three back to back, so their ratios share the machine's load."""
     from serverless_hpc.workloads import stencil
     from serverless_hpc.workloads.roundio import run_inline
     from serverless_hpc.workloads.stencil import kernel
 
     n, steps = args.n, args.steps
-    times = []
-    for _ in range(args.repeats + 1):  # the first warms up (page faults, first calls)
+
+    def single() -> tuple[float, str]:
         t0 = time.perf_counter()
-        ref = kernel.reference(n, steps, 1, stencil.ALPHA)
-        times.append(time.perf_counter() - t0)
-    single_s = _median(times[1:])
-    want = kernel.digest(ref)
-    del ref
+        field = kernel.reference(n, steps, 1, stencil.ALPHA)
+        return time.perf_counter() - t0, kernel.digest(field)
+
+    _, want = single()  # also warms up (page faults, first calls)
     rows: list[dict[str, Any]] = []
-    print(f"stencil N={n} T={steps}: one process {single_s / steps * 1e3:.1f} ms/step", flush=True)
     for tiles in args.tiles:
         for per_round in args.per_round:
-            walls, shares, computes, mem_walls, mem_work, ok = [], [], [], [], [], True
+            fig: dict[str, list[float]] = defaultdict(list)
+            ok = True
             for r in range(args.repeats):
                 ctx = _fresh_ctx(root)
                 p = {"n": n, "steps": steps, "steps_per_round": per_round, "seed": 1}
+                single_s, digest = single()
+                ok &= digest == want
                 mem = {**p, "exchange": "memory", "verify": False}
                 (call,) = run_inline(stencil.SPEC, mem, tiles, ctx)
-                mem_walls.append(call.output.result["rounds_wall_s"])
-                t = call.output
-                mem_work.append((t.compute_ms + t.extra_timings["exchange_ms"]) / 1e3)
                 ok &= call.output.result["sha256"] == want
+                t = call.output
+                mem_work = (t.compute_ms + t.extra_timings["exchange_ms"]) / 1e3
                 job = f"b{r}"
                 calls = run_inline(stencil.SPEC, {**p, "verify": False, "job": job}, tiles, ctx)
                 ok &= calls[-1].output.result["sha256"] == want
                 work = [c for c in calls if c.role == "worker"]
                 wall, io, _ = _io_share(work)
-                walls.append(wall)
-                shares.append(io / wall)
-                computes.append(sum(c.output.compute_ms for c in work) / 1e3 / wall)
+                compute = sum(c.output.compute_ms for c in work) / 1e3
                 _cleanup(ctx, "stencil", job)
+                fig["single"].append(single_s)
+                fig["fn"].append(wall / single_s)
+                fig["io"].append(io / wall)
+                fig["compute"].append(compute / wall)
+                fig["mem_work"].append(mem_work / single_s)
+                fig["mem_wall"].append(t.result["rounds_wall_s"] / single_s)
+            single_ms = _median(fig["single"]) / steps * 1e3
             row = {
                 "tiles": tiles,
                 "steps_per_round": per_round,
                 "rounds": -(-steps // per_round),
-                "function_ms_per_step": _median(walls) / steps * 1e3,
-                "store_io_share": _median(shares),
-                "compute_share": _median(computes),
-                "memory_work_ms_per_step": _median(mem_work) / steps * 1e3,
-                "memory_wall_ms_per_step": _median(mem_walls) / steps * 1e3,
-                "single_ms_per_step": single_s / steps * 1e3,
+                "single_ms_per_step": single_ms,
+                "function_s_over_single": _median(fig["fn"]),
+                "store_io_share": _median(fig["io"]),
+                "compute_share": _median(fig["compute"]),
+                "memory_work_over_single": _median(fig["mem_work"]),
+                "memory_wall_over_single": _median(fig["mem_wall"]),
                 "identical": ok,
+                "load": os.getloadavg()[0],
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -127,7 +139,7 @@ def bench_stencil(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
 
 
 def bench_kmers(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
-    """M x R shuffles through the store against one in-memory count."""
+    """M x R shuffles through the store against one in-memory count, back to back."""
     from serverless_hpc.workloads import kmers
     from serverless_hpc.workloads.kmers import function
     from serverless_hpc.workloads.roundio import run_inline
@@ -135,42 +147,39 @@ def bench_kmers(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
     base = {**kmers.DEFAULTS, "reads": args.reads}
     p = function.KmersParams(**base, worker=0)
     reads = function.synthetic_reads(p, 0, p.reads)
-    singles = []
-    for _ in range(args.repeats + 1):
-        t0 = time.perf_counter()
-        single = function.count_kmers(reads, p.k)
-        singles.append(time.perf_counter() - t0)
-    want = function.counts_digest(single)
-    del reads, single
+    want = function.counts_digest(function.count_kmers(reads, p.k))  # also warms up
     rows = []
     for m in args.mappers:
-        out: dict[str, list[float]] = {"map": [], "reduce": [], "share": [], "bytes": []}
+        fig: dict[str, list[float]] = defaultdict(list)
         ok = True
         for r in range(args.repeats):
+            t0 = time.perf_counter()
+            function.count_kmers(reads, p.k)
+            single_s = time.perf_counter() - t0
             ctx = _fresh_ctx(root)
             calls = run_inline(kmers.SPEC, {**base, "job": f"b{r}"}, m, ctx)
             final = calls[-1].output.result
             ok &= final["counts_sha256"] == want and final["matches_single_process"]
-            maps = [c for c in calls if c.role == "map"]
-            reds = [c for c in calls if c.role == "reduce"]
-            map_s, map_io, shuffled = _io_share(maps)
-            red_s, red_io, _ = _io_share(reds)
-            out["map"].append(map_s)
-            out["reduce"].append(red_s)
-            out["share"].append((map_io + red_io) / (map_s + red_s))
-            out["bytes"].append(shuffled)
+            map_s, map_io, shuffled = _io_share([c for c in calls if c.role == "map"])
+            red_s, red_io, _ = _io_share([c for c in calls if c.role == "reduce"])
             _cleanup(ctx, "kmers", f"b{r}")
+            fig["single"].append(single_s)
+            fig["map"].append(map_s / single_s)
+            fig["reduce"].append(red_s / single_s)
+            fig["share"].append((map_io + red_io) / (map_s + red_s))
+            fig["bytes"].append(shuffled)
         row = {
             "mappers": m,
             "reducers": m,
             "reads": args.reads,
             "shuffle_objects": m * m,
-            "shuffle_mb": _median(out["bytes"]) / 1e6,
-            "map_s": _median(out["map"]),
-            "reduce_s": _median(out["reduce"]),
-            "store_io_share": _median(out["share"]),
-            "single_process_s": _median(singles[1:]),
+            "shuffle_mb": _median(fig["bytes"]) / 1e6,
+            "single_process_s": _median(fig["single"]),
+            "map_over_single": _median(fig["map"]),
+            "reduce_over_single": _median(fig["reduce"]),
+            "store_io_share": _median(fig["share"]),
             "identical": ok,
+            "load": os.getloadavg()[0],
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -178,50 +187,59 @@ def bench_kmers(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
 
 
 def bench_matmul(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
-    """Staged N x N at 1/4/16 functions against numpy's product in one process."""
+    """Staged N x N at 1/4/16 functions against numpy's product in one process, back to
+    back."""
     import numpy as np
 
     from serverless_hpc.workloads import matmul
     from serverless_hpc.workloads.roundio import run_inline
 
     n = args.matmul_n
-    a = np.vstack([matmul.a_rows(7, 0, n, n)])
-    b = np.hstack([matmul.b_cols(7, 0, n, n)])
-    single = []
-    for _ in range(args.repeats + 1):  # the first warms up
+    a = matmul.a_rows(7, 0, n, n)
+    b = matmul.b_cols(7, 0, n, n)
+
+    def single() -> float:
         t0 = time.perf_counter()
-        _ = a @ b
-        single.append(time.perf_counter() - t0)
-    del a, b, _
-    ref_gflops = 2.0 * n**3 / _median(single[1:]) / 1e9
-    print(f"matmul N={n}: numpy in one process {ref_gflops:.1f} GFLOP/s", flush=True)
+        np.matmul(a, b)
+        return 2.0 * n**3 / (time.perf_counter() - t0) / 1e9
+
+    single()  # warms up
     rows = []
     for f in args.functions:
-        side = math.isqrt(f)
-        block = n // side
-        per_fn, total, share, errs = [], [], [], []
+        block = n // math.isqrt(f)
+        fig: dict[str, list[float]] = defaultdict(list)
+        errs = []
         for r in range(args.repeats):
+            ref = single()
             ctx = _fresh_ctx(root)
             p = {"n": n, "block": block, "seed": 7, "staged": True, "job": f"b{r}"}
             calls = run_inline(matmul.SPEC, p, f, ctx)
             comp = [c for c in calls if c.role == "compute"]
-            per_fn.append(_median([c.output.result["gflops"] for c in comp]))
+            per_fn = _median([c.output.result["gflops"] for c in comp])
             flops = sum(c.output.result["flops"] for c in comp)
-            total.append(flops / sum(c.output.result["compute_s"] for c in comp) / 1e9)
             wall, io, _ = _io_share(comp)
-            share.append(io / wall)
             errs.append(calls[-1].output.result["max_rel_error"])
             _cleanup(ctx, "matmul", f"b{r}")
+            fig["ref"].append(ref)
+            fig["per_fn"].append(per_fn)
+            fig["ratio"].append(per_fn / ref)
+            fig["over_compute"].append(
+                flops / sum(c.output.result["compute_s"] for c in comp) / 1e9
+            )
+            fig["over_wall"].append(flops / wall / 1e9)
+            fig["share"].append(io / wall)
         row = {
             "n": n,
             "functions": f,
             "block": block,
-            "gflops_per_function": _median(per_fn),
-            "gflops_over_compute": _median(total),
-            "store_io_share": _median(share),
-            "numpy_single_gflops": ref_gflops,
-            "ratio_to_numpy": _median(per_fn) / ref_gflops,
+            "numpy_single_gflops": _median(fig["ref"]),
+            "gflops_per_function": _median(fig["per_fn"]),
+            "function_over_numpy": _median(fig["ratio"]),
+            "gflops_over_compute": _median(fig["over_compute"]),
+            "gflops_over_function_time": _median(fig["over_wall"]),
+            "store_io_share": _median(fig["share"]),
             "max_rel_error": max(errs),
+            "load": os.getloadavg()[0],
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -260,7 +278,7 @@ def main() -> None:
         "matmul": bench_matmul,
     }
     chosen = list(benches) if args.what == "all" else [args.what]
-    meta = {
+    meta: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}",
         "load_before": os.getloadavg(),
