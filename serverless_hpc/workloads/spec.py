@@ -140,7 +140,9 @@ class RoundPlan:
     at once, then its combine request (if any). A combine result with ``"status":
     "continue"`` continues; any other combine result ends the job after it; after
     :attr:`rounds` rounds the job ends. ``rounds`` returning 0 means the batch does not run in
-    rounds (a plain batch, or a resumable chain), so one spec can offer both.
+    rounds (a plain batch, or a resumable chain), so one spec can offer both. Either function
+    raises ``ValueError`` (naming the workload and what is wrong) for params or a worker count
+    the job cannot run with; the driver refuses such a plan before anything runs.
     """
 
     #: How many rounds a batch runs at most, from its params and its worker count.
