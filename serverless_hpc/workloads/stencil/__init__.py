@@ -70,7 +70,7 @@ def tile_ranges(n: int, tiles: int) -> list[tuple[Range, Range]]:
     try:
         rr, cc = split_ranges(n, rows), split_ranges(n, cols)
     except ValueError:
-        raise ValueError(f"an {n}x{n} grid cannot be split into {rows}x{cols} tiles") from None
+        raise ValueError(f"the {n}x{n} grid cannot be split into {rows}x{cols} tiles") from None
     return [(r, c) for r in rr for c in cc]
 
 
