@@ -9,6 +9,7 @@ import pytest
 
 from serverless_hpc.bench import BenchConfig, count_invocations, run
 from serverless_hpc.records import read_records
+from serverless_hpc.report import build_report
 from serverless_hpc.report.coupled import coupled_rows
 from serverless_hpc.targets.base import TargetSettings
 from serverless_hpc.workloads.stencil import ALPHA
@@ -79,6 +80,11 @@ def test_stencil_runs_in_rounds_on_both_local_targets(tmp_path: Path) -> None:
     rows = coupled_rows(records)
     assert {(r.target, r.shards) for r in rows} == {(b["target"], b["shards"]) for b in batches}
     assert all(r.rounds == 3 and r.mb_moved > 0 and r.compute_ms > 0 for r in rows)
+    build_report(cfg.out, plots=False)
+    page = (cfg.out / "report.html").read_text(encoding="utf-8")
+    section = page[page.index("Coupled work: where a round") :]
+    section = section[: section.index("</table>")]
+    assert section.count('<tr><td class="l">stencil</td>') == len(rows)
     # AND every job's scratch prefix was deleted once it succeeded
     assert _scratch_left(tmp_path) == []
 
