@@ -15,7 +15,7 @@ Billing rules modelled (as AWS documents them):
 * **EC2**: per-second billing with a 60-second minimum for every period the instance runs,
   at the on-demand hourly rate, plus the root volume (gp3, per GB-month, prorated).
 
-This module imports nothing from the project (see DESIGN.md's module map).
+This module imports nothing from the project (see docs/design.md, "The layers").
 """
 
 from __future__ import annotations

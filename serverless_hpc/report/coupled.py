@@ -7,6 +7,10 @@ split into compute, store I/O (reads and writes) and overhead (everything else t
 saw: platform, start-up, request and reply, and what the function did besides computing and
 moving data), with the bytes moved. Data-parallel trainings are left to the training section
 (their records carry no ``round_io``).
+
+The report keeps a compact row per record, without results; :func:`from_run` reads the
+round figures from the record file itself, streaming, and only when a batch of the run ran
+in rounds through the store (its batch line has ``total_store_read_ms``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,14 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from serverless_hpc.rundir import RECORD_LINE, iter_jsonl, paths
+
+#: The record fields a row of this table needs (the rest of a line is dropped as it is read).
+_FIELDS = ("workload", "target", "shards", "memory_mb", "mode", "repeat", "round", "ok")
+_FIELDS_TIMED = ("t_send", "t_recv", "client_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +66,23 @@ def _job_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
         record.get("mode"),
         record.get("repeat"),
     )
+
+
+def from_run(out: Path, batches: Sequence[Mapping[str, Any]]) -> list[CoupledRow]:
+    """The table's rows for the run directory ``out`` (none when no batch ran in rounds
+    through the store); unreadable record lines are skipped (the report counts them)."""
+    if not any("total_store_read_ms" in b for b in batches):
+        return []
+
+    def slim() -> Iterable[dict[str, Any]]:
+        for line in iter_jsonl(paths(out).records, RECORD_LINE):
+            if not isinstance(line, dict) or line.get("round") is None or _io(line) is None:
+                continue
+            keep = {k: line.get(k) for k in (*_FIELDS, *_FIELDS_TIMED)}
+            keep["result"] = {"round_io": _io(line)}
+            yield keep
+
+    return coupled_rows(slim())
 
 
 def coupled_rows(records: Iterable[Mapping[str, Any]]) -> list[CoupledRow]:

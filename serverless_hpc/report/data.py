@@ -10,9 +10,21 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from serverless_hpc.records import BATCH_FIELDS, RECORD_FIELDS, BadLine, read_jsonl
+from serverless_hpc.rundir import (
+    BATCH_LINE,
+    BATCHES,
+    RECORD_LINE,
+    RECORDS,
+    RUN_META,
+    BadLine,
+    RecordRow,
+    iter_jsonl,
+    paths,
+    read_jsonl,
+    read_run_meta,
+)
 
 
 @dataclass(slots=True)
@@ -20,7 +32,7 @@ class RunData:
     """Everything a report is made of."""
 
     out: Path
-    records: list[dict[str, Any]]
+    records: list[RecordRow]
     batches: list[dict[str, Any]]
     meta: dict[str, Any]
     #: File name -> the lines of it that were skipped.
@@ -47,30 +59,25 @@ def bad_line_notes(data: RunData) -> list[str]:
     return notes
 
 
-def _read_meta(path: Path, bad: dict[str, list[BadLine]]) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except ValueError:
-        bad["run.json"] = [BadLine(1, "not JSON; run settings unknown")]
-        return {}
-    if not isinstance(meta, dict):
-        bad["run.json"] = [BadLine(1, "not a JSON object; run settings unknown")]
-        return {}
-    return meta
+def _read_meta(out: Path, bad: dict[str, list[BadLine]]) -> dict[str, Any]:
+    meta = read_run_meta(out)
+    if meta.problems:
+        bad[RUN_META] = [BadLine(1, f"{p}; run settings unknown") for p in meta.problems]
+    return meta.data
 
 
 def _incomplete(meta: dict[str, Any], records: int) -> list[str]:
     if not meta:
-        return ["run.json is missing or unreadable: whether the run finished is unknown"]
+        return [f"{RUN_META} is missing or unreadable: whether the run finished is unknown"]
     out = []
     aborted = meta.get("aborted")
     if aborted:
         by = aborted.get("by") if isinstance(aborted, dict) else None
         out.append(f"the run was aborted ({by or 'stopped'}) before its plan was done")
     elif not meta.get("finished"):
-        out.append("the run never finished (killed, or still running): run.json has no 'finished'")
+        out.append(
+            f"the run never finished (killed, or still running): {RUN_META} has no 'finished'"
+        )
     planned = meta.get("planned_invocations")
     if isinstance(planned, int) and not isinstance(planned, bool) and records < planned:
         skipped = meta.get("skipped") or []
@@ -79,28 +86,49 @@ def _incomplete(meta: dict[str, Any], records: int) -> list[str]:
     return out
 
 
+#: Records of one workload and memory size whose result size is measured when a run from
+#: before ``result_bytes`` is read (serialising every result again would cost as much as
+#: reading the run).
+RESULT_SAMPLE: Final = 50
+
+
 def load_run(out: Path) -> RunData:
-    """Read a run directory; FileNotFoundError when it holds no records.jsonl."""
-    rec_path = out / "records.jsonl"
-    if not rec_path.is_file():
-        raise FileNotFoundError(f"{out}: no records.jsonl (is this a run directory?)")
-    bad: dict[str, list[BadLine]] = {}
-    recs = read_jsonl(rec_path, RECORD_FIELDS)
-    bad["records.jsonl"] = recs.bad
+    """Read a run directory; FileNotFoundError when it holds no records.jsonl.
+
+    The records are streamed and each is kept as a :class:`~serverless_hpc.rundir.RecordRow`
+    (the fields the report reads, no result payload), so memory grows with the records at a
+    few hundred bytes each, not at a parsed line's few KB.
+    """
+    files = paths(out)
+    if not files.records.is_file():
+        raise FileNotFoundError(f"{out}: no {RECORDS} (is this a run directory?)")
+    bad: dict[str, list[BadLine]] = {RECORDS: []}
+    rows: list[RecordRow] = []
+    sized: dict[tuple[Any, Any], int] = {}
+    for line in iter_jsonl(files.records, RECORD_LINE):
+        if isinstance(line, BadLine):
+            bad[RECORDS].append(line)
+            continue
+        if "result_bytes" not in line and isinstance(line.get("result"), dict):
+            key = (line.get("workload"), line.get("memory_mb"))
+            if sized.get(key, 0) < RESULT_SAMPLE:
+                sized[key] = sized.get(key, 0) + 1
+                line["result_bytes"] = len(json.dumps(line["result"]))
+        rows.append(RecordRow(line))
     batches: list[dict[str, Any]] = []
-    if (out / "batches.jsonl").is_file():
-        read = read_jsonl(out / "batches.jsonl", BATCH_FIELDS)
-        bad["batches.jsonl"] = read.bad
+    if files.batches.is_file():
+        read = read_jsonl(files.batches, BATCH_LINE)
+        bad[BATCHES] = read.bad
         for b in read.rows:
             if "reduce_error" in b and "combine_error" not in b:  # runs before the rename
                 b["combine_error"] = b.pop("reduce_error")
             batches.append(b)
-    meta = _read_meta(out / "run.json", bad)
+    meta = _read_meta(out, bad)
     return RunData(
         out=out,
-        records=recs.rows,
+        records=rows,
         batches=batches,
         meta=meta,
         bad_lines={k: v for k, v in bad.items() if v},
-        incomplete=_incomplete(meta, len(recs.rows)),
+        incomplete=_incomplete(meta, len(rows)),
     )

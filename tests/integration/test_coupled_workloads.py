@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from serverless_hpc.bench import BenchConfig, count_invocations, run
-from serverless_hpc.records import read_records
+from serverless_hpc.driver import BenchConfig, BenchError, count_invocations, run
 from serverless_hpc.report import build_report
-from serverless_hpc.report.coupled import coupled_rows
+from serverless_hpc.report.coupled import coupled_rows, from_run
+from serverless_hpc.rundir import read_records
 from serverless_hpc.targets.base import TargetSettings
 from serverless_hpc.workloads.stencil import ALPHA
 
@@ -78,6 +78,7 @@ def test_stencil_runs_in_rounds_on_both_local_targets(tmp_path: Path) -> None:
             assert io["bytes_written"] > 0 and (io["bytes_read"] > 0 or r["round"] == 0)
     # AND the report's coupled table splits every round's time and counts the bytes moved
     rows = coupled_rows(records)
+    assert from_run(cfg.out, batches) == rows  # what the report builds, from the record file
     assert {(r.target, r.shards) for r in rows} == {(b["target"], b["shards"]) for b in batches}
     assert all(r.rounds == 3 and r.mb_moved > 0 and r.compute_ms > 0 for r in rows)
     build_report(cfg.out, plots=False)
@@ -104,7 +105,9 @@ def test_staged_matmul_runs_through_the_driver(tmp_path: Path) -> None:
 
 
 def test_a_job_stops_after_a_failed_round_and_says_why(tmp_path: Path) -> None:
-    # GIVEN a stencil whose in-memory exchange is asked for a tiling it refuses at run time
+    # GIVEN a stencil whose functions find a file where their scratch directory should be
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "scratch").write_text("not a directory")
     cfg = BenchConfig(
         out=tmp_path / "run",
         targets=("local-faas",),
@@ -112,17 +115,27 @@ def test_a_job_stops_after_a_failed_round_and_says_why(tmp_path: Path) -> None:
         shards=(4,),
         repeats=1,
         modes=("natural",),
-        params={"stencil": {"n": 16, "steps": 4, "alpha": 0.5}},
+        params={"stencil": {"n": 16, "steps": 4}},
         settings=TargetSettings(log_dir=tmp_path / "logs", store_uri=str(tmp_path / "store")),
         run_id="bad",
     )
     result = run(cfg)
-    # THEN the first round's invocations fail naming the field, and the job stops there
+    # THEN the first round's invocations fail saying why, and the job stops there
     records = read_records(cfg.out / "records.jsonl")
     assert result.failed == 4 and len(records) == 4
-    assert all("alpha" in str(r["error"]) for r in records)
+    assert all("NotADirectoryError" in str(r["error"]) for r in records)
     (batch,) = [json.loads(x) for x in (cfg.out / "batches.jsonl").read_text().splitlines()]
     assert "sha256" not in batch
+
+
+def test_a_bad_option_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match=r"stencil\.alpha: 0\.5 is outside"):
+        BenchConfig(
+            out=tmp_path / "run",
+            targets=("local-faas",),
+            workloads=("stencil",),
+            params={"stencil": {"alpha": 0.5}},
+        )
 
 
 def test_the_in_memory_baseline_runs_as_one_invocation_on_standalone(tmp_path: Path) -> None:

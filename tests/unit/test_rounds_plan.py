@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from serverless_hpc import bench
-from serverless_hpc.bench import BenchConfig, BenchError, count_invocations, plan_size
+from serverless_hpc.driver import BenchConfig, BenchError, count_invocations, plan, plan_size
+from serverless_hpc.driver.plan import job_id
 
 
 def _cfg(tmp_path: Path, workload: str, params: dict, shards: tuple[int, ...]) -> BenchConfig:
@@ -46,6 +46,6 @@ def test_a_fan_out_the_job_cannot_run_with_is_refused_before_anything_runs(
 
 def test_job_ids_differ_between_the_batches_of_a_run(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, "stencil", {}, (1, 4))
-    ids = {bench.job_id(b, cfg.run_id) for b in bench.plan(cfg, "local-faas")}
+    ids = {job_id(b, cfg.run_id) for b in plan(cfg, "local-faas")}
     assert len(ids) == 4  # two fan-outs x two repeats
     assert all(i.startswith("r/local-faas-natural-s") for i in ids)

@@ -29,6 +29,7 @@ from typing import Any, Final
 from serverless_hpc.workloads.spec import (
     FANOUT_PANELS,
     Check,
+    Option,
     RoundPlan,
     StoreAccess,
     WorkloadSpec,
@@ -142,6 +143,15 @@ SPEC = WorkloadSpec(
     order=61,
     default=False,
     plan_params=DEFAULTS,
+    options=(
+        Option("genome_len", int, "bases of the synthetic genome", 2, 10**9),
+        Option("reads", int, "synthetic reads", 1, 10**8),
+        Option("read_len", int, "bases a read", 1, 100_000),
+        Option("k", int, "k-mer length", 1, MAX_K),
+        Option("error_rate", float, "chance a read's base is substituted", 0.0, 0.75),
+        Option("seed", int, "seed of the genome and the reads", 0, 2**63 - 1),
+        Option("reducers", int, "reducers R (default: the mappers, M)", 1, 1000, nullable=True),
+    ),
     input_size=_reads,
     combine=combine,
     combine_needs_all=True,

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from serverless_hpc.workloads.spec import (
     FANOUT_PANELS,
     Check,
+    Option,
     RoundPlan,
     StoreAccess,
     WorkloadSpec,
@@ -224,6 +225,12 @@ SPEC = WorkloadSpec(
     order=40,
     default=False,
     plan_params={"n": 512, "block": 128, "seed": 7},
+    options=(
+        Option("n", int, "matrix size N (staged: up to the larger bound)", MIN_N, MAX_N_STAGED),
+        Option("block", int, "block size (divides N)", MIN_BLOCK, MAX_N_STAGED),
+        Option("seed", int, "seed of A and B", 0, 2**31 - 1),
+        Option("staged", bool, "A and B as panels in the store, C written back, in rounds"),
+    ),
     input_size=_size,
     combine=combine,
     combine_needs_all=True,

@@ -36,6 +36,7 @@ from serverless_hpc.ranges import split_ranges
 from serverless_hpc.workloads.spec import (
     FANOUT_PANELS,
     Check,
+    Option,
     Range,
     RoundPlan,
     StoreAccess,
@@ -164,6 +165,20 @@ SPEC = WorkloadSpec(
     order=60,
     default=False,
     plan_params=DEFAULTS,
+    options=(
+        Option("n", int, "grid side N", MIN_N, MAX_N),
+        Option("steps", int, "Jacobi steps T", 1, MAX_STEPS),
+        Option("steps_per_round", int, "steps a round, the halo's depth", 1, MAX_STEPS),
+        Option("seed", int, "seed of the initial field", 0, 2**63 - 1),
+        Option("alpha", float, "diffusion number (stable up to 0.25)", 1e-9, 0.25),
+        Option(
+            "exchange",
+            str,
+            "halos through the store, or in memory on one machine (the VM baseline)",
+            choices=("store", "memory"),
+        ),
+        Option("verify", bool, "also compute the field in one process and compare"),
+    ),
     input_size=_cells,
     combine=combine,
     combine_needs_all=True,

@@ -71,6 +71,11 @@ def digest(field: np.ndarray) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def summarise(field: np.ndarray) -> dict[str, str | float]:
+    """The batch line's figures of a final field: its :func:`digest` and its sum."""
+    return {"sha256": digest(field), "sum": float(np.sum(field))}
+
+
 @dataclass(frozen=True, slots=True)
 class Box:
     """A rectangle of the grid: rows ``[r0, r1)``, cols ``[c0, c1)``."""

@@ -27,8 +27,6 @@ from serverless_hpc.workloads.base import Context, Output
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Barrier
 
-    from serverless_hpc.workloads.stencil.function import StencilParams
-
 log = logging.getLogger(__name__)
 
 #: How long the in-memory job may run where the platform gives no deadline.
@@ -102,36 +100,37 @@ def _collect(out: Any, workers: int, deadline: float) -> list[Any]:
     return reports
 
 
-def run_in_memory(p: StencilParams, problem: dict[str, Any], ctx: Context) -> Output:
-    """Run the whole job on this machine: one process per tile, halos in shared memory."""
+def run_in_memory(args: dict[str, Any], problem: dict[str, Any], ctx: Context) -> Output:
+    """Run the whole job on this machine: one process per tile, halos in shared memory.
+
+    ``args``: the request's checked parameters (``n``, ``steps``, ``steps_per_round``,
+    ``seed``, ``alpha``, ``workers``, ``verify``); ``problem``: what the result repeats."""
     import numpy as np
 
-    from serverless_hpc.workloads.stencil import rounds_of
-    from serverless_hpc.workloads.stencil.function import summarise
+    from serverless_hpc.workloads.stencil import kernel, rounds_of
 
     remaining = ctx.remaining_s()
     timeout_s = max(1.0, (remaining if remaining is not None else DEFAULT_DEADLINE_S) - 1.0)
     deadline = time.monotonic() + timeout_s
-    size = p.n * p.n * 8
+    size = args["n"] * args["n"] * 8
     shm = [shared_memory.SharedMemory(create=True, size=size) for _ in range(2)]
     procs: list[Any] = []
     t0 = time.perf_counter()
     try:
-        bufs = [np.ndarray((p.n, p.n), dtype=np.float64, buffer=s.buf) for s in shm]
+        bufs = [np.ndarray((args["n"], args["n"]), dtype=np.float64, buffer=s.buf) for s in shm]
         for b in bufs:
             b.fill(0.0)  # the boundary ring of both buffers: 0, never written
         spawn = mp.get_context("spawn")
-        barrier = spawn.Barrier(p.workers)
+        barrier = spawn.Barrier(args["workers"])
         out = spawn.Queue()
-        args = p.model_dump()
         names = (shm[0].name, shm[1].name)
-        for i in range(p.workers):
+        for i in range(args["workers"]):
             proc = spawn.Process(
                 target=_tile_process, args=(names, args, i, barrier, timeout_s, out), daemon=True
             )
             proc.start()
             procs.append(proc)
-        reports = _collect(out, p.workers, deadline)
+        reports = _collect(out, args["workers"], deadline)
         errors = [e for _, _, e in reports if e]
         if errors:
             raise ContractError(f"in-memory stencil: a tile process failed: {errors[0]}")
@@ -147,11 +146,9 @@ def run_in_memory(p: StencilParams, problem: dict[str, Any], ctx: Context) -> Ou
             s.close()
             s.unlink()
     t1 = time.perf_counter()
-    result: dict[str, Any] = {**problem, **summarise(final), "items": p.n * p.n}
-    if p.verify:
-        from serverless_hpc.workloads.stencil import kernel
-
-        ref = kernel.reference(p.n, p.steps, p.seed, p.alpha)
+    result: dict[str, Any] = {**problem, **kernel.summarise(final), "items": args["n"] ** 2}
+    if args["verify"]:
+        ref = kernel.reference(args["n"], args["steps"], args["seed"], args["alpha"])
         result["matches_single_process"] = kernel.digest(ref) == result["sha256"]
     timings = [t for _, t, _ in reports if t]
     total = {k: sum(t[k] for t in timings) for k in ("init_s", "compute_s", "exchange_s", "wait_s")}
