@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from serverless_hpc import picks
-from serverless_hpc.report import decision, html, projection, training
+from serverless_hpc.report import coupled, decision, html, projection, training
 from serverless_hpc.report.checks import checks
 from serverless_hpc.report.data import RunData, bad_line_notes, load_run
 from serverless_hpc.report.headline import headline
@@ -149,6 +149,7 @@ def render_report(
             (name, html.inline_svg(svg)) for name, svg in (training_charts or {}).items()
         ],
         accuracy_target=training.TARGET_ACCURACY,
+        coupled=coupled.from_run(data.out, data.batches),
         failures=[r for r in data.records if not r["ok"]][:MAX_FAILURES_LISTED],
         skipped=data.meta.get("skipped") or [],
         environment=html.environment_rows(data.meta),
