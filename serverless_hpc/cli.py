@@ -30,6 +30,7 @@ PLUGIN_COMMANDS: tuple[str, ...] = (
     "serverless_hpc.aws.cli",
     "serverless_hpc.openwhisk.cli",
     "serverless_hpc.serve.cli",
+    "serverless_hpc.project",
 )
 
 EXIT_OK = 0
@@ -373,7 +374,7 @@ def _bench_claimed(args: argparse.Namespace, cfg: Any, lock: Any) -> int:
         if bar is not None:
             bar.close()
     print(f"run {run_id}: {result.records} invocations, {result.failed} failed")
-    report_error = _build_report(out)
+    report_error = _build_report(out, getattr(args, "jobs_per_hour", None))
     if report_error is None:
         from serverless_hpc.report.build import terminal_summary
 
@@ -414,7 +415,7 @@ def _print_memory_picks(out: Path) -> None:
         print("Which memory size:\n" + text)
 
 
-def _build_report(out: Path) -> str | None:
+def _build_report(out: Path, jobs_per_hour: str | None = None) -> str | None:
     """Build the report of ``out`` in a child process; None on success, else what went wrong.
 
     A child keeps the report's libraries (Jinja2, pygal) and its working set out of the
@@ -424,6 +425,8 @@ def _build_report(out: Path) -> str | None:
     import subprocess
 
     argv = [sys.executable, "-m", "serverless_hpc.report", str(out)]
+    if jobs_per_hour:
+        argv += ["--jobs-per-hour", jobs_per_hour]
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=REPORT_TIMEOUT_S, check=False
@@ -442,7 +445,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the report of an existing run directory."""
     from serverless_hpc import report
 
-    written = report.build_report(args.run_dir, plots=not args.no_plots)
+    from serverless_hpc.report.cloud import parse_rate
+
+    rates = parse_rate(args.jobs_per_hour) if args.jobs_per_hour else None
+    written = report.build_report(args.run_dir, plots=not args.no_plots, jobs_per_hour=rates)
     for path in written.values():
         print(path)
     print(report.terminal_summary(args.run_dir))
@@ -558,6 +564,27 @@ def cmd_data(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _jobs_per_hour(value: str) -> str:
+    """``--jobs-per-hour``: a rate or a range, checked here, passed on as text."""
+    from serverless_hpc.report.cloud import OptionError, parse_rate
+
+    try:
+        parse_rate(value)
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--jobs-per-hour: ")) from None
+    return value
+
+
+def _add_jobs_per_hour(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--jobs-per-hour",
+        type=_jobs_per_hour,
+        metavar="RATE",
+        help="the arrival rate the verdict (functions or a VM) answers for: a value or a "
+        "range, e.g. 10 or 1-1000 (default 1-1000)",
+    )
+
+
 def build_parser(
     parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
 ) -> argparse.ArgumentParser:
@@ -645,6 +672,7 @@ def build_parser(
         help=f"run a plan of more than {CONFIRM_ABOVE:,} invocations (refused without it)",
     )
     _add_target_options(b)
+    _add_jobs_per_hour(b)
     b.set_defaults(func=cmd_bench)
 
     r = sub.add_parser("report", help="rebuild summary, plots and report.html from a run directory")
@@ -654,6 +682,7 @@ def build_parser(
         action="store_true",
         help="skip the SVG charts (a slightly faster report)",
     )
+    _add_jobs_per_hour(r)
     r.set_defaults(func=cmd_report)
 
     c = sub.add_parser(

@@ -191,7 +191,8 @@ def faas_plans(
     """Every function plan per workload (see the module docstring); pinned by ``opts``."""
     opts = opts or DEFAULT_OPTIONS
     out: dict[str, list[FaasPlan]] = {}
-    for p in projection.projection(data, profile, prices):
+    extra = (opts.fanout,) if opts.fanout else ()
+    for p in projection.projection(data, profile, prices, extra):
         if p["flags"] or p["cold_makespan_ms"] is None:
             continue
         speed, _ = profile.speed(p["workload"])
@@ -250,7 +251,7 @@ def _pinned(plans: list[FaasPlan], opts: Options) -> list[FaasPlan]:
     """The plans matching ``opts``' fan-out and memory; another memory size is scaled from
     the nearest measured one by Lambda's CPU share, with no gain assumed beyond one vCPU or
     the measured share (a workload's parallelism is not known)."""
-    if opts.fanout is not None:
+    if opts.fanout is not None and any(p.fanout > 1 for p in plans):  # fanned out
         plans = [p for p in plans if p.fanout == opts.fanout]
     if opts.memory_mb is not None and plans:
         same = [p for p in plans if p.memory_mb == opts.memory_mb]
