@@ -444,7 +444,6 @@ def _build_report(out: Path, jobs_per_hour: str | None = None) -> str | None:
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the report of an existing run directory."""
     from serverless_hpc import report
-
     from serverless_hpc.report.cloud import parse_rate
 
     rates = parse_rate(args.jobs_per_hour) if args.jobs_per_hour else None
