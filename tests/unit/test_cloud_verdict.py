@@ -1,0 +1,167 @@
+"""The cloud verdict on a hand-made run: both sides projected, the cheaper one named with its
+rate, credits counted, the speed factor applied, the answer first in every output, and
+``shpc project`` answering what-ifs with the README's exit codes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serverless_hpc import cli
+from serverless_hpc.pricing_data import load_prices
+from serverless_hpc.report import build_report, cloud, decision, load_run, summarize, verdict
+from serverless_hpc.report.build import terminal_summary
+from serverless_hpc.report.headline import dashboard_verdict
+from serverless_hpc.report.profile import load_profile
+from tests import synthetic_run
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return synthetic_run.write(tmp_path_factory.mktemp("cloud") / "run")
+
+
+def _verdicts(run: Path, profile: Any = None, **opts: Any) -> dict[str, dict[str, Any]]:
+    data = load_run(run)
+    rows = summarize(data.records, data.batches)
+    prices, profile = load_prices(), profile or load_profile()
+    configs = decision.configurations(data, rows, prices, profile)
+    return verdict.verdicts(data, configs, prices, profile, cloud.Options(**opts))
+
+
+def test_each_workload_gets_one_verdict_with_both_sides_marked_model(run: Path) -> None:
+    v = _verdicts(run, rates=(10.0, 10.0))
+    assert set(v) == {"classify", "train"}
+    c = v["classify"]
+    assert c["choice"] == "functions"
+    f, m = c["functions"], c["vm"]
+    assert f["cost_per_job_usd"] < m["cost_per_job_usd"]
+    assert {f["time_basis"], f["cost_basis"], m["time_basis"], m["cost_basis"]} == {"model"}
+    assert f["config"].startswith("Lambda ") and m["instance"] in load_prices().ec2.instances
+    # the sentence carries the choice, the rate, both sides' figures and their basis
+    s = c["sentence"]
+    assert s.startswith("classify at 10 jobs/h: functions, ")
+    assert s.count("(model)") == 2 and "a VM wins above" in s
+
+
+def test_the_answer_changes_where_it_says(run: Path) -> None:
+    v = _verdicts(run, rates=(1.0, 1e6))["classify"]
+    (change,) = v["changes_at"]
+    below = _verdicts(run, rates=(change * 0.9, change * 0.9))["classify"]
+    above = _verdicts(run, rates=(change * 1.1, change * 1.1))["classify"]
+    assert (below["choice"], above["choice"]) == ("functions", "vm")
+    assert [s["choice"] for s in v["segments"]] == ["functions", "vm"]
+    assert "functions below" in v["sentence"] and "a VM above" in v["sentence"]
+
+
+def test_surplus_credits_are_charged_to_a_busy_burstable_vm(run: Path) -> None:
+    data = load_run(run)
+    rows = summarize(data.records, data.batches)
+    prices, profile = load_prices(), load_profile()
+    configs = decision.configurations(data, rows, prices, profile)
+    job = cloud.vm_jobs(data, configs, profile, prices)["train"]
+    assert job.vcpus == 2.0 and job.time_ms == pytest.approx(290_005.0)
+    t3 = prices.ec2.instances["t3.xlarge"]
+    # 10 trainings an hour: 10 x 580 vCPU-s = 1.61 vCPUs on average, above the 1.6 baseline
+    always, per_job = cloud.vm_side(job, t3, 10.0, mode="unlimited", speed=1.0, prices=prices)
+    assert always.detail["instances"] == 1
+    assert always.detail["surplus_usd_per_hour"] == pytest.approx(
+        (10 * 580.01 / 3600 - 1.6) * 0.05, rel=1e-3
+    )
+    assert always.cost_usd == pytest.approx(
+        (t3.hourly + always.detail["surplus_usd_per_hour"]) / 10
+    )
+    # started per job: boot, then 2 vCPUs (within the 1.6 baseline? no: 2 > 1.6) pay surplus
+    assert per_job.detail["surplus_usd"] > 0
+    assert per_job.time_ms == pytest.approx((45 + 290.005) * 1e3)
+    # standard mode: no surplus, and the 2-wide job is throttled to 1.6 vCPUs after boot credit
+    std = cloud.vm_side(job, t3, 10.0, mode="standard", speed=1.0, prices=prices)[1]
+    assert std.detail["throttled"] and std.detail["surplus_usd"] == 0
+    assert std.time_ms > per_job.time_ms
+    m7i = prices.ec2.instances["m7i.xlarge"]
+    flat = cloud.vm_side(job, m7i, 10.0, mode="unlimited", speed=1.0, prices=prices)[0]
+    assert flat.detail["surplus_usd_per_hour"] == 0 and flat.detail["credit_mode"] is None
+
+
+def test_the_speed_factor_divides_both_sides_times(run: Path) -> None:
+    base = load_profile()
+    fast = dataclasses.replace(base, speed_factors={"classify": 2.0, "train": 2.0})
+    one = _verdicts(run, rates=(5000.0, 5000.0), instance="m7i.xlarge")["train"]
+    two = _verdicts(run, profile=fast, rates=(5000.0, 5000.0), instance="m7i.xlarge")["train"]
+    assert two["functions"]["time_to_result_ms"] == pytest.approx(
+        one["functions"]["time_to_result_ms"] / 2, rel=0.02
+    )
+    assert two["speed_factor"] == 2.0 and one["speed_factor"] == 1.0
+    assert "unknown" in one["speed_factor_source"]
+
+
+def test_a_pinned_fanout_memory_and_instance_are_what_is_answered(run: Path) -> None:
+    v = _verdicts(run, rates=(100.0, 100.0), fanout=20, memory_mb=1024, instance="t3.large")
+    f = v["classify"]["functions"]
+    assert (f["fanout"], f["memory_mb"]) == (20, 1024)
+    assert "scaled from 2048 MB" in f["source"]
+    assert v["classify"]["vm"]["instance"] == "t3.large"
+
+
+def test_headline_terminal_and_dashboard_give_the_verdict_first(run: Path) -> None:
+    build_report(run, plots=False, jobs_per_hour=(10.0, 10.0))
+    head = json.loads((run / "headline.json").read_text())
+    assert head["jobs_per_hour"] == [10.0, 10.0]
+    assert head["verdict"]["classify"]["choice"] == "functions"
+    assert head["sentences"][: len(head["answer"])] == head["answer"]
+    assert head["answer"][0] == head["verdict"]["classify"]["sentence"]
+    assert "emulation check on this machine" in head["answer"][-1]
+    assert any(s.startswith("classify, emulation check on this machine: ") for s in head["more"])
+    out = terminal_summary(run).splitlines()
+    assert out[1] == f"  - {head['answer'][0]}"
+    assert dashboard_verdict(run) == [head["verdict"][w]["sentence"] for w in ("classify", "train")]
+
+
+def test_at_most_five_sentences_come_before_the_first_table(run: Path) -> None:
+    build_report(run, plots=False)
+    page = (run / "report.html").read_text()
+    top = page[page.index("<h2>The answer") : page.index("<table")]
+    text = re.sub(r"<[^>]+>", " ", top)
+    sentences = [s for s in re.split(r"(?<=[.])\s+(?=[A-Z]|[a-z]+ at )", text) if s.strip()]
+    assert 1 <= len(sentences) <= 5, sentences
+    assert "<details" in page[page.index("<table") :]
+
+
+def test_dashboard_verdict_without_a_usable_headline(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert dashboard_verdict(tmp_path) is None
+    (tmp_path / "headline.json").write_text('{"sentences": ["old run"]}')
+    assert dashboard_verdict(tmp_path) is None
+    (tmp_path / "headline.json").write_text("{torn")
+    with caplog.at_level(logging.WARNING):
+        assert dashboard_verdict(tmp_path) is None
+    assert "headline.json" in caplog.text
+
+
+def test_project_answers_and_refuses_bad_input_with_exit_2(
+    run: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert cli.main(["project", str(run), "--jobs-per-hour", "20", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["model"] is True and result["settings"]["jobs_per_hour"] == [20.0, 20.0]
+    assert {r["placement"] for r in result["vm_types"]} == {"always on", "started per job"}
+    assert cli.main(["project", str(run), "--instance", "t3.xlarge", "--fanout", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "Lambda 2048 MB x 5" in out and "t3.xlarge started per job" in out
+    for argv, needle in (
+        (["project", str(tmp_path)], "no records.jsonl"),
+        (["project", str(run), "--instance", "x9.huge"], "not in the catalogue"),
+        (["project", str(run), "--memory-mb", "64"], "--memory-mb must be"),
+        (["project", str(run), "--jobs-per-hour", "9-1"], "runs backwards"),
+        (["project", str(run), "--fanout", "0"], "--fanout must be"),
+    ):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and needle in err and "Traceback" not in err
