@@ -6,6 +6,8 @@ exported ``.tflite`` bytes.
         [--train-limit 6000]
 
 Prints one line per size (test accuracy, sha256 of model.tflite) and whether they are equal.
+``taskset -c 0 .venv/bin/python benchmarks/train_threads.py --memory-mb 3538`` holds the
+instance to one CPU, to compare with the two-CPU result.
 Needs the train extra and the Fashion-MNIST files ($FASHION_MNIST_DIR).
 """
 

@@ -42,12 +42,12 @@ log = logging.getLogger(__name__)
 #: Minimum LiteRT/Keras label agreement and maximum accuracy difference for a valid export.
 MIN_AGREEMENT = 0.999
 MAX_ACCURACY_DELTA = 0.001
-#: TensorFlow's intra-op and inter-op thread pools, fixed. Kernels split their work by the
-#: pool size, and the split decides the order of floating-point sums, so a pool that followed
-#: the instance's CPUs (its memory size) would give a different model at each size. Fixed,
-#: the model depends on the seed, the parameters, TensorFlow's build and the CPU's
-#: instruction set only. Two: what a default-sized instance has here; an instance with more
-#: vCPUs does not use them for training.
+#: TensorFlow's intra-op and inter-op thread pools, fixed. Kernels may split their work by
+#: the pool size, and a split can decide the order of floating-point sums; fixed, the pools
+#: cannot make the model follow the instance's CPUs (its memory size). The model then depends
+#: on the seed, the parameters, TensorFlow's build and the CPU (README, "Measured here").
+#: Two: what a default-sized instance has here; an instance with more vCPUs does not use
+#: them for training.
 TRAIN_THREADS = 2
 
 
