@@ -306,7 +306,7 @@ def best_faas(plans: Sequence[FaasPlan], rate: float, keep_alive_s: float) -> Si
 # -- a VM ------------------------------------------------------------------------------------
 
 
-def _vm_vcpus(data: RunData, target: str, recs: Sequence[dict[str, Any]]) -> float:
+def vm_vcpus(data: RunData, target: str, recs: Sequence[dict[str, Any]]) -> float:
     """The vCPUs a VM target's jobs ran on: the records' enforced CPUs, else run.json's."""
     cpus = median(
         (r.get("resources") or {}).get("cpus") for r in recs if isinstance(r.get("resources"), dict)
@@ -340,7 +340,7 @@ def vm_jobs(
             continue
         recs = [r for r in by_target.get(c["target"], []) if r["workload"] == c["workload"]]
         real = c["target"] == "ec2" and ec2_type in prices.ec2.instances
-        vcpus = prices.ec2.instances[ec2_type].vcpus if real else _vm_vcpus(data, c["target"], recs)
+        vcpus = prices.ec2.instances[ec2_type].vcpus if real else vm_vcpus(data, c["target"], recs)
         out[c["workload"]] = VmJob(
             workload=c["workload"],
             target=c["target"],

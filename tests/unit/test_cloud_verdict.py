@@ -165,3 +165,17 @@ def test_project_answers_and_refuses_bad_input_with_exit_2(
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and needle in err and "Traceback" not in err
+
+
+def test_a_vm_targets_job_cost_counts_credits() -> None:
+    prices, profile = load_prices(), load_profile()
+    hourly = prices.ec2.on_demand_hourly["t3.xlarge"]
+    # 2 busy vCPUs for an hour on a t3.xlarge: 0.4 vCPU-hours above its 1.6 baseline
+    cost, basis = decision.vm_job_cost(hourly, 3600.0, 2.0, prices, profile)
+    assert cost == pytest.approx(0.1664 + 0.4 * 0.05)
+    assert basis.endswith("+ CPU credits (unlimited)")
+    # within the baseline: the hourly price alone
+    assert decision.vm_job_cost(hourly, 3600.0, 1.0, prices, profile)[0] == pytest.approx(0.1664)
+    standard = dataclasses.replace(profile, vm_credit_mode="standard")
+    slow, _ = decision.vm_job_cost(hourly, 3600.0, 2.0, prices, standard)
+    assert slow == pytest.approx(0.1664 * 2 / 1.6)  # throttled to 1.6 vCPUs: 1.25 hours
