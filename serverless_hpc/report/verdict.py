@@ -114,6 +114,18 @@ def _sentence(v: dict[str, Any], faas: cloud.Side | None, vm: cloud.Side | None)
         ]
         choice = ", ".join(parts) + (" (and it changes again)" if len(segs) > 2 else "")
     at = "" if lo == hi else f"at {_fmt_rate(hi)} jobs/h, "
+    if faas is None or vm is None:
+        only, missing = (faas, "VM") if vm is None else (vm, "function")
+        assert only is not None  # segments exist, so one side does
+        why = (
+            "no function plan within Lambda's limits"
+            if missing == "function" and v.get("has_function_target")
+            else f"no {missing} target in this run"
+        )
+        return (
+            f"{v['workload']} at {rates}: only {name[v['choice']]} to answer with ({why}); "
+            f"{at}{_side_text(only, first=True)}."
+        )
     sides = {FUNCTIONS: faas, VM: vm}
     first = v["choice"] or FUNCTIONS
     second = VM if first == FUNCTIONS else FUNCTIONS
@@ -165,6 +177,9 @@ def verdicts(
         faas, vm, win = w.at(opts.reference_rate)
         speed, speed_source = profile.speed(workload)
         v: dict[str, Any] = {
+            "has_function_target": any(
+                c["workload"] == workload and c["kind"] == "faas" for c in configs
+            ),
             "workload": workload,
             "jobs_per_hour": [lo, hi],
             "quoted_at_jobs_per_hour": opts.reference_rate,

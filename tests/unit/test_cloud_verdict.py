@@ -179,3 +179,19 @@ def test_a_vm_targets_job_cost_counts_credits() -> None:
     standard = dataclasses.replace(profile, vm_credit_mode="standard")
     slow, _ = decision.vm_job_cost(hourly, 3600.0, 2.0, prices, standard)
     assert slow == pytest.approx(0.1664 * 2 / 1.6)  # throttled to 1.6 vCPUs: 1.25 hours
+
+
+def test_a_run_with_one_side_says_what_is_missing(run: Path, tmp_path: Path) -> None:
+    only_vm = tmp_path / "vm-only"
+    only_vm.mkdir()
+    lines = (run / "records.jsonl").read_text().splitlines(keepends=True)
+    keep = [line for line in lines if json.loads(line)["target"] == "standalone"]
+    (only_vm / "records.jsonl").write_text("".join(keep))
+    batches = (run / "batches.jsonl").read_text().splitlines(keepends=True)
+    (only_vm / "batches.jsonl").write_text(
+        "".join(b for b in batches if json.loads(b)["target"] == "standalone")
+    )
+    (only_vm / "run.json").write_text((run / "run.json").read_text())
+    v = _verdicts(only_vm, rates=(10.0, 10.0))["classify"]
+    assert v["choice"] == "vm" and v["functions"] is None
+    assert "only a VM to answer with (no function target in this run)" in v["sentence"]
