@@ -195,3 +195,21 @@ def test_a_run_with_one_side_says_what_is_missing(run: Path, tmp_path: Path) -> 
     v = _verdicts(only_vm, rates=(10.0, 10.0))["classify"]
     assert v["choice"] == "vm" and v["functions"] is None
     assert "only a VM to answer with (no function target in this run)" in v["sentence"]
+
+
+def test_jobs_per_hour_on_bench_and_report(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["bench", "--jobs-per-hour", "1-100"]).jobs_per_hour == "1-100"
+    for bad in ("0", "abc", "100-1", "1-2-3"):
+        with pytest.raises(SystemExit) as exc:
+            parser.parse_args(["bench", "--jobs-per-hour", bad])
+        assert exc.value.code == 2
+    assert "--jobs-per-hour" in capsys.readouterr().err
+    assert cli.main(["report", str(run), "--no-plots", "--jobs-per-hour", "25"]) == 0
+    head = json.loads((run / "headline.json").read_text())
+    assert head["jobs_per_hour"] == [25.0, 25.0]
+    assert head["verdict"]["classify"]["sentence"].startswith("classify at 25 jobs/h: ")
+    assert capsys.readouterr().out.count("classify at 25 jobs/h: ") == 1
+    # the child process shpc bench builds its report in takes the same option
+    assert cli._build_report(run, "2-20") is None
+    assert json.loads((run / "headline.json").read_text())["jobs_per_hour"] == [2.0, 20.0]
