@@ -18,11 +18,13 @@ from serverless_hpc.report import cloud, decision, html, projection, training, v
 from serverless_hpc.report.checks import checks
 from serverless_hpc.report.data import RunData, bad_line_notes, load_run
 from serverless_hpc.report.headline import headline
-from serverless_hpc.report.plots import make_plots
+from serverless_hpc.report.plots import make_plots, verdict_plot
 from serverless_hpc.report.profile import load_profile
 from serverless_hpc.report.tables import MD_COLUMNS, markdown_table, summarize, write_csv
 from serverless_hpc.report.timeline import batch_timelines
 
+#: Arrival rates (jobs per hour) the verdict chart draws both sides at.
+VERDICT_CHART_RATES = tuple(10.0 ** (k / 4) for k in range(-4, 21))
 #: At most this many failed invocations are listed one by one.
 MAX_FAILURES_LISTED = 200
 
@@ -80,6 +82,9 @@ def _build(out: Path, *, plots: bool, rates: tuple[float, float]) -> dict[str, P
     written["headline.json"].write_text(json.dumps(head, indent=2), encoding="utf-8")
     projected = projection.projection(data, profile, prices)
     images = make_plots(data, rows, configs, projected) if plots else {}
+    if plots:
+        curves = verdict.table(data, configs, prices, profile, opts, rates=VERDICT_CHART_RATES)
+        images.update(verdict_plot(curves))
     if plots and memory:
         table = picks.size_table(data.records, prices)
         svg = picks.plot_memory(table, picks.picks(table))

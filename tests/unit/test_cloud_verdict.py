@@ -213,3 +213,15 @@ def test_jobs_per_hour_on_bench_and_report(run: Path, capsys: pytest.CaptureFixt
     # the child process shpc bench builds its report in takes the same option
     assert cli._build_report(run, "2-20") is None
     assert json.loads((run / "headline.json").read_text())["jobs_per_hour"] == [2.0, 20.0]
+
+
+def test_the_verdict_chart_is_labelled_a_model_and_inert(run: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    written = build_report(run, plots=True)
+    svg = written["verdict_cost_by_rate_model.svg"].read_text()
+    root = ET.fromstring(svg)
+    assert root.tag.endswith("svg")
+    assert "<script" not in svg and "MODEL: classify: cost per job" in svg
+    assert "functions (best plan)" in svg and "VM (cheapest way)" in svg
+    assert "verdict_cost_by_rate_model.svg" in (run / "report.html").read_text()
