@@ -225,3 +225,54 @@ def test_the_verdict_chart_is_labelled_a_model_and_inert(run: Path) -> None:
     assert "<script" not in svg and "MODEL: classify: cost per job" in svg
     assert "functions (best plan)" in svg and "VM (cheapest way)" in svg
     assert "verdict_cost_by_rate_model.svg" in (run / "report.html").read_text()
+
+
+def _with_cloud_targets(run: Path, out: Path) -> Path:
+    """``run`` plus real-looking ``lambda`` and ``ec2`` classify jobs (hand-made records, with
+    the costs and instance type those targets record)."""
+    out.mkdir()
+    recs = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    batches = [json.loads(line) for line in (run / "batches.jsonl").read_text().splitlines()]
+    five = [
+        r
+        for r in recs
+        if r["target"] == "local-faas" and r["workload"] == "classify" and r["shards"] == 5
+    ]
+    extra = [
+        {**r, "target": target, "client_ms": ms, "duration_ms": ms - 5, "cost_usd": cost,
+         "t_recv": r["t_send"] + ms / 1e3}
+        for target, ms, cost in (("lambda", 150.0, 5e-6), ("ec2", 120.0, None))
+        for r in five
+    ]  # fmt: skip
+    for b in batches:
+        if b["target"] == "local-faas" and b["workload"] == "classify" and b["shards"] == 5:
+            batches = [*batches, {**b, "target": "lambda", "makespan_ms": 150.0}]
+            batches = [*batches, {**b, "target": "ec2", "makespan_ms": 120.0}]
+    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs + extra))
+    (out / "batches.jsonl").write_text("".join(json.dumps(b) + "\n" for b in batches))
+    meta = json.loads((run / "run.json").read_text())
+    meta["targets"]["ec2"] = {"instance_type": "t3.xlarge"}
+    (out / "run.json").write_text(json.dumps(meta))
+    return out
+
+
+def test_real_lambda_and_ec2_jobs_are_marked_measured(run: Path, tmp_path: Path) -> None:
+    both = _with_cloud_targets(run, tmp_path / "cloud")
+    data = load_run(both)
+    rows = summarize(data.records, data.batches)
+    prices, profile = load_prices(), load_profile()
+    configs = decision.configurations(data, rows, prices, profile)
+    plans = cloud.faas_plans(data, configs, profile, prices)["classify"]
+    (real,) = [p for p in plans if p.basis == "measured"]
+    assert (real.fanout, real.warm_ms) == (5, pytest.approx(150.0, abs=1))
+    assert real.warm_usd == pytest.approx(5 * 5e-6)
+    job = cloud.vm_jobs(data, configs, profile, prices)["classify"]
+    assert (job.target, job.instance, job.basis) == ("ec2", "t3.xlarge", "measured")
+    t3 = prices.ec2.instances["t3.xlarge"]
+    always = cloud.vm_side(job, t3, 1.0, mode="unlimited", speed=3.0, prices=prices)[0]
+    # measured on this very type, at a rate that leaves it idle: the time is the measurement
+    assert always.time_basis == "measured" and always.cost_basis == "model"
+    assert always.time_ms == pytest.approx(120.0, rel=0.01)
+    other = cloud.vm_side(job, prices.ec2.instances["m7i.xlarge"], 1.0, mode="unlimited",
+                          speed=3.0, prices=prices)[0]  # fmt: skip
+    assert other.time_basis == "model"
