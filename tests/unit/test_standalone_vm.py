@@ -83,3 +83,33 @@ def test_workers_run_inside_the_pool_group(tmp_path: Path) -> None:
         assert t.resources is not None and t.resources.parent in cgroups
         parents = [p / t.resources.parent for p in backend.parents()]
     assert not any(p.exists() for p in parents), "the pool's group outlived the target"
+
+
+def test_in_the_kernel_the_pool_and_an_instance_weigh_the_same_per_vcpu() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("real control groups need root here (not root)")
+    backend, why = resources.detect()
+    if backend is None:
+        pytest.skip(f"no usable control groups: {why}")
+    vm = ResourceManager(PROFILES["lambda"], backend=backend, label="standalone")
+    faas = ResourceManager(PROFILES["lambda"], backend=backend)
+    vm.open()
+    faas.open()
+    try:
+        pool, one = vm.pool_group(2.0), faas.group_for(1769)  # 2 vCPUs; 1 vCPU
+        if isinstance(backend, resources.CgroupV1):
+            read = lambda rel: int((backend.cpu_root / rel / "cpu.shares").read_text())  # noqa: E731
+            assert read(pool.rel) == 2 * read(one.rel)
+            # the two drivers' parents compete as equals
+            assert read(vm.parent) == read(faas.parent) == 262_144
+            quota = int((backend.cpu_root / str(pool.rel) / "cpu.cfs_quota_us").read_text())
+        else:
+            assert isinstance(backend, CgroupV2)
+            weight = lambda rel: int((backend.root / rel / "cpu.weight").read_text())  # noqa: E731
+            assert weight(pool.rel) == pytest.approx(2 * weight(one.rel), rel=0.01)
+            assert weight(vm.parent) == weight(faas.parent) == 10_000
+            quota = int((backend.root / str(pool.rel) / "cpu.max").read_text().split()[0])
+        assert quota == 2 * resources.CFS_PERIOD_US
+    finally:
+        vm.close()
+        faas.close()
