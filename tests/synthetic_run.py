@@ -1,6 +1,6 @@
 """A small synthetic run directory for the cloud verdict's tests (hand-made records, no target
-ran): ``classify`` on ``local-faas`` and ``standalone`` at two fan-outs, and one ``train``
-job on each, with the fields the report reads."""
+ran): ``classify`` and ``dataproc`` on ``local-faas`` and ``standalone`` at two fan-outs, and
+one ``train`` job on each, with the fields the report reads."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 IMAGES = 3000
+#: dataproc's default input: the training split.
+TRAIN_IMAGES = 60_000
 
 
 def _record(
@@ -43,7 +45,8 @@ def _job(
     target: str, workload: str, shards: int, repeat: int, ms: float, **kw: Any
 ) -> list[dict[str, Any]]:
     t0 = 1000.0 + repeat * 100.0
-    per = IMAGES // shards if workload == "classify" else 0
+    total = {"classify": IMAGES, "dataproc": TRAIN_IMAGES}.get(workload, 0)
+    per = total // shards
     return [
         _record(
             target,
@@ -110,6 +113,22 @@ def write(out: Path) -> Path:
                     resources={"cpus": 2.0, "cpu": "cgroup-v1-quota"},
                 )
             )
+            per = TRAIN_IMAGES // shards
+            for target, ms, cpus in (
+                ("local-faas", 30.0 + 0.004 * per, 1.16),
+                ("standalone", (20.0 + 0.003 * per) / (1 if shards == 1 else 2), 2.0),
+            ):
+                jobs.append(
+                    _job(
+                        target,
+                        "dataproc",
+                        shards,
+                        repeat,
+                        ms,
+                        memory_mb=2048 if target == "local-faas" else 16000,
+                        resources={"cpus": cpus, "cpu": "cgroup-v1-quota"},
+                    )
+                )
     for repeat in range(2):
         jobs.append(
             _job(

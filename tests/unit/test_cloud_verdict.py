@@ -37,7 +37,7 @@ def _verdicts(run: Path, profile: Any = None, **opts: Any) -> dict[str, dict[str
 
 def test_each_workload_gets_one_verdict_with_both_sides_marked_model(run: Path) -> None:
     v = _verdicts(run, rates=(10.0, 10.0))
-    assert set(v) == {"classify", "train"}
+    assert set(v) == {"classify", "dataproc", "train"}
     c = v["classify"]
     assert c["choice"] == "functions"
     f, m = c["functions"], c["vm"]
@@ -120,7 +120,9 @@ def test_headline_terminal_and_dashboard_give_the_verdict_first(run: Path) -> No
     assert any(s.startswith("classify, emulation check on this machine: ") for s in head["more"])
     out = terminal_summary(run).splitlines()
     assert out[1] == f"  - {head['answer'][0]}"
-    assert dashboard_verdict(run) == [head["verdict"][w]["sentence"] for w in ("classify", "train")]
+    assert dashboard_verdict(run) == [
+        head["verdict"][w]["sentence"] for w in ("classify", "dataproc", "train")
+    ]
 
 
 def test_at_most_five_sentences_come_before_the_first_table(run: Path) -> None:
