@@ -180,7 +180,7 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
         type=int,
         help="local-faas concurrency cap / standalone pool size / openwhisk in-flight limit, "
         f"at most {MAX_CONCURRENCY} (default: CPU count, at least 2 for local-faas; "
-        "openwhisk 64)",
+        "standalone: the emulated VM's vCPUs, at most the CPU count; openwhisk 64)",
     )
     g.add_argument(
         "--keep-alive",
