@@ -31,11 +31,11 @@ CASES = {
         with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):
             cli.main(['bench', '--help'])
     """,
-    "driver modules (bench, records, registry, report w/o plots)": """
-        from serverless_hpc import bench, records, report, targets
+    "driver modules (driver, rundir, registry, report w/o plots)": """
+        from serverless_hpc import driver, report, rundir, targets
     """,
     "remote-target driver (boto3 Lambda client + requests session)": """
-        from serverless_hpc import bench, records, report, targets
+        from serverless_hpc import driver, report, rundir, targets
         import boto3, requests
         boto3.session.Session(region_name='us-east-1').client('lambda')
         requests.Session()

@@ -21,10 +21,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from serverless_hpc.bench import BenchConfig, run
 from serverless_hpc.data.fashion_mnist import ensure_data
-from serverless_hpc.records import read_records
+from serverless_hpc.driver import BenchConfig, run
 from serverless_hpc.report import percentile
+from serverless_hpc.rundir import read_records
 from serverless_hpc.targets.base import TargetSettings
 
 

@@ -43,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from serverless_hpc.records import read_records
+from serverless_hpc.rundir import read_records
 
 #: CPU seconds (user + system) of every report child so far, by the --no-plots flag.
 CPU_S: dict[bool, list[float]] = {True: [], False: []}

@@ -33,7 +33,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serverless_hpc.invocation import InvocationRecord, Outcome
+from serverless_hpc.invocation import Outcome
+from serverless_hpc.rundir import InvocationRecord
 
 CONFIG = {
     "targets": ["standalone"],

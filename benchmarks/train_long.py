@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from serverless_hpc.bench import BenchConfig, run
 from serverless_hpc.data.fashion_mnist import ensure_data
+from serverless_hpc.driver import BenchConfig, run
 from serverless_hpc.targets.base import TargetSettings
 
 

@@ -1,6 +1,6 @@
 """Trainings longer than one function: chains of legs and data-parallel rounds (pure parts).
 
-The driver (:mod:`serverless_hpc.bench`) orchestrates both, rather than a coordinator
+The driver (:mod:`serverless_hpc.driver`) orchestrates both, rather than a coordinator
 function: a coordinator would be billed for every second it waits on its legs or workers,
 would itself be bound by the function time limit it is meant to overcome, and would need
 invoke permissions on its own function. The driver waits for free, and its loop is the same
@@ -149,9 +149,17 @@ class Leg:
 
 
 def curve(
-    legs: Sequence[Leg], progress: Sequence[Mapping[str, Any]], t0: float
+    legs: Sequence[Leg],
+    progress: Sequence[Mapping[str, Any]],
+    t0: float,
+    *,
+    accuracy_key: str = "accuracy",
+    fields: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Time and cost to accuracy: one point per epoch (or round) in ``progress``.
+
+    Each point has ``epoch``, ``accuracy`` (the entry's ``accuracy_key``, as the workload's
+    spec names it), the entry's ``fields``, ``elapsed_s`` and ``cost_usd``.
 
     ``elapsed_s`` is the wall time from the chain's first request (``t0``) to the end of the
     epoch's training as the function stamped it (``t_unix``; for a cloud target its clock,
@@ -180,8 +188,8 @@ def curve(
         points.append(
             {
                 "epoch": entry.get("epoch"),
-                "test_accuracy": entry.get("test_accuracy"),
-                "train_loss": entry.get("train_loss"),
+                "accuracy": entry.get(accuracy_key),
+                **{f: entry.get(f) for f in fields},
                 "elapsed_s": t - t0,
                 "cost_usd": cost,
             }
@@ -194,7 +202,7 @@ def time_to(
 ) -> dict[str, Any]:
     """The first point at or above ``accuracy``: its epoch, elapsed time and cost (or Nones)."""
     for p in points:
-        acc = p.get("test_accuracy")
+        acc = p.get("accuracy")
         if isinstance(acc, int | float) and acc >= accuracy:
             return {"epoch": p["epoch"], "elapsed_s": p["elapsed_s"], "cost_usd": p["cost_usd"]}
     return {"epoch": None, "elapsed_s": None, "cost_usd": None}

@@ -1,10 +1,10 @@
-"""One invocation, in one shape: the target's :class:`Outcome` and the driver's record around it.
+"""One invocation as a target saw it: the :class:`Outcome` every target returns.
 
 A target turns a contract request into an :class:`Outcome`: the contract response plus the
 platform's own accounting (cold start, init, duration, billed time, memory, cost, the cold-start
-phases). The driver wraps it with where and when it ran into an :class:`InvocationRecord`, one
-JSON line per invocation. Both serialise here and nowhere else: the EC2 runner's wire format is
-:meth:`Outcome.to_dict`, read back with :meth:`Outcome.from_dict`.
+phases). The driver wraps it with where and when it ran into a record
+(:class:`serverless_hpc.rundir.InvocationRecord`, one JSON line per invocation). The EC2
+runner's wire format is :meth:`Outcome.to_dict`, read back with :meth:`Outcome.from_dict`.
 
 Cold-start phases are the closed enumeration :class:`Phase`: every target reports the phases it
 can measure under these names and no others, so the report can stack them alike. Figures a
@@ -15,7 +15,6 @@ update) go to ``extra``, which no two platforms are expected to share.
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -136,92 +135,3 @@ class Outcome:
             return cls(**dict(data))
         except TypeError as exc:
             raise ValueError(str(exc)) from None
-
-
-#: Where and when an invocation ran, as the driver saw it (the record's fields around the outcome).
-_CONTEXT = (
-    "run_id",
-    "target",
-    "workload",
-    "shard",
-    "shards",
-    "items",
-    "repeat",
-    "mode",
-    "client_ms",
-    "t_send",
-    "t_recv",
-)
-
-
-@dataclass(slots=True)
-class InvocationRecord:
-    """One invocation's record: the driver's context around the target's :class:`Outcome`.
-
-    Times are milliseconds (``t_send``/``t_recv`` unix seconds); ``None`` where a platform has
-    no such figure. ``result`` is the workload's result as its spec compacts it for records.
-    """
-
-    run_id: str
-    target: str
-    workload: str
-    shard: int
-    shards: int
-    items: int
-    repeat: int
-    mode: str  # "natural": cold only when the platform chose so; "cold": forced cold starts
-    client_ms: float
-    t_send: float  # unix time the request was sent (for makespan)
-    t_recv: float
-    outcome: Outcome
-    result: dict[str, Any] | None = None
-    env: dict[str, Any] = field(default_factory=dict)
-    #: A chained training: this invocation's position in its chain (0, 1, ...).
-    leg: int | None = None
-    #: A data-parallel training: the round, and ``"worker"`` or ``"combine"``.
-    round: int | None = None
-    role: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the invocation succeeded."""
-        return self.outcome.ok
-
-    @property
-    def error(self) -> str | None:
-        """The failure as ``"Type: message"``, else None."""
-        return self.outcome.error
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as the flat JSON object of one ``records.jsonl`` line."""
-        o = self.outcome
-        timings = (o.response.get("timings") or {}) if o.ok else {}
-        out: dict[str, Any] = {k: getattr(self, k) for k in _CONTEXT}
-        out.update(
-            cold=o.cold,
-            ok=o.ok,
-            error=o.error,
-            init_ms=o.init_ms,
-            duration_ms=o.duration_ms,
-            load_ms=timings.get("load_ms"),
-            compute_ms=timings.get("compute_ms"),
-            billed_ms=o.billed_ms,
-            memory_mb=o.memory_mb,
-            max_rss_mb=o.max_rss_mb,
-            cost_usd=o.cost_usd,
-            breakdown=o.breakdown,
-            extra=o.extra,
-            instance=o.instance,
-            resources=o.resources,
-            oversubscribed=o.oversubscribed,
-            result=self.result,
-            env=self.env,
-            leg=self.leg,
-            round=self.round,
-            role=self.role,
-        )
-        return out
-
-    def to_json(self) -> str:
-        """The record as one JSON line (no trailing newline)."""
-        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)

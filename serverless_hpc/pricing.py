@@ -20,7 +20,7 @@ Billing rules modelled (as AWS documents them):
   *standard* mode the instance is throttled to the baseline once its credits are spent.
   :func:`burstable_run` models both from the CPU time the work needs (see its docstring).
 
-This module imports nothing from the project (see DESIGN.md's module map).
+This module imports nothing from the project (see docs/design.md, "The layers").
 """
 
 from __future__ import annotations

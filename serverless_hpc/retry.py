@@ -6,7 +6,7 @@ Lambda's throttling (``TooManyRequestsException`` and friends). Each means "try 
 later", never "try again forever". The clock, sleep and random source are injectable for
 tests.
 
-This module imports nothing from the project (see DESIGN.md's module map).
+This module imports nothing from the project (see docs/design.md, "The layers").
 """
 
 from __future__ import annotations

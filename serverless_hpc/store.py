@@ -201,7 +201,7 @@ def resolve_version(store: Store, name: str, version: str = LATEST) -> str:
         raw = store.get_bytes(f"models/{name}/LATEST")
     except NotFound:
         raise NotFound(
-            f"no model bundle {name!r} in {store.uri}; run the 'train' workload first"
+            f"no model bundle {name!r} in {store.uri}; run the workload that writes it first"
         ) from None
     latest = raw.decode("utf-8", "replace").strip()
     if not KEY_PART_RE.match(latest) or latest in (".", ".."):

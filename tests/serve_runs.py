@@ -1,6 +1,6 @@
 """Run directories made up for the dashboard's tests, in the driver's own formats.
 
-The records are :class:`~serverless_hpc.records.InvocationRecord` lines written by the
+The records are :class:`~serverless_hpc.rundir.InvocationRecord` lines written by the
 project's serialiser and run.json holds a config as ``bench`` writes it; the figures are
 invented (fixture data, not measurements).
 """
@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from serverless_hpc.contract import error_response
-from serverless_hpc.invocation import InvocationRecord, Outcome
+from serverless_hpc.invocation import Outcome
+from serverless_hpc.rundir import InvocationRecord
 
 #: What a run's config looks like in run.json (the planned invocations: 1 + 2 = 3).
 CONFIG: dict[str, Any] = {
@@ -86,6 +87,7 @@ def make_run(
     report: bool = False,
     log: str | None = None,
     with_meta: bool = True,
+    planned: int | None = 3,
 ) -> Path:
     """A run directory under ``results``; returns its path."""
     out = results / run_id
@@ -99,6 +101,8 @@ def make_run(
             "started": 1_700_000_000.0,
             "skipped": [],
         }
+        if planned is not None:
+            meta["planned_invocations"] = planned
         if finished:
             meta["finished"] = 1_700_000_100.0
         if aborted:

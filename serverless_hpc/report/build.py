@@ -22,6 +22,8 @@ from serverless_hpc.report.plots import make_plots, verdict_plot
 from serverless_hpc.report.profile import load_profile
 from serverless_hpc.report.tables import MD_COLUMNS, markdown_table, summarize, write_csv
 from serverless_hpc.report.timeline import batch_timelines
+from serverless_hpc.rundir import HEADLINE, REPORT_HTML, paths
+from serverless_hpc.rundir.files import MEMORY_CSV, SUMMARY_CSV, SUMMARY_MD
 
 #: Arrival rates (jobs per hour) the verdict chart draws both sides at.
 VERDICT_CHART_RATES = tuple(10.0 ** (k / 4) for k in range(-4, 21))
@@ -58,12 +60,13 @@ def _build(out: Path, *, plots: bool, rates: tuple[float, float]) -> dict[str, P
     prices = load_prices()
     profile = load_profile()
     memory = _memory_sizes(data, rows, prices)
-    written = {"summary.csv": out / "summary.csv", "summary.md": out / "summary.md"}
+    files = paths(out)
+    written = {SUMMARY_CSV: files.summary_csv, SUMMARY_MD: files.summary_md}
     if memory:
-        written["memory.csv"] = out / "memory.csv"
-        written["memory.csv"].write_text(picks.to_csv(memory), encoding="utf-8")
-    write_csv(rows, written["summary.csv"])
-    written["summary.md"].write_text(markdown_table(rows), encoding="utf-8")
+        written[MEMORY_CSV] = files.memory_csv
+        written[MEMORY_CSV].write_text(picks.to_csv(memory), encoding="utf-8")
+    write_csv(rows, written[SUMMARY_CSV])
+    written[SUMMARY_MD].write_text(markdown_table(rows), encoding="utf-8")
     configs = decision.configurations(data, rows, prices, profile)
     trains = training.trainings(data, prices, profile)
     break_even = decision.break_even(configs, prices)
@@ -78,8 +81,8 @@ def _build(out: Path, *, plots: bool, rates: tuple[float, float]) -> dict[str, P
         verdict=verdicts,
         jobs_per_hour=rates,
     )
-    written["headline.json"] = out / "headline.json"
-    written["headline.json"].write_text(json.dumps(head, indent=2), encoding="utf-8")
+    written[HEADLINE] = files.headline
+    written[HEADLINE].write_text(json.dumps(head, indent=2), encoding="utf-8")
     projected = projection.projection(data, profile, prices)
     images = make_plots(data, rows, configs, projected) if plots else {}
     if plots:
@@ -107,8 +110,8 @@ def _build(out: Path, *, plots: bool, rates: tuple[float, float]) -> dict[str, P
         training_charts=svgs,
         opts=opts,
     )
-    written["report.html"] = out / "report.html"
-    written["report.html"].write_text(page, encoding="utf-8")
+    written[REPORT_HTML] = files.report
+    written[REPORT_HTML].write_text(page, encoding="utf-8")
     return written
 
 
@@ -170,7 +173,7 @@ def render_report(
         projected=projected,
         validation=projection.against_measurement(data, projected),
         timelines=batch_timelines(data.records, data.batches),
-        trains=[b for b in data.batches if b.get("test_accuracy") is not None],
+        trains=training.trained_models(data),
         trainings=trains,
         training_model=any(t.cost_model for t in trains),
         training_charts=[
@@ -208,7 +211,7 @@ def terminal_summary(out: Path) -> str:
     Read from ``headline.json`` (written by :func:`build_report`), so the driver needs
     neither the charting library nor the statistics to print it.
     """
-    head = json.loads((out / "headline.json").read_text(encoding="utf-8"))
+    head = json.loads(paths(out).headline.read_text(encoding="utf-8"))
     if "answer" not in head:  # a report built before the verdict
         lines = ["The answer (from the summary rows cited):"]
         lines += [f"  - {s}" for s in head.get("sentences", [])]

@@ -7,12 +7,21 @@ left records unwritten is said to be incomplete, with the reason.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serverless_hpc.records import BATCH_FIELDS, RECORD_FIELDS, BadLine, read_jsonl
+from serverless_hpc.rundir import (
+    BATCH_LINE,
+    BATCHES,
+    RECORD_LINE,
+    RECORDS,
+    RUN_META,
+    BadLine,
+    paths,
+    read_jsonl,
+    read_run_meta,
+)
 
 
 @dataclass(slots=True)
@@ -47,30 +56,25 @@ def bad_line_notes(data: RunData) -> list[str]:
     return notes
 
 
-def _read_meta(path: Path, bad: dict[str, list[BadLine]]) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except ValueError:
-        bad["run.json"] = [BadLine(1, "not JSON; run settings unknown")]
-        return {}
-    if not isinstance(meta, dict):
-        bad["run.json"] = [BadLine(1, "not a JSON object; run settings unknown")]
-        return {}
-    return meta
+def _read_meta(out: Path, bad: dict[str, list[BadLine]]) -> dict[str, Any]:
+    meta = read_run_meta(out)
+    if meta.problems:
+        bad[RUN_META] = [BadLine(1, f"{p}; run settings unknown") for p in meta.problems]
+    return meta.data
 
 
 def _incomplete(meta: dict[str, Any], records: int) -> list[str]:
     if not meta:
-        return ["run.json is missing or unreadable: whether the run finished is unknown"]
+        return [f"{RUN_META} is missing or unreadable: whether the run finished is unknown"]
     out = []
     aborted = meta.get("aborted")
     if aborted:
         by = aborted.get("by") if isinstance(aborted, dict) else None
         out.append(f"the run was aborted ({by or 'stopped'}) before its plan was done")
     elif not meta.get("finished"):
-        out.append("the run never finished (killed, or still running): run.json has no 'finished'")
+        out.append(
+            f"the run never finished (killed, or still running): {RUN_META} has no 'finished'"
+        )
     planned = meta.get("planned_invocations")
     if isinstance(planned, int) and not isinstance(planned, bool) and records < planned:
         skipped = meta.get("skipped") or []
@@ -81,21 +85,21 @@ def _incomplete(meta: dict[str, Any], records: int) -> list[str]:
 
 def load_run(out: Path) -> RunData:
     """Read a run directory; FileNotFoundError when it holds no records.jsonl."""
-    rec_path = out / "records.jsonl"
-    if not rec_path.is_file():
-        raise FileNotFoundError(f"{out}: no records.jsonl (is this a run directory?)")
+    files = paths(out)
+    if not files.records.is_file():
+        raise FileNotFoundError(f"{out}: no {RECORDS} (is this a run directory?)")
     bad: dict[str, list[BadLine]] = {}
-    recs = read_jsonl(rec_path, RECORD_FIELDS)
-    bad["records.jsonl"] = recs.bad
+    recs = read_jsonl(files.records, RECORD_LINE)
+    bad[RECORDS] = recs.bad
     batches: list[dict[str, Any]] = []
-    if (out / "batches.jsonl").is_file():
-        read = read_jsonl(out / "batches.jsonl", BATCH_FIELDS)
-        bad["batches.jsonl"] = read.bad
+    if files.batches.is_file():
+        read = read_jsonl(files.batches, BATCH_LINE)
+        bad[BATCHES] = read.bad
         for b in read.rows:
             if "reduce_error" in b and "combine_error" not in b:  # runs before the rename
                 b["combine_error"] = b.pop("reduce_error")
             batches.append(b)
-    meta = _read_meta(out / "run.json", bad)
+    meta = _read_meta(out, bad)
     return RunData(
         out=out,
         records=recs.rows,

@@ -9,10 +9,11 @@ from __future__ import annotations
 import csv
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from serverless_hpc import workloads
 from serverless_hpc.report.stats import median, median_ci, percentile
 
 RowKey = tuple[str, str, int, str, int]  # ..., mode, memory_mb (0: not reported)
@@ -49,6 +50,13 @@ SUMMARY_COLUMNS: Final = (
     "memory_mb",
     "memory_pick",  # which picks of serverless_hpc.picks this size is, in a memory sweep
 )
+
+
+def _accuracy(b: Mapping[str, Any]) -> float | None:
+    """A batch's accuracy, under the key its workload's spec declares (None: none)."""
+    spec = workloads.specs().get(str(b.get("workload")))
+    value = b.get(spec.accuracy_key) if spec is not None and spec.accuracy_key else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def row_key(r: dict[str, Any]) -> RowKey:
@@ -118,8 +126,7 @@ def summarize(
         span_med = statistics.median(spans) if spans else None
         items = statistics.median([b.get("items", 0) for b in bs]) if bs else None
         costs = [r["cost_usd"] for r in recs if r.get("cost_usd") is not None]
-        acc = [b["accuracy"] for b in bs if b.get("accuracy") is not None]
-        acc += [b["test_accuracy"] for b in bs if b.get("test_accuracy") is not None]
+        acc = [a for a in map(_accuracy, bs) if a is not None]
         rss = [r["max_rss_mb"] for r in recs if r.get("max_rss_mb") is not None]
         ratios = [b["straggler_ratio"] for b in bs if b.get("straggler_ratio") is not None]
         rows.append(

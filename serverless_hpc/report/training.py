@@ -1,20 +1,18 @@
 """Trainings: test accuracy against elapsed time and cost, and the time and cost to 0.90.
 
-A training is one batch of a training workload: a chain of legs (records with ``leg``) or
-data-parallel rounds (records with ``role`` ``worker``/``combine``, batch field
-``workers``). Its batch line holds the accuracy curve the driver derived (``progress``: per
-epoch or round, ``elapsed_s`` from the training's first request and ``cost_usd`` so far);
-the cost there is None on the targets that do not bill. So the curve is rebuilt here with
-:func:`serverless_hpc.chain.curve` from the training's records, each leg priced by its
-measured cost or, where it has none, by the same models as the decision section
-(:mod:`serverless_hpc.report.decision`): Lambda's prices on the leg's measured handler time
-for a function target; for a VM target, the VM type's hourly price times the time since the
-training's first request (a VM bills its uptime once, however many workers run on it). A
-curve with any modelled leg is labelled a model wherever it is shown.
-
-The epochs' absolute times are the first request's send time plus their ``elapsed_s``: the
-driver measured ``elapsed_s`` from that same instant (the earliest ``t_send`` of the
-training's records), so this gives back the functions' own epoch timestamps.
+A training is one batch of a workload whose spec declares a :class:`~serverless_hpc.
+workloads.spec.Training` convention: a chain of legs (records with ``leg``) or data-parallel
+rounds (records with ``role`` ``worker``/``combine``, batch field ``workers``). Its batch line
+holds the function's own progress entries (per epoch or round: the epoch, the accuracy under
+the spec's key, and ``t_unix``, when the function finished that epoch). The curve is computed
+here, and only here, with :func:`serverless_hpc.chain.curve` from those entries and the
+training's records, each leg priced by its measured cost or, where it has none, by the same
+models as the decision section (:mod:`serverless_hpc.report.decision`): Lambda's prices on
+the leg's measured handler time for a function target; for a VM target, the VM type's hourly
+price times the time since the training's first request (a VM bills its uptime once, however
+many workers run on it). A curve with any modelled leg is labelled a model wherever it is
+shown. Elapsed time counts from the training's first request (the earliest ``t_send`` of its
+records).
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from serverless_hpc import chain
+from serverless_hpc import chain, workloads
 from serverless_hpc import charts as charting
 from serverless_hpc.pricing import Prices
 from serverless_hpc.report.data import RunData
@@ -36,6 +34,7 @@ from serverless_hpc.report.decision import (
     vm_hourly_usd,
 )
 from serverless_hpc.report.profile import PlatformProfile
+from serverless_hpc.workloads.spec import Training as Convention
 
 #: The accuracy that time and cost are read at.
 TARGET_ACCURACY = chain.TARGET_ACCURACY
@@ -65,7 +64,7 @@ class Training:
     test_accuracy: float | None
     makespan_ms: float | None
     failed: int
-    #: One point per epoch: ``epoch``, ``test_accuracy``, ``elapsed_s``, ``cost_usd``.
+    #: One point per epoch: ``epoch``, ``accuracy``, ``elapsed_s``, ``cost_usd``.
     points: list[dict[str, Any]] = field(default_factory=list)
     #: ``measured``, a ``model: ...`` basis, or "" when the cost is not known.
     cost_basis: str = ""
@@ -80,7 +79,7 @@ class Training:
     @property
     def accuracy_per_epoch(self) -> bool:
         """Whether the progress carries a test accuracy per epoch (else no time to target)."""
-        return any(isinstance(p.get("test_accuracy"), int | float) for p in self.points)
+        return any(isinstance(p.get("accuracy"), int | float) for p in self.points)
 
     def as_dict(self) -> dict[str, Any]:
         """The figures as ``headline.json`` carries them."""
@@ -117,8 +116,29 @@ def _memory(x: Mapping[str, Any]) -> int | None:
     return int(m) if isinstance(m, int | float) and not isinstance(m, bool) else None
 
 
+def convention(workload: object) -> Convention | None:
+    """The training conventions ``workload``'s spec declares (None: not a training, or a
+    workload this installation does not have)."""
+    spec = workloads.specs().get(str(workload))
+    return spec.training if spec is not None else None
+
+
 def _is_training(b: Mapping[str, Any]) -> bool:
-    return b.get("test_accuracy") is not None or isinstance(b.get("progress"), list)
+    conv = convention(b.get("workload"))
+    if conv is None:
+        return False
+    return b.get(conv.accuracy_key) is not None or isinstance(b.get(conv.progress_key), list)
+
+
+def trained_models(data: RunData) -> list[dict[str, Any]]:
+    """Each training batch that produced a model: target, workers, version, test accuracy."""
+    out = []
+    for b in data.batches:
+        conv = convention(b.get("workload"))
+        acc = b.get(conv.accuracy_key) if conv is not None else None
+        if isinstance(acc, int | float) and not isinstance(acc, bool):
+            out.append({**b, "test_accuracy": float(acc)})
+    return out
 
 
 def priced_legs(
@@ -159,15 +179,30 @@ def priced_legs(
 
 
 def rebuild_curve(
-    progress: Sequence[Mapping[str, Any]], legs: Sequence[chain.Leg], t0: float
+    progress: Sequence[Mapping[str, Any]],
+    legs: Sequence[chain.Leg],
+    t0: float,
+    conv: Convention | None = None,
 ) -> list[dict[str, Any]]:
-    """The batch's accuracy points with their cost from ``legs`` (times from ``t0``)."""
-    raw = [
-        {**p, "t_unix": t0 + float(p["elapsed_s"])}
-        for p in progress
-        if isinstance(p, Mapping) and isinstance(p.get("elapsed_s"), int | float)
-    ]
-    return chain.curve(legs, raw, t0)
+    """The batch's accuracy points with their cost from ``legs`` (times from ``t0``).
+
+    An entry's time is the function's own stamp (``t_unix``); runs written before the curve
+    moved to the report carry ``elapsed_s`` from ``t0`` instead.
+    """
+    conv = conv or Convention()
+    raw = []
+    for p in progress:
+        if not isinstance(p, Mapping):
+            continue
+        if _number(p.get("t_unix")):
+            raw.append(dict(p))
+        elif _number(p.get("elapsed_s")):
+            raw.append({**p, "t_unix": t0 + float(p["elapsed_s"])})
+    return chain.curve(legs, raw, t0, accuracy_key=conv.accuracy_key, fields=conv.entry_fields)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def workers_text(workers: int) -> str:
@@ -200,24 +235,25 @@ def trainings(data: RunData, prices: Prices, profile: PlatformProfile) -> list[T
         if memory is not None:
             recs = [r for r in recs if _memory(r) in (memory, None)]
         legs, basis = priced_legs(recs, profile.kind(b["target"]), prices, profile)
-        raw = b.get("progress")
+        conv = convention(b["workload"]) or Convention()
+        raw = b.get(conv.progress_key)
         progress: list[Any] = raw if isinstance(raw, list) else []
         if recs:
-            points = rebuild_curve(progress, legs, min(r["t_send"] for r in recs))
+            points = rebuild_curve(progress, legs, min(r["t_send"] for r in recs), conv)
         else:  # its records are not in the run: the driver's own curve, as it stands
-            points = [dict(p) for p in progress if isinstance(p, dict) and "elapsed_s" in p]
+            points = [
+                {**p, "accuracy": p.get(conv.accuracy_key)}
+                for p in progress
+                if isinstance(p, dict) and "elapsed_s" in p
+            ]
             basis = MEASURED
         if points and all(p.get("cost_usd") is None for p in points):
             basis = ""
         last_acc = next(
-            (
-                p["test_accuracy"]
-                for p in reversed(points)
-                if isinstance(p.get("test_accuracy"), int | float)
-            ),
+            (p["accuracy"] for p in reversed(points) if isinstance(p.get("accuracy"), int | float)),
             None,
         )
-        final = b.get("test_accuracy")
+        final = b.get(conv.accuracy_key)
         group = (b["workload"], b["target"], b["mode"], workers)
         extra = [f"{memory} MB"] if len(sizes[group]) > 1 and memory else []
         extra += [f"repeat {repeat}"] if len(repeats[group]) > 1 else []
@@ -289,26 +325,34 @@ def _chart(
         value_formatter=lambda v: f"{v:.2f}",
         y_labels=y_labels,
         range=(y_labels[0], y_labels[-1]),
-        xrange=(0.0, max(xs, default=0.0) * 1.05 or 1.0),
+        xrange=_x_range(xs),
     )
     for t in trains:
         pts = [
-            (float(x_of(p)), float(p["test_accuracy"]))
+            (float(x_of(p)), float(p["accuracy"]))
             for p in t.points
-            if isinstance(p.get("test_accuracy"), int | float) and x_of(p) is not None
+            if isinstance(p.get("accuracy"), int | float) and x_of(p) is not None
         ]
         made.add(_series_name(t, cost=cost), pts)
     return charting.compose([charting.render(made)])
+
+
+def _x_range(xs: Sequence[float]) -> tuple[float, float]:
+    """From 0 (or below, for a point a skewed clock puts before the first request) to a bit
+    past the last point; never an empty range (pygal divides by its width)."""
+    low = min(0.0, *xs) if xs else 0.0
+    high = max(xs, default=0.0) * 1.05
+    return (low, high) if high > low else (low, low + 1.0)
 
 
 def _accuracy_ticks(trains: Sequence[Training]) -> list[float]:
     """Accuracy ticks every 0.05 from below the lowest point to 1, :data:`TARGET_ACCURACY`
     among them (the chart's marked level: the one major guide line, solid)."""
     accs = [
-        float(p["test_accuracy"])
+        float(p["accuracy"])
         for t in trains
         for p in t.points
-        if isinstance(p.get("test_accuracy"), int | float)
+        if isinstance(p.get("accuracy"), int | float)
     ]
     low = min(min(accs, default=TARGET_ACCURACY), TARGET_ACCURACY)
     start = max(0, math.floor(low * 20) - 1)

@@ -12,7 +12,7 @@ plus ``"field"`` naming the form field for a bad run request, or ``"run_id"`` fo
 ``POST /api/runs``
     Start a run. Body: ``{"targets": [...], "workloads": [...], "shards": [...], "repeats": n,
     "modes": [...], "images": n, "memory_mb": n, "params": {workload: {key: value}}, ...}``
-    (fields as :data:`serverless_hpc.serve.runs.FORM_FIELDS`; lists may be comma-separated
+    (fields as :func:`serverless_hpc.serve.runs.form_fields`; lists may be comma-separated
     strings). 201 ``{"id", "url"}``; 422 naming the field (the CLI's own checks); 409 when
     ``--max-runs`` runs are going (the message and ``run_id`` say which).
 ``GET /api/runs/{id}``
@@ -288,8 +288,9 @@ def _add_api(
 
     @api.get("/api/options")
     def options() -> dict[str, Any]:
-        """What the form offers: targets, workloads and the CLI's defaults."""
+        """What the form offers: targets, workloads, their options and the CLI's defaults."""
         from serverless_hpc import cli, targets, workloads
+        from serverless_hpc.serve.runs import workload_fields
 
         bench = cli.build_parser().parse_args(["bench"])
         return {
@@ -308,6 +309,7 @@ def _add_api(
                 "cold_repeats": bench.cold_repeats,
                 "train_repeats": bench.train_repeats,
             },
+            "workload_options": workload_fields(),
             "max_runs": runs.max_runs,
         }
 

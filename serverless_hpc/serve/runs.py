@@ -1,7 +1,7 @@
 """Run directories and the ``shpc bench`` child processes that write them.
 
 A run started from the page is the terminal's run: the same argv is checked by the CLI's own
-parser and :class:`~serverless_hpc.bench.BenchConfig`, then ``python -m serverless_hpc.cli
+parser and :class:`~serverless_hpc.driver.BenchConfig`, then ``python -m serverless_hpc.cli
 bench ... --out RESULTS/RUN_ID -q`` runs in its own process group (so a cancel reaches its
 workers, and it outlives the server). Beside the driver's files the server writes
 ``serve.json`` (pid, process start time, argv, exit code, cancel request) and ``serve.log``
@@ -17,8 +17,7 @@ anything else), ``interrupted`` (its process is gone with the run unfinished: re
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
+import functools
 import json
 import logging
 import os
@@ -37,14 +36,12 @@ from typing import Any, Final, NoReturn
 import psutil
 
 from serverless_hpc import rundir
+from serverless_hpc.rundir import read_run_meta
 
 log = logging.getLogger(__name__)
 
-#: Run ids as ``bench.new_run_id`` makes them, or as a user names ``--out`` directories:
-#: one path segment, no leading dot, nothing that a URL or a shell would reinterpret.
-
-SERVE_META: Final = "serve.json"
-SERVE_LOG: Final = "serve.log"
+SERVE_META: Final = rundir.files.SERVE_META
+SERVE_LOG: Final = rundir.files.SERVE_LOG
 
 #: After a cancel (SIGINT, which the CLI turns into a clean abort), SIGTERM then SIGKILL.
 CANCEL_GRACE_S: Final = 30.0
@@ -80,9 +77,11 @@ class RunConflict(RuntimeError):
 # --------------------------------------------------------------------------------------
 # The form: JSON body -> shpc bench argv, validated as the CLI validates it.
 
-#: Form field -> (``shpc bench`` option, kind). Kinds: ``list`` of names, ``ints`` list of
-#: integers, ``int``, ``float``, ``choice`` (a string), ``params`` ({workload: {key: value}}).
-FORM_FIELDS: Final[dict[str, tuple[str, str]]] = {
+#: The plan's form fields -> (``shpc bench`` option, kind). Kinds: ``list`` of names,
+#: ``ints`` list of integers, ``int``, ``float``, ``bool``, ``choice`` (a string), ``params``
+#: ({workload: {key: value}}). The workloads' own fields come from their specs
+#: (:func:`form_fields`).
+PLAN_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "targets": ("--targets", "list"),
     "workloads": ("--workloads", "list"),
     "shards": ("--shards", "ints"),
@@ -90,20 +89,63 @@ FORM_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "modes": ("--modes", "list"),
     "cold_repeats": ("--cold-repeats", "int"),
     "train_repeats": ("--train-repeats", "int"),
-    "images": ("--images", "int"),
-    "train_epochs": ("--train-epochs", "int"),
-    "train_limit": ("--train-limit", "int"),
-    "dataproc_split": ("--dataproc-split", "choice"),
     "memory_mb": ("--memory-mb", "ints"),
     "concurrency": ("--concurrency", "int"),
     "timeout": ("--timeout", "float"),
-    "params": ("--param", "params"),
 }
-_OPTION_FIELD: Final = {opt: name for name, (opt, _) in FORM_FIELDS.items()}
+_KINDS: Final = {int: "int", float: "float", str: "choice", bool: "bool"}
+
+
+@functools.cache
+def form_fields() -> dict[str, tuple[str, str]]:
+    """Every form field: the plan's, then one per flag a workload declares, then params."""
+    from serverless_hpc import workloads
+
+    out = dict(PLAN_FIELDS)
+    for spec in workloads.specs().values():
+        for option in spec.options:
+            if option.flag and option.flag not in out:
+                out[option.flag] = (f"--{option.flag.replace('_', '-')}", _KINDS[option.kind])
+    out["params"] = ("--param", "params")
+    return out
+
+
+def workload_fields() -> list[dict[str, Any]]:
+    """The workloads' form fields as the page draws them (one per declared flag)."""
+    from serverless_hpc import workloads
+
+    seen: dict[str, dict[str, Any]] = {}
+    for spec in workloads.specs().values():
+        for o in spec.options:
+            if not o.flag:
+                continue
+            if o.flag in seen:
+                seen[o.flag]["workloads"].append(spec.name)
+                continue
+            default = spec.plan_params.get(o.param)
+            seen[o.flag] = {
+                "name": o.flag,
+                "label": o.flag.replace("_", " ").capitalize(),
+                "kind": _KINDS[o.kind],
+                "help": o.describe(),
+                "workloads": [spec.name],
+                "param": o.param,
+                "min": o.minimum,
+                "max": o.maximum,
+                "choices": list(o.choices),
+                "default": default if isinstance(default, int | float | str) else None,
+            }
+    return list(seen.values())
+
+
 _NAME_CHARS: Final = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 def _scalar(name: str, value: object, kind: str) -> str:
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise FormError(name, f"{name}: expected true or false, got {value!r}")
+        return "true" if value else "false"
     if kind in ("int", "ints"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise FormError(name, f"{name}: expected an integer, got {value!r}")
@@ -121,19 +163,20 @@ def form_to_argv(body: object) -> list[str]:
     """``shpc bench`` options from a run request; :class:`FormError` naming a bad field.
 
     Lists may be JSON arrays or comma-separated strings; absent or null fields take the CLI's
-    defaults. Only the fields of :data:`FORM_FIELDS` are accepted (no ``--out``, no
+    defaults. Only the fields of :func:`form_fields` are accepted (no ``--out``, no
     ``--target-opt``: the server chooses where runs go and sends no secrets anywhere).
     """
+    fields = form_fields()
     if not isinstance(body, Mapping):
         raise FormError(None, "the request body must be a JSON object")
-    unknown = sorted(set(body) - set(FORM_FIELDS))
+    unknown = sorted(set(body) - set(fields))
     if unknown:
         raise FormError(
             unknown[0],
-            f"{unknown[0]}: unknown field (known: {', '.join(sorted(FORM_FIELDS))})",
+            f"{unknown[0]}: unknown field (known: {', '.join(sorted(fields))})",
         )
     argv: list[str] = []
-    for name, (option, kind) in FORM_FIELDS.items():
+    for name, (option, kind) in fields.items():
         value = body.get(name)
         if value is None or value in ("", [], {}):
             continue
@@ -176,9 +219,10 @@ def _params_argv(value: object) -> list[str]:
 
 def _field_of(message: str) -> str | None:
     """The form field a CLI error message is about (it names the option)."""
+    by_option = {opt: name for name, (opt, _) in form_fields().items()}
     for match in re.finditer(r"--[a-z][a-z-]*", message):
-        if match.group(0) in _OPTION_FIELD:
-            return _OPTION_FIELD[match.group(0)]
+        if match.group(0) in by_option:
+            return by_option[match.group(0)]
     return None
 
 
@@ -198,16 +242,16 @@ def check_argv(argv: list[str], out: Path) -> Any:
 
     Parses with :func:`serverless_hpc.cli.build_parser` (its errors become a
     :class:`FormError`), then builds the run's ``BenchConfig`` with the CLI's own
-    :func:`~serverless_hpc.cli.bench_config`, whose checks name the option at fault.
+    :func:`~serverless_hpc.cli_bench.bench_config`, whose checks name the option at fault.
     """
-    from serverless_hpc import bench, cli
+    from serverless_hpc import cli, cli_bench, driver
     from serverless_hpc.targets.base import TargetUnavailable
 
     args = cli.build_parser(_FormParser).parse_args(["bench", *argv])
     try:
-        cfg = cli.bench_config(args, out)
-        bench.check_plan_size(cfg, confirmed=False)
-    except (bench.BenchError, TargetUnavailable) as exc:
+        cfg = cli_bench.bench_config(args, out)
+        driver.check_plan_size(cfg, confirmed=False)
+    except (driver.BenchError, TargetUnavailable) as exc:
         raise FormError(_field_of(str(exc)), str(exc)) from None
     return cfg
 
@@ -245,69 +289,21 @@ def _read_json(path: Path, *, sleep: Callable[[float], None] = time.sleep) -> An
     return None
 
 
+def _names(value: object) -> list[str]:
+    """A list of names from run.json or serve.json; anything else (a mistyped field) is none."""
+    return [str(v)[:64] for v in value] if isinstance(value, list) else []
+
+
 def _mapping(data: object) -> dict[str, Any]:
     """``data`` if it is a JSON object, else empty (a file of another shape says nothing)."""
     return dict(data) if isinstance(data, Mapping) else {}
 
 
-def _supports_cold(target: str) -> bool:
-    """Whether ``target`` forces cold starts: its class attribute, its module imported lazily.
-
-    Target modules import their SDKs inside functions, so this loads no boto3.
-    """
-    from serverless_hpc.targets import TARGETS
-
-    spec = TARGETS.get(target)
-    if spec is None:
-        return False
-    module_name, _, cls_name = spec.partition(":")
-    try:
-        import importlib
-
-        cls = getattr(importlib.import_module(module_name), cls_name)
-    except ImportError:
-        return False
-    return bool(getattr(cls, "supports_forced_cold", False))
-
-
 def planned_invocations(meta: Mapping[str, Any]) -> int | None:
-    """Invocations a run plans (as its progress bar counts them), from run.json.
-
-    Computed with :func:`serverless_hpc.bench.count_invocations` from the stored config, less
-    the (target, workload) pairs the run skipped; None when the config is not readable.
-    """
-    from serverless_hpc import bench
-
-    config = meta.get("config")
-    if not isinstance(config, Mapping):
-        return None
-    skipped = {
-        (s.get("target"), s.get("workload"))
-        for s in meta.get("skipped") or ()
-        if isinstance(s, Mapping)
-    }
-    try:
-        total = 0
-        for target in config["targets"]:
-            for workload in config["workloads"]:
-                if (target, workload) in skipped:
-                    continue
-                cfg = bench.BenchConfig(
-                    out=Path("."),
-                    targets=(target,),
-                    workloads=(workload,),
-                    shards=tuple(config["shards"]),
-                    repeats=int(config["repeats"]),
-                    train_repeats=int(config["train_repeats"]),
-                    modes=tuple(config["modes"]),
-                    cold_repeats=int(config["cold_repeats"]),
-                    params={workload: dict((config.get("params") or {}).get(workload) or {})},
-                )
-                total += bench.count_invocations(cfg, _supports_cold)
-    except (bench.BenchError, KeyError, TypeError, ValueError) as exc:
-        log.debug("cannot count the planned invocations: %s", exc)
-        return None
-    return total
+    """The records a complete run leaves at least, as the driver wrote it in run.json (it
+    leaves out the batches it skipped); None when run.json does not say."""
+    planned = meta.get("planned_invocations")
+    return planned if isinstance(planned, int) and not isinstance(planned, bool) else None
 
 
 def count_records(path: Path) -> tuple[int, int, dict[str, Any] | None]:
@@ -329,22 +325,6 @@ def count_records(path: Path) -> tuple[int, int, dict[str, Any] | None]:
     return done, failed, last
 
 
-#: Record fields the page needs (no result payloads, no environment).
-_RECORD_FIELDS: Final = (
-    "target",
-    "workload",
-    "shard",
-    "shards",
-    "repeat",
-    "mode",
-    "cold",
-    "ok",
-    "client_ms",
-    "init_ms",
-    "compute_ms",
-)
-
-
 def parse_record(line: bytes) -> dict[str, Any] | None:
     """One records.jsonl line compacted for the page, or None if it is not a whole record."""
     if not line.endswith(b"\n"):
@@ -355,7 +335,7 @@ def parse_record(line: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(rec, dict):
         return None
-    out = {k: rec.get(k) for k in _RECORD_FIELDS}
+    out = {k: rec.get(k) for k in rundir.RECORD_PAGE_FIELDS}
     out["ok"] = bool(rec.get("ok"))
     error = rec.get("error")
     out["error"] = str(error)[:500] if error else None
@@ -363,55 +343,27 @@ def parse_record(line: bytes) -> dict[str, Any] | None:
 
 
 def headline(run_dir: Path) -> list[str]:
-    """The run's headline sentences: headline.json when present, else from summary.csv.
+    """The run's headline sentences, as the report wrote them in headline.json (none until
+    the report is built).
 
     headline.json is the report's (``{"sentences": [...], "notes": [...], ...}``); an item
     that is an object shows its ``text``/``sentence``. At most 8 sentences of 300 characters.
     """
-    data = _read_json(run_dir / "headline.json")
+    data = _read_json(rundir.paths(run_dir).headline)
     # The report writes {"sentences": [...], ...}; a plain list of sentences is read too.
     items = (data.get("sentences") or data.get("headline")) if isinstance(data, Mapping) else data
-    if isinstance(items, list):
-        out = []
-        for item in items[:8]:
-            if isinstance(item, Mapping):
-                text = next(
-                    (item[k] for k in ("text", "sentence", "headline") if k in item),
-                    ", ".join(f"{k}: {v}" for k, v in item.items()),
-                )
-            else:
-                text = item
-            out.append(str(text)[:300])
-        return out
-    return _summary_headline(run_dir / "summary.csv")
-
-
-def _summary_headline(path: Path) -> list[str]:
-    """Per target and workload, the natural-mode median at its widest fan-out."""
-    try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
-    except (FileNotFoundError, UnicodeDecodeError, csv.Error):
+    if not isinstance(items, list):
         return []
-    best: dict[tuple[str, str], dict[str, str]] = {}
-    for row in rows:
-        if row.get("mode", "natural") != "natural":
-            continue
-        key = (row.get("target", "?"), row.get("workload", "?"))
-        try:
-            if key not in best or int(row["shards"]) > int(best[key]["shards"]):
-                best[key] = row
-        except (KeyError, ValueError):
-            continue
     out = []
-    for (target, workload), row in list(best.items())[:6]:
-        try:
-            median = f"{float(row['median_ms']):.1f} ms"
-        except (KeyError, ValueError):
-            median = "n/a"
-        text = f"{target} {workload} at {row.get('shards')} shard(s): median {median}"
-        with contextlib.suppress(KeyError, ValueError):  # a run without the figure
-            text += f", {float(row['items_per_s']):.0f} items/s"
-        out.append(text)
+    for item in items[:8]:
+        if isinstance(item, Mapping):
+            text = next(
+                (item[k] for k in ("text", "sentence", "headline") if k in item),
+                ", ".join(f"{k}: {v}" for k, v in item.items()),
+            )
+        else:
+            text = item
+        out.append(str(text)[:300])
     return out
 
 
@@ -514,7 +466,7 @@ class RunManager:
         path = self.results / run_id
         if path.parent != self.results or not path.is_dir() or path.is_symlink():
             raise RunNotFound(f"no run {run_id!r} in {self.results.name}/")
-        if not any((path / n).exists() for n in ("run.json", SERVE_META, "records.jsonl")):
+        if not any((path / n).exists() for n in (rundir.RUN_META, SERVE_META, rundir.RECORDS)):
             raise RunNotFound(f"no run {run_id!r}: {run_id}/ holds no run")
         return path
 
@@ -522,16 +474,16 @@ class RunManager:
         """Every run in the results directory, newest first (by name: ids sort by time)."""
         out = []
         for path in self.results.iterdir():
-            if not rundir.RUN_ID_RE.match(path.name) or not path.is_dir() or path.is_symlink():
+            if not rundir.lock.RUN_ID_RE.match(path.name) or not path.is_dir() or path.is_symlink():
                 continue
-            if any((path / n).exists() for n in ("run.json", SERVE_META, "records.jsonl")):
+            if any((path / n).exists() for n in (rundir.RUN_META, SERVE_META, rundir.RECORDS)):
                 out.append(path.name)
         return sorted(out, reverse=True)
 
     def status(self, run_id: str) -> dict[str, Any]:
         """A run's status, plan and headline (cheap: records are not read)."""
         path = self.run_dir(run_id)
-        meta = _mapping(_read_json(path / "run.json"))
+        meta = read_run_meta(path).data
         serve = _mapping(_read_json(path / SERVE_META))
         child = self._children.get(run_id) or self._find_live(run_id, serve)
         alive = child.alive() if child else False
@@ -554,13 +506,13 @@ class RunManager:
             "id": run_id,
             "status": status,
             "source": "serve" if serve else "terminal",
-            "targets": list(targets),
-            "workloads": list(workloads),
+            "targets": _names(targets),
+            "workloads": _names(workloads),
             "started": meta.get("started") or serve.get("requested"),
             "finished": meta.get("finished"),
             "aborted": meta.get("aborted"),
             "exit_code": serve.get("exit_code"),
-            "report": (path / "report.html").is_file(),
+            "report": rundir.paths(path).report.is_file(),
             "headline": headline(path),
             "command": serve.get("command"),
             "errors": _error_lines(path) if status in ("failed", "finished", "aborted") else [],
@@ -575,8 +527,8 @@ class RunManager:
         """:meth:`status` plus the plan, the planned count and the progress from the records."""
         out = self.status(run_id)
         path = self.results / run_id
-        meta = _mapping(_read_json(path / "run.json"))
-        done, failed, last = count_records(path / "records.jsonl")
+        meta = read_run_meta(path).data
+        done, failed, last = count_records(rundir.paths(path).records)
         out.update(
             config=_public_config(meta.get("config")),
             planned=planned_invocations(meta) if meta else None,
@@ -587,8 +539,9 @@ class RunManager:
         return out
 
     def _recently_active(self, path: Path) -> bool:
+        files = rundir.paths(path)
         newest = max(
-            (p.stat().st_mtime for p in (path / "run.json", path / "records.jsonl") if p.exists()),
+            (p.stat().st_mtime for p in (files.meta, files.records) if p.exists()),
             default=0.0,
         )
         return self.clock() - newest < TERMINAL_STALE_S
@@ -605,10 +558,10 @@ class RunManager:
         :class:`FormError` for bad input (nothing created); :class:`RunConflict` when
         ``max_runs`` runs are going already.
         """
-        from serverless_hpc import bench
+        from serverless_hpc import driver
 
         argv = form_to_argv(body)
-        run_id = bench.new_run_id()
+        run_id = driver.new_run_id()
         out = self.results / run_id
         cfg = check_argv(argv, out)
         with self._lock:

@@ -15,6 +15,8 @@ package name).
 from __future__ import annotations
 
 import enum
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -23,11 +25,14 @@ from serverless_hpc.ranges import Range, split_ranges
 
 __all__ = [
     "FANOUT_PANELS",
+    "MODEL_NAME",
     "Check",
     "Image",
+    "Option",
     "Panel",
     "Range",
     "StoreAccess",
+    "Training",
     "WorkloadSpec",
     "combine_failures",
     "range_shard",
@@ -71,6 +76,104 @@ class Check:
     name: str
     ok: bool
     detail: str
+
+
+#: A model bundle's name or version: one path segment of the store (no ``..``, no ``/``).
+MODEL_NAME: Final = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}(?:\.[A-Za-z0-9_-]{1,63}){0,3}"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A request parameter a user may set, declared by its workload.
+
+    Every declared option is checked when the plan is made (``--param WORKLOAD.PARAM=VALUE``
+    or its flag): its type, its bounds, its choices or pattern, so a bad value is refused
+    with exit 2 before anything runs, never answered by a failed invocation each. With
+    ``flag``, it is also an ``shpc bench`` option (``--FLAG``) and a dashboard form field of
+    that name (see docs/design.md, "The workload spec").
+    """
+
+    #: The request parameter it sets.
+    param: str
+    #: ``int``, ``float``, ``str`` or ``bool``.
+    kind: type
+    #: One line for ``--help`` and the form.
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    #: A regular expression a string must match whole.
+    pattern: str | None = None
+    #: ``null`` is accepted (the function's own default).
+    nullable: bool = False
+    #: The ``shpc bench`` flag and form field (``images`` -> ``--images``); None: --param only.
+    flag: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in (int, float, str, bool):
+            raise ValueError(f"option {self.param}: kind must be int, float, str or bool")
+        if self.flag is not None and not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", self.flag):
+            raise ValueError(f"option {self.param}: flag {self.flag!r} is not a lower_snake name")
+
+    def check(self, workload: str, value: Any) -> Any:
+        """``value`` if it fits (an int is taken where a float is asked); ``ValueError``
+        naming ``workload.param`` and the rule otherwise."""
+        where = f"{workload}.{self.param}"
+        if value is None:
+            if self.nullable:
+                return None
+            raise ValueError(f"{where}: a value is required")
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) != (self.kind is bool) or not isinstance(value, self.kind):
+            got = type(value).__name__
+            raise ValueError(f"{where}: expected {self.kind.__name__}, got {got} {value!r:.40}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a finite number")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            low, high = self.minimum, self.maximum
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise ValueError(f"{where}: {value} is outside {_bounds(low, high)}")
+        if isinstance(value, str):
+            if self.choices and value not in self.choices:
+                raise ValueError(f"{where}: {value!r:.40} is not one of {', '.join(self.choices)}")
+            if self.pattern is not None and not re.fullmatch(self.pattern, value):
+                raise ValueError(f"{where}: {value!r:.40} does not match {self.pattern}")
+        return value
+
+    def describe(self) -> str:
+        """The help text with the bounds or choices appended."""
+        extra = ""
+        if self.choices:
+            extra = f" ({'/'.join(self.choices)})"
+        elif self.minimum is not None or self.maximum is not None:
+            extra = f" ({_bounds(self.minimum, self.maximum)})"
+        return self.help + extra
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    def fmt(v: float) -> str:
+        return f"{v:g}"
+
+    if low is not None and high is not None:
+        return f"{fmt(low)}..{fmt(high)}"
+    return f">= {fmt(low)}" if low is not None else f"<= {fmt(high)}"  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class Training:
+    """How a training workload reports itself: the names the driver and the report read.
+
+    The driver's progress bar counts ``epochs_param`` epochs; the report reads the final
+    accuracy from the batch line's ``accuracy_key`` and the curve from the result's
+    ``progress_key`` entries (each with ``epoch`` and ``accuracy_key``; ``entry_fields``
+    are kept beside them).
+    """
+
+    epochs_param: str = "epochs"
+    accuracy_key: str = "test_accuracy"
+    progress_key: str = "progress"
+    entry_fields: tuple[str, ...] = ()
 
 
 def range_shard(params: Mapping[str, Any], r: Range) -> dict[str, Any]:
@@ -168,6 +271,12 @@ class WorkloadSpec:
     model: str | None = None
     #: Base parameters of every planned request (the user's ``--param`` values go on top).
     plan_params: Mapping[str, Any] = field(default_factory=dict)
+    #: The parameters a user may set, checked when the plan is made (see :class:`Option`).
+    options: tuple[Option, ...] = ()
+    #: A training's conventions (None: not a training).
+    training: Training | None = None
+    #: The batch-line key of the accuracy this workload's combine reports (None: none).
+    accuracy_key: str | None = None
     #: Dataset splits a request reads (the AWS adapter stages exactly these into /tmp).
     splits: Callable[[Mapping[str, Any]], tuple[str, ...]] = _no_splits
     #: Items a batch splits over (None: not fanned out; one invocation per batch).
@@ -225,6 +334,25 @@ class WorkloadSpec:
         except ValueError as exc:
             raise ValueError(f"{self.name}: {exc}") from None
         return [(self.shard_params(merged, r), r.size) for r in ranges]
+
+    def option(self, param: str) -> Option | None:
+        """The declared option that sets ``param`` (None: not declared)."""
+        return next((o for o in self.options if o.param == param), None)
+
+    def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` with every declared option's value checked; ``ValueError`` naming the
+        first parameter at fault (an undeclared one included, when the spec declares any)."""
+        out = dict(params)
+        for key, value in params.items():
+            opt = self.option(key)
+            if opt is not None:
+                out[key] = opt.check(self.name, value)
+            elif self.options and key not in self.plan_params:
+                known = ", ".join(sorted({o.param for o in self.options} | set(self.plan_params)))
+                raise ValueError(
+                    f"{self.name}.{key}: not a parameter of {self.name} (known: {known})"
+                )
+        return out
 
     def max_shards(self, params: Mapping[str, Any]) -> int | None:
         """The largest fan-out the input allows (None: not fanned out)."""

@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from serverless_hpc import bench, targets
-from serverless_hpc.bench import BenchConfig, count_invocations
+from serverless_hpc import driver, targets
 from serverless_hpc.cli import main
 from serverless_hpc.contract import ContractError
-from serverless_hpc.records import read_records
+from serverless_hpc.driver import BenchConfig, count_invocations
+from serverless_hpc.rundir import read_records
 from serverless_hpc.store import LocalStore, check_bundle, save_bundle
 from serverless_hpc.targets.base import Outcome, Target, TargetSettings, TargetUnavailable
 from tests.faults.conftest import REPO
@@ -306,5 +306,5 @@ def test_an_empty_directory_left_by_an_aborted_run_is_reusable(tmp_path: Path) -
     (out / "run.json").write_text('{"aborted": {"by": "SIGTERM"}}')
     (out / ".lock").write_text("")
     # THEN the directory can be used again
-    bench.check_out_dir(out)
+    driver.check_out_dir(out)
     assert read_records(out / "records.jsonl") == []

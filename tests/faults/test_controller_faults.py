@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from serverless_hpc.bench import _record
 from serverless_hpc.openwhisk.client import OpenWhiskClient, PlatformError, RequestError
 from serverless_hpc.openwhisk.config import Credentials
 from serverless_hpc.redact import scrub
@@ -182,7 +181,9 @@ def test_an_error_body_echoing_the_authorization_never_shows_the_key(
 
 
 def test_a_recorded_error_is_scrubbed() -> None:
-    from serverless_hpc.bench import Batch, BenchConfig
+    from serverless_hpc.driver import Batch, BenchConfig
+    from serverless_hpc.driver.context import RunContext
+    from serverless_hpc.targets.base import TimedOutcome
 
     cfg = BenchConfig(out=Path("unused"), targets=("standalone",), workloads=("sleep",))
     batch = Batch("standalone", "sleep", 1, 0, "natural", ({},), (0,))
@@ -190,7 +191,8 @@ def test_a_recorded_error_is_scrubbed() -> None:
     outcome = Outcome(
         response={"ok": False, "error": {"type": "PlatformError", "message": leak}}, cold=False
     )
-    record = _record(cfg, batch, 0, outcome, 1.0, 0.0, 0.0, {})
+    ctx = RunContext(cfg, None, None, None, None)  # type: ignore[arg-type]
+    record = ctx.record(batch, 0, TimedOutcome(outcome, 1.0, 0.0, 0.0))
     assert record.error is not None and "[REDACTED]" in record.error
     for secret in (AUTH, AUTH_B64, "AKIAIOSFODNN7EXAMPLE"):
         assert secret not in record.error

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from serverless_hpc.cli import main
-from serverless_hpc.records import read_records
-from serverless_hpc.rundir import Holder, RunDirError, RunLock
+from serverless_hpc.rundir import Holder, RunDirError, RunLock, read_records
 from tests.faults.conftest import EXIT_DEADLINE_S, shpc_env, start_shpc
 
 SLEEP_RUN = ["bench", "--targets", "local-faas", "--workloads", "sleep", "--shards", "1"]

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from serverless_hpc import store as model_store
-from serverless_hpc.records import read_records
-from serverless_hpc.rundir import Holder, RunLock
+from serverless_hpc.rundir import Holder, RunLock, read_records
 from serverless_hpc.targets.process import WorkerProcess
 from tests.faults.conftest import (
     EXIT_DEADLINE_S,

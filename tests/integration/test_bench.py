@@ -10,35 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from serverless_hpc import bench, targets
-from serverless_hpc.bench import BenchConfig, BenchError, count_invocations, run
+from serverless_hpc import targets
 from serverless_hpc.cli import main
+from serverless_hpc.driver import BenchConfig, BenchError, context, count_invocations, run
 from serverless_hpc.invocation import Outcome
-from serverless_hpc.records import read_records
 from serverless_hpc.report import build_report
+from serverless_hpc.rundir import RECORD_SCHEMA, read_records
 from serverless_hpc.targets.base import Target, TargetSettings
-
-RECORD_FIELDS = {
-    "run_id",
-    "target",
-    "workload",
-    "shard",
-    "shards",
-    "items",
-    "cold",
-    "ok",
-    "error",
-    "client_ms",
-    "init_ms",
-    "duration_ms",
-    "compute_ms",
-    "billed_ms",
-    "memory_mb",
-    "max_rss_mb",
-    "cost_usd",
-    "result",
-    "env",
-}
 
 
 @pytest.mark.integration
@@ -61,8 +39,10 @@ def test_dataproc_bench_on_both_local_targets(data_dir: Path, tmp_path: Path) ->
     # one record per invocation: natural 2x(1+4) on both, cold 1x(1+4) on local-faas only
     assert result.records == len(records) == expected == 25
     assert result.failed == 0
-    assert all(set(r) >= RECORD_FIELDS for r in records)
-    assert all(r["env"]["cpu_count"] and r["env"]["python"] for r in records)
+    # every record has exactly the schema's fields; the environment is run.json's, once
+    assert all(set(r) == set(RECORD_SCHEMA) for r in records)
+    meta = json.loads((cfg.out / "run.json").read_text())
+    assert meta["environment"]["cpu_count"] and set(meta["targets"]) == set(cfg.targets)
     faas_cold = [r for r in records if r["target"] == "local-faas" and r["mode"] == "cold"]
     assert len(faas_cold) == 5 and all(r["cold"] and r["init_ms"] > 0 for r in faas_cold)
     digests = {b["reduced_sha256"] for b in result.batches}
@@ -111,7 +91,7 @@ def test_bench_config_validation_names_the_option(tmp_path: Path) -> None:
         BenchConfig(out=tmp_path, params=ten, shards=(1, 20))
     with pytest.raises(BenchError, match="--workloads"):
         BenchConfig(out=tmp_path, workloads=("mine-bitcoin",))
-    with pytest.raises(BenchError, match=r"--param classify: .*must lie within 0\.\.10000"):
+    with pytest.raises(BenchError, match=r"--param classify.end: 0 is outside 1\.\.10000"):
         BenchConfig(out=tmp_path, params={"classify": {"end": 0}})
     with pytest.raises(BenchError, match="--shards: 600 shards exceed the 500 items"):
         BenchConfig(
@@ -145,7 +125,7 @@ def test_classify_without_a_model_fails_before_running(
 def test_driver_help_loads_no_heavy_library() -> None:
     code = (
         "import sys, contextlib, io\n"
-        "from serverless_hpc import cli, bench, report\n"
+        "from serverless_hpc import cli, driver, report\n"
         "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
         "    cli.main(['bench', '--help'])\n"
         "heavy = ('tensorflow', 'keras', 'ai_edge_litert', 'boto3', 'botocore', 'pygal', 'requests')\n"
@@ -238,7 +218,7 @@ def test_batch_preparation_happens_before_and_outside_the_timed_invocations(
 ) -> None:
     made: list[SlowToPrepareTarget] = []
     clock = ThreadClock()
-    monkeypatch.setattr(bench, "perf_ns", clock)
+    monkeypatch.setattr(context, "perf_ns", clock)
 
     def create(name: str, settings: TargetSettings) -> Target:
         made.append(SlowToPrepareTarget(settings, clock))

@@ -16,11 +16,11 @@ from typing import Any, ClassVar
 import pytest
 
 from serverless_hpc import targets
-from serverless_hpc.bench import BenchConfig, BenchError, run
 from serverless_hpc.cli import main
 from serverless_hpc.contract import PLATFORM_ERROR, error_response
+from serverless_hpc.driver import BenchConfig, BenchError, run
 from serverless_hpc.invocation import Outcome
-from serverless_hpc.records import read_records
+from serverless_hpc.rundir import read_records
 from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
 
 REPO = Path(__file__).resolve().parents[2]

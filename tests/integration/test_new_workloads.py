@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from serverless_hpc.bench import BenchConfig, run
-from serverless_hpc.records import read_records
+from serverless_hpc.driver import BenchConfig, run
+from serverless_hpc.rundir import read_records
 from serverless_hpc.targets.base import TargetSettings
 from serverless_hpc.workloads.spec import WorkloadSpec
 

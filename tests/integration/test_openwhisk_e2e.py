@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from serverless_hpc import bench
+from serverless_hpc import driver
 from serverless_hpc.openwhisk import deploy
 from serverless_hpc.openwhisk.client import OpenWhiskClient
 from serverless_hpc.openwhisk.config import load_credentials
@@ -47,7 +47,7 @@ def test_bench_apply_invoke_records_destroy(
 ) -> None:
     # GIVEN the applied project and a benchmark of dataproc, natural and forced-cold
     caplog.set_level(logging.DEBUG)
-    cfg = bench.BenchConfig(
+    cfg = driver.BenchConfig(
         out=tmp_path / "run",
         targets=("openwhisk",),
         workloads=("dataproc",),
@@ -60,7 +60,7 @@ def test_bench_apply_invoke_records_destroy(
         run_id="ow-e2e",
     )
     # WHEN the driver runs it through the openwhisk target
-    result = bench.run(cfg)
+    result = driver.run(cfg)
     # THEN every invocation succeeded and was recorded
     assert (result.records, result.failed) == (9, 0)
     records = [json.loads(line) for line in (cfg.out / "records.jsonl").read_text().splitlines()]

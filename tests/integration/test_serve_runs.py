@@ -22,7 +22,7 @@ pytest.importorskip(
 
 from fastapi.testclient import TestClient
 
-from serverless_hpc.records import read_records
+from serverless_hpc.rundir import read_records
 from serverless_hpc.serve.app import create_app
 from serverless_hpc.serve.runs import RunManager
 

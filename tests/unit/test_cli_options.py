@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from serverless_hpc.bench import BenchConfig
-from serverless_hpc.cli import build_parser, main, workload_params
+from serverless_hpc.cli import build_parser, main
+from serverless_hpc.cli_bench import workload_params
 from serverless_hpc.data import fashion_mnist as fm
+from serverless_hpc.driver import BenchConfig
 from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
 from serverless_hpc.workloads.train.function import TrainParams
 
@@ -96,7 +97,7 @@ def test_bench_help_states_the_train_workloads_own_epoch_default(
     assert done.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     epochs = TrainParams.model_fields["epochs"].default
-    assert f"training epochs (default: the train workload's, {epochs})" in text
+    assert f"training epochs (1..200) (train.epochs; default {epochs})" in text
 
 
 def test_bench_config_defaults_are_the_clis(tmp_path: Path) -> None:

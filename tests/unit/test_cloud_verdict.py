@@ -213,7 +213,9 @@ def test_jobs_per_hour_on_bench_and_report(run: Path, capsys: pytest.CaptureFixt
     assert head["verdict"]["classify"]["sentence"].startswith("classify at 25 jobs/h: ")
     assert capsys.readouterr().out.count("classify at 25 jobs/h: ") == 1
     # the child process shpc bench builds its report in takes the same option
-    assert cli._build_report(run, "2-20") is None
+    from serverless_hpc.cli_bench import build_report_child
+
+    assert build_report_child(run, "2-20") is None
     assert json.loads((run / "headline.json").read_text())["jobs_per_hour"] == [2.0, 20.0]
 
 

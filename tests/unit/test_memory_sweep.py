@@ -18,13 +18,13 @@ from botocore.exceptions import WaiterError
 from botocore.stub import Stubber
 
 from serverless_hpc import targets, workloads
-from serverless_hpc.bench import BenchConfig, BenchError, count_invocations, plan, run
 from serverless_hpc.cli import build_parser
+from serverless_hpc.driver import BenchConfig, BenchError, count_invocations, plan, run
 from serverless_hpc.invocation import Outcome
 from serverless_hpc.openwhisk import deploy
 from serverless_hpc.openwhisk.client import OpenWhiskClient
 from serverless_hpc.openwhisk.config import load_credentials
-from serverless_hpc.records import read_records
+from serverless_hpc.rundir import read_records
 from serverless_hpc.targets.aws_lambda import LambdaTarget
 from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
 from serverless_hpc.targets.openwhisk import OpenWhiskTarget

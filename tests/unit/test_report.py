@@ -13,8 +13,7 @@ from typing import Any
 import jinja2
 import pytest
 
-from serverless_hpc.invocation import InvocationRecord, Outcome
-from serverless_hpc.records import RecordWriter, read_records
+from serverless_hpc.invocation import Outcome
 from serverless_hpc.report import (
     RunData,
     build_report,
@@ -26,6 +25,7 @@ from serverless_hpc.report import (
     summarize,
 )
 from serverless_hpc.report.plots import _fanout_plots
+from serverless_hpc.rundir import InvocationRecord, RecordWriter, read_records
 from tests.unit.test_report_answers import job_records, write_run
 
 

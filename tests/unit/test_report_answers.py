@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from serverless_hpc import bench, cli
+from serverless_hpc import cli, driver
+from serverless_hpc.driver import batchline
 from serverless_hpc.pricing import Prices, lambda_invocation_cost
 from serverless_hpc.pricing_data import load_prices
 from serverless_hpc.report import build_report, load_run, summarize
@@ -84,7 +85,7 @@ def batch_of(records: list[dict[str, Any]]) -> dict[str, Any]:
         "items": sum(r["items"] for r in records),
         "makespan_ms": (max(r["t_recv"] for r in records) - min(r["t_send"] for r in records))
         * 1e3,
-        "straggler_ratio": bench.straggler_ratio([r["client_ms"] for r in ok]),
+        "straggler_ratio": batchline.straggler_ratio([r["client_ms"] for r in ok]),
     }
 
 
@@ -201,8 +202,8 @@ def test_percentile_of_a_known_sequence() -> None:
 
 
 def test_straggler_ratio_is_slowest_over_median() -> None:
-    assert bench.straggler_ratio([10.0, 10.0, 30.0]) == 3.0
-    assert bench.straggler_ratio([10.0]) is None
+    assert batchline.straggler_ratio([10.0, 10.0, 30.0]) == 3.0
+    assert batchline.straggler_ratio([10.0]) is None
 
 
 # -- the projection, a model, on cases computed by hand ---------------------------------------
@@ -488,7 +489,7 @@ def test_headline_cold_start_penalty_and_time_to_accuracy(tmp_path: Path) -> Non
     jobs[0][0]["client_ms"] = 900.0
     run = write_run(tmp_path / "c", jobs)
     batches = [json.loads(x) for x in (run / "batches.jsonl").read_text().splitlines()]
-    batches[1].update(workload="sleep", test_accuracy=0.875)
+    batches[1].update(workload="train", test_accuracy=0.875)
     (run / "batches.jsonl").write_text("".join(json.dumps(b) + "\n" for b in batches))
     data = load_run(run)
     h = headline(data, summarize(data.records, data.batches))
@@ -498,7 +499,7 @@ def test_headline_cold_start_penalty_and_time_to_accuracy(tmp_path: Path) -> Non
     )
     # a batch with a test accuracy but no per-epoch progress: its final accuracy, no time to 0.90
     (s,) = (x for x in h["sentences"] if "final test accuracy" in x)
-    assert s.startswith("sleep on a, 1 worker: final test accuracy 0.8750 in ")
+    assert s.startswith("train on a, 1 worker: final test accuracy 0.8750 in ")
     assert "no per-epoch test accuracy recorded, so no time to 0.90" in s
 
 
@@ -623,9 +624,10 @@ def test_html_escapes_what_records_hold(tmp_path: Path) -> None:
 
 
 def test_batch_summary_carries_the_straggler_ratio() -> None:
-    from serverless_hpc.invocation import InvocationRecord, Outcome
+    from serverless_hpc.invocation import Outcome
+    from serverless_hpc.rundir import InvocationRecord
 
-    batch = bench.Batch("t", "sleep", 1, 0, "natural", ({"workload": "sleep"},) * 3, (0, 0, 0))
+    batch = driver.Batch("t", "sleep", 1, 0, "natural", ({"workload": "sleep"},) * 3, (0, 0, 0))
     recs = [
         InvocationRecord(
             run_id="r",
@@ -643,7 +645,7 @@ def test_batch_summary_carries_the_straggler_ratio() -> None:
         )
         for i, ms in enumerate([10.0, 20.0, 60.0])
     ]
-    assert bench.batch_summary(batch, recs, [])["straggler_ratio"] == 3.0
+    assert batchline.batch_summary(batch, recs, [])["straggler_ratio"] == 3.0
 
 
 def test_report_without_plots_writes_no_chart_and_still_answers(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ pytest.importorskip(
 
 from fastapi.testclient import TestClient
 
-from serverless_hpc import bench, targets, workloads
+from serverless_hpc import driver, targets, workloads
 from serverless_hpc.serve import runs as runs_mod
 from serverless_hpc.serve.app import create_app
 from serverless_hpc.serve.cli import allowed_hosts, is_loopback
@@ -86,15 +86,15 @@ def test_the_api_is_described_and_no_page_loads_from_elsewhere(client: TestClien
     assert "http" not in script  # the SVG namespace is a name, not a load
 
 
-def test_the_runs_list_shows_status_and_headline_from_the_summary(client: TestClient) -> None:
+def test_the_runs_list_shows_status_and_no_headline_before_the_report(client: TestClient) -> None:
     # GIVEN a finished terminal run with a summary.csv and no headline.json
     (run,) = client.get("/api/runs").json()["runs"]
     assert run["id"] == "20260101T000000Z-aaaaaa"
     assert run["status"] == "finished"
     assert run["source"] == "terminal"
     assert run["targets"] == ["standalone"] and run["workloads"] == ["dataproc"]
-    # THEN the headline is the natural-mode median at the widest fan-out
-    assert run["headline"] == ["standalone dataproc at 2 shard(s): median 70.5 ms, 1400 items/s"]
+    # THEN there is no headline: only the report writes one (headline.json), none is made up
+    assert run["headline"] == []
 
 
 def test_headline_json_wins_over_the_summary(results: Path, client: TestClient) -> None:
@@ -166,27 +166,23 @@ def test_files_of_another_shape_say_nothing(results: Path, client: TestClient) -
 
 def test_run_detail_counts_progress_against_the_planned_invocations(client: TestClient) -> None:
     got = client.get("/api/runs/20260101T000000Z-aaaaaa").json()
-    cfg = bench.BenchConfig(
-        out=Path("x"),
-        targets=("standalone",),
-        workloads=("dataproc",),
-        shards=(1, 2),
-        repeats=1,
-        modes=("natural",),
-        params={"dataproc": {"split": "test"}},
-    )
-    assert got["planned"] == bench.count_invocations(cfg, lambda _: True) == 3
+    assert got["planned"] == 3  # run.json's planned_invocations, as the driver wrote it
     assert (got["done"], got["failed"]) == (3, 1)
     assert got["last"]["shards"] == 2 and got["last"]["error"] == "Timeout: no answer"
     assert "result" not in got["last"]
 
 
-def test_skipped_batches_shrink_the_planned_count(results: Path, client: TestClient) -> None:
-    run = make_run(results, "r-skip", config={**CONFIG, "targets": ["standalone", "local-faas"]})
+def test_the_planned_count_is_only_what_run_json_says(results: Path, client: TestClient) -> None:
+    # GIVEN a run.json without the driver's count, and one with a wrongly typed count
+    make_run(results, "r-old", planned=None)
+    run = make_run(results, "r-bad")
     meta = json.loads((run / "run.json").read_text())
-    meta["skipped"] = [{"target": "local-faas", "workload": "dataproc", "reason": "test"}]
+    meta["planned_invocations"] = "3"
     (run / "run.json").write_text(json.dumps(meta))
-    assert client.get("/api/runs/r-skip").json()["planned"] == 3
+    # THEN the page says it does not know, rather than rebuilding a configuration
+    assert client.get("/api/runs/r-old").json()["planned"] is None
+    assert client.get("/api/runs/r-bad").json()["planned"] is None
+    assert client.get("/api/runs/r-bad").json()["status"] == "finished"
 
 
 def test_no_secret_or_path_reaches_the_page(
@@ -257,7 +253,7 @@ def test_a_symlinked_run_directory_is_refused(
         (
             {"workloads": ["dataproc"], "params": {"dataproc": {"split": "nope"}}},
             "params",
-            "split must be one of",
+            "dataproc.split: 'nope' is not one of train, test",
         ),
         ({"params": {"dataproc": 3}}, "params", "expected an object"),
         ({"params": {"dataproc": {"split": ["a"]}}}, "params", "expected a scalar"),
@@ -323,8 +319,8 @@ def test_check_argv_is_the_clis_own_validation() -> None:
     with pytest.raises(FormError) as err:
         check_argv(["--workloads", "dataproc", "--param", "dataproc.split=nope"], Path("o"))
     assert err.value.field == "params"
-    with pytest.raises(bench.BenchError) as cli_err:
-        bench.BenchConfig(
+    with pytest.raises(driver.BenchError) as cli_err:
+        driver.BenchConfig(
             out=Path("o"), workloads=("dataproc",), params={"dataproc": {"split": "nope"}}
         )
     assert str(err.value) == str(cli_err.value)
@@ -578,7 +574,7 @@ def test_the_server_imports_no_heavy_library_and_idles_light(results: Path) -> N
         "modes": ["natural", "cold"],
         "cold_repeats": 1,
     }
-    make_run(results, "20260101T000001Z-everyt", config=every)
+    make_run(results, "20260101T000001Z-everyt", config=every, planned=5 * 3 + 3 * 3)
     code = f"""
 import json, sys
 from pathlib import Path

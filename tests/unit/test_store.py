@@ -24,7 +24,7 @@ def test_bundle_round_trip_and_latest_pointer(tmp_path: Path) -> None:
 
 
 def test_missing_model_says_how_to_make_one(tmp_path: Path) -> None:
-    with pytest.raises(NotFound, match="run the 'train' workload first"):
+    with pytest.raises(NotFound, match="run the workload that writes it first"):
         resolve_version(LocalStore(tmp_path), "fashion-cnn")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serverless_hpc import bench, chain
+from serverless_hpc import chain, driver
 from serverless_hpc.contract import (
     EXPORT_MISMATCH,
     INVALID_REQUEST,
@@ -23,8 +23,13 @@ from serverless_hpc.contract import (
     InvalidRequest,
     error_response,
 )
+from serverless_hpc.driver import chained
+from serverless_hpc.driver.batchline import clean_scratch, training_summary
+from serverless_hpc.driver.chained import run_chain
+from serverless_hpc.driver.context import RunContext
+from serverless_hpc.driver.rounds import run_rounds
 from serverless_hpc.invocation import Outcome
-from serverless_hpc.records import RecordWriter
+from serverless_hpc.rundir import RecordWriter
 from serverless_hpc.store import LocalStore
 from serverless_hpc.targets.base import Target, TargetSettings
 from serverless_hpc.workloads.base import (
@@ -290,7 +295,8 @@ def test_curve_and_time_to_accuracy() -> None:
         {"epoch": 2, "test_accuracy": 0.91, "t_unix": 160.0},
         {"epoch": 3, "test_accuracy": 0.92, "t_unix": 180.0},
     ]
-    points = chain.curve(legs, progress, t0=100.0)
+    points = chain.curve(legs, progress, t0=100.0, accuracy_key="test_accuracy")
+    assert [p["accuracy"] for p in points] == [0.85, 0.91, 0.92]
     assert [p["elapsed_s"] for p in points] == [30.0, 60.0, 80.0]
     assert [round(p["cost_usd"], 6) for p in points] == [0.03, 0.06, 0.08]  # pro rata
     assert chain.time_to(points) == {
@@ -303,8 +309,8 @@ def test_curve_and_time_to_accuracy() -> None:
     assert all(p["cost_usd"] is None for p in unpriced)
 
 
-def _cfg(tmp_path: Path, **kw: Any) -> bench.BenchConfig:
-    return bench.BenchConfig(
+def _cfg(tmp_path: Path, **kw: Any) -> driver.BenchConfig:
+    return driver.BenchConfig(
         out=tmp_path / "run",
         targets=("local-faas",),
         workloads=("train",),
@@ -315,7 +321,7 @@ def _cfg(tmp_path: Path, **kw: Any) -> bench.BenchConfig:
 
 def test_the_plan_gives_each_training_its_own_chain(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, train_workers=(1, 4), train_repeats=2)
-    batches = list(bench.plan(cfg, "local-faas"))
+    batches = list(driver.plan(cfg, "local-faas"))
     assert [(b.workers, b.repeat) for b in batches] == [(1, 0), (1, 1), (4, 0), (4, 1)]
     # a data-parallel training fans out to its workers: its batch says so, as its records do
     assert [b.shards for b in batches] == [1, 1, 4, 4]
@@ -327,14 +333,14 @@ def test_the_plan_gives_each_training_its_own_chain(tmp_path: Path) -> None:
         "run1/local-faas-r1-w4",
     }
     # a chain ticks per epoch; 4 workers x 3 rounds + 3 combines tick 15 times, per repeat
-    assert bench.count_invocations(cfg, lambda t: True) == 2 * 3 + 2 * 15
+    assert driver.count_invocations(cfg, lambda t: True) == 2 * 3 + 2 * 15
 
 
 def test_workers_need_a_data_parallel_workload(tmp_path: Path) -> None:
-    with pytest.raises(bench.BenchError, match="train-workers"):
-        bench.BenchConfig(out=tmp_path, workloads=("classify",), train_workers=(2,))
+    with pytest.raises(driver.BenchError, match="train-workers"):
+        driver.BenchConfig(out=tmp_path, workloads=("classify",), train_workers=(2,))
     for bad in ((0,), (1, 65), ()):
-        with pytest.raises(bench.BenchError, match="train-workers must be >= 1 and at most 64"):
+        with pytest.raises(driver.BenchError, match="train-workers must be >= 1 and at most 64"):
             _cfg(tmp_path, train_workers=bad)
 
 
@@ -407,16 +413,17 @@ def _ok(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(
-    cfg: bench.BenchConfig, target: Target, runner: Any, progress: Any = None
+    cfg: driver.BenchConfig, target: Target, runner: Any, progress: Any = None
 ) -> tuple[list[Any], list[Any]]:
-    batch = next(bench.plan(cfg, "local-faas"))
+    batch = next(driver.plan(cfg, "local-faas"))
     cfg.out.mkdir(parents=True)
     writer = RecordWriter(cfg.out / "records.jsonl")
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(4) as pool:
         try:
-            return runner(cfg, target, batch, pool, writer, {}, progress, threading.Event())
+            ctx = RunContext(cfg, target, writer, pool, threading.Event(), progress)
+            return runner(ctx, batch)
         finally:
             writer.close()
 
@@ -425,7 +432,7 @@ def test_the_driver_chains_legs_through_a_kill_and_cleans_up(tmp_path: Path) -> 
     # GIVEN a training that stops in time once, is killed once, then finishes
     store = LocalStore(tmp_path / "store")
     cfg = _cfg(tmp_path)
-    params = next(bench.plan(cfg, "local-faas")).requests[0]["params"]
+    params = next(driver.plan(cfg, "local-faas")).requests[0]["params"]
     prefix = chain.scratch_prefix(params["model"], params["chain"])
     store.put_bytes(f"{prefix}/checkpoint.npz", b"x")
     progress = [{"epoch": 1, "test_accuracy": 0.91, "t_unix": 2e9}]
@@ -445,7 +452,7 @@ def test_the_driver_chains_legs_through_a_kill_and_cleans_up(tmp_path: Path) -> 
     ]
     target = ScriptedTrainDouble(script, store)
     # WHEN the driver runs it as a chain
-    recs, results = _run(cfg, target, bench._run_chain)
+    recs, results = _run(cfg, target, run_chain)
     # THEN every leg has the same request and its own record, and the chain finished
     assert len({json.dumps(r, sort_keys=True) for r in target.requests}) == 1
     assert [r.leg for r in recs] == [0, 1, 2]
@@ -453,22 +460,23 @@ def test_the_driver_chains_legs_through_a_kill_and_cleans_up(tmp_path: Path) -> 
     assert results[0]["version"] == "v1"
     lines = (cfg.out / "records.jsonl").read_text().splitlines()
     assert [json.loads(line)["leg"] for line in lines] == [0, 1, 2]
-    summary = bench._training_summary(recs, results)
+    summary = training_summary(recs, results)
     assert summary["legs"] == 3 and summary["cost_usd"] == pytest.approx(0.03)
-    assert summary["epochs_to_target"] == 1
-    batch = next(bench.plan(cfg, "local-faas"))
+    # the function's own progress entries: time and cost to accuracy are the report's
+    assert summary["progress"] == progress and "epochs_to_target" not in summary
+    batch = next(driver.plan(cfg, "local-faas"))
     # a reply naming any other prefix (here: every model bundle) makes the driver delete nothing
     store.put_bytes("models/m/v1/model.tflite", b"x")
-    bench._clean_scratch(target, batch, [{**results[0], "scratch": "models"}])
+    clean_scratch(target, batch, [{**results[0], "scratch": "models"}])
     assert store.exists(f"{prefix}/checkpoint.npz") and store.exists("models/m/v1/model.tflite")
     # the prefix the driver gave the chain is cleaned up
-    bench._clean_scratch(target, batch, results)
+    clean_scratch(target, batch, results)
     assert not store.exists(f"{prefix}/checkpoint.npz")
 
 
 def test_the_driver_stops_a_chain_on_a_bad_request(tmp_path: Path) -> None:
     target = ScriptedTrainDouble([error_response(INVALID_REQUEST, "params.epochs")])
-    recs, results = _run(_cfg(tmp_path), target, bench._run_chain)
+    recs, results = _run(_cfg(tmp_path), target, run_chain)
     assert len(recs) == 1 and results == []
 
 
@@ -476,8 +484,8 @@ def test_the_driver_runs_rounds_of_workers_then_a_combine(tmp_path: Path) -> Non
     target = ScriptedTrainDouble([])
     cfg = _cfg(tmp_path, train_workers=(3,))
     ticks: list[int] = []
-    recs, results = _run(cfg, target, bench._run_rounds, ticks.append)
-    assert sum(ticks) == 3 * (3 + 1) == bench.count_invocations(cfg, lambda t: True)
+    recs, results = _run(cfg, target, run_rounds, ticks.append)
+    assert sum(ticks) == 3 * (3 + 1) == driver.count_invocations(cfg, lambda t: True)
     roles = [(r.round, r.role) for r in recs]
     for rnd in range(3):
         assert roles.count((rnd, "worker")) == 3 and roles.count((rnd, "combine")) == 1
@@ -487,7 +495,7 @@ def test_the_driver_runs_rounds_of_workers_then_a_combine(tmp_path: Path) -> Non
         idx = [i for i, o in enumerate(order) if o[0] == rnd]
         assert order[idx[-1]] == (rnd, False)
     assert results[0]["version"] == "v1"
-    summary = bench._training_summary(recs, results)
+    summary = training_summary(recs, results)
     assert summary["legs"] == 3  # the combine steps
     assert [p["epoch"] for p in summary["progress"]] == [1, 2, 3]
 
@@ -522,7 +530,7 @@ class NoteWritingDouble(Target):
 def test_the_bar_moves_per_epoch_while_a_leg_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bench, "EPOCH_POLL_S", 0.01)
+    monkeypatch.setattr(chained, "EPOCH_POLL_S", 0.01)
     seen: list[int] = []
     moved = threading.Condition()
 
@@ -533,14 +541,14 @@ def test_the_bar_moves_per_epoch_while_a_leg_runs(
 
     target = NoteWritingDouble(LocalStore(tmp_path / "store"), seen, moved)
     cfg = _cfg(tmp_path)
-    batch = next(bench.plan(cfg, "local-faas"))
+    batch = next(driver.plan(cfg, "local-faas"))
     cfg.out.mkdir(parents=True)
     writer = RecordWriter(cfg.out / "records.jsonl")
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        recs, _ = bench._run_chain(
-            cfg, target, batch, pool, writer, {}, progress, threading.Event()
+        recs, _ = run_chain(
+            RunContext(cfg, target, writer, pool, threading.Event(), progress), batch
         )
     writer.close()
     assert recs[0].ok
@@ -582,13 +590,13 @@ def test_a_chain_runs_at_its_batch_memory_size(tmp_path: Path) -> None:
     done = _ok({"status": "done", "epoch": 3, "version": "v1", "progress": []})
     target = SizedDouble([done])
     cfg = _cfg(tmp_path)
-    batch = replace(next(bench.plan(cfg, "local-faas")), memory_mb=1024)
+    batch = replace(next(driver.plan(cfg, "local-faas")), memory_mb=1024)
     cfg.out.mkdir(parents=True)
     writer = RecordWriter(cfg.out / "records.jsonl")
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1) as pool:
-        recs, _ = bench._run_chain(cfg, target, batch, pool, writer, {}, None, threading.Event())
+        recs, _ = run_chain(RunContext(cfg, target, writer, pool, threading.Event()), batch)
     writer.close()
     # THEN the function was set to that size first, and the leg's record says so
     assert sizes == [("train", 1024)]
@@ -601,8 +609,8 @@ def test_a_chain_counts_its_epochs_on_the_bar_and_one_record_in_the_plan(tmp_pat
     yes = lambda _: True  # noqa: E731
     # THEN the bar moves per epoch of the chain; a complete run leaves at least one leg's
     # record for it (so a finished run is never called incomplete for its legs)
-    assert bench.count_invocations(cfg, yes) == 3 + 3 * 3
-    assert bench.count_invocations(cfg, yes, records=True) == 1 + 3 * 3
+    assert driver.count_invocations(cfg, yes) == 3 + 3 * 3
+    assert driver.count_invocations(cfg, yes, records=True) == 1 + 3 * 3
 
 
 class _BrokenRemoteStore(LocalStore):
@@ -640,7 +648,7 @@ class _SlowLegDouble(Target):
 def test_a_failing_remote_store_ends_progress_polling_once_said(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(bench, "EPOCH_POLL_S", 0.01)
+    monkeypatch.setattr(chained, "EPOCH_POLL_S", 0.01)
     gave_up = threading.Event()
     store = _BrokenRemoteStore(tmp_path / "store")
 
@@ -650,22 +658,21 @@ def test_a_failing_remote_store_ends_progress_polling_once_said(
                 gave_up.set()
 
     handler = _Handler()
-    logging.getLogger("serverless_hpc.bench").addHandler(handler)
+    logging.getLogger("serverless_hpc.driver").addHandler(handler)
     try:
         target = _SlowLegDouble(store, gave_up)
         cfg = _cfg(tmp_path)
-        batch = next(bench.plan(cfg, "local-faas"))
+        batch = next(driver.plan(cfg, "local-faas"))
         cfg.out.mkdir(parents=True)
         writer = RecordWriter(cfg.out / "records.jsonl")
         from concurrent.futures import ThreadPoolExecutor
 
         with caplog.at_level("WARNING"), ThreadPoolExecutor(1) as pool:
-            recs, _ = bench._run_chain(
-                cfg, target, batch, pool, writer, {}, lambda n: None, threading.Event()
-            )
+            ctx = RunContext(cfg, target, writer, pool, threading.Event(), lambda n: None)
+            recs, _ = run_chain(ctx, batch)
         writer.close()
     finally:
-        logging.getLogger("serverless_hpc.bench").removeHandler(handler)
+        logging.getLogger("serverless_hpc.driver").removeHandler(handler)
     # THEN the leg still finished, the poller read once and stopped, and said why once
     assert recs[0].ok
     assert store.reads == 1
@@ -693,7 +700,7 @@ def test_rounds_per_epoch_multiply_the_rounds_and_split_each_epochs_steps() -> N
 def test_the_plan_counts_every_round_of_every_epoch(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, train_workers=(4,), params={"train": {"epochs": 3, "syncs_per_epoch": 2}})
     # 3 epochs x 2 rounds x (4 workers + 1 combine)
-    assert bench.count_invocations(cfg, lambda _: True, records=True) == 3 * 2 * 5
+    assert driver.count_invocations(cfg, lambda _: True, records=True) == 3 * 2 * 5
 
 
 def test_data_parallel_workers_scale_the_learning_rate_by_the_root_of_their_count() -> None:
@@ -707,7 +714,7 @@ def test_data_parallel_workers_scale_the_learning_rate_by_the_root_of_their_coun
 
 
 def test_train_on_keeps_the_training_to_the_targets_it_names(tmp_path: Path) -> None:
-    cfg = bench.BenchConfig(
+    cfg = driver.BenchConfig(
         out=tmp_path / "run",
         targets=("local-faas", "standalone"),
         workloads=("train", "dataproc"),
@@ -717,13 +724,13 @@ def test_train_on_keeps_the_training_to_the_targets_it_names(tmp_path: Path) -> 
         modes=("natural",),
         train_on=("local-faas",),
     )
-    planned = {t: [b.workload for b in bench.plan(cfg, t)] for t in cfg.targets}
+    planned = {t: [b.workload for b in driver.plan(cfg, t)] for t in cfg.targets}
     assert planned == {"local-faas": ["train", "dataproc"], "standalone": ["dataproc"]}
     # the bar counts the one training's 3 epochs and one dataproc per target
-    assert bench.count_invocations(cfg, lambda _: True) == 3 + 1 + 1
-    with pytest.raises(bench.BenchError, match="--train-on: lambda not in --targets"):
-        bench.BenchConfig(out=tmp_path, targets=("local-faas",), train_on=("lambda",))
-    with pytest.raises(bench.BenchError, match="training targets first"):
-        bench.BenchConfig(
+    assert driver.count_invocations(cfg, lambda _: True) == 3 + 1 + 1
+    with pytest.raises(driver.BenchError, match="--train-on: lambda not in --targets"):
+        driver.BenchConfig(out=tmp_path, targets=("local-faas",), train_on=("lambda",))
+    with pytest.raises(driver.BenchError, match="training targets first"):
+        driver.BenchConfig(
             out=tmp_path, targets=("local-faas", "standalone"), train_on=("standalone",)
         )

@@ -145,10 +145,7 @@ async function pageNew(main) {
     field("Repeats", "repeats", input("repeats", "number", d.repeats, { min: 1 })),
     field("Modes", "modes", choices("modes", ["natural", "cold"], d.modes)),
     field("Cold repeats", "cold_repeats", input("cold_repeats", "number", d.cold_repeats, { min: 1 })),
-    field("Images", "images", input("images", "number", "", { min: 1, placeholder: "3000" }), "test images to classify"),
-    field("Train epochs", "train_epochs", input("train_epochs", "number", "", { min: 1, placeholder: "workload default" })),
-    field("Train limit", "train_limit", input("train_limit", "number", "", { min: 1, placeholder: "all 60000" }),
-          "train on the first N training images only (quick runs)"),
+    ...opts.workload_options.map(workloadField),
     field("Memory (MB)", "memory_mb", input("memory_mb", "text", "", { placeholder: "target default" }), "one size, or several to sweep: 512,1024,1769"),
     field("Parameters", "params", el("textarea", { id: "f-params", name: "params", rows: 3,
           placeholder: "workload.key=value, one a line (e.g. dataproc.split=test)" })),
@@ -158,7 +155,7 @@ async function pageNew(main) {
     form.querySelectorAll("[aria-invalid]").forEach((n) => n.removeAttribute("aria-invalid"));
     message.replaceChildren();
     let body;
-    try { body = formBody(form); } catch (err) { showError(message, err); return; }
+    try { body = formBody(form, opts.workload_options); } catch (err) { showError(message, err); return; }
     const button = form.querySelector("#start");
     button.disabled = true;
     try {
@@ -182,7 +179,41 @@ async function pageNew(main) {
     message, form);
 }
 
-function formBody(form) {
+function workloadField(o) {
+  // One field per option a workload's spec declares with a flag (see /api/options).
+  const hint = `${o.help} (${o.workloads.map((w) => `${w}.${o.param}`).join(", ")})`;
+  const placeholder = o.default === null ? "workload default" : String(o.default);
+  let control;
+  if (o.choices.length) {
+    control = el("select", { id: `f-${o.name}`, name: o.name },
+      [el("option", { value: "", text: `(${placeholder})` }), ...o.choices.map((c) => el("option", { value: c, text: c }))]);
+  } else if (o.kind === "bool") {
+    control = el("select", { id: `f-${o.name}`, name: o.name },
+      ["", "true", "false"].map((c) => el("option", { value: c, text: c || `(${placeholder})` })));
+  } else {
+    const extra = { placeholder };
+    if (o.min !== null) extra.min = o.min;
+    if (o.max !== null) extra.max = o.max;
+    if (o.kind === "float") extra.step = "any";
+    control = input(o.name, o.kind === "choice" ? "text" : "number", "", extra);
+  }
+  return field(o.label, o.name, control, hint);
+}
+
+function workloadValue(form, o) {
+  const raw = form.elements[o.name].value.trim();
+  if (raw === "") return null;
+  if (o.kind === "bool") return raw === "true";
+  if (o.kind === "choice") return raw;
+  const n = Number(raw);
+  if (Number.isNaN(n) || (o.kind === "int" && !Number.isInteger(n))) {
+    form.elements[o.name].setAttribute("aria-invalid", "true");
+    throw new Error(`${o.name}: expected ${o.kind === "int" ? "an integer" : "a number"}, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function formBody(form, options) {
   const checked = (name) => [...form.querySelectorAll(`input[name=${name}]:checked`)].map((n) => n.value);
   const num = (name) => {
     const raw = form.elements[name].value.trim();
@@ -205,13 +236,14 @@ function formBody(form) {
     try { value = JSON.parse(value); } catch (e) { /* a plain string, as on the command line */ }
     (params[m[1]] = params[m[1]] || {})[m[2]] = value;
   }
-  return {
+  const body = {
     targets: checked("targets"), workloads: checked("workloads"),
     shards: form.elements.shards.value, repeats: num("repeats"), modes: checked("modes"),
-    cold_repeats: num("cold_repeats"), images: num("images"), memory_mb: form.elements.memory_mb.value,
-    train_epochs: num("train_epochs"), train_limit: num("train_limit"),
+    cold_repeats: num("cold_repeats"), memory_mb: form.elements.memory_mb.value,
     params,
   };
+  for (const o of options) body[o.name] = workloadValue(form, o);
+  return body;
 }
 
 // ---- a run ----------------------------------------------------------------------------

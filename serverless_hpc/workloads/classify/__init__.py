@@ -14,13 +14,17 @@ from typing import Any
 from serverless_hpc.data.catalog import SPLIT_SIZES
 from serverless_hpc.workloads.spec import (
     FANOUT_PANELS,
+    MODEL_NAME,
     Check,
+    Option,
     StoreAccess,
     WorkloadSpec,
 )
 
 #: The model bundle classify reads (and train writes).
 MODEL = "fashion-cnn"
+#: Test images a request classifies unless it says otherwise (the plan's and the function's).
+DEFAULT_IMAGES = 3000
 
 
 def _size(params: Mapping[str, Any]) -> int:
@@ -43,9 +47,12 @@ def check(batches: Sequence[Mapping[str, Any]]) -> list[Check]:
     per_target: dict[str, set[float]] = defaultdict(set)
     versions: set[str] = set()
     for b in batches:
-        if b.get("accuracy") is not None:
-            per_target[b["target"]].add(round(float(b["accuracy"]), 12))
-            versions.update(b.get("model_versions") or [])
+        acc = b.get("accuracy")
+        if isinstance(acc, int | float) and not isinstance(acc, bool):
+            per_target[str(b["target"])].add(round(float(acc), 12))
+            said = b.get("model_versions")
+            if isinstance(said, list):
+                versions.update(v for v in said if isinstance(v, str))
     if not per_target:
         return []
     detail = "; ".join(f"{t}: {sorted(v)}" for t, v in sorted(per_target.items()))
@@ -69,7 +76,16 @@ SPEC = WorkloadSpec(
     min_memory_mb=512,
     timeout_s=60.0,
     order=20,
-    plan_params={"model": MODEL, "start": 0, "end": 3000},
+    plan_params={"model": MODEL, "start": 0, "end": DEFAULT_IMAGES},
+    options=(
+        Option("end", int, "test images to classify", 1, SPLIT_SIZES["test"], flag="images"),
+        Option("start", int, "first test image", 0, SPLIT_SIZES["test"] - 1),
+        Option("model", str, "model bundle to read", pattern=MODEL_NAME),
+        Option("version", str, "model version (default: the latest)", pattern=MODEL_NAME),
+        Option("threads", int, "LiteRT threads (default: the CPUs)", 1, 64, nullable=True),
+        Option("return_labels", bool, "return each image's label"),
+    ),
+    accuracy_key="accuracy",
     splits=lambda params: ("test",),
     input_size=_size,
     combine=combine,

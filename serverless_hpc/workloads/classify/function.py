@@ -21,7 +21,7 @@ from serverless_hpc.data.catalog import SPLIT_SIZES
 from serverless_hpc.host import available_cpus
 from serverless_hpc.store import LATEST, bundle_key, check_model_name, open_store, resolve_version
 from serverless_hpc.workloads.base import Context, Output, Params, parse_params
-from serverless_hpc.workloads.classify import MODEL
+from serverless_hpc.workloads.classify import DEFAULT_IMAGES, MODEL
 
 if TYPE_CHECKING:
     from ai_edge_litert.interpreter import Interpreter
@@ -33,7 +33,7 @@ class ClassifyParams(Params):
     """Which test images to label, with which model bundle."""
 
     start: int = Field(default=0, ge=0, lt=TEST_SIZE)
-    end: int = Field(default=3000, gt=0, le=TEST_SIZE)
+    end: int = Field(default=DEFAULT_IMAGES, gt=0, le=TEST_SIZE)
     model: str = MODEL
     version: str = LATEST
     threads: int | None = Field(default=None, ge=1, le=64)

@@ -20,7 +20,13 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from serverless_hpc.workloads.spec import FANOUT_PANELS, Check, WorkloadSpec, combine_failures
+from serverless_hpc.workloads.spec import (
+    FANOUT_PANELS,
+    Check,
+    Option,
+    WorkloadSpec,
+    combine_failures,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -153,6 +159,11 @@ SPEC = WorkloadSpec(
     order=40,
     default=False,
     plan_params={"n": 512, "block": 128, "seed": 7},
+    options=(
+        Option("n", int, "matrix size N", MIN_N, MAX_N),
+        Option("block", int, "block size (divides N)", MIN_BLOCK, MAX_N),
+        Option("seed", int, "seed of A and B", 0, 2**31 - 1),
+    ),
     input_size=_size,
     combine=combine,
     combine_needs_all=True,

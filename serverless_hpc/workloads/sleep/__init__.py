@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serverless_hpc.workloads.spec import Panel, WorkloadSpec
+from serverless_hpc.workloads.spec import Option, Panel, WorkloadSpec
 
 SPEC = WorkloadSpec(
     name=__name__.rpartition(".")[2],
@@ -12,5 +12,9 @@ SPEC = WorkloadSpec(
     timeout_s=900.0,
     order=90,
     default=False,
+    options=(
+        Option("seconds", float, "how long to sleep", 0.0, 900.0),
+        Option("alloc_mb", int, "memory to hold while sleeping (MB)", 0, 10_240),
+    ),
     panels=(Panel.COLD_WARM, Panel.BREAKDOWN),
 )

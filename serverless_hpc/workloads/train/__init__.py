@@ -13,7 +13,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from serverless_hpc.workloads.classify import MODEL
-from serverless_hpc.workloads.spec import Image, Panel, StoreAccess, WorkloadSpec
+from serverless_hpc.workloads.spec import (
+    MODEL_NAME,
+    Image,
+    Option,
+    Panel,
+    StoreAccess,
+    Training,
+    WorkloadSpec,
+)
 
 #: Training epochs by default (the README's accuracy figure is for these).
 DEFAULT_EPOCHS = 15
@@ -57,6 +65,34 @@ SPEC = WorkloadSpec(
     progress_note=progress_note,
     # epochs explicit in every planned request: the driver bounds a chain's legs by it
     plan_params={"model": MODEL, "epochs": DEFAULT_EPOCHS},
+    options=(
+        Option("epochs", int, "training epochs", 1, 200, flag="train_epochs"),
+        Option(
+            "train_limit",
+            int,
+            "train on the first N training images only (quick runs)",
+            100,
+            60_000,
+            nullable=True,
+            flag="train_limit",
+        ),
+        Option("batch_size", int, "minibatch size", 1, 8192),
+        Option("learning_rate", float, "Adam's learning rate", 1e-9, 1.0),
+        Option("seed", int, "seed of the weights and the shuffles", 0, 2**31 - 1),
+        Option("augment", bool, "random flips and shifts of the training images"),
+        Option("model", str, "model bundle to write", pattern=MODEL_NAME),
+        Option("eval_each_epoch", bool, "test accuracy after every epoch (the curve)"),
+        Option(
+            "syncs_per_epoch", int, "model averagings per epoch (data-parallel training)", 1, 64
+        ),
+    ),
+    training=Training(
+        epochs_param="epochs",
+        accuracy_key="test_accuracy",
+        progress_key="progress",
+        entry_fields=("train_loss",),
+    ),
+    accuracy_key="test_accuracy",
     splits=lambda params: ("train", "test"),
     combine=combine,
     panels=(Panel.ACCURACY, Panel.BREAKDOWN),

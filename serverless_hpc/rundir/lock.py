@@ -15,7 +15,7 @@ Function instances check the same lock (``$SHPC_RUN_LOCK``) before they publish 
 an instance that outlived its run cannot move the store's ``latest`` (see
 :func:`serverless_hpc.store.check_publisher`).
 
-This module imports nothing from the project.
+This module imports nothing from the project but the run directory's own names.
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from serverless_hpc.rundir.files import APPENDED, LOCK, RUN_META, WRITTEN
+
 log = logging.getLogger(__name__)
 
-LOCK_NAME: Final = ".lock"
-#: Files a run appends to: another run's records there would be mixed with this run's.
-RECORD_FILES: Final = ("records.jsonl", "batches.jsonl")
-#: Files a run or its report writes whole: an existing one would be overwritten.
-WRITTEN_FILES: Final = ("run.json", "summary.md", "summary.csv", "report.html")
+LOCK_NAME: Final = LOCK
+RECORD_FILES: Final = APPENDED
+WRITTEN_FILES: Final = WRITTEN
 #: A run id names a directory under ``results/``: one path segment, no dot-dot.
 RUN_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -69,11 +69,9 @@ def check_out_dir(out: Path) -> None:
             f"{out} already holds {', '.join(held)} from another run; choose another --out "
             "(records are appended, so reusing the directory would mix the runs)"
         )
-    leftover_run = (out / "run.json").is_file() and not any(
-        _nonempty(out / n) for n in RECORD_FILES
-    )
+    leftover_run = (out / RUN_META).is_file() and not any(_nonempty(out / n) for n in RECORD_FILES)
     theirs = [
-        n for n in WRITTEN_FILES if (out / n).exists() and not (n == "run.json" and leftover_run)
+        n for n in WRITTEN_FILES if (out / n).exists() and not (n == RUN_META and leftover_run)
     ]
     if theirs:
         raise RunDirError(

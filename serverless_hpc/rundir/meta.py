@@ -1,0 +1,152 @@
+"""``run.json``: written whole by the driver, read (typed) by the report, ``compare``, the
+dashboard and the CLI. Also the environment it records once per run.
+
+The driver replaces the file whole (a temporary file renamed over it), so a reader never
+sees half of one. :func:`read_run_meta` returns the fields whose types are right and names
+the others: one wrongly typed field never makes a run unreadable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import stat
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+from serverless_hpc.host import machine_memory_mb
+from serverless_hpc.rundir.files import paths
+
+#: Packages whose versions are recorded with every run (when installed).
+_TRACKED_PACKAGES: Final = (
+    "serverless-hpc",
+    "numpy",
+    "ai-edge-litert",
+    "tensorflow-cpu",
+    "boto3",
+)
+#: The largest ``run.json`` a reader accepts (a run's is a few KB).
+MAX_META_BYTES: Final = 16 * 1024 * 1024
+
+_NUM: Final = (int, float)
+#: The typed fields of ``run.json`` (others are kept as they are).
+META_SCHEMA: Final[dict[str, tuple[type, ...]]] = {
+    "run_id": (str,),
+    "config": (dict,),
+    "environment": (dict,),
+    "targets": (dict,),
+    "started": _NUM,
+    "finished": _NUM,
+    "aborted": (dict,),
+    "planned_invocations": (int,),
+    "planned_steps": (int,),
+    "skipped": (list,),
+    "memory_ignored_by": (list,),
+}
+
+
+def environment() -> dict[str, Any]:
+    """The driver's environment: Python, package versions, CPU count, memory, OS."""
+    # Imported here: importlib.metadata (and the email package under it) is a tenth of the
+    # report's start-up, and the report reads runs without writing an environment.
+    from importlib import metadata
+
+    versions = {}
+    for name in _TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "memory_mb": machine_memory_mb(),
+        "packages": versions,
+    }
+
+
+@contextlib.contextmanager
+def open_regular(path: Path) -> Iterator[IO[bytes]]:
+    """``path`` opened for reading if it is a regular file; ``OSError`` naming it otherwise.
+
+    Opened without blocking, so a FIFO or a device where a run file should be fails at once
+    instead of hanging the reader.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    regular = False
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        if regular:
+            os.set_blocking(fd, True)
+    finally:
+        if not regular:
+            os.close(fd)
+    if not regular:
+        raise OSError(f"{path} is not a regular file")
+    with os.fdopen(fd, "rb") as fh:
+        yield fh
+
+
+def write_run_meta(root: Path, meta: Mapping[str, Any]) -> None:
+    """Replace ``run.json`` in ``root`` whole: a failed write leaves the previous version."""
+    path = paths(root).meta
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(meta, indent=2, allow_nan=False), encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@dataclass(slots=True)
+class RunMeta:
+    """``run.json`` as read: its well-typed fields, and what was wrong with the file."""
+
+    data: dict[str, Any] = field(default_factory=dict)
+    #: Why the file or some of its fields could not be used ("" lines none).
+    problems: list[str] = field(default_factory=list)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field (``default`` when missing or mistyped)."""
+        return self.data.get(key, default)
+
+
+def read_run_meta(root: Path) -> RunMeta:
+    """``run.json`` of ``root``: missing file -> empty; unreadable -> empty with the reason;
+    each field of the wrong type dropped and named."""
+    path = paths(root).meta
+    out = RunMeta()
+    try:
+        with open_regular(path) as fh:
+            raw = fh.read(MAX_META_BYTES + 1)
+    except FileNotFoundError:
+        return out
+    except OSError as exc:
+        out.problems.append(f"{path.name}: {exc.strerror or exc}")
+        return out
+    if len(raw) > MAX_META_BYTES:
+        out.problems.append(f"{path.name}: larger than {MAX_META_BYTES} bytes")
+        return out
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        out.problems.append(f"{path.name}: not JSON")
+        return out
+    if not isinstance(data, dict):
+        out.problems.append(f"{path.name}: not a JSON object")
+        return out
+    for key, value in data.items():
+        types = META_SCHEMA.get(key)
+        if types is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            out.problems.append(f"{path.name}: field {key!r} is not {types[0].__name__}")
+            continue
+        out.data[key] = value
+    return out
