@@ -242,27 +242,18 @@ def _bench_claimed(args: argparse.Namespace, cfg: Any, lock: Any) -> int:
     from serverless_hpc.rundir import paths
 
     out, run_id = cfg.out, cfg.run_id
-    bar: Any = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(total=0, unit="inv", desc="bench", file=sys.stderr, dynamic_ncols=True)
-
-    def on_total(n: int) -> None:
-        if bar is not None:
-            bar.total = n
-            bar.refresh()
-
+    bars = _ProgressBars(enabled=not args.quiet)
     try:
         result = driver.run(
             cfg,
-            progress=bar.update if bar is not None else None,
-            on_total=on_total,
+            progress=bars.invocations,
+            on_total=bars.total_invocations,
+            epoch_progress=bars.epochs,
+            on_epochs=bars.total_epochs,
             lock=lock,
         )
     finally:
-        if bar is not None:
-            bar.close()
+        bars.close()
     print(f"run {run_id}: {result.records} invocations, {result.failed} failed")
     report_error = build_report_child(out, getattr(args, "jobs_per_hour", None))
     if report_error is None:
@@ -291,6 +282,58 @@ def _bench_claimed(args: argparse.Namespace, cfg: Any, lock: Any) -> int:
         )
         return EXIT_REPORT_FAILED
     return EXIT_FAILED_INVOCATIONS if result.failed or result.skipped else EXIT_OK
+
+
+class _ProgressBars:
+    """Two bars, each with its own ETA: invocations, and the epochs of chained trainings
+    (an epoch takes seconds to minutes, an invocation milliseconds: one bar would mix them)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bars: dict[str, Any] = {}
+
+    def _bar(self, unit: str) -> Any:
+        if unit not in self._bars:
+            from tqdm import tqdm
+
+            self._bars[unit] = tqdm(
+                total=0,
+                unit=unit,
+                desc="invocations" if unit == "inv" else "epochs",
+                position=len(self._bars),
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        return self._bars[unit]
+
+    def _total(self, unit: str, n: int) -> None:
+        if self.enabled:
+            bar = self._bar(unit)
+            bar.total = n
+            bar.refresh()
+
+    def total_invocations(self, n: int) -> None:
+        """The invocations to come (it shrinks when batches are skipped)."""
+        self._total("inv", n)
+
+    def total_epochs(self, n: int) -> None:
+        """The epochs of the chained trainings to come."""
+        self._total("epoch", n)
+
+    def invocations(self, n: int) -> None:
+        """``n`` more invocations done."""
+        if self.enabled:
+            self._bar("inv").update(n)
+
+    def epochs(self, n: int) -> None:
+        """``n`` more epochs done."""
+        if self.enabled:
+            self._bar("epoch").update(n)
+
+    def close(self) -> None:
+        """Close every bar."""
+        for bar in self._bars.values():
+            bar.close()
 
 
 def _print_memory_picks(out: Path) -> None:

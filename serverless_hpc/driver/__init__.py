@@ -26,6 +26,7 @@ from serverless_hpc.driver.lifecycle import check_out_dir, claim_out_dir
 from serverless_hpc.driver.plan import (
     Batch,
     check_plan_size,
+    count_epochs,
     count_invocations,
     plan,
     plan_size,
@@ -44,6 +45,7 @@ __all__ = [
     "check_out_dir",
     "check_plan_size",
     "claim_out_dir",
+    "count_epochs",
     "count_invocations",
     "default",
     "new_run_id",

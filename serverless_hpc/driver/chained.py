@@ -34,10 +34,12 @@ def run_chain(ctx: RunContext, batch: Batch) -> BatchRun:
     request = batch.requests[0]
     epochs = epochs_of(workloads.spec(batch.workload), request["params"])
     timeout_s = ctx.timeout_s(batch.workload)
-    ticker = Ticker(ctx.progress, epochs)
+    ticker = Ticker(ctx.epoch_progress, epochs)
     refused = ctx.prepare(batch, timeout_s, tick=False)
     if refused is not None:
         ticker.to(epochs)
+        if ctx.progress:
+            ctx.progress(1)
         return refused, []
     state = chain.ChainState()
     recs: list[InvocationRecord] = []
@@ -76,7 +78,9 @@ def run_chain(ctx: RunContext, batch: Batch) -> BatchRun:
             "stopped in time" if rec.ok else f"failed ({rec.error})",
             state.epoch,
         )
-    ticker.to(epochs)  # the bar ends at 100% whatever happened
+    ticker.to(epochs)  # the bars end at 100% whatever happened
+    if ctx.progress:
+        ctx.progress(1)  # the chain counts one on the bar of invocations
     return recs, [final] if final is not None else []
 
 

@@ -44,7 +44,10 @@ class RunContext:
     writer: RecordWriter
     pool: ThreadPoolExecutor
     interrupted: threading.Event
+    #: One tick per invocation (a chained training: one when it ends).
     progress: Callable[[int], None] | None = None
+    #: One tick per epoch of a chained training.
+    epoch_progress: Callable[[int], None] | None = None
 
     def timeout_s(self, workload: str) -> float:
         """The per-invocation timeout of ``workload`` (``--timeout``, else its spec's)."""

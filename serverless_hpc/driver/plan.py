@@ -106,39 +106,50 @@ def count_invocations(
     cfg: BenchConfig,
     supports_cold: Callable[[str], bool],
     supports_memory: Callable[[str], bool] = lambda _: False,
-    *,
-    records: bool = False,
 ) -> int:
-    """How many steps the progress bar counts for the whole plan, without building it.
+    """The fewest invocations (records) the whole plan makes, without building it: what a
+    complete run's records.jsonl holds at least, and what the progress bar of invocations
+    counts. A chained training counts one (its legs are as many as it needs); its epochs
+    are counted apart (:func:`count_epochs`)."""
+    return _count(cfg, supports_cold, supports_memory)[0]
 
-    A chained training counts its epochs (the bar moves per epoch); with ``records`` it
-    counts the fewest records it can leave instead (one leg), so that the count is what a
-    complete run's records.jsonl holds at least.
-    """
-    total = 0
+
+def count_epochs(cfg: BenchConfig, supports_memory: Callable[[str], bool] = lambda _: False) -> int:
+    """The epochs of the plan's chained trainings: the progress bar of epochs counts them
+    (a chain's legs are not known ahead, its epochs are)."""
+    return _count(cfg, lambda _: False, supports_memory)[1]
+
+
+def _count(
+    cfg: BenchConfig,
+    supports_cold: Callable[[str], bool],
+    supports_memory: Callable[[str], bool],
+) -> tuple[int, int]:
+    invocations = epochs = 0
     for target in cfg.targets:
-        per_size = 0
+        per_size = per_size_epochs = 0
         for spec in cfg.specs():
             if spec.long_running:
                 if not cfg.trains_on(target):
                     continue
                 params = cfg.params_of(spec.name)
-                epochs = epochs_of(spec, params)
                 for w in cfg.train_workers if spec.data_parallel else (1,):
-                    # a chain ticks per epoch; a data-parallel training per invocation
-                    if w > 1:
+                    if w > 1:  # a data-parallel training: its rounds' invocations
                         per_size += cfg.train_repeats * chain.rounds(params) * (w + 1)
                     else:
-                        per_leg = epochs if spec.resumable and not records else 1
-                        per_size += cfg.train_repeats * per_leg
+                        per_size += cfg.train_repeats
+                        if spec.resumable:
+                            per_size_epochs += cfg.train_repeats * epochs_of(spec, params)
                 continue
             fanout = sum(cfg.shards) if spec.fanned_out else 1
             for mode in cfg.modes:
                 if mode == "cold" and not supports_cold(target):
                     continue
                 per_size += fanout * (cfg.repeats if mode == "natural" else cfg.cold_repeats)
-        total += per_size * len(memory_sizes(cfg, supports_memory(target)))
-    return total
+        sizes = len(memory_sizes(cfg, supports_memory(target)))
+        invocations += per_size * sizes
+        epochs += per_size_epochs * sizes
+    return invocations, epochs
 
 
 def plan_size(cfg: BenchConfig) -> int:

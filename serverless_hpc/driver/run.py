@@ -41,7 +41,14 @@ from serverless_hpc.driver.lifecycle import (
     open_records,
     open_targets,
 )
-from serverless_hpc.driver.plan import Batch, count_invocations, model_writers, plan, with_version
+from serverless_hpc.driver.plan import (
+    Batch,
+    count_epochs,
+    count_invocations,
+    model_writers,
+    plan,
+    with_version,
+)
 from serverless_hpc.driver.rounds import run_rounds
 from serverless_hpc.rundir import (
     RecordWriter,
@@ -87,8 +94,14 @@ def run(
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     lock: RunLock | None = None,
+    epoch_progress: Callable[[int], None] | None = None,
+    on_epochs: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Run the whole plan; records and batches are written as they complete.
+
+    Progress is told in two counts, each with its own total: ``progress``/``on_total``
+    invocations (a chained training counts one, when it ends), ``epoch_progress``/
+    ``on_epochs`` the epochs of chained trainings (its legs are not known ahead).
 
     The run holds ``cfg.out``'s lock (:func:`claim_out_dir`) throughout: pass ``lock`` when
     the caller claimed it already (and releases it), else it is claimed and released here.
@@ -106,18 +119,18 @@ def run(
     if lock is None:
         lock = claim_out_dir(cfg.out, cfg.run_id)
     try:
-        return _run_locked(cfg, lock, progress, on_total)
+        return _run_locked(cfg, lock, (progress, on_total), (epoch_progress, on_epochs))
     finally:
         if own_lock:
             lock.release()
 
 
-def _run_locked(
-    cfg: BenchConfig,
-    lock: RunLock,
-    progress: Callable[[int], None] | None,
-    on_total: Callable[[int], None] | None,
-) -> RunResult:
+#: A progress callback and the callback told its total.
+_Bar = tuple[Callable[[int], None] | None, Callable[[int], None] | None]
+
+
+def _run_locked(cfg: BenchConfig, lock: RunLock, bar: _Bar, epoch_bar: _Bar) -> RunResult:
+    progress, on_total = bar
     check_out_dir(cfg.out)
     check_model_available(cfg)
     # Instances check this lock before they publish a model: one that outlives the run
@@ -138,25 +151,25 @@ def _run_locked(
         )
         io_stack.callback(pool.shutdown, wait=True, cancel_futures=True)
 
-        def counted(*, records: bool) -> int:
-            return count_invocations(
-                cfg,
-                lambda n: opened[n].supports_forced_cold,
-                lambda n: opened[n].supports_memory,
-                records=records,
-            )
-
         state = _RunState(
             cfg=cfg,
             pool=pool,
             writer=writer,
             progress=progress,
+            epoch_progress=epoch_bar[0],
             opened=opened,
             on_total=on_total,
-            total=counted(records=False),
+            total=count_invocations(
+                cfg,
+                lambda n: opened[n].supports_forced_cold,
+                lambda n: opened[n].supports_memory,
+            ),
         )
+        epochs = count_epochs(cfg, lambda n: opened[n].supports_memory)
         if on_total:
             on_total(state.total)
+        if epoch_bar[1] and epochs:
+            epoch_bar[1](epochs)
         state.meta.update(
             {
                 "run_id": cfg.run_id,
@@ -164,10 +177,11 @@ def _run_locked(
                 "environment": environment(),
                 "targets": {n: t.describe() for n, t in opened.items()},
                 "started": time.time(),
-                # the fewest records a complete run leaves: the report says when some are missing
-                "planned_invocations": counted(records=True),
-                # what the progress bar counts (a chain's epochs, a training's invocations)
-                "planned_steps": state.total,
+                # the fewest records a complete run leaves (less what it skips): the report
+                # says when some are missing, the dashboard counts progress against it
+                "planned_invocations": state.total,
+                # the epochs of chained trainings (their legs are not known ahead)
+                "planned_epochs": epochs,
                 "skipped": state.skipped,
                 "memory_ignored_by": [
                     n for n, t in opened.items() if cfg.memory_mb and not t.supports_memory
@@ -230,6 +244,7 @@ class _RunState:
     pool: ThreadPoolExecutor
     writer: RecordWriter
     progress: Callable[[int], None] | None
+    epoch_progress: Callable[[int], None] | None = None
     opened: Mapping[str, Target] = field(default_factory=dict)
     on_total: Callable[[int], None] | None = None
     total: int = 0  # invocations planned; shrinks when batches are skipped
@@ -249,7 +264,15 @@ class _RunState:
     def run_target(self, name: str, target: Target) -> None:
         """Every planned batch of one target, in order; a model's writer pins its readers."""
         cfg = self.cfg
-        ctx = RunContext(cfg, target, self.writer, self.pool, self.interrupted, self.progress)
+        ctx = RunContext(
+            cfg,
+            target,
+            self.writer,
+            self.pool,
+            self.interrupted,
+            self.progress,
+            self.epoch_progress,
+        )
         specs = workloads.specs()
         writers = model_writers(cfg)
         trains = cfg.trains_on(name)
@@ -268,8 +291,7 @@ class _RunState:
                 # neither counted nor waited for: the bar still ends at 100%, and run.json
                 # says how many records a complete run now leaves
                 self.total -= len(batch.requests)
-                self.meta["planned_invocations"] -= len(batch.requests)
-                self.meta["planned_steps"] = self.total
+                self.meta["planned_invocations"] = self.total
                 if self.on_total:
                     self.on_total(self.total)
                 self.skip(

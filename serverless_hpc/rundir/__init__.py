@@ -46,7 +46,9 @@ from serverless_hpc.rundir.meta import (
     environment,
     open_regular,
     read_run_meta,
+    read_serve_meta,
     write_run_meta,
+    write_serve_meta,
 )
 from serverless_hpc.rundir.record import (
     RECORD_PAGE_FIELDS,
@@ -92,5 +94,7 @@ __all__ = [
     "read_jsonl",
     "read_records",
     "read_run_meta",
+    "read_serve_meta",
     "write_run_meta",
+    "write_serve_meta",
 ]

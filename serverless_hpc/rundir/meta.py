@@ -1,5 +1,6 @@
-"""``run.json``: written whole by the driver, read (typed) by the report, ``compare``, the
-dashboard and the CLI. Also the environment it records once per run.
+"""``run.json`` and ``serve.json``: written whole, read typed. ``run.json`` is the driver's,
+read by the report, ``compare``, the dashboard and the CLI; ``serve.json`` is the
+dashboard's note on a run it started. Also the environment ``run.json`` records once per run.
 
 The driver replaces the file whole (a temporary file renamed over it), so a reader never
 sees half of one. :func:`read_run_meta` returns the fields whose types are right and names
@@ -44,7 +45,7 @@ META_SCHEMA: Final[dict[str, tuple[type, ...]]] = {
     "finished": _NUM,
     "aborted": (dict,),
     "planned_invocations": (int,),
-    "planned_steps": (int,),
+    "planned_epochs": (int,),
     "skipped": (list,),
     "memory_ignored_by": (list,),
 }
@@ -94,16 +95,40 @@ def open_regular(path: Path) -> Iterator[IO[bytes]]:
         yield fh
 
 
-def write_run_meta(root: Path, meta: Mapping[str, Any]) -> None:
-    """Replace ``run.json`` in ``root`` whole: a failed write leaves the previous version."""
-    path = paths(root).meta
+#: The typed fields of ``serve.json``.
+SERVE_SCHEMA: Final[dict[str, tuple[type, ...]]] = {
+    "pid": (int,),
+    "create_time": _NUM,
+    "requested": _NUM,
+    "targets": (list,),
+    "workloads": (list,),
+    "argv": (list,),
+    "command": (str,),
+    "exit_code": (int, type(None)),
+    "cancel_requested": (*_NUM, str, type(None)),
+}
+
+
+def write_json_whole(path: Path, data: Mapping[str, Any]) -> None:
+    """Replace ``path`` whole (written aside, then renamed): a reader never sees half of it,
+    and a failed write leaves the previous version."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(meta, indent=2, allow_nan=False), encoding="utf-8")
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=False), encoding="utf-8")
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_run_meta(root: Path, meta: Mapping[str, Any]) -> None:
+    """Replace ``run.json`` in ``root`` whole."""
+    write_json_whole(paths(root).meta, meta)
+
+
+def write_serve_meta(root: Path, data: Mapping[str, Any]) -> None:
+    """Replace ``serve.json`` in ``root`` whole."""
+    write_json_whole(paths(root).serve_meta, data)
 
 
 @dataclass(slots=True)
@@ -120,9 +145,18 @@ class RunMeta:
 
 
 def read_run_meta(root: Path) -> RunMeta:
-    """``run.json`` of ``root``: missing file -> empty; unreadable -> empty with the reason;
-    each field of the wrong type dropped and named."""
-    path = paths(root).meta
+    """``run.json`` of ``root`` (see :func:`read_typed_json`)."""
+    return read_typed_json(paths(root).meta, META_SCHEMA)
+
+
+def read_serve_meta(root: Path) -> RunMeta:
+    """``serve.json`` of ``root`` (see :func:`read_typed_json`)."""
+    return read_typed_json(paths(root).serve_meta, SERVE_SCHEMA)
+
+
+def read_typed_json(path: Path, schema: Mapping[str, tuple[type, ...]]) -> RunMeta:
+    """A JSON object file: missing -> empty; unreadable -> empty with the reason; each
+    field of ``schema`` with the wrong type dropped and named (the others kept as they are)."""
     out = RunMeta()
     try:
         with open_regular(path) as fh:
@@ -144,9 +178,15 @@ def read_run_meta(root: Path) -> RunMeta:
         out.problems.append(f"{path.name}: not a JSON object")
         return out
     for key, value in data.items():
-        types = META_SCHEMA.get(key)
-        if types is not None and (isinstance(value, bool) or not isinstance(value, types)):
+        types = schema.get(key)
+        if types is not None and not _fits(value, types):
             out.problems.append(f"{path.name}: field {key!r} is not {types[0].__name__}")
             continue
         out.data[key] = value
     return out
+
+
+def _fits(value: object, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool):
+        return bool in types
+    return isinstance(value, types)

@@ -11,7 +11,9 @@ one.
 Statuses: ``starting`` (no run.json yet), ``running``, ``reporting`` (finished, report being
 built), ``finished``, ``stopping`` (cancel sent), ``cancelled``, ``aborted`` (stopped by
 anything else), ``interrupted`` (its process is gone with the run unfinished: records kept),
-``failed`` (the command refused the run before anything ran; ``error`` says why).
+``failed`` (the command refused the run before anything ran; ``error`` says why),
+``unreadable`` (its files make no sense: ``errors`` says why). ``problems`` lists the fields
+of run.json or serve.json that were of the wrong type and so were left out.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any, Final, NoReturn
 import psutil
 
 from serverless_hpc import rundir
-from serverless_hpc.rundir import read_run_meta
+from serverless_hpc.rundir import read_run_meta, read_serve_meta, write_serve_meta
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,9 @@ TERMINAL_STALE_S: Final = 15 * 60.0
 
 ACTIVE: Final = frozenset({"starting", "running", "reporting", "stopping"})
 #: Statuses that will not change any more (the event stream ends on them).
-TERMINAL: Final = frozenset({"finished", "cancelled", "aborted", "interrupted", "failed"})
+TERMINAL: Final = frozenset(
+    {"finished", "cancelled", "aborted", "interrupted", "failed", "unreadable"}
+)
 
 
 class FormError(ValueError):
@@ -307,21 +311,26 @@ def planned_invocations(meta: Mapping[str, Any]) -> int | None:
 
 
 def count_records(path: Path) -> tuple[int, int, dict[str, Any] | None]:
-    """(invocations, failed, the last record compacted) of a records file; a torn line skipped."""
+    """(invocations, failed, the last record compacted) of a records file; a torn line skipped.
+
+    Anything but a regular file there (a FIFO) counts as no records: it is never waited on.
+    """
     done = failed = 0
     last: dict[str, Any] | None = None
     try:
-        fh = path.open("rb")
+        with rundir.open_regular(path) as fh:
+            for line in fh:
+                rec = parse_record(line)
+                if rec is None:
+                    continue
+                done += 1
+                failed += 0 if rec["ok"] else 1
+                last = rec
     except FileNotFoundError:
         return 0, 0, None
-    with fh:
-        for line in fh:
-            rec = parse_record(line)
-            if rec is None:
-                continue
-            done += 1
-            failed += 0 if rec["ok"] else 1
-            last = rec
+    except OSError as exc:
+        log.warning("%s: %s", path, exc.strerror or exc)
+        return 0, 0, None
     return done, failed, last
 
 
@@ -481,10 +490,30 @@ class RunManager:
         return sorted(out, reverse=True)
 
     def status(self, run_id: str) -> dict[str, Any]:
-        """A run's status, plan and headline (cheap: records are not read)."""
+        """A run's status, plan and headline (cheap: records are not read).
+
+        A run whose files cannot be made sense of is shown as ``unreadable`` with why: one
+        bad run directory never breaks the list of the others.
+        """
         path = self.run_dir(run_id)
-        meta = read_run_meta(path).data
-        serve = _mapping(_read_json(path / SERVE_META))
+        read_meta, read_serve = read_run_meta(path), read_serve_meta(path)
+        try:
+            from_server = rundir.paths(path).serve_meta.exists()
+            out = self._status(run_id, path, read_meta.data, read_serve.data, from_server)
+        except (TypeError, ValueError, KeyError, AttributeError, OSError) as exc:
+            log.warning("run %s cannot be read: %s", run_id, exc)
+            out = {"id": run_id, "status": "unreadable", "headline": [], "errors": [str(exc)]}
+        out["problems"] = [*read_meta.problems, *read_serve.problems]
+        return out
+
+    def _status(
+        self,
+        run_id: str,
+        path: Path,
+        meta: dict[str, Any],
+        serve: dict[str, Any],
+        from_server: bool,
+    ) -> dict[str, Any]:
         child = self._children.get(run_id) or self._find_live(run_id, serve)
         alive = child.alive() if child else False
         cancelled = bool(serve.get("cancel_requested") or (child and child.cancel_requested))
@@ -494,7 +523,7 @@ class RunManager:
             status = "stopping" if alive else ("cancelled" if cancelled else "aborted")
         elif alive:
             status = "stopping" if cancelled else ("running" if meta else "starting")
-        elif serve:
+        elif from_server:
             status = "interrupted" if meta else "failed"
         else:
             status = "running" if self._recently_active(path) else "interrupted"
@@ -505,7 +534,7 @@ class RunManager:
         return {
             "id": run_id,
             "status": status,
-            "source": "serve" if serve else "terminal",
+            "source": "serve" if from_server else "terminal",
             "targets": _names(targets),
             "workloads": _names(workloads),
             "started": meta.get("started") or serve.get("requested"),
@@ -654,7 +683,7 @@ class RunManager:
     def _adopt(self) -> None:
         """After a restart: keep hold of runs a previous server started that still run."""
         for run_id in self.run_ids():
-            self._find_live(run_id, _mapping(_read_json(self.results / run_id / SERVE_META)))
+            self._find_live(run_id, read_serve_meta(self.results / run_id).data)
 
     def _find_live(self, run_id: str, serve: Mapping[str, Any]) -> _Child | None:
         """The live process of a run another server started (its pid and start time match).
@@ -679,13 +708,11 @@ class RunManager:
         return child
 
     def _write_serve(self, out: Path, data: Mapping[str, Any]) -> None:
-        tmp = out / (SERVE_META + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        tmp.replace(out / SERVE_META)  # atomic: a reader never sees half a file
+        write_serve_meta(out, data)  # whole: a reader never sees half a file
 
     def _update_serve(self, run_id: str, **changes: Any) -> None:
         with self._lock:
             path = self.results / run_id
-            data = _mapping(_read_json(path / SERVE_META))
+            data = read_serve_meta(path).data
             data.update(changes)
             self._write_serve(path, data)

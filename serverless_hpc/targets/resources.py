@@ -189,9 +189,11 @@ def _counter(path: Path, key: str) -> int:
 
 def _rmdir_group(path: Path, deadline_s: float = RMDIR_DEADLINE_S) -> None:
     """``rmdir`` a cgroup, killing stragglers and retrying (bounded) while it is busy."""
-    if not path.exists():
+    try:  # a group may go while it is listed (its instance's own clean-up removed it)
+        children = sorted((p for p in path.iterdir() if p.is_dir()), reverse=True)
+    except FileNotFoundError:
         return
-    for child in sorted((p for p in path.iterdir() if p.is_dir()), reverse=True):
+    for child in children:
         _rmdir_group(child, deadline_s)
     end = time.monotonic() + deadline_s
     delay = 0.005

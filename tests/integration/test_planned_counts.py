@@ -8,6 +8,7 @@ chained one. The dashboard never rebuilds a configuration to count anything.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,36 @@ def test_the_dashboard_shows_the_count_the_driver_wrote(
     detail = RunManager(results).detail("r1")
     assert detail["planned"] == meta["planned_invocations"]
     assert detail["done"] == meta["planned_invocations"]
+
+
+def test_the_terminal_counts_invocations_and_epochs_on_two_bars(
+    tmp_path: Path, instant: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a chained 3-epoch training and a fan-out on one target, run from the CLI
+    from serverless_hpc.cli import main
+
+    code = main(
+        [
+            "bench",
+            "--targets",
+            "local-faas",
+            "--workloads",
+            "train,sleep",
+            "--train-epochs",
+            "3",
+            "--shards",
+            "1",
+            "--repeats",
+            "1",
+            "--modes",
+            "natural",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
+    assert code == 0
+    err = capsys.readouterr().err
+    # THEN one bar counts the invocations (the chain as one), another the chain's epochs,
+    # each to its own total, so neither ETA mixes milliseconds with minutes
+    assert re.search(r"invocations: 100%[^\n\r]*\b2/2\b", err)  # the chain and one sleep
+    assert re.search(r"epochs: 100%[^\n\r]*\b3/3\b", err)

@@ -19,16 +19,30 @@ import pytest
 from tests.conftest import REPO
 
 
-def _copy_tree(dest: Path) -> Path:
-    files = subprocess.run(
+def _project_files() -> list[str]:
+    """The files git knows (tracked or not ignored); every file where there is no git."""
+    listed = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"],
         cwd=REPO,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         timeout=60,
-    ).stdout.splitlines()
-    for name in files:
+    )
+    if listed.returncode == 0:
+        return listed.stdout.splitlines()
+    skip = {".venv", ".venv-checkov", "node_modules", ".git", "results", "cdk.out"}
+    return [
+        str(p.relative_to(REPO))
+        for p in REPO.rglob("*")
+        if p.is_file()
+        and not skip & set(p.relative_to(REPO).parts)
+        and "__pycache__" not in p.parts
+    ]
+
+
+def _copy_tree(dest: Path) -> Path:
+    for name in _project_files():
         src = REPO / name
         if not src.is_file() or name.startswith(("tests/", "benchmarks/", "docs/")):
             continue

@@ -71,7 +71,7 @@ def test_s3_store_missing_keys_are_not_found(aws_env: None) -> None:
         store.get_bytes("models/x/LATEST")
     with pytest.raises(NotFound):
         store.local_path("models/x/v1/model.tflite")
-    with pytest.raises(NotFound, match="train"):
+    with pytest.raises(NotFound, match="run the workload that writes it first"):
         resolve_version(store, "x")
     with pytest.raises(InvalidRequest):
         store.get_bytes("../escape")

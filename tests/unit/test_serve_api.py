@@ -642,3 +642,28 @@ def test_memory_sizes_from_the_form_sweep_like_the_cli() -> None:
     assert check_argv(sweep, Path("out")).memory_mb == (512, 1769)
     cfg = check_argv(single, Path("out"))
     assert cfg.memory_mb == (1024,) and cfg.settings.memory_mb == 1024
+
+
+def test_one_bad_run_directory_never_breaks_the_list(results: Path, client: TestClient) -> None:
+    # GIVEN runs with a mistyped run.json field, a mistyped serve.json, and a FIFO of records
+    bad = make_run(results, "20260103T000000Z-badtyp")
+    meta = json.loads((bad / "run.json").read_text())
+    meta["config"] = {**meta["config"], "targets": 5, "workloads": {"x": 1}}
+    meta["started"] = "yesterday"
+    (bad / "run.json").write_text(json.dumps(meta))
+    (make_run(results, "20260103T000001Z-badsrv") / "serve.json").write_text(
+        json.dumps({"pid": "x", "create_time": [], "exit_code": "0"})
+    )
+    fifo = make_run(results, "20260103T000002Z-fifo")
+    os.mkfifo(fifo / "records.jsonl")
+    # THEN the list still shows every run, the bad ones with what was wrong
+    got = client.get("/api/runs")
+    assert got.status_code == 200
+    runs = {r["id"]: r for r in got.json()["runs"]}
+    assert runs["20260101T000000Z-aaaaaa"]["status"] == "finished"
+    assert runs["20260103T000000Z-badtyp"]["targets"] == []
+    assert "run.json: field 'started' is not int" in runs["20260103T000000Z-badtyp"]["problems"]
+    assert any("'pid'" in p for p in runs["20260103T000001Z-badsrv"]["problems"])
+    # AND a FIFO where the records should be is not waited on
+    detail = client.get("/api/runs/20260103T000002Z-fifo")
+    assert detail.status_code == 200 and detail.json()["done"] == 0

@@ -332,8 +332,10 @@ def test_the_plan_gives_each_training_its_own_chain(tmp_path: Path) -> None:
         "run1/local-faas-r0-w4",
         "run1/local-faas-r1-w4",
     }
-    # a chain ticks per epoch; 4 workers x 3 rounds + 3 combines tick 15 times, per repeat
-    assert driver.count_invocations(cfg, lambda t: True) == 2 * 3 + 2 * 15
+    # a chain counts one invocation and its 3 epochs apart; 4 workers x 3 rounds + 3 combines
+    # count 15 invocations, per repeat
+    assert driver.count_invocations(cfg, lambda t: True) == 2 * 1 + 2 * 15
+    assert driver.count_epochs(cfg) == 2 * 3
 
 
 def test_workers_need_a_data_parallel_workload(tmp_path: Path) -> None:
@@ -548,7 +550,7 @@ def test_the_bar_moves_per_epoch_while_a_leg_runs(
 
     with ThreadPoolExecutor(1) as pool:
         recs, _ = run_chain(
-            RunContext(cfg, target, writer, pool, threading.Event(), progress), batch
+            RunContext(cfg, target, writer, pool, threading.Event(), None, progress), batch
         )
     writer.close()
     assert recs[0].ok
@@ -607,10 +609,10 @@ def test_a_chain_counts_its_epochs_on_the_bar_and_one_record_in_the_plan(tmp_pat
     # GIVEN one chained 3-epoch training and one 2-worker data-parallel one (3 rounds)
     cfg = _cfg(tmp_path, train_workers=(1, 2))
     yes = lambda _: True  # noqa: E731
-    # THEN the bar moves per epoch of the chain; a complete run leaves at least one leg's
-    # record for it (so a finished run is never called incomplete for its legs)
-    assert driver.count_invocations(cfg, yes) == 3 + 3 * 3
-    assert driver.count_invocations(cfg, yes, records=True) == 1 + 3 * 3
+    # THEN the bar of epochs moves per epoch of the chain; a complete run leaves at least one
+    # leg's record for it (so a finished run is never called incomplete for its legs)
+    assert driver.count_epochs(cfg) == 3
+    assert driver.count_invocations(cfg, yes) == 1 + 3 * 3
 
 
 class _BrokenRemoteStore(LocalStore):
@@ -668,7 +670,7 @@ def test_a_failing_remote_store_ends_progress_polling_once_said(
         from concurrent.futures import ThreadPoolExecutor
 
         with caplog.at_level("WARNING"), ThreadPoolExecutor(1) as pool:
-            ctx = RunContext(cfg, target, writer, pool, threading.Event(), lambda n: None)
+            ctx = RunContext(cfg, target, writer, pool, threading.Event(), None, lambda n: None)
             recs, _ = run_chain(ctx, batch)
         writer.close()
     finally:
@@ -700,7 +702,7 @@ def test_rounds_per_epoch_multiply_the_rounds_and_split_each_epochs_steps() -> N
 def test_the_plan_counts_every_round_of_every_epoch(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path, train_workers=(4,), params={"train": {"epochs": 3, "syncs_per_epoch": 2}})
     # 3 epochs x 2 rounds x (4 workers + 1 combine)
-    assert driver.count_invocations(cfg, lambda _: True, records=True) == 3 * 2 * 5
+    assert driver.count_invocations(cfg, lambda _: True) == 3 * 2 * 5
 
 
 def test_data_parallel_workers_scale_the_learning_rate_by_the_root_of_their_count() -> None:
@@ -726,8 +728,9 @@ def test_train_on_keeps_the_training_to_the_targets_it_names(tmp_path: Path) -> 
     )
     planned = {t: [b.workload for b in driver.plan(cfg, t)] for t in cfg.targets}
     assert planned == {"local-faas": ["train", "dataproc"], "standalone": ["dataproc"]}
-    # the bar counts the one training's 3 epochs and one dataproc per target
-    assert driver.count_invocations(cfg, lambda _: True) == 3 + 1 + 1
+    # the bars count the one training (its 3 epochs apart) and one dataproc per target
+    assert driver.count_invocations(cfg, lambda _: True) == 1 + 1 + 1
+    assert driver.count_epochs(cfg) == 3
     with pytest.raises(driver.BenchError, match="--train-on: lambda not in --targets"):
         driver.BenchConfig(out=tmp_path, targets=("local-faas",), train_on=("lambda",))
     with pytest.raises(driver.BenchError, match="training targets first"):
