@@ -9,6 +9,7 @@ prepares a batch (memory size, warm environments) outside the timing.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -78,6 +79,7 @@ class RunContext:
             t_recv=timed.t_recv,
             outcome=outcome,
             result=compact(batch.workload, resp.get("result")) if outcome.ok else None,
+            result_bytes=_json_size(resp.get("result")) if outcome.ok else None,
             **context,
         )
 
@@ -155,6 +157,16 @@ class RunContext:
             )
         except Exception:  # the invocations will meet the same problem and record it
             log.exception("%s: preparing a %s batch failed", target.name, batch.workload)
+        return None
+
+
+def _json_size(result: Any) -> int | None:
+    """The bytes of ``result`` as compact JSON (None for no result, or one that is not JSON)."""
+    if result is None:
+        return None
+    try:
+        return len(json.dumps(result, separators=(",", ":")))
+    except (TypeError, ValueError):
         return None
 
 

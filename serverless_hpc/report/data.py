@@ -7,9 +7,10 @@ left records unwritten is said to be incomplete, with the reason.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from serverless_hpc.rundir import (
     BATCH_LINE,
@@ -18,6 +19,8 @@ from serverless_hpc.rundir import (
     RECORDS,
     RUN_META,
     BadLine,
+    RecordRow,
+    iter_jsonl,
     paths,
     read_jsonl,
     read_run_meta,
@@ -29,7 +32,7 @@ class RunData:
     """Everything a report is made of."""
 
     out: Path
-    records: list[dict[str, Any]]
+    records: list[RecordRow]
     batches: list[dict[str, Any]]
     meta: dict[str, Any]
     #: File name -> the lines of it that were skipped.
@@ -83,14 +86,35 @@ def _incomplete(meta: dict[str, Any], records: int) -> list[str]:
     return out
 
 
+#: Records of one workload and memory size whose result size is measured when a run from
+#: before ``result_bytes`` is read (serialising every result again would cost as much as
+#: reading the run).
+RESULT_SAMPLE: Final = 50
+
+
 def load_run(out: Path) -> RunData:
-    """Read a run directory; FileNotFoundError when it holds no records.jsonl."""
+    """Read a run directory; FileNotFoundError when it holds no records.jsonl.
+
+    The records are streamed and each is kept as a :class:`~serverless_hpc.rundir.RecordRow`
+    (the fields the report reads, no result payload), so memory grows with the records at a
+    few hundred bytes each, not at a parsed line's few KB.
+    """
     files = paths(out)
     if not files.records.is_file():
         raise FileNotFoundError(f"{out}: no {RECORDS} (is this a run directory?)")
-    bad: dict[str, list[BadLine]] = {}
-    recs = read_jsonl(files.records, RECORD_LINE)
-    bad[RECORDS] = recs.bad
+    bad: dict[str, list[BadLine]] = {RECORDS: []}
+    rows: list[RecordRow] = []
+    sized: dict[tuple[Any, Any], int] = {}
+    for line in iter_jsonl(files.records, RECORD_LINE):
+        if isinstance(line, BadLine):
+            bad[RECORDS].append(line)
+            continue
+        if "result_bytes" not in line and isinstance(line.get("result"), dict):
+            key = (line.get("workload"), line.get("memory_mb"))
+            if sized.get(key, 0) < RESULT_SAMPLE:
+                sized[key] = sized.get(key, 0) + 1
+                line["result_bytes"] = len(json.dumps(line["result"]))
+        rows.append(RecordRow(line))
     batches: list[dict[str, Any]] = []
     if files.batches.is_file():
         read = read_jsonl(files.batches, BATCH_LINE)
@@ -102,9 +126,9 @@ def load_run(out: Path) -> RunData:
     meta = _read_meta(out, bad)
     return RunData(
         out=out,
-        records=recs.rows,
+        records=rows,
         batches=batches,
         meta=meta,
         bad_lines={k: v for k, v in bad.items() if v},
-        incomplete=_incomplete(meta, len(recs.rows)),
+        incomplete=_incomplete(meta, len(rows)),
     )

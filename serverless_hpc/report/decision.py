@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from serverless_hpc import workloads
@@ -35,6 +35,7 @@ from serverless_hpc.report.profile import PlatformProfile
 from serverless_hpc.report.projection import handler_ms
 from serverless_hpc.report.stats import bootstrap_median_ci, median
 from serverless_hpc.report.tables import RowKey, key_label, row_key, time_to_result_ms
+from serverless_hpc.rundir import RecordRow
 
 MEASURED = "measured"
 
@@ -42,7 +43,7 @@ MEASURED = "measured"
 LAMBDA_MODEL = "model: Lambda prices x measured durations"
 
 
-def modelled_lambda_cost(r: dict[str, Any], prices: Prices, profile: PlatformProfile) -> float:
+def modelled_lambda_cost(r: Mapping[str, Any], prices: Prices, profile: PlatformProfile) -> float:
     """One record's cost as a Lambda invocation would bill it: its measured handler time (plus
     its init, capped as Lambda caps it, when cold) at its memory size. A model, not a bill."""
     spec = workloads.specs().get(r["workload"])
@@ -96,7 +97,7 @@ def job_costs(
     data: RunData, prices: Prices, profile: PlatformProfile
 ) -> dict[RowKey, tuple[list[float], str]]:
     """Per row: each complete job's cost and the basis (measured, or which model)."""
-    by_batch: dict[tuple[RowKey, int], list[dict[str, Any]]] = defaultdict(list)
+    by_batch: dict[tuple[RowKey, int], list[RecordRow]] = defaultdict(list)
     for r in data.records:
         by_batch[(row_key(r), int(r.get("repeat", 0)))].append(r)
     spans = {

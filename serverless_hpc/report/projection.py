@@ -34,6 +34,7 @@ from serverless_hpc.pricing import Prices, lambda_invocation_cost
 from serverless_hpc.report.data import RunData
 from serverless_hpc.report.profile import PlatformProfile
 from serverless_hpc.report.stats import median
+from serverless_hpc.rundir import RecordRow
 
 #: Fan-outs projected (with the run's own).
 FANOUTS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -84,7 +85,7 @@ def fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
     return a, b
 
 
-def _source_records(data: RunData, profile: PlatformProfile) -> list[dict[str, Any]]:
+def _source_records(data: RunData, profile: PlatformProfile) -> list[RecordRow]:
     faas = [r for r in data.records if r["ok"] and profile.kind(r["target"]) == "faas"]
     others = [r for r in faas if r["target"] != PROJECTED_TARGET]
     return others or faas
@@ -92,7 +93,7 @@ def _source_records(data: RunData, profile: PlatformProfile) -> list[dict[str, A
 
 def fits(data: RunData, profile: PlatformProfile) -> dict[tuple[str, int | None], Fit]:
     """One fitted line per (workload, memory_mb) from the run's function records."""
-    groups: dict[tuple[str, int | None], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, int | None], list[RecordRow]] = defaultdict(list)
     for r in _source_records(data, profile):
         mem = r.get("memory_mb")
         groups[(r["workload"], int(mem) if mem is not None else None)].append(r)
@@ -103,10 +104,12 @@ def fits(data: RunData, profile: PlatformProfile) -> dict[tuple[str, int | None]
         if not pts:
             continue
         a, b = fit_line(pts)
-        # Response size per item, from a bounded sample (serialising every result again
-        # would cost as much as reading the run).
-        sized = [r for r in recs if r.get("result") is not None and r.get("items")]
-        per_item = [len(json.dumps(r["result"])) / r["items"] for r in sized[:RESULT_SAMPLE]]
+        # Response size per item: each record's whole result as the function sent it
+        per_item = [
+            r["result_bytes"] / r["items"]
+            for r in recs
+            if isinstance(r.get("result_bytes"), int) and r.get("items")
+        ]
         out[key] = Fit(
             intercept_ms=a,
             per_item_ms=b,
@@ -267,7 +270,7 @@ def against_measurement(data: RunData, projected: Sequence[dict[str, Any]]) -> l
     """Projected against measured makespan for every real ``lambda`` row, with the error."""
     by_key = {(p["workload"], p["memory_mb"], p["fanout"]): p for p in projected}
     spans: dict[tuple[str, int | None, int], list[tuple[float, bool]]] = defaultdict(list)
-    recs_by_batch: dict[tuple[str, int, str, int], list[dict[str, Any]]] = defaultdict(list)
+    recs_by_batch: dict[tuple[str, int, str, int], list[RecordRow]] = defaultdict(list)
     for r in data.records:
         if r["target"] == PROJECTED_TARGET:
             recs_by_batch[(r["workload"], r["shards"], r["mode"], r.get("repeat", 0))].append(r)

@@ -59,7 +59,7 @@ def _accuracy(b: Mapping[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def row_key(r: dict[str, Any]) -> RowKey:
+def row_key(r: Mapping[str, Any]) -> RowKey:
     """The summary row a record or batch belongs to (a memory sweep's sizes are rows apart)."""
     memory = r.get("memory_mb")
     return (
@@ -78,7 +78,7 @@ def key_label(key: tuple[Any, ...] | dict[str, Any]) -> str:
     return "/".join(str(k) for k in key[:4])
 
 
-def job_costs(records: Sequence[dict[str, Any]]) -> dict[RowKey, list[float]]:
+def job_costs(records: Sequence[Mapping[str, Any]]) -> dict[RowKey, list[float]]:
     """Per row: the cost of each job (batch) whose every invocation carries a cost."""
     per_batch: dict[tuple[RowKey, int], list[float | None]] = defaultdict(list)
     for r in records:
@@ -101,10 +101,10 @@ def batch_spans(batches: Sequence[dict[str, Any]]) -> dict[RowKey, list[float]]:
 
 
 def summarize(
-    records: Sequence[dict[str, Any]], batches: Sequence[dict[str, Any]]
+    records: Sequence[Mapping[str, Any]], batches: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """One row per (target, workload, shards, mode) with the columns of :data:`SUMMARY_COLUMNS`."""
-    groups: dict[RowKey, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[RowKey, list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         groups[row_key(r)].append(r)
     bgroups: dict[RowKey, list[dict[str, Any]]] = defaultdict(list)

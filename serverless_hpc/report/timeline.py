@@ -12,13 +12,13 @@ out as long bars.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from serverless_hpc.report.tables import key_label
 
 
-def _parts(r: dict[str, Any]) -> dict[str, float]:
+def _parts(r: Mapping[str, Any]) -> dict[str, float]:
     client = float(r["client_ms"])
     init = float(r.get("init_ms") or 0.0) if r["cold"] else 0.0
     compute = float(r.get("compute_ms") or 0.0)
@@ -40,7 +40,7 @@ def _parts(r: dict[str, Any]) -> dict[str, float]:
 
 
 def _chosen(
-    by_batch: dict[tuple[str, str, int, str, int], list[dict[str, Any]]],
+    by_batch: dict[tuple[str, str, int, str, int], list[Mapping[str, Any]]],
 ) -> dict[tuple[str, str, int, str, int], str]:
     """Per summary row, its slowest batch and its median one (by span): the typical and the
     worst case, which is what a timeline is read for; the page stays bounded by rows."""
@@ -61,11 +61,11 @@ def _chosen(
 
 
 def batch_timelines(
-    records: Sequence[dict[str, Any]], batches: Sequence[dict[str, Any]]
+    records: Sequence[Mapping[str, Any]], batches: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The median and the slowest fan-out batch of each summary row (two or more invocations):
     one row per invocation, times in ms from the batch's first send."""
-    by_batch: dict[tuple[str, str, int, str, int], list[dict[str, Any]]] = defaultdict(list)
+    by_batch: dict[tuple[str, str, int, str, int], list[Mapping[str, Any]]] = defaultdict(list)
     for r in records:
         key = (r["target"], r["workload"], r["shards"], r["mode"], int(r.get("repeat", 0)))
         by_batch[key].append(r)

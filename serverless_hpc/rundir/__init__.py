@@ -54,7 +54,9 @@ from serverless_hpc.rundir.record import (
     RECORD_PAGE_FIELDS,
     RECORD_REQUIRED,
     RECORD_SCHEMA,
+    REPORT_FIELDS,
     InvocationRecord,
+    RecordRow,
 )
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "RECORD_PAGE_FIELDS",
     "RECORD_REQUIRED",
     "RECORD_SCHEMA",
+    "REPORT_FIELDS",
     "REPORT_HTML",
     "RUN_META",
     "WRITTEN",
@@ -77,6 +80,7 @@ __all__ = [
     "Holder",
     "InvocationRecord",
     "JsonlRead",
+    "RecordRow",
     "RecordWriter",
     "RunDirError",
     "RunLock",

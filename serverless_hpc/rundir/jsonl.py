@@ -17,7 +17,7 @@ import math
 import os
 import threading
 from collections.abc import Collection, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -154,6 +154,12 @@ class Schema:
 
     fields: Mapping[str, tuple[type, ...]]
     required: Collection[str] = ()
+    #: field -> the exact types its JSON value may have (a decoded value's type is one of
+    #: int, float, str, bool, NoneType, dict, list; bool is never taken for an int)
+    exact: Mapping[str, frozenset[type]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exact", {k: frozenset(t) for k, t in self.fields.items()})
 
 
 RECORD_LINE: Final = Schema(RECORD_SCHEMA, RECORD_REQUIRED)
@@ -164,36 +170,32 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number a record may hold")
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):  # 1e400 parses as inf
-        raise ValueError(f"{text} is not a finite number")
-    return value
-
-
 #: One decoder for every line (``json.loads`` with a hook builds a new one per call).
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
-
-
-def _type_ok(value: object, types: tuple[type, ...]) -> bool:
-    # bool is an int in Python; a count or a shard index must not be true/false.
-    if isinstance(value, bool):
-        return bool in types
-    return isinstance(value, types)
+#: NaN and Infinity are refused as they are read; a number too large for a float (1e400
+#: reads as inf) is refused in a typed field by :func:`_shape_problem` (the writer never
+#: writes either).
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
 def _shape_problem(row: object, schema: Schema | Mapping[str, tuple[type, ...]]) -> str | None:
-    if not isinstance(row, dict):
+    if type(row) is not dict:
         return f"a JSON {type(row).__name__}, not an object"
     if not isinstance(schema, Schema):  # field -> types: every one required
         schema = Schema(schema, tuple(schema))
     for key in schema.required:
         if row.get(key) is None:
             return f"field {key!r} missing"
-    for key, types in schema.fields.items():
-        if key in row and not _type_ok(row[key], types):
-            names = "/".join("null" if t is type(None) else t.__name__ for t in types)
+    exact = schema.exact
+    for key, value in row.items():
+        allowed = exact.get(key)
+        if allowed is None:
+            continue
+        kind = type(value)
+        if kind not in allowed:
+            names = "/".join("null" if t is type(None) else t.__name__ for t in schema.fields[key])
             return f"field {key!r} is not {names}"
+        if kind is float and not math.isfinite(value):
+            return f"field {key!r} is not a finite number"
     return None
 
 

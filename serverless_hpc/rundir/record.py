@@ -9,6 +9,8 @@ and the readers (:mod:`.jsonl`) check them. The environment is not repeated here
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -51,6 +53,9 @@ class InvocationRecord:
     t_recv: float
     outcome: Outcome
     result: dict[str, Any] | None = None
+    #: The size of the whole result as compact JSON, before the spec's compaction: what the
+    #: function sent back (the projection models payload limits from it).
+    result_bytes: int | None = None
     #: A chained training: this invocation's position in its chain (0, 1, ...).
     leg: int | None = None
     #: A data-parallel training: the round, and ``"worker"`` or ``"combine"``.
@@ -90,6 +95,7 @@ class InvocationRecord:
             resources=o.resources,
             oversubscribed=o.oversubscribed,
             result=self.result,
+            result_bytes=self.result_bytes,
             leg=self.leg,
             round=self.round,
             role=self.role,
@@ -135,6 +141,7 @@ RECORD_SCHEMA: Final[dict[str, tuple[type, ...]]] = {
     "resources": (dict,),
     "oversubscribed": (bool, *_NONE),
     "result": (dict, *_NONE),
+    "result_bytes": (int, *_NONE),
     "leg": (int, *_NONE),
     "round": (int, *_NONE),
     "role": (str, *_NONE),
@@ -157,3 +164,82 @@ RECORD_PAGE_FIELDS: Final = (
     "init_ms",
     "compute_ms",
 )
+
+#: The fields the report reads of a record (no result payload: its size is ``result_bytes``).
+REPORT_FIELDS: Final = (
+    "run_id",
+    "target",
+    "workload",
+    "shard",
+    "shards",
+    "items",
+    "repeat",
+    "mode",
+    "client_ms",
+    "t_send",
+    "t_recv",
+    "cold",
+    "ok",
+    "error",
+    "init_ms",
+    "duration_ms",
+    "load_ms",
+    "compute_ms",
+    "billed_ms",
+    "memory_mb",
+    "max_rss_mb",
+    "cost_usd",
+    "breakdown",
+    "oversubscribed",
+    "result_bytes",
+    "leg",
+    "round",
+    "role",
+)
+#: Values repeated across records, kept once in memory.
+_SHARED: Final = ("run_id", "target", "workload", "mode", "role", "error")
+
+
+_INDEX: Final = {k: i for i, k in enumerate(REPORT_FIELDS)}
+_SHARED_AT: Final = tuple(_INDEX[k] for k in _SHARED)
+
+
+class RecordRow(Mapping[str, Any]):
+    """A record as the report keeps it: :data:`REPORT_FIELDS` only, in one tuple (a few
+    hundred bytes, against a few KB for the parsed line), read like the parsed line
+    (``row["ok"]``, ``row.get("init_ms")``). A report holds one per record, so its memory
+    grows with them at this cost rather than at a whole line's."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, line: Mapping[str, Any]) -> None:
+        values = list(map(line.get, REPORT_FIELDS))
+        for i in _SHARED_AT:
+            value = values[i]
+            if isinstance(value, str):
+                values[i] = sys.intern(value)
+        self._values = tuple(values)
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._values[_INDEX[key]]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The field's value (``default`` for a field the report does not keep, or null)."""
+        i = _INDEX.get(key)
+        value = self._values[i] if i is not None else None
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return key in _INDEX
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(REPORT_FIELDS)
+
+    def __len__(self) -> int:
+        return len(REPORT_FIELDS)
+
+    def __repr__(self) -> str:
+        return f"RecordRow({dict(self)!r})"
