@@ -33,7 +33,7 @@ sides' time to result and cost, and the rate where the answer changes.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -306,8 +306,10 @@ def best_faas(plans: Sequence[FaasPlan], rate: float, keep_alive_s: float) -> Si
 # -- a VM ------------------------------------------------------------------------------------
 
 
-def vm_vcpus(data: RunData, target: str, recs: Sequence[dict[str, Any]]) -> float:
-    """The vCPUs a VM target's jobs ran on: the records' enforced CPUs, else run.json's."""
+def vm_vcpus(data: RunData, target: str, recs: Sequence[Mapping[str, Any]]) -> float:
+    """The vCPUs a VM target's jobs ran on: the records' enforced CPUs where they carry them,
+    else run.json's description of the target (its ``vcpus``, else its pool size), else the
+    machine's CPU count."""
     cpus = median(
         (r.get("resources") or {}).get("cpus") for r in recs if isinstance(r.get("resources"), dict)
     )
@@ -325,7 +327,7 @@ def vm_jobs(
     data: RunData, configs: Sequence[dict[str, Any]], profile: PlatformProfile, prices: Prices
 ) -> dict[str, VmJob]:
     """Per workload, the fastest job measured on a VM target (a real ``ec2`` one first)."""
-    by_target: dict[str, list[dict[str, Any]]] = {}
+    by_target: dict[str, list[Mapping[str, Any]]] = {}
     for r in data.records:
         if r["ok"] and profile.kind(r["target"]) == "vm":
             by_target.setdefault(r["target"], []).append(r)

@@ -89,7 +89,7 @@ def vm_job_cost(
 
 
 def _vcpus(data: RunData, target: str) -> float:
-    """The vCPUs a VM target ran on (records' enforced CPUs, else run.json's, else 1)."""
+    """The vCPUs a VM target ran on (see :func:`~serverless_hpc.report.cloud.vm_vcpus`)."""
     return vm_vcpus(data, target, [r for r in data.records if r["target"] == target])
 
 
