@@ -31,8 +31,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"error: 'shpc status' needs the aws extra ({exc})", file=sys.stderr)
         return EXIT_UNAVAILABLE
     try:
+        from serverless_hpc.aws.credentials import register_session
         from serverless_hpc.redact import scrub
-        from serverless_hpc.targets.aws_session import register_session
 
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
         register_session(session)

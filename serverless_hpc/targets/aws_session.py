@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from serverless_hpc.redact import register
+from serverless_hpc.aws.credentials import register_session
 from serverless_hpc.targets.base import TargetUnavailable
 
 
@@ -45,17 +45,3 @@ def open_session(
     if session.region_name is None:
         raise TargetUnavailable(f"{target}: no AWS region (set AWS_REGION or region=...)")
     return session
-
-
-def register_session(session: Any) -> bool:
-    """Register ``session``'s credentials as secrets; False when it has none.
-
-    The frozen credentials are read once (for a refreshing role, the current set; later
-    refreshed ones are caught by the shape rules of :mod:`serverless_hpc.redact`).
-    """
-    credentials = session.get_credentials()
-    if credentials is None:
-        return False
-    frozen = credentials.get_frozen_credentials()
-    register(frozen.access_key, frozen.secret_key, frozen.token)
-    return True
