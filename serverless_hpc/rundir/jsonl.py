@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from serverless_hpc.rundir.record import RECORD_REQUIRED, RECORD_SCHEMA, InvocationRecord
+from serverless_hpc.safeio import open_regular
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +210,6 @@ def iter_jsonl(
     Infinity (never written by :class:`RecordWriter`), is not an object, or breaks
     ``schema``. Streaming: nothing is kept between lines.
     """
-    from serverless_hpc.rundir.meta import open_regular
-
     with open_regular(path) as raw:
         fh = (line.decode("utf-8", errors="replace") for line in raw)
         for number, line in enumerate(fh, start=1):

@@ -9,19 +9,18 @@ the others: one wrongly typed field never makes a run unreadable.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
-import stat
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 from serverless_hpc.host import machine_memory_mb
 from serverless_hpc.rundir.files import paths
+from serverless_hpc.safeio import open_regular
 
 #: Packages whose versions are recorded with every run (when installed).
 _TRACKED_PACKAGES: Final = (
@@ -71,28 +70,6 @@ def environment() -> dict[str, Any]:
         "memory_mb": machine_memory_mb(),
         "packages": versions,
     }
-
-
-@contextlib.contextmanager
-def open_regular(path: Path) -> Iterator[IO[bytes]]:
-    """``path`` opened for reading if it is a regular file; ``OSError`` naming it otherwise.
-
-    Opened without blocking, so a FIFO or a device where a run file should be fails at once
-    instead of hanging the reader.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    regular = False
-    try:
-        regular = stat.S_ISREG(os.fstat(fd).st_mode)
-        if regular:
-            os.set_blocking(fd, True)
-    finally:
-        if not regular:
-            os.close(fd)
-    if not regular:
-        raise OSError(f"{path} is not a regular file")
-    with os.fdopen(fd, "rb") as fh:
-        yield fh
 
 
 #: The typed fields of ``serve.json``.
