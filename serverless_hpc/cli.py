@@ -33,6 +33,7 @@ from serverless_hpc.cli_args import (
     EXIT_OK,
     EXIT_USAGE,
     add_target_options,
+    check_store_option,
     parse_json,
     percent,
     target_settings,
@@ -126,6 +127,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     if args.memory_mb and len(args.memory_mb) > 1:
         print("error: --memory-mb: 'shpc invoke' takes one size", file=sys.stderr)
         return EXIT_USAGE
+    check_store_option(args.store, reach=True)
     settings = with_data(target_settings(args, None), args)
     timeout = args.timeout
     if timeout is None:
@@ -321,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback only with -v
         if args.verbose:
-            traceback.print_exc(file=sys.stderr)
+            from serverless_hpc.redact import scrub
+
+            print(scrub(traceback.format_exc()), end="", file=sys.stderr)
         _error(
             f"internal error: {type(exc).__name__}: {exc}"
             + ("" if args.verbose else " (run with -v for the traceback)")

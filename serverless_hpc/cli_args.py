@@ -222,3 +222,50 @@ def percent(value: str) -> float:
     if not 0 <= pct < 1e6:
         raise argparse.ArgumentTypeError(f"expected a percentage in 0..1e6, got {value!r}")
     return pct
+
+
+def print_error(message: str) -> None:
+    """One ``error:`` line on stderr, scrubbed of every known secret."""
+    import sys
+
+    from serverless_hpc.redact import scrub
+
+    print(f"error: {scrub(message)}", file=sys.stderr)
+
+
+def check_store_option(uri: str | None, *, reach: bool) -> None:
+    """``BenchError`` naming ``--store`` when it (or ``$SHPC_STORE``) cannot be a store;
+    with ``reach``, an S3 bucket must also exist and answer (one short request)."""
+    import os
+
+    from serverless_hpc.contract import ContractError
+    from serverless_hpc.driver import BenchError
+    from serverless_hpc.store import check_store, check_store_uri
+
+    option = "--store"
+    if uri is None:
+        uri, option = os.environ.get("SHPC_STORE"), "$SHPC_STORE"
+        if not uri:
+            return
+    try:
+        if reach:
+            check_store(uri)
+        else:
+            check_store_uri(uri)
+    except ContractError as exc:
+        raise BenchError(f"{option}: {exc}") from None
+
+
+def check_model_params(params: dict[str, dict[str, Any]]) -> None:
+    """``BenchError`` naming ``--param W.model`` for a model name that is not one safe path
+    segment (it becomes a store key)."""
+    from serverless_hpc.contract import ContractError
+    from serverless_hpc.driver import BenchError
+    from serverless_hpc.store import check_model_name
+
+    for workload, values in params.items():
+        if "model" in values:
+            try:
+                check_model_name(values["model"])
+            except ContractError as exc:
+                raise BenchError(f"--param {workload}.model: {exc}") from None

@@ -97,6 +97,10 @@ class Outcome:
     #: True when the CPU granted to the invocations in flight with this one exceeded the
     #: machine's CPUs (its figures then measure the machine); None where not assessed.
     oversubscribed: bool | None = None
+    #: Answers that said "throttled" (HTTP 429 and the like) before the final one.
+    throttled: int = 0
+    #: Times the request was re-sent (after a throttle, or a connection that never opened).
+    retries: int = 0
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.breakdown) - _PHASES)

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterable
 
+from serverless_hpc.driver.config import BenchConfig
 from serverless_hpc.driver.context import BatchRun, RunContext, full_result
 from serverless_hpc.driver.plan import Batch
 from serverless_hpc.rundir import InvocationRecord
-from serverless_hpc.targets.base import TimedOutcome
+from serverless_hpc.targets.base import Target, TimedOutcome
 
 log = logging.getLogger(__name__)
+
+
+def threads_needed(cfg: BenchConfig, targets: Iterable[Target]) -> int:
+    """The invocation threads a run needs: what may be in flight at once, not the plan.
+
+    Per target, a fan-out takes at most its widest batch or its in-flight limit
+    (``max_parallel``), whichever is smaller, since no more are sent at once; a
+    batch-native target fans out itself and takes threads only for data-parallel rounds
+    (``--train-workers``, submitted together). A plan of 1,000 shards against a limit of
+    64 thus takes 64 threads, not 1,000.
+    """
+    widest = max((*cfg.shards, 1))
+    workers = max((*cfg.train_workers, 1))
+    need = 1
+    for target in targets:
+        fan = workers if target.batch_native else max(widest, workers)
+        need = max(need, min(fan, max(1, target.max_parallel)))
+    return need
 
 
 def run_fanout(ctx: RunContext, batch: Batch) -> BatchRun:

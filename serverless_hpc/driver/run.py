@@ -32,7 +32,7 @@ from serverless_hpc.driver.batchline import batch_summary, clean_scratch, traini
 from serverless_hpc.driver.chained import run_chain
 from serverless_hpc.driver.config import BenchConfig, RecordsUnwritable, config_json
 from serverless_hpc.driver.context import BatchRun, RunContext
-from serverless_hpc.driver.fanout import run_fanout
+from serverless_hpc.driver.fanout import run_fanout, threads_needed
 from serverless_hpc.driver.lifecycle import (
     check_model_available,
     check_out_dir,
@@ -146,8 +146,10 @@ def _run_locked(cfg: BenchConfig, lock: RunLock, bar: _Bar, epoch_bar: _Bar) -> 
         opened = open_targets(cfg, stack.enter_context(ExitStack()))
         writer = open_records(paths(cfg.out).records)
         io_stack.callback(close_records, writer)
+        # threads for what may be in flight at once (each target's max_parallel), never
+        # the plan's widest fan-out
         pool = ThreadPoolExecutor(
-            max_workers=max(*cfg.shards, *cfg.train_workers, 1), thread_name_prefix="inv"
+            max_workers=threads_needed(cfg, opened.values()), thread_name_prefix="inv"
         )
         io_stack.callback(pool.shutdown, wait=True, cancel_futures=True)
 
@@ -305,6 +307,8 @@ class _RunState:
             self.writer.sync()  # the group commit's batch end: the batch's records on disk
             self.failed += sum(1 for r in recs if not r.ok)
             summary = batch_summary(batch, recs, results)
+            # what could run at once: a batch of more shards than this queued the rest
+            summary["max_parallel"] = target.max_parallel
             if spec.resumable or batch.workers > 1:  # a training: a chain or in rounds
                 summary.update(training_summary(recs, results))
                 clean_scratch(target, batch, results)

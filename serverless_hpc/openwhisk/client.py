@@ -18,32 +18,45 @@ scrubbed of credentials first (a controller or proxy that echoes the request hea
 otherwise put the Basic authorization, i.e. the AUTH key, into a message); the AUTH key
 never appears in a message or a log line.
 
-Waiting is bounded: a call's deadline covers all of it (connect, read, retries), each HTTP
-attempt's connect and read timeouts are cut to what is left of it, and an idempotent request
-(GET, or a PUT with overwrite) whose connection drops is retried within it. A call that
-is still waiting after :data:`SLOW_NOTICE_S` says so on the log (warning), so a silent
-controller is never a silent hang. A success status whose body is not JSON is a
-:class:`PlatformError`, not a crash in the caller.
-``requests`` is imported when a client is built, not when this module is.
+Waiting is bounded: a call's deadline covers all of it (connecting, sending, every byte of
+the reply, the retries), however slowly the controller sends: the exchanges run on a
+network loop (:mod:`serverless_hpc.netloop`) that cancels them at the deadline. A request
+that never left (no connection) is retried within it, and so is an idempotent one (GET, or a
+PUT with overwrite) whose connection drops; an invocation whose connection drops after it
+may have been sent is never resent. Connections are pooled (``pool_size`` at most) and
+reused. A call that is still waiting after :data:`SLOW_NOTICE_S` says so on the log
+(warning, a timer on the loop, no thread), so a silent controller is never a silent hang.
+A success status whose body is not JSON is a :class:`PlatformError`, not a crash in the
+caller. ``aiohttp`` is imported when a client is built, not when this module is.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
-import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
+from serverless_hpc.netloop import (
+    DeadlineExceeded,
+    LoopThread,
+    never_acknowledged,
+    opened_sockets,
+    tracked_socket,
+    within,
+)
 from serverless_hpc.openwhisk.config import Credentials
 from serverless_hpc.redact import scrub
 from serverless_hpc.retry import Backoff
 
 if TYPE_CHECKING:
-    import requests
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +65,10 @@ MAX_BLOCKING_WAIT_MS: Final = 60_000
 DEFAULT_DEADLINE_S: Final = 60.0
 #: A call still waiting after this long logs a warning naming the controller and the call.
 SLOW_NOTICE_S: Final = 10.0
+#: Seconds to open a connection (within the call's deadline).
+CONNECT_TIMEOUT_S: Final = 10.0
+#: Idle pooled connections are closed after this long.
+KEEPALIVE_S: Final = 10.0
 #: Methods safe to resend when the connection drops; a PUT with ``overwrite=true`` (an
 #: upsert) is too (see :func:`_idempotent`).
 IDEMPOTENT: Final = frozenset({"GET", "HEAD"})
@@ -99,6 +116,19 @@ class PlatformError(OpenWhiskError):
     """5xx (not an action's own failure) or no answer at all: the platform failed."""
 
 
+class NotSent(PlatformError):
+    """No connection could be made: the request provably never reached the controller."""
+
+
+class DeadlinePassed(PlatformError):
+    """No complete answer within the call's deadline."""
+
+
+class Dropped(PlatformError):
+    """The connection failed after the request may have been sent (never resent unless
+    the call is idempotent: an invocation might have started)."""
+
+
 class ActivationTimeout(OpenWhiskError):
     """An accepted activation did not complete within the caller's deadline."""
 
@@ -120,66 +150,80 @@ def _error_text(body: Any) -> tuple[str, str | None]:
     return text[:300], None
 
 
+def _shut(loop: LoopThread, sessions: list[aiohttp.ClientSession]) -> None:
+    """Close a client's connection pool, then its network loop."""
+    for session in sessions:
+        if loop.closed:
+            break  # closed with the loop (LoopThread.at_close)
+        try:
+            loop.run(session.close(), timeout_s=5.0)
+        except (RuntimeError, TimeoutError) as exc:
+            log.warning("openwhisk: closing the connection pool: %s", exc)
+    sessions.clear()
+    loop.close()
+
+
 def _segments(name: str) -> str:
     return "/".join(quote(part, safe="") for part in name.split("/"))
 
 
 class OpenWhiskClient:
-    """REST client for one namespace. Thread-safe for concurrent invocations.
+    """REST client for one namespace. Thread-safe; one connection pool, reused.
 
-    ``deadline_s`` bounds every call including its 429 retries; ``backoff_base_s`` and
-    ``backoff_cap_s`` shape the retry delays (tests make them tiny).
+    ``deadline_s`` (default :data:`DEFAULT_DEADLINE_S`, read when the client is built)
+    bounds every call including its retries; ``backoff_base_s`` and ``backoff_cap_s`` shape
+    the retry delays (tests make them tiny); ``pool_size`` bounds the open connections.
+    The HTTP exchanges run on a network loop (:mod:`serverless_hpc.netloop`): blocking
+    callers use the plain methods, a fan-out uses :meth:`attempt` on :attr:`loop`.
     """
 
     def __init__(
         self,
         credentials: Credentials,
         *,
-        deadline_s: float = DEFAULT_DEADLINE_S,
+        deadline_s: float | None = None,
         backoff_base_s: float = 0.2,
         backoff_cap_s: float = 5.0,
         pool_size: int = 16,
-        session: requests.Session | None = None,
-        slow_notice_s: float | None = SLOW_NOTICE_S,
+        slow_notice_s: float | Literal["default"] | None = "default",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``slow_notice_s`` None turns the slow-call warning off; ``clock`` is a test seam."""
-        import requests
-        from requests.adapters import HTTPAdapter
+        import aiohttp
 
         self.credentials = credentials
-        self.slow_notice_s = slow_notice_s
+        self.slow_notice_s = SLOW_NOTICE_S if slow_notice_s == "default" else slow_notice_s
         self._clock = clock
         self.base_url = credentials.base_url
-        self.deadline_s = deadline_s
+        self.deadline_s = DEFAULT_DEADLINE_S if deadline_s is None else deadline_s
         self.backoff_base_s = backoff_base_s
         self.backoff_cap_s = backoff_cap_s
-        self._requests = requests
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool_size, 4))
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-        session.auth = credentials.basic_auth()
-        session.verify = not credentials.insecure
-        session.headers.update({"Accept": "application/json"})
-        self._session = session
+        self.pool_size = max(pool_size, 1)
+        user, password = credentials.basic_auth()
+        self._authorization = aiohttp.encode_basic_auth(user, password)
+        #: TLS certificate verification (off only for ``-i``).
+        self.verify = not credentials.insecure
+        self.loop = LoopThread("openwhisk")
+        #: The connection pool, once made (a list the finalizer shares).
+        self._sessions: list[aiohttp.ClientSession] = []
+        # a client nobody closed still closes its pool and loop (when collected, or at exit)
+        self._finalizer = weakref.finalize(self, _shut, self.loop, self._sessions)
         if credentials.insecure:
-            import urllib3
-
-            # The user asked for -i (a self-signed controller); one warning per run is
-            # enough, so the log is not flooded with one line per request.
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+            # The user asked for -i (a self-signed controller): said once per client.
             log.warning("TLS certificate verification is off for %s", self.base_url)
 
     def __repr__(self) -> str:
         return f"OpenWhiskClient({self.credentials!r})"
 
     def close(self) -> None:
-        """Close the HTTP session."""
-        self._session.close()
+        """Close the connection pool and the network loop."""
+        self._finalizer()
 
     # -- plumbing -------------------------------------------------------------------------
+
+    def action_path(self, name: str) -> str:
+        """The REST path of action ``package/name``."""
+        return self._ns_path("actions", _segments(name))
 
     def _ns_path(self, *parts: str) -> str:
         ns = quote(self.credentials.namespace, safe="")
@@ -188,6 +232,26 @@ class OpenWhiskClient:
     def _scrub(self, text: str) -> str:
         """``text`` without this client's AUTH key (in any form) or other credentials."""
         return scrub(text, (self.credentials.auth,))
+
+    async def _client(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        if not self._sessions:
+            connector = aiohttp.TCPConnector(
+                limit=self.pool_size,
+                limit_per_host=self.pool_size,
+                ssl=self.verify,  # True: verify certificates (the default); False: -i
+                keepalive_timeout=KEEPALIVE_S,
+                socket_factory=tracked_socket,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"Accept": "application/json", "Authorization": self._authorization},
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
+            )
+            self._sessions.append(session)
+            self.loop.at_close(session.close)
+        return self._sessions[0]
 
     def request(
         self,
@@ -198,115 +262,165 @@ class OpenWhiskClient:
         body: Any = None,
         ok: tuple[int, ...] = (200,),
         deadline_s: float | None = None,
-        read_timeout_s: float = 65.0,
     ) -> tuple[int, Any]:
         """Send one request within the deadline; return (status, decoded JSON body).
 
-        429 is retried with backoff, and so is a dropped connection on an idempotent
-        method; every HTTP attempt's timeouts are cut to the time left, so the whole call
-        ends by the deadline (plus one connection set-up at most). Statuses in ``ok`` with a
-        JSON body are returned; every other outcome raises the matching
-        :class:`OpenWhiskError` subclass.
+        429 is retried with backoff, and so is a request that never left (no connection)
+        or, on an idempotent method, whose connection dropped; the one deadline covers
+        every attempt, connection, byte sent and byte read, so the whole call ends by it.
+        Statuses in ``ok`` with a JSON body are returned; every other outcome raises the
+        matching :class:`OpenWhiskError` subclass.
         """
         deadline = self.deadline_s if deadline_s is None else deadline_s
+        call = self.arequest(method, path, params=params, body=body, ok=ok, deadline_s=deadline)
+        try:
+            return self.loop.run(call, timeout_s=deadline)
+        except TimeoutError:  # the loop itself did not answer (the call bounds itself)
+            raise PlatformError(self._late(method, path, deadline)) from None
+
+    async def arequest(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        ok: tuple[int, ...] = (200,),
+        deadline_s: float,
+    ) -> tuple[int, Any]:
+        """:meth:`request` on the network loop (retries and their backoff included)."""
+        loop = asyncio.get_running_loop()
         notice = None
-        if self.slow_notice_s is not None and deadline > self.slow_notice_s:
-            notice = threading.Timer(
+        if self.slow_notice_s is not None and deadline_s > self.slow_notice_s:
+            notice = loop.call_later(
                 self.slow_notice_s,
-                log.warning,
-                (
+                functools.partial(
+                    log.warning,
                     "still waiting for the OpenWhisk controller at %s (%s %s): no answer "
                     "after %.0f s; giving up after %.0f s",
                     self.base_url,
                     method,
                     path,
                     self.slow_notice_s,
-                    deadline,
+                    deadline_s,
                 ),
             )
-            notice.daemon = True
-            notice.start()
         try:
-            return self._request(method, path, params, body, ok, deadline, read_timeout_s)
+            return await self._retrying(method, path, params, body, ok, deadline_s)
         finally:
             if notice is not None:
                 notice.cancel()
 
-    def _request(
+    async def _retrying(
         self,
         method: str,
         path: str,
         params: dict[str, str] | None,
         body: Any,
         ok: tuple[int, ...],
-        deadline: float,
-        read_timeout_s: float,
+        deadline_s: float,
     ) -> tuple[int, Any]:
-        url = self.base_url + path
-        end = self._clock() + deadline
-        last: OpenWhiskError | None = None
-        req = self._requests
-        retry_on = (req.ConnectionError, req.exceptions.ChunkedEncodingError)
+        end = self._clock() + deadline_s
+        backoff = Backoff(
+            deadline_s, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, clock=self._clock
+        )
         idempotent = _idempotent(method, params)
-        for attempt in Backoff(
-            deadline, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, clock=self._clock
-        ):
+        last: OpenWhiskError | None = None
+        attempt = 0
+        while True:
             left = end - self._clock()
             if left <= 0:
                 break
             try:
-                resp = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=body,
-                    timeout=(min(10.0, left), min(read_timeout_s, left)),
+                return await self.attempt(
+                    method, path, params=params, body=body, ok=ok, deadline_s=left
                 )
-            except req.Timeout as exc:
-                if isinstance(exc, req.ConnectTimeout) and idempotent:
-                    last = PlatformError(self._unreachable(method, path, exc))
-                    continue
-                raise PlatformError(
-                    f"{method} {path}: no answer from the controller at {self.base_url} "
-                    f"within the {deadline:g} s deadline"
-                ) from None
-            except retry_on as exc:
+            except DeadlinePassed:  # said with the call's deadline, not the attempt's rest
+                if isinstance(last, ThrottledError):
+                    break  # throttled until the time ran out: said as such below
+                raise DeadlinePassed(self._late(method, path, deadline_s)) from None
+            except ThrottledError as exc:
+                last = exc
+                log.info("throttled (429) on %s %s; backing off", method, path)
+            except NotSent as exc:
+                last = exc
+                log.info("%s %s: not sent (%s); retrying", method, path, exc)
+            except Dropped as exc:
                 if not idempotent:  # an invocation may have started: never resend
-                    raise PlatformError(self._unreachable(method, path, exc)) from None
-                last = PlatformError(self._unreachable(method, path, exc))
-                log.info("%s %s: connection failed (%s); retrying", method, path, exc)
-                continue
-            except req.RequestException as exc:
-                raise PlatformError(self._unreachable(method, path, exc)) from None
-            status = resp.status_code
-            try:
-                decoded: Any = resp.json()
-            except ValueError:
-                decoded = None
-            log.debug("%s %s -> %d (attempt %d)", method, path, status, attempt)
-            if status in ok:
-                if decoded is None:
-                    raise PlatformError(
-                        f"{method} {path}: the controller at {self.base_url} answered HTTP "
-                        f"{status} with a body that is not JSON: "
-                        f"{self._scrub(resp.text[:120])!r}",
-                        status=status,
-                    )
-                return status, decoded
-            error = self._error_for(
-                method, path, status, decoded if decoded is not None else resp.text
-            )
-            if status != 429:
-                raise error
-            last = error
-            log.info("throttled (429) on %s %s; backing off", method, path)
+                    raise
+                last = exc
+                log.info("%s %s: connection dropped (%s); retrying", method, path, exc)
+            delay = min(backoff.delay(attempt), max(end - self._clock(), 0.0))
+            attempt += 1
+            await asyncio.sleep(delay)
         if isinstance(last, ThrottledError) or last is None:
             raise ThrottledError(
                 f"{last or f'{method} {path}: HTTP 429'} -- still throttled after "
-                f"{deadline:.0f} s of retries",
+                f"{deadline_s:.0f} s of retries",
                 status=429,
             )
-        raise PlatformError(f"{last} -- still failing after {deadline:g} s of retries")
+        raise PlatformError(f"{last} -- still failing after {deadline_s:g} s of retries")
+
+    async def attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        ok: tuple[int, ...] = (200,),
+        deadline_s: float,
+    ) -> tuple[int, Any]:
+        """One HTTP exchange under one total deadline, no retry; on the network loop.
+
+        Raises :class:`ThrottledError` on 429, :class:`NotSent` when the request provably
+        never reached the controller (no connection, or the connection it opened failed
+        before any byte was acknowledged: :func:`serverless_hpc.netloop.never_acknowledged`),
+        :class:`Dropped` when the connection failed after the request may have been
+        received, :class:`DeadlinePassed` at the deadline.
+        """
+        import aiohttp
+
+        client = await self._client()
+
+        async def exchange() -> tuple[int, bytes]:
+            async with client.request(
+                method, self.base_url + path, params=params, json=body
+            ) as resp:
+                return resp.status, await resp.read()
+
+        with opened_sockets() as opened:
+            try:
+                status, raw = await within(exchange(), deadline_s, f"{method} {path}")
+            except DeadlineExceeded:
+                raise DeadlinePassed(self._late(method, path, deadline_s)) from None
+            except aiohttp.ClientConnectorError as exc:
+                raise NotSent(self._unreachable(method, path, exc)) from None
+            except (aiohttp.ClientError, OSError) as exc:
+                if never_acknowledged(opened):  # its connection failed before any byte arrived
+                    raise NotSent(self._unreachable(method, path, exc)) from None
+                raise Dropped(self._unreachable(method, path, exc)) from None
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            decoded: Any = json.loads(text) if text else None
+        except ValueError:
+            decoded = None
+        log.debug("%s %s -> %d", method, path, status)
+        if status in ok:
+            if decoded is None:
+                raise PlatformError(
+                    f"{method} {path}: the controller at {self.base_url} answered HTTP "
+                    f"{status} with a body that is not JSON: {self._scrub(text[:120])!r}",
+                    status=status,
+                )
+            return status, decoded
+        raise self._error_for(method, path, status, decoded if decoded is not None else text)
+
+    def _late(self, method: str, path: str, deadline_s: float) -> str:
+        return (
+            f"{method} {path}: no answer from the controller at {self.base_url} "
+            f"within the {deadline_s:g} s deadline"
+        )
 
     def _unreachable(self, method: str, path: str, exc: Exception) -> str:
         return self._scrub(
@@ -418,19 +532,39 @@ class OpenWhiskClient:
         did not finish within the blocking wait (or the call was non-blocking): only its
         id is known and :meth:`wait_activation` fetches the record.
         """
-        wait = max(1, min(int(wait_ms), MAX_BLOCKING_WAIT_MS))
-        params = {"blocking": str(blocking).lower(), "result": "false"}
-        if blocking:
-            params["timeout"] = str(wait)
         status, body = self.request(
             "POST",
             self._ns_path("actions", _segments(name)),
-            params=params,
+            params=self._invoke_params(blocking, wait_ms),
             body=payload,
             ok=(200, 202, 500, 502),
             deadline_s=deadline_s,
-            read_timeout_s=wait / 1000.0 + 15.0,
         )
+        return self._invocation(name, status, body)
+
+    async def invoke_once(
+        self, name: str, payload: dict[str, Any], *, wait_ms: int, deadline_s: float
+    ) -> Invocation:
+        """One blocking invocation attempt on the network loop, no retry (a fan-out's own
+        loop decides: :class:`ThrottledError` and :class:`NotSent` may be re-sent)."""
+        status, body = await self.attempt(
+            "POST",
+            self._ns_path("actions", _segments(name)),
+            params=self._invoke_params(True, wait_ms),
+            body=payload,
+            ok=(200, 202, 500, 502),
+            deadline_s=deadline_s,
+        )
+        return self._invocation(name, status, body)
+
+    @staticmethod
+    def _invoke_params(blocking: bool, wait_ms: int) -> dict[str, str]:
+        params = {"blocking": str(blocking).lower(), "result": "false"}
+        if blocking:
+            params["timeout"] = str(max(1, min(int(wait_ms), MAX_BLOCKING_WAIT_MS)))
+        return params
+
+    def _invocation(self, name: str, status: int, body: Any) -> Invocation:
         if status == 500 and not (isinstance(body, dict) and "response" in body):
             # A 500 with an activation is a "whisk internal error" record worth keeping;
             # without one it is a plain platform failure.
@@ -439,6 +573,27 @@ class OpenWhiskClient:
             raise PlatformError(f"invoke {name}: HTTP {status} without an activation id")
         record = body if "response" in body else None
         return Invocation(status=status, activation_id=str(body["activationId"]), record=record)
+
+    async def await_activation(self, activation_id: str, *, deadline_s: float) -> dict[str, Any]:
+        """:meth:`wait_activation` on the network loop (polls back off with asyncio)."""
+        end = self._clock() + deadline_s
+        backoff = Backoff(
+            deadline_s, base_s=self.backoff_base_s, cap_s=self.backoff_cap_s, clock=self._clock
+        )
+        path = self._ns_path("activations", quote(activation_id))
+        attempt = 0
+        while (left := end - self._clock()) > 0:
+            try:
+                _, body = await self.arequest("GET", path, deadline_s=left)
+            except NotFoundError:
+                pass  # not stored yet
+            else:
+                return dict(body)
+            await asyncio.sleep(min(backoff.delay(attempt), max(end - self._clock(), 0.0)))
+            attempt += 1
+        raise ActivationTimeout(
+            f"activation {activation_id} did not complete within {deadline_s:.0f} s"
+        )
 
     def get_activation(self, activation_id: str) -> dict[str, Any] | None:
         """The activation record; None while it is not (yet) stored."""

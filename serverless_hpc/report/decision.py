@@ -31,7 +31,6 @@ from serverless_hpc.report.profile import PlatformProfile
 from serverless_hpc.report.projection import handler_ms
 from serverless_hpc.report.stats import bootstrap_median_ci, median
 from serverless_hpc.report.tables import RowKey, key_label, row_key, time_to_result_ms
-from serverless_hpc.rundir import RecordRow
 
 MEASURED = "measured"
 
@@ -72,7 +71,7 @@ def job_costs(
     data: RunData, prices: Prices, profile: PlatformProfile
 ) -> dict[RowKey, tuple[list[float], str]]:
     """Per row: each complete job's cost and the basis (measured, or which model)."""
-    by_batch: dict[tuple[RowKey, int], list[RecordRow]] = defaultdict(list)
+    by_batch: dict[tuple[RowKey, int], list[dict[str, Any]]] = defaultdict(list)
     for r in data.records:
         by_batch[(row_key(r), int(r.get("repeat", 0)))].append(r)
     spans = {

@@ -34,7 +34,6 @@ from serverless_hpc.pricing import Prices, lambda_invocation_cost
 from serverless_hpc.report.data import RunData
 from serverless_hpc.report.profile import PlatformProfile
 from serverless_hpc.report.stats import median
-from serverless_hpc.rundir import RecordRow
 
 #: Fan-outs projected (with the run's own).
 FANOUTS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -85,7 +84,7 @@ def fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
     return a, b
 
 
-def _source_records(data: RunData, profile: PlatformProfile) -> list[RecordRow]:
+def _source_records(data: RunData, profile: PlatformProfile) -> list[dict[str, Any]]:
     faas = [r for r in data.records if r["ok"] and profile.kind(r["target"]) == "faas"]
     others = [r for r in faas if r["target"] != PROJECTED_TARGET]
     return others or faas
@@ -93,7 +92,7 @@ def _source_records(data: RunData, profile: PlatformProfile) -> list[RecordRow]:
 
 def fits(data: RunData, profile: PlatformProfile) -> dict[tuple[str, int | None], Fit]:
     """One fitted line per (workload, memory_mb) from the run's function records."""
-    groups: dict[tuple[str, int | None], list[RecordRow]] = defaultdict(list)
+    groups: dict[tuple[str, int | None], list[dict[str, Any]]] = defaultdict(list)
     for r in _source_records(data, profile):
         mem = r.get("memory_mb")
         groups[(r["workload"], int(mem) if mem is not None else None)].append(r)
@@ -266,7 +265,7 @@ def against_measurement(data: RunData, projected: Sequence[dict[str, Any]]) -> l
     """Projected against measured makespan for every real ``lambda`` row, with the error."""
     by_key = {(p["workload"], p["memory_mb"], p["fanout"]): p for p in projected}
     spans: dict[tuple[str, int | None, int], list[tuple[float, bool]]] = defaultdict(list)
-    recs_by_batch: dict[tuple[str, int, str, int], list[RecordRow]] = defaultdict(list)
+    recs_by_batch: dict[tuple[str, int, str, int], list[dict[str, Any]]] = defaultdict(list)
     for r in data.records:
         if r["target"] == PROJECTED_TARGET:
             recs_by_batch[(r["workload"], r["shards"], r["mode"], r.get("repeat", 0))].append(r)

@@ -126,6 +126,7 @@ BATCH_SCHEMA: Final[dict[str, tuple[type, ...]]] = {
     "memory_mb": (int, *_NONE),
     "oversubscribed": (bool, *_NONE),
     "shards": (int,),
+    "max_parallel": (int,),
     "workers": (int,),
     "repeat": (int,),
     "mode": (str,),

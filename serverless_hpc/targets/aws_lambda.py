@@ -3,16 +3,30 @@
 Each invocation is a synchronous ``Invoke`` (``RequestResponse``) with ``LogType=Tail``, so
 the platform's own REPORT line (Init Duration, Duration, Billed Duration, Memory Size, Max
 Memory Used) comes back with the response: cold starts and billing are what Lambda says, not
-what the driver guesses. The driver fans out through its thread pool; this target bounds
-what is in flight with :attr:`max_parallel` and the client's connection pool.
+what the driver guesses.
+
+* **Fan-out** is batch-native (:meth:`LambdaTarget.invoke_batch`): the requests go out as
+  SigV4-signed HTTP requests over one async connection pool
+  (:mod:`serverless_hpc.targets.lambda_dispatch`), with as many coroutines as requests may
+  be in flight, so the driver's CPU is not what a 1,000-way batch measures.
+* **In-flight limit** (:attr:`LambdaTarget.max_parallel`): ``--target-opt max_parallel``,
+  else ``--concurrency``, else the account's concurrency as ``GetAccountSettings`` tells it
+  (``UnreservedConcurrentExecutions``, else ``ConcurrentExecutions``); never a silent
+  default. :meth:`LambdaTarget.describe` records it and where it came from.
 
 * **Failures**: a ``FunctionError`` (unhandled exception, timeout, out of memory) becomes a
   failure envelope with the platform's error type mapped onto the contract (``Timeout``,
   ``OutOfMemory``, else ``PlatformError``), and it is still costed, since Lambda bills it.
 * **Throttling** (``TooManyRequestsException`` and friends) is retried with exponential
-  backoff and full jitter, inside the invocation's deadline; when the next wait would cross
-  the deadline the invocation is recorded as ``Throttled``. botocore's own retries are off so
-  this loop alone decides and the deadline holds.
+  backoff and full jitter, inside the invocation's deadline, and counted in the outcome
+  (``throttled``, ``retries``); a backoff never holds an in-flight slot. When the next wait
+  would cross the deadline the invocation is recorded as ``Throttled``. A request is re-sent
+  only when it provably never ran: an answer that says so (throttled, not ready) or no
+  connection at all; a reply lost after sending is a failure, never a second invocation.
+* **Deadlines**: one total deadline (the invocation's timeout, counted from its first send)
+  covers connecting, sending and reading the whole reply, however slowly a server sends it;
+  the boto3 clients the target makes (configuration updates, waiters, CloudFormation, S3)
+  end each exchange by a deadline too (:mod:`serverless_hpc.targets.aws_deadline`).
 * **Forced cold starts**: a configuration change (a fresh ``SHPC_COLD_TOKEN`` environment
   variable) retires every warm execution environment; the target waits for it with the
   ``function_updated_v2`` waiter before invoking. The change is drift from the template that
@@ -26,25 +40,24 @@ what is in flight with :attr:`max_parallel` and the client's connection pool.
   counted itself; every priced line also goes to a per-run ledger written on :meth:`close`.
 
 Names come from the CloudFormation outputs of the deployed stacks (``--target-opt
-stack_prefix=...``, default ``Shpc``). boto3 is imported here only.
+stack_prefix=...``, default ``Shpc``). boto3, botocore and aiohttp are imported by the
+``lambda`` target's modules only, when used.
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import json
 import logging
 import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from serverless_hpc import aws, workloads
+from serverless_hpc import aws, journal, workloads
 from serverless_hpc.contract import (
-    OUT_OF_MEMORY,
     PLATFORM_ERROR,
     THROTTLED,
     TIMEOUT,
@@ -52,26 +65,52 @@ from serverless_hpc.contract import (
     validate_response,
 )
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
+from serverless_hpc.netloop import LoopThread, drain
 from serverless_hpc.pricing import CostLedger, lambda_invocation_cost, s3_requests_cost
-from serverless_hpc.retry import Backoff
 from serverless_hpc.store_base import Store
+from serverless_hpc.targets.aws_deadline import bound
 from serverless_hpc.targets.aws_session import open_session, require_boto3
-from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
+from serverless_hpc.targets.base import (
+    MAX_CONCURRENCY,
+    Target,
+    TargetSettings,
+    TargetUnavailable,
+    TimedOutcome,
+)
+from serverless_hpc.targets.lambda_dispatch import (
+    Attempts,
+    Dispatcher,
+    InvokeError,
+    Reply,
+    Signer,
+)
+from serverless_hpc.targets.lambda_reply import (
+    Report,
+    decode_tail,
+    function_error,
+    instance_of,
+    parse_report,
+)
 
 log = logging.getLogger(__name__)
 
-#: Error codes worth retrying: throttling and Lambda's transient "not ready / busy" states.
+#: Error codes that say the function did not run, so re-sending cannot run it twice:
+#: throttling and Lambda's transient "not ready" state. (A ``ServiceException`` may come
+#: after the function ran: it is a failure, not re-sent.)
 RETRYABLE_CODES: Final = frozenset(
     {
         "TooManyRequestsException",
         "ThrottlingException",
         "EC2ThrottledException",
         "ResourceNotReadyException",
-        "ServiceException",
     }
 )
-BACKOFF_BASE_S: Final = 0.25
-BACKOFF_CAP_S: Final = 8.0
+#: The codes among those that are throttling (counted in ``Outcome.throttled``).
+THROTTLE_CODES: Final = frozenset(
+    {"TooManyRequestsException", "ThrottlingException", "EC2ThrottledException"}
+)
+#: Deadline of the one ``GetAccountSettings`` call that reads the account's concurrency.
+SETTINGS_DEADLINE_S: Final = 20.0
 MAX_ATTEMPTS: Final = 50
 #: Bound on waiting for a memory update to finish (``function_updated_v2``, 1 s polls).
 MEMORY_UPDATE_TIMEOUT_S: Final = 300
@@ -85,77 +124,15 @@ def known_options() -> frozenset[str]:
     return BASE_OPTIONS | {f"function.{w}" for w in workloads.names()}
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
-    """The platform's REPORT line for one invocation."""
-
-    duration_ms: float | None = None
-    billed_ms: float | None = None
-    memory_mb: int | None = None
-    max_memory_mb: float | None = None
-    init_ms: float | None = None
+def _outcome_of(error_type: str, message: str) -> Outcome:
+    """A failed invocation's outcome (nothing measured)."""
+    return Outcome(response=error_response(error_type, message), cold=False)
 
 
-def decode_tail(log_result: str | None) -> str:
-    """The invocation's log tail (``LogResult`` is base64 of the last 4 KB)."""
-    if not log_result:
-        return ""
-    return base64.b64decode(log_result).decode("utf-8", errors="replace")
-
-
-def parse_report(log_text: str) -> Report | None:
-    """The REPORT line's figures; ``None`` when the tail holds no REPORT line.
-
-    The line is tab-separated ``Key: value unit`` fields after ``REPORT RequestId: ...``.
-    """
-    line = next((ln for ln in reversed(log_text.splitlines()) if ln.startswith("REPORT ")), None)
-    if line is None:
-        return None
-    fields: dict[str, str] = {}
-    for part in line.split("\t"):
-        key, sep, value = part.strip().partition(": ")
-        if sep:
-            fields[key] = value.split()[0] if value.split() else ""
-
-    def num(key: str) -> float | None:
-        try:
-            return float(fields[key]) if key in fields else None
-        except ValueError:
-            return None
-
-    mem = num("Memory Size")
-    return Report(
-        duration_ms=num("Duration"),
-        billed_ms=num("Billed Duration"),
-        memory_mb=int(mem) if mem is not None else None,
-        max_memory_mb=num("Max Memory Used"),
-        init_ms=num("Init Duration"),
-    )
-
-
-def _function_error(payload: Any, report: Report | None) -> dict[str, Any]:
-    """Map a ``FunctionError`` payload onto the contract's failure envelope."""
-    etype = str(payload.get("errorType", "")) if isinstance(payload, dict) else ""
-    emsg = str(payload.get("errorMessage", payload)) if isinstance(payload, dict) else str(payload)
-    text = f"{etype}: {emsg}" if etype else emsg
-    if "Task timed out" in emsg or etype == "Sandbox.Timedout":
-        return error_response(TIMEOUT, f"function timed out: {text}")
-    oom = (
-        report is not None
-        and report.memory_mb is not None
-        and report.max_memory_mb is not None
-        and report.max_memory_mb >= report.memory_mb
-    )
-    if oom or etype == "Runtime.OutOfMemory":
-        return error_response(OUT_OF_MEMORY, f"function ran out of memory: {text}")
-    return error_response(PLATFORM_ERROR, f"function error: {text}")
-
-
-def _instance_of(runtime: dict[str, Any]) -> str | None:
-    """The execution environment: its log stream (unique), else the pid the handler saw."""
-    if isinstance(runtime.get("instance"), str):
-        return str(runtime["instance"])
-    return str(runtime["pid"]) if "pid" in runtime else None
+def _failed(error_type: str, message: str) -> TimedOutcome:
+    """A request that was never sent: a failed outcome at this instant."""
+    now = time.time()
+    return TimedOutcome(_outcome_of(error_type, message), 0.0, now, now)
 
 
 #: Lambda's longest function timeout (15 minutes).
@@ -177,12 +154,13 @@ class LambdaTarget(Target):
         lambda_client: Any = None,
         cfn_client: Any = None,
         s3_client: Any = None,
+        dispatcher: Dispatcher | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        """``lambda_client``/``cfn_client``/``s3_client``/``sleep``/``clock``/``rng`` are
-        test seams."""
+        """``lambda_client``/``cfn_client``/``s3_client``/``dispatcher`` (the Invoke data
+        plane)/``sleep``/``clock``/``rng`` are test seams."""
         super().__init__(settings)
         if settings.timeout_s is not None and settings.timeout_s > LAMBDA_MAX_TIMEOUT_S:
             raise TargetUnavailable(
@@ -190,17 +168,38 @@ class LambdaTarget(Target):
                 f"timeout of {LAMBDA_MAX_TIMEOUT_S:g} s"
             )
         require_boto3(self.name)
+        try:
+            import aiohttp  # noqa: F401 - the Invoke fan-out's HTTP client
+        except ImportError as exc:
+            raise TargetUnavailable(
+                f"lambda: aiohttp is not installed ({exc}); pip install 'serverless-hpc[aws]'"
+            ) from exc
         extra = self.target_options()
         self.prefix = extra.get("stack_prefix", aws.DEFAULT_STACK_PREFIX)
         self.region = extra.get("region")
         self.profile = extra.get("profile")
         self.architecture = extra.get("architecture")
-        try:
-            self._max_parallel = int(extra.get("max_parallel", settings.concurrency or 64))
-        except ValueError:
-            raise TargetUnavailable("lambda: max_parallel must be an integer") from None
-        if self._max_parallel < 1:
-            raise TargetUnavailable("lambda: max_parallel must be >= 1")
+        #: The in-flight limit and where it came from (see :attr:`max_parallel`); an
+        #: explicit one now, else the account's, read on first use.
+        self._max_parallel: int | None = None
+        self._limit_source = ""
+        if "max_parallel" in extra:
+            try:
+                self._max_parallel = int(extra["max_parallel"])
+            except ValueError:
+                raise TargetUnavailable("lambda: max_parallel must be an integer") from None
+            self._limit_source = "--target-opt max_parallel"
+        elif settings.concurrency is not None:
+            self._max_parallel, self._limit_source = settings.concurrency, "--concurrency"
+        if self._max_parallel is not None and not 1 <= self._max_parallel <= MAX_CONCURRENCY:
+            raise TargetUnavailable(f"lambda: max_parallel must be >= 1 and <= {MAX_CONCURRENCY}")
+        self._account_limits: dict[str, Any] = {}
+        self._dispatcher = dispatcher
+        self._dispatch_lock = threading.Lock()
+        #: The network loop of this target's own HTTP: the Invoke fan-out and the boto3
+        #: clients it makes (each exchange under one total deadline).
+        self._net = LoopThread("lambda-net")
+        self._slots: asyncio.Semaphore | None = None
         #: One function per workload spec, each one's own cold-start state.
         self.workloads = workloads.names()
         self.functions: dict[str, str] = {
@@ -232,7 +231,7 @@ class LambdaTarget(Target):
     # -- setup ---------------------------------------------------------------------------
     def open(self) -> None:
         """Create clients and read function names from the stack outputs."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
         from serverless_hpc.aws.outputs import OutputsUnavailable, function_outputs
 
@@ -249,6 +248,16 @@ class LambdaTarget(Target):
             self.functions = {**outs.functions, **self.functions}
             self.architecture = self.architecture or outs.architecture
         log.info("lambda functions: %s (%s)", self.functions, self.architecture)
+        try:  # a driver that died mid-sweep left a function's memory changed: put it back first
+            journal.restore_leftovers(
+                f"lambda:{self.region}",
+                lambda entry: self._update_memory(entry.resource, entry.original),
+            )
+        except (BotoCoreError, ClientError, WaiterError, OSError) as exc:
+            raise TargetUnavailable(
+                f"lambda: a function's memory left changed by a driver that died could not be "
+                f"restored ({exc})"
+            ) from exc
 
     def _make_clients(self) -> None:
         from botocore.config import Config
@@ -256,19 +265,49 @@ class LambdaTarget(Target):
         session = open_session(self.name, profile=self.profile, region=self.region)
         self.region = session.region_name
         cfg = Config(
-            # Lambda's ceiling is 900 s: the read timeout must outlast the longest invocation.
-            read_timeout=max(self.settings.timeout_s or 900.0, 900.0) + 30.0,
+            # control-plane calls only (configuration updates, waiters); invocations go
+            # through the dispatcher
+            read_timeout=60,
             connect_timeout=10,
-            retries={"max_attempts": 0, "mode": "standard"},  # the loop below retries
-            max_pool_connections=self._max_parallel,
+            retries={"max_attempts": 0, "mode": "standard"},
         )
-        self._lambda = self._lambda or session.client("lambda", config=cfg)
-        self._cfn = self._cfn or session.client("cloudformation")
-        self._s3 = self._s3 or session.client("s3")
+        # made here, so bounded here: every exchange ends by its deadline (aws_deadline)
+        other = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard"})
+        if self._lambda is None:
+            self._lambda = session.client("lambda", config=cfg)
+            bound(self._lambda, self._net)
+        if self._cfn is None:
+            self._cfn = session.client("cloudformation", config=other)
+            bound(self._cfn, self._net)
+        if self._s3 is None:
+            self._s3 = session.client("s3", config=other)
+            bound(self._s3, self._net)
+        self._session = session
+
+    def _dispatch(self) -> Dispatcher:
+        """The Invoke data plane: the control client's endpoint, the session's credentials."""
+        with self._dispatch_lock:
+            if self._dispatcher is None:
+                session = getattr(self, "_session", None) or open_session(
+                    self.name, profile=self.profile, region=self.region
+                )
+                if self._lambda is None:
+                    self._make_clients()
+                endpoint = self._lambda.meta.endpoint_url
+                region = self._lambda.meta.region_name or session.region_name
+                signer = Signer(session.get_credentials(), region)
+                limit = self._max_parallel or MAX_CONCURRENCY
+                self._dispatcher = Dispatcher(endpoint, signer, limit=limit, loop=self._net)
+            return self._dispatcher
 
     def close(self) -> None:
-        """Restore every function's memory size, then write the run's cost ledger."""
+        """Restore every function's memory size, close the data plane, write the cost ledger."""
         self.restore_memory()
+        with self._dispatch_lock:
+            dispatcher, self._dispatcher = self._dispatcher, None
+        if dispatcher is not None:
+            dispatcher.close()
+        self._net.close()  # the bounded boto3 clients' connections with it
         if self.settings.log_dir is None or not self.ledger.lines:
             return
         self.settings.log_dir.mkdir(parents=True, exist_ok=True)
@@ -304,114 +343,213 @@ class LambdaTarget(Target):
 
     @property
     def max_parallel(self) -> int:
-        """In-flight invocations the driver should keep (bounded by the connection pool)."""
+        """Invocations in flight at once: the explicit limit, else the account's concurrency.
+
+        The account's comes from ``GetAccountSettings`` (read once): the unreserved
+        concurrency functions without a reservation share, else the account's total. When it
+        cannot be read, Lambda's default quota (1,000), and the log and :meth:`describe` say
+        so.
+        """
+        if self._max_parallel is None:
+            self._max_parallel = self._account_limit()
         return self._max_parallel
 
+    def _account_limit(self) -> int:
+        try:
+            limits = self._dispatch().account_limits(deadline_s=SETTINGS_DEADLINE_S)
+        except (InvokeError, TimeoutError, TargetUnavailable) as exc:
+            log.warning(
+                "lambda: cannot read the account's concurrency (%s); assuming Lambda's "
+                "default of %d",
+                exc,
+                MAX_CONCURRENCY,
+            )
+            self._limit_source = f"Lambda's default quota (GetAccountSettings failed: {exc})"
+            return MAX_CONCURRENCY
+        self._account_limits = {
+            k: limits[k]
+            for k in ("ConcurrentExecutions", "UnreservedConcurrentExecutions")
+            if isinstance(limits.get(k), int)
+        }
+        for key in ("UnreservedConcurrentExecutions", "ConcurrentExecutions"):
+            value = self._account_limits.get(key)
+            if isinstance(value, int) and value > 0:
+                self._limit_source = f"GetAccountSettings AccountLimit.{key}"
+                return min(value, MAX_CONCURRENCY)
+        self._limit_source = "Lambda's default quota (GetAccountSettings gave no limit)"
+        return MAX_CONCURRENCY
+
     def describe(self) -> dict[str, Any]:
-        """Region, functions, architecture and stack prefix."""
+        """Region, functions, architecture, stack prefix and the in-flight limit (and why)."""
         return {
             "region": self.region,
             "functions": dict(self.functions),
             "architecture": self.architecture,
             "stack_prefix": self.prefix,
             "prices_as_of": self.prices.as_of,
+            "max_parallel": self.max_parallel,
+            "max_parallel_source": self._limit_source,
+            "account_limits": dict(self._account_limits),
         }
 
     # -- invocation ----------------------------------------------------------------------
+    batch_native = True
+
     def invoke(
         self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
     ) -> Outcome:
         """One synchronous invocation; see the module docstring. Never raises."""
+        return self.invoke_batch([request], timeout_s=timeout_s, force_cold=force_cold)[0].outcome
+
+    def invoke_batch(
+        self, requests: Sequence[dict[str, Any]], *, timeout_s: float, force_cold: bool = False
+    ) -> list[TimedOutcome]:
+        """A whole fan-out at once, at most :attr:`max_parallel` in flight; never raises.
+
+        One coroutine per request that may be in flight (``min(fan-out, max_parallel)``),
+        each taking the next request when its last one is answered. ``client_ms`` of each
+        is from its first send to its answer (backoffs included, the wait for a slot not).
+        """
         from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
         deadline = self._clock() + timeout_s
-        workload = str(request.get("workload", ""))
-        fn = self.functions.get(workload)
-        if fn is None:
-            return Outcome(
-                response=error_response(
-                    "InvalidRequest", f"field 'workload': no function for {workload!r}"
-                ),
-                cold=False,
-            )
-        wait_ms = None
+        workloads_ = {str(r.get("workload", "")) for r in requests}
+        waited: dict[str, float] = {}
+        refused: dict[str, str] = {}
         if force_cold:
-            t0 = self._clock()
-            try:
-                self.retire_warm(workload, deadline)
-            except (BotoCoreError, ClientError, WaiterError) as exc:
-                msg = f"could not force a cold start of {fn}: {exc}"
-                return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=False)
-            wait_ms = (self._clock() - t0) * 1e3
-        body = json.dumps(request).encode()
+            for workload in sorted(workloads_ & set(self.functions)):
+                t0 = self._clock()
+                try:
+                    self.retire_warm(workload, deadline)
+                except (BotoCoreError, ClientError, WaiterError) as exc:
+                    fn = self.functions[workload]
+                    refused[workload] = f"could not force a cold start of {fn}: {exc}"
+                waited[workload] = (self._clock() - t0) * 1e3
         try:
-            outcome = self._invoke_with_retry(fn, body, deadline, timeout_s)
+            dispatcher = self._dispatch()
+            limit = self.max_parallel
+        except TargetUnavailable as exc:
+            return [_failed(PLATFORM_ERROR, str(exc)) for _ in requests]
+        try:
+            waves = -(-len(requests) // limit)  # each request's deadline starts when sent
+            timed = dispatcher.loop.run(
+                self._fan_out(dispatcher, requests, timeout_s, limit, refused),
+                timeout_s=(waves + 1) * timeout_s,
+            )
         finally:
             if force_cold:
                 with self._cold_state_lock:
-                    self._fresh[workload] = False  # an environment of this function is warm now
-        if wait_ms is not None:
-            # part of the driver's client_ms that went to retiring warm environments
-            outcome.extra["force_cold_wait_ms"] = wait_ms
-        return outcome
+                    for workload in workloads_ & set(self.functions):
+                        self._fresh[workload] = False  # an environment is warm now
+        for req, t in zip(requests, timed, strict=True):
+            wait_ms = waited.get(str(req.get("workload", "")))
+            if wait_ms is not None:
+                # the driver's wait for the warm environments to retire, before sending
+                t.outcome.extra["force_cold_wait_ms"] = wait_ms
+        return timed
 
-    def _invoke_with_retry(
-        self, fn: str, body: bytes, deadline: float, timeout_s: float
-    ) -> Outcome:
-        from botocore.exceptions import (
-            BotoCoreError,
-            ClientError,
-            ConnectTimeoutError,
-            ReadTimeoutError,
-        )
+    async def _fan_out(
+        self,
+        dispatcher: Dispatcher,
+        requests: Sequence[dict[str, Any]],
+        timeout_s: float,
+        limit: int,
+        refused: dict[str, str],
+    ) -> list[TimedOutcome]:
+        """Send every request, at most ``limit`` at once (:func:`netloop.drain`): a request
+        to re-send waits its backoff outside any slot."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(limit)  # one per target: invoke() shares it
+        out: list[TimedOutcome | None] = [None] * len(requests)
+        jobs: list[Attempts] = []
+        for index, req in enumerate(requests):
+            early = self._refusal(req, refused)
+            if early is not None:
+                out[index] = early
+            else:
+                jobs.append(Attempts(index, req, timeout_s, self._clock, self._rng))
 
-        backoff = Backoff(
-            max(deadline - self._clock(), 0.0),
-            base_s=BACKOFF_BASE_S,
-            cap_s=BACKOFF_CAP_S,
-            clock=self._clock,
-            sleep=self._sleep,
-            rng=self._rng,
-        )
-        for attempt in range(MAX_ATTEMPTS):
+        async def attempt(state: Attempts) -> float | None:
+            delay = await self._attempt(dispatcher, state)
+            if delay is None:
+                out[state.index] = state.finished()
+            return delay
+
+        await drain(jobs, limit, attempt)
+        return [t for t in out if t is not None]
+
+    def _refusal(self, request: dict[str, Any], refused: dict[str, str]) -> TimedOutcome | None:
+        """The outcome of a request that is not sent at all, else None."""
+        workload = str(request.get("workload", ""))
+        if workload not in self.functions:
+            return _failed("InvalidRequest", f"field 'workload': no function for {workload!r}")
+        if workload in refused:
+            return _failed(PLATFORM_ERROR, refused[workload])
+        return None
+
+    async def _attempt(self, dispatcher: Dispatcher, state: Attempts) -> float | None:
+        """Send ``state``'s request once; None when it has its outcome, else the backoff (s)."""
+        assert self._slots is not None
+        fn = self.functions[str(state.request.get("workload", ""))]
+        reply: Reply | InvokeError
+        async with self._slots:
+            state.sending()
             try:
-                resp = self._lambda.invoke(
-                    FunctionName=fn, InvocationType="RequestResponse", LogType="Tail", Payload=body
-                )
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code not in RETRYABLE_CODES:
-                    return Outcome(
-                        response=error_response(PLATFORM_ERROR, f"{fn}: {exc}"), cold=False
-                    )
-                # the whole wait or none: an invocation sent at the deadline could not finish
-                delay = backoff.pause(attempt)
-                if delay is None:
-                    msg = (
-                        f"{fn}: still {code} after {attempt + 1} attempt(s); "
-                        f"the {timeout_s:g} s deadline would pass"
-                    )
-                    return Outcome(response=error_response(THROTTLED, msg), cold=False)
-                log.info("%s: %s, retrying after %.2f s (attempt %d)", fn, code, delay, attempt + 1)
-                continue
-            except (ReadTimeoutError, ConnectTimeoutError) as exc:
-                return Outcome(response=error_response(TIMEOUT, f"{fn}: {exc}"), cold=False)
-            except BotoCoreError as exc:
-                return Outcome(response=error_response(PLATFORM_ERROR, f"{fn}: {exc}"), cold=False)
-            return self._outcome(fn, resp)
-        msg = f"{fn}: throttled {MAX_ATTEMPTS} times within the deadline"
-        return Outcome(response=error_response(THROTTLED, msg), cold=False)
+                reply = await dispatcher.invoke(fn, state.body, deadline_s=state.left())
+            except InvokeError as exc:
+                reply = exc
+        outcome, code, why = self._verdict(fn, reply)
+        if outcome is not None:
+            state.outcome = outcome
+            return None
+        state.throttled += code in THROTTLE_CODES
+        delay = state.backoff.delay(state.attempt)
+        state.attempt += 1
+        if state.left() <= delay or state.attempt >= MAX_ATTEMPTS:
+            kind = THROTTLED if code in THROTTLE_CODES else PLATFORM_ERROR
+            state.outcome = _outcome_of(
+                kind,
+                f"{fn}: still {why} after {state.attempt} attempt(s); the "
+                f"{state.timeout_s:g} s deadline would pass",
+            )
+            return None
+        log.info("%s: %s, retrying after %.2f s (attempt %d)", fn, code, delay, state.attempt)
+        state.retries += 1
+        if self._sleep is not time.sleep:  # tests' fake clock: the wait happens on it
+            self._sleep(delay)
+            return 0.0
+        return delay
 
-    def _outcome(self, fn: str, resp: dict[str, Any]) -> Outcome:
-        """Turn an ``Invoke`` response into an outcome: payload, REPORT, cost, breakdown."""
-        report = parse_report(decode_tail(resp.get("LogResult")))
-        raw = resp["Payload"].read()
+    def _verdict(self, fn: str, reply: Reply | InvokeError) -> tuple[Outcome | None, str, str]:
+        """The outcome of one attempt, or (None, code, why) when it may be re-sent.
+
+        Re-sent only when the function provably did not run: an answer that says so
+        (:data:`RETRYABLE_CODES`) or no connection at all.
+        """
+        if isinstance(reply, InvokeError):
+            if reply.timed_out:
+                return _outcome_of(TIMEOUT, f"{fn}: {reply}"), "", ""
+            if reply.sent:  # it may have reached the platform: never a second invocation
+                return _outcome_of(PLATFORM_ERROR, f"{fn}: {reply}"), "", ""
+            return None, "unreachable", str(reply)
+        if reply.status < 400:
+            return self._outcome(fn, reply), "", ""
+        code = reply.error_code()
+        why = f"{code}: {reply.error_message()}"
+        if code not in RETRYABLE_CODES:
+            return _outcome_of(PLATFORM_ERROR, f"{fn}: HTTP {reply.status} {why}"), "", ""
+        return None, code, why
+
+    def _outcome(self, fn: str, resp: Reply) -> Outcome:
+        """Turn an ``Invoke`` reply into an outcome: payload, REPORT, cost, breakdown."""
+        report = parse_report(decode_tail(resp.headers.get("x-amz-log-result")))
+        raw = resp.body
         try:
             payload: Any = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             payload = raw.decode("utf-8", errors="replace")
-        if resp.get("FunctionError"):
-            response = _function_error(payload, report)
+        if resp.headers.get("x-amz-function-error"):
+            response = function_error(payload, report)
         else:
             try:
                 response = validate_response(payload)
@@ -434,7 +572,7 @@ class LambdaTarget(Target):
             max_rss_mb=report.max_memory_mb if report else runtime.get("max_rss_mb"),
             cost_usd=cost,
             breakdown=self._breakdown(report, response) if cold else {},
-            instance=_instance_of(runtime),
+            instance=instance_of(runtime),
         )
 
     @staticmethod
@@ -497,6 +635,9 @@ class LambdaTarget(Target):
                 self._memory[workload] = int(cfg["MemorySize"])
             if self._memory.get(workload) != memory_mb:
                 self._memory.pop(workload, None)  # unknown until the update is done
+                journal.record(
+                    f"lambda:{self.region}", fn, "memory_mb", self._original_memory[workload]
+                )
                 self._update_memory(fn, memory_mb)
                 with self._cold_state_lock:
                     self._fresh[workload] = True
@@ -522,6 +663,7 @@ class LambdaTarget(Target):
             fn = self.functions[workload]
             if self._memory.get(workload) == original:
                 del self._original_memory[workload]
+                journal.clear(f"lambda:{self.region}", fn, "memory_mb")
                 continue
             try:
                 self._update_memory(fn, original)
@@ -537,6 +679,7 @@ class LambdaTarget(Target):
                 continue
             self._memory[workload] = original
             del self._original_memory[workload]
+            journal.clear(f"lambda:{self.region}", fn, "memory_mb")
             log.info("%s: memory restored to %d MB", fn, original)
 
     # -- forced cold starts --------------------------------------------------------------

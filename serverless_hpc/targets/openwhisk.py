@@ -15,9 +15,11 @@ workload); this target only invokes them, through the same REST client:
   never by the HTTP status alone. An application error whose result is ``{"error":
   <envelope>}`` (the adapter's) is that envelope; a time limit is ``Timeout``; memory
   exhaustion ``OutOfMemory``; anything else the platform did is ``PlatformError``.
-* **Fan-out** runs in the driver's thread pool; this target also holds a semaphore of
-  :attr:`max_parallel` (at most the namespace's ``concurrentInvocations``), so however wide
-  the pool, no more invocations are in flight than the namespace admits.
+* **Fan-out** is batch-native (:meth:`OpenWhiskTarget.invoke_batch`): the invocations run on
+  the client's network loop, at most :attr:`max_parallel` in flight (``--target-opt
+  max_parallel``, else ``--concurrency``, else the namespace's ``concurrentInvocations``, and
+  never above it), with 429s and re-sends counted per invocation and backoffs outside the
+  in-flight slots (:mod:`serverless_hpc.targets.openwhisk_dispatch`).
 * **Forced cold**: an update of the action (``PUT ?overwrite=true`` with an empty body) bumps
   its version, and invokers do not reuse containers of older versions, so the next activation
   starts a new container. With several forced-cold invocations of one action in flight, one
@@ -31,11 +33,12 @@ workload); this target only invokes them, through the same REST client:
 
 Target options (``--target-opt key=value``): ``project``, ``package``, ``config_file`` (a
 ``.wskprops``), ``insecure`` (true/false), ``max_parallel`` (default: ``--concurrency``, else
-64; never above the namespace's ``concurrentInvocations``).
+the namespace's ``concurrentInvocations``; never above it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -44,25 +47,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from serverless_hpc import workloads
+from serverless_hpc import journal, workloads
 from serverless_hpc.contract import (
     INVALID_REQUEST,
     NOT_FOUND,
     OUT_OF_MEMORY,
     PLATFORM_ERROR,
-    THROTTLED,
     TIMEOUT,
     error_response,
     validate_response,
 )
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
+from serverless_hpc.netloop import drain
 from serverless_hpc.openwhisk.client import (
-    MAX_BLOCKING_WAIT_MS,
-    ActivationTimeout,
-    ConflictError,
     OpenWhiskClient,
     OpenWhiskError,
-    ThrottledError,
 )
 from serverless_hpc.openwhisk.config import CredentialsError, load_credentials
 from serverless_hpc.openwhisk.deploy import (
@@ -71,14 +70,19 @@ from serverless_hpc.openwhisk.deploy import (
     STORE_PARAM,
     is_managed,
 )
-from serverless_hpc.retry import Backoff
 from serverless_hpc.store_base import Store
-from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
+from serverless_hpc.targets.base import (
+    MAX_CONCURRENCY,
+    Target,
+    TargetSettings,
+    TargetUnavailable,
+    TimedOutcome,
+)
+from serverless_hpc.targets.openwhisk_dispatch import Call, attempt
 
 log = logging.getLogger(__name__)
 
 OPTIONS: Final = frozenset({"project", "package", "config_file", "insecure", "max_parallel"})
-DEFAULT_MAX_PARALLEL: Final = 64
 _TRUE: Final = {"1", "true", "yes", "on"}
 _FALSE: Final = {"0", "false", "no", "off"}
 
@@ -198,7 +202,7 @@ class OpenWhiskTarget(Target):
         except CredentialsError as exc:
             raise TargetUnavailable(f"openwhisk: {exc}") from None
         try:
-            import requests  # noqa: F401
+            import aiohttp  # noqa: F401 - the client's HTTP
         except ImportError:
             raise TargetUnavailable(
                 "openwhisk: needs the 'openwhisk' extra (pip install 'serverless-hpc[openwhisk]')"
@@ -212,7 +216,9 @@ class OpenWhiskTarget(Target):
             ) from None
         if self._requested_parallel is not None and self._requested_parallel < 1:
             raise TargetUnavailable("openwhisk: max_parallel must be >= 1")
-        self._parallel = self._requested_parallel or DEFAULT_MAX_PARALLEL
+        # no request: the namespace's concurrentInvocations, which open() reads and caps to
+        self._parallel = self._requested_parallel or MAX_CONCURRENCY
+        self._aslots: asyncio.Semaphore | None = None
         self._client: OpenWhiskClient | None = None
         self._slots = threading.BoundedSemaphore(self._parallel)
         self._actions: dict[str, int | None] = {}
@@ -239,6 +245,14 @@ class OpenWhiskTarget(Target):
             self._parallel = concurrent
             self._slots = threading.BoundedSemaphore(concurrent)
         self._client = client
+        try:  # a driver that died mid-sweep left an action's memory changed: put it back first
+            journal.restore_leftovers(self._journal_platform(), self._restore_leftover)
+        except (OpenWhiskError, OSError) as exc:
+            self.close()
+            raise TargetUnavailable(
+                f"openwhisk: an action's memory left changed by a driver that died could not "
+                f"be restored ({exc}); 'shpc ow apply' resets it"
+            ) from None
 
     def _discover(self, client: OpenWhiskClient) -> object:
         """Read the applied actions' memory; return the namespace's concurrency limit."""
@@ -284,6 +298,8 @@ class OpenWhiskTarget(Target):
             if current == memory_mb:
                 return
             self._original_memory.setdefault(workload, current)
+            if current is not None:  # journalled before the change (see serverless_hpc.journal)
+                journal.record(self._journal_platform(), workload, "memory_mb", current)
             self._put_memory(workload, memory_mb)
         log.info("%s/%s: memory set to %d MB", self.package, workload, memory_mb)
 
@@ -301,6 +317,7 @@ class OpenWhiskTarget(Target):
             for workload, original in list(self._original_memory.items()):
                 if original is None or self._actions.get(workload) == original:
                     del self._original_memory[workload]
+                    journal.clear(self._journal_platform(), workload, "memory_mb")
                     continue
                 try:
                     self._put_memory(workload, original)
@@ -313,6 +330,19 @@ class OpenWhiskTarget(Target):
                     )
                     continue
                 del self._original_memory[workload]
+                journal.clear(self._journal_platform(), workload, "memory_mb")
+
+    def _journal_platform(self) -> str:
+        """This project's actions on this controller and namespace, as the journal names them."""
+        creds = self.credentials
+        return f"openwhisk:{creds.base_url}/{creds.namespace}/{self.package}"
+
+    def _restore_leftover(self, entry: journal.Entry) -> bool:
+        """Put back an action memory a dead driver journalled; False for a gone action."""
+        if entry.resource not in self._actions:
+            return False
+        self._put_memory(entry.resource, entry.original)
+        return True
 
     def close(self) -> None:
         """Restore the actions' memory, then close the HTTP session."""
@@ -351,87 +381,83 @@ class OpenWhiskTarget(Target):
         """Invocations in flight at once (the namespace's concurrency limit at most)."""
         return self._parallel
 
+    def _parallel_source(self) -> str:
+        """Where :attr:`max_parallel` came from (recorded in run.json)."""
+        concurrent = self._limits.get("concurrentInvocations")
+        from_namespace = isinstance(concurrent, int) and concurrent == self._parallel
+        capped = from_namespace and self._parallel < (self._requested_parallel or 0)
+        if self._requested_parallel is not None and not capped:
+            return "--target-opt max_parallel or --concurrency"
+        if from_namespace:
+            return "namespace limits concurrentInvocations"
+        return f"no namespace limit reported: the driver's largest fan-out ({MAX_CONCURRENCY})"
+
     def describe(self) -> dict[str, Any]:
-        """Endpoint, namespace, package and each action's memory (never the AUTH key)."""
+        """Endpoint, namespace, package, each action's memory and the in-flight limit and
+        where it came from (never the AUTH key)."""
         return {
             "apihost": self.credentials.apihost,
             "namespace": self.credentials.namespace,
             "project": self.project,
             "package": self.package,
             "max_parallel": self._parallel,
+            "max_parallel_source": self._parallel_source(),
             "memory_mb": self.settings.memory_mb,
             "actions_memory_mb": dict(self._actions),
         }
+
+    batch_native = True
 
     def invoke(
         self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
     ) -> Outcome:
         """Invoke the workload's action and read its activation record."""
+        return self.invoke_batch([request], timeout_s=timeout_s, force_cold=force_cold)[0].outcome
+
+    def invoke_batch(
+        self, requests: Sequence[dict[str, Any]], *, timeout_s: float, force_cold: bool = False
+    ) -> list[TimedOutcome]:
+        """A whole fan-out at once, at most :attr:`max_parallel` in flight; never raises
+        for a failed invocation (see :mod:`serverless_hpc.targets.openwhisk_dispatch`)."""
         if self._client is None:
             raise RuntimeError("OpenWhiskTarget.invoke before open()")
+        client = self._client
+        out: list[TimedOutcome | None] = [None] * len(requests)
+        calls: list[Call] = []
+        for index, request in enumerate(requests):
+            refusal = self._refusal(request)
+            if refusal is not None:
+                now = time.time()
+                out[index] = TimedOutcome(Outcome(response=refusal, cold=False), 0.0, now, now)
+            else:
+                name = f"{self.package}/{request['workload']}"
+                calls.append(Call(index, name, request, timeout_s, force_cold=force_cold))
+        limit = self._parallel
+
+        async def one(call: Call) -> float | None:
+            if self._aslots is None:
+                self._aslots = asyncio.Semaphore(limit)  # one per target, on its loop
+            delay = await attempt(client, self._aslots, call)
+            if delay is None:
+                outcome = call.outcome or outcome_from_activation(call.record or {})
+                out[call.index] = call.finished(outcome)
+            return delay
+
+        waves = -(-len(calls) // limit)  # each call's deadline starts when it is sent
+        client.loop.run(drain(calls, limit, one), timeout_s=(waves + 1) * timeout_s)
+        return [t for t in out if t is not None]
+
+    def _refusal(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """The failure envelope of a request that is not sent at all, else None."""
         workload = request.get("workload")
         if not isinstance(workload, str) or workload not in self._actions:
             msg = (
                 f"field 'workload': {workload!r} is not applied as an action of package "
                 f"{self.package!r} (applied: {', '.join(sorted(self._actions)) or 'none'})"
             )
-            return Outcome(response=error_response(NOT_FOUND, msg), cold=False)
+            return error_response(NOT_FOUND, msg)
         size = len(json.dumps(request).encode())
         if size > PAYLOAD_MAX_BYTES:
             msg = f"request is {size} bytes, over OpenWhisk's {PAYLOAD_MAX_BYTES} bytes payload cap"
-            return Outcome(response=error_response(INVALID_REQUEST, msg), cold=False)
-        name = f"{self.package}/{workload}"
-        deadline = time.monotonic() + timeout_s
-        with self._slots:
-            try:
-                record = self._run(name, request, deadline, force_cold)
-            except ActivationTimeout as exc:
-                return Outcome(response=error_response(TIMEOUT, str(exc)), cold=False)
-            except ThrottledError as exc:  # 429 until the deadline
-                return Outcome(response=error_response(THROTTLED, str(exc)), cold=False)
-            except OpenWhiskError as exc:
-                return Outcome(response=error_response(PLATFORM_ERROR, str(exc)), cold=False)
-        return outcome_from_activation(record)
-
-    def _retire_warm(self, name: str, deadline: float) -> None:
-        """Update the action so its warm containers are not reused (forced cold start).
-
-        Concurrent updates of one action (a forced-cold fan-out) can collide in the
-        controller's store, which answers 409 "Concurrent modification": retry those with
-        backoff within the invocation's deadline.
-        """
-        assert self._client is not None
-        remaining = max(deadline - time.monotonic(), 0.0)
-        last: ConflictError | None = None
-        for _ in Backoff(remaining, base_s=0.05, cap_s=1.0):
-            try:
-                self._client.put_action(name, {}, overwrite=True)
-            except ConflictError as exc:
-                last = exc
-                continue
-            return
-        raise ActivationTimeout(
-            f"{name}: could not update the action to force a cold start: {last}"
-        )
-
-    def _run(
-        self, name: str, request: dict[str, Any], deadline: float, force_cold: bool
-    ) -> dict[str, Any]:
-        assert self._client is not None
-        if force_cold:
-            self._retire_warm(name, deadline)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise ActivationTimeout(f"{name}: no time left to invoke")
-        inv = self._client.invoke(
-            name,
-            request,
-            wait_ms=int(min(remaining * 1000, MAX_BLOCKING_WAIT_MS)),
-            deadline_s=remaining,
-        )
-        if inv.record is not None:
-            return inv.record
-        log.info("activation %s accepted (202); polling", inv.activation_id)
-        return self._client.wait_activation(
-            inv.activation_id, deadline_s=max(deadline - time.monotonic(), 0.0)
-        )
+            return error_response(INVALID_REQUEST, msg)
+        return None

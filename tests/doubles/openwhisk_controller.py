@@ -22,7 +22,12 @@ exercised end to end on a machine without Docker:
 * activation records with ``duration`` (including init), ``response.{status, statusCode,
   success, result}`` and the ``path``, ``kind``, ``limits``, ``timeout``, ``waitTime`` and
   (on a cold start only) ``initTime`` annotations;
-* injectable faults (:meth:`ControllerDouble.inject`) for 429/5xx paths.
+* injectable faults (:meth:`ControllerDouble.inject`) for 429/5xx paths;
+* for fan-out benchmarks: ``simulate_s`` answers invocations without containers (a contract
+  success after that many seconds), ``throttle_share`` answers each invocation with 429
+  with that probability (a seeded draw), ``backlog`` sets the listen backlog (5 by default, as
+  ``http.server``'s: a controller with a short backlog). Run standalone with
+  ``python -m tests.doubles.openwhisk_controller`` (see :func:`main`).
 
 Actions run for real: each container is a Python subprocess running
 ``tests/doubles/openwhisk_runtime.py`` (a double of the action proxy) that executes the
@@ -37,6 +42,7 @@ from __future__ import annotations
 import base64
 import json
 import queue
+import random
 import re
 import secrets
 import socket
@@ -173,7 +179,18 @@ class ControllerDouble:
         container_env: dict[str, str] | None = None,
         python: str = sys.executable,
         log_path: Path | None = None,
+        simulate_s: float | None = None,
+        throttle_share: float = 0.0,
+        backlog: int = 5,
     ) -> None:
+        self.simulate_s = simulate_s
+        self.throttle_share = throttle_share
+        self.backlog = backlog
+        self.throttled = 0
+        self.lost_answers = 0
+        self._invocations = 0
+        self._draw = random.Random(0)  # seeded: a run throttles the same invocations
+        self._sim_idle: dict[tuple[str, str], int] = {}
         self.auth = auth
         self.namespace = namespace
         self.limits = dict(DEFAULT_LIMITS if limits is None else limits)
@@ -221,12 +238,26 @@ class ControllerDouble:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.end_headers()
+                    self.wfile.write(data)
+                except ConnectionError:
+                    with double.lock:
+                        double.lost_answers += 1  # the client left before its answer
+                    raise
 
             do_GET = do_PUT = do_POST = do_DELETE = _serve
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        def handle_error(server: Any, request: Any, client_address: Any) -> None:
+            if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that left: quiet
+                ThreadingHTTPServer.handle_error(server, request, client_address)
+
+        server = type(
+            "Server",
+            (ThreadingHTTPServer,),
+            {"request_queue_size": self.backlog, "handle_error": handle_error},
+        )
+        self._server = server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         if self.log_path is not None:
             self._log = self.log_path.open("a")
@@ -280,6 +311,8 @@ class ControllerDouble:
         split = urlsplit(raw_path)
         query = {k: v[-1] for k, v in parse_qs(split.query).items()}
         path = split.path
+        if path.startswith("/_double/"):  # the benchmark's counters, not OpenWhisk's API
+            return self._counters(path)
         with self.lock:
             self.calls.append((method, path, query))
         try:
@@ -296,6 +329,18 @@ class ControllerDouble:
             return self._route(method, path, query, body)
         except _Reply as reply:
             return reply.status, reply.body
+
+    def _counters(self, path: str) -> tuple[int, Any]:
+        """``/_double/stats``: invocations, 429s and the peak in flight; ``/_double/reset``."""
+        with self.lock:
+            if path == "/_double/reset":
+                self.max_in_flight = self.throttled = self._invocations = self.lost_answers = 0
+            return 200, {
+                "requests": self._invocations,
+                "lost_answers": self.lost_answers,
+                "throttled": self.throttled,
+                "peak_in_flight": self.max_in_flight,
+            }
 
     def _authenticate(self, authorization: str | None) -> None:
         expected = "Basic " + base64.b64encode(self.auth.encode()).decode()
@@ -491,6 +536,10 @@ class ControllerDouble:
             action = self.actions.get(name)
             if action is None:
                 raise self._err(404, "The requested resource does not exist.")
+            self._invocations += 1
+            if self._draw.random() < self.throttle_share:  # each one with that chance
+                self.throttled += 1
+                raise self._err(429, "Too many requests in the last minute (throttled).")
             in_flight = sum(1 for a in self.activations.values() if not a.done.is_set())
             allowed = self.limits["concurrentInvocations"]
             if in_flight >= allowed:
@@ -504,9 +553,16 @@ class ControllerDouble:
             self.activations[act.activation_id] = act
             self.max_in_flight = max(self.max_in_flight, in_flight + 1)
         received = time.monotonic()
-        threading.Thread(
-            target=self._execute, args=(name, snapshot, payload, act, received), daemon=True
-        ).start()
+        if self.simulate_s is not None and query.get("blocking") == "true":
+            self._simulate(name, snapshot, payload, act)  # in this request's thread
+        elif self.simulate_s is not None:
+            threading.Thread(
+                target=self._simulate, args=(name, snapshot, payload, act), daemon=True
+            ).start()
+        else:
+            threading.Thread(
+                target=self._execute, args=(name, snapshot, payload, act, received), daemon=True
+            ).start()
         if query.get("blocking") != "true":
             return 202, {"activationId": act.activation_id}
         wait_s = self.blocking_wait_s
@@ -520,6 +576,51 @@ class ControllerDouble:
         if query.get("result") == "true":
             return status, record["response"]["result"]
         return status, record
+
+    def _simulate(
+        self, name: str, action: dict[str, Any], payload: dict[str, Any], act: Activation
+    ) -> None:
+        """A simulated activation: a contract success after ``simulate_s``, no container."""
+        assert self.simulate_s is not None
+        key = (name, action["version"])
+        with self.lock:
+            cold = self._sim_idle.get(key, 0) == 0
+            if not cold:
+                self._sim_idle[key] -= 1
+        start_ms = int(time.time() * 1000)
+        time.sleep(self.simulate_s)
+        end_ms = int(time.time() * 1000)
+        with self.lock:
+            self._sim_idle[key] = self._sim_idle.get(key, 0) + 1
+        result = {
+            "ok": True,
+            "workload": str(payload.get("workload", "")),
+            "result": {},
+            "timings": {"load_ms": 0.0, "compute_ms": self.simulate_s * 1e3},
+            "cold_start": cold,
+            "runtime": {"platform": "openwhisk"},
+        }
+        annotations = [
+            {"key": "path", "value": f"{self.namespace}/{name}"},
+            {"key": "waitTime", "value": 0},
+            {"key": "timeout", "value": False},
+            {"key": "limits", "value": action["limits"]},
+        ]
+        if cold:
+            annotations.append({"key": "initTime", "value": 0})
+        act.record = {
+            "activationId": act.activation_id,
+            "namespace": self.namespace,
+            "name": action["name"],
+            "version": action["version"],
+            "start": start_ms,
+            "end": end_ms,
+            "duration": end_ms - start_ms,
+            "response": {"status": "success", "statusCode": 0, "success": True, "result": result},
+            "logs": [],
+            "annotations": annotations,
+        }
+        act.done.set()
 
     def _acquire(self, key: tuple[str, str], env: dict[str, str]) -> tuple[Container, bool]:
         with self.lock:
@@ -660,3 +761,39 @@ class ControllerDouble:
         with self.lock:
             pkg = self.packages.get(name.split("/", maxsplit=1)[0])
         return list(pkg["parameters"]) if pkg else []
+
+
+def main() -> None:
+    """Serve standalone with the project's classify action applied, simulated (for
+    ``benchmarks/fanout.py``); print ``PORT <port> <auth>`` once ready."""
+    import argparse
+
+    from serverless_hpc.openwhisk import deploy
+    from serverless_hpc.openwhisk.client import OpenWhiskClient
+    from serverless_hpc.openwhisk.config import Credentials
+
+    parser = argparse.ArgumentParser(description="OpenWhisk controller test double")
+    parser.add_argument("--simulate-s", type=float, default=0.2)
+    parser.add_argument("--throttle", type=float, default=0.0)
+    parser.add_argument("--concurrency", type=int, default=1000)
+    parser.add_argument("--backlog", type=int, default=5)
+    args = parser.parse_args()
+    limits = {**DEFAULT_LIMITS, "concurrentInvocations": args.concurrency}
+    double = ControllerDouble(
+        limits=limits,
+        simulate_s=args.simulate_s,
+        throttle_share=args.throttle,
+        backlog=args.backlog,
+    )
+    with double:
+        client = OpenWhiskClient(Credentials(apihost=double.apihost, auth=double.auth))
+        cfg = deploy.ProjectConfig(workloads=("classify",), images={"lean": "img:1"})
+        deploy.apply(client, cfg)
+        client.close()
+        sys.stdout.write(f"PORT {double.apihost.rsplit(':', 1)[1]} {double.auth}\n")
+        sys.stdout.flush()
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

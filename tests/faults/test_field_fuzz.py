@@ -106,6 +106,7 @@ def _base() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         "memory_mb": 1024,
         "oversubscribed": False,
         "shards": 2,
+        "max_parallel": 64,
         "workers": 1,
         "repeat": 0,
         "mode": "natural",

@@ -1,34 +1,38 @@
-"""The ``lambda`` target against botocore's ``Stubber`` (the real client, canned responses).
+"""The ``lambda`` target: control plane on botocore's ``Stubber``, Invoke on the HTTP double.
 
-Stubber validates every request against the Lambda API model and returns the responses
-queued here, in order; nothing reaches AWS. What it does not emulate: Lambda itself (timing,
+Stubber validates every control-plane request (configuration updates, waiters) against the
+Lambda API model and returns the responses queued here, in order. Invocations go over HTTP
+to the Invoke endpoint double (``tests/doubles/lambda_invoke.py``), which answers the ones
+queued here, in order. Nothing reaches AWS. What neither emulates: Lambda itself (timing,
 scaling, throttling decisions), so those arrive as the documented response/error shapes.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import json
+from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from botocore.response import StreamingBody
+from botocore.credentials import Credentials
 from botocore.stub import ANY, Stubber
 
 from serverless_hpc import workloads
 from serverless_hpc.retry import Backoff
-from serverless_hpc.targets.aws_lambda import (
+from serverless_hpc.targets.aws_lambda import LambdaTarget, parse_report
+from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
+from serverless_hpc.targets.lambda_dispatch import (
     BACKOFF_BASE_S,
     BACKOFF_CAP_S,
-    LambdaTarget,
-    parse_report,
+    Dispatcher,
+    Signer,
 )
-from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
 from tests.doubles.clock import FakeClock
+from tests.doubles.lambda_invoke import InvokeDouble
 
 #: One function per workload spec, as the deployment's outputs name them.
 FUNCTIONS = {w: f"fn-{w}" for w in workloads.names()}
@@ -53,9 +57,52 @@ def tail(report: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def body(obj: object) -> StreamingBody:
-    raw = json.dumps(obj).encode()
-    return StreamingBody(io.BytesIO(raw), len(raw))
+Answer = tuple[int, dict[str, str], bytes]
+
+
+class Planes:
+    """The control plane on a Stubber, the data plane (Invoke) on the HTTP double.
+
+    Invoke answers and errors queued here go to the double, the rest to the Stubber.
+    """
+
+    def __init__(self, stub: Stubber, double: InvokeDouble) -> None:
+        self.stub = stub
+        self.double = double
+        self.answers: deque[Answer] = deque()
+        double.respond = self.respond
+
+    def respond(self, name: str, payload: object) -> Answer:
+        assert name == "fn-classify", name
+        return self.answers.popleft()
+
+    def add_response(self, operation: str, response: Any, params: Any = None) -> None:
+        self.stub.add_response(operation, response, params)
+
+    def add_client_error(
+        self, operation: str, *, service_error_code: str, http_status_code: int
+    ) -> None:
+        if operation != "invoke":
+            self.stub.add_client_error(
+                operation, service_error_code=service_error_code, http_status_code=http_status_code
+            )
+            return
+        body = json.dumps({"Type": "User", "message": f"{service_error_code} here"}).encode()
+        headers = {"x-amzn-ErrorType": f"{service_error_code}:http://internal.amazon.com/"}
+        self.answers.append((http_status_code, headers, body))
+
+    def assert_no_pending_responses(self) -> None:
+        self.stub.assert_no_pending_responses()
+        assert not self.answers, f"{len(self.answers)} Invoke answers never asked for"
+
+
+#: The double of the running test (make_target points the data plane at it).
+_DOUBLE: dict[str, InvokeDouble] = {}
+
+
+def dispatcher_for(double: InvokeDouble, limit: int = 1000) -> Dispatcher:
+    signer = Signer(Credentials("testing", "testing"), "us-east-1")
+    return Dispatcher(double.url, signer, limit=limit)
 
 
 def success(cold: bool = True) -> dict[str, Any]:
@@ -78,17 +125,21 @@ def success(cold: bool = True) -> dict[str, Any]:
 
 
 @pytest.fixture
-def stubbed() -> Iterator[tuple[Any, Stubber]]:
-    """A real boto3 Lambda client wrapped in a Stubber (test double for the Lambda service)."""
+def stubbed() -> Iterator[tuple[Any, Planes]]:
+    """A real boto3 Lambda client wrapped in a Stubber, and the Invoke double (test doubles
+    for the Lambda service's control and data planes)."""
     client = boto3.client(
         "lambda",
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    with Stubber(client) as stub:
-        yield client, stub
-        stub.assert_no_pending_responses()
+    with InvokeDouble(delay_s=0.0) as double, Stubber(client) as stub:
+        planes = Planes(stub, double)
+        _DOUBLE["now"] = double
+        yield client, planes
+        planes.assert_no_pending_responses()
+        del _DOUBLE["now"]
 
 
 def make_target(
@@ -99,6 +150,7 @@ def make_target(
     target = LambdaTarget(
         TargetSettings(extra=extra, log_dir=tmp),
         lambda_client=client,
+        dispatcher=dispatcher_for(_DOUBLE["now"]),
         sleep=clock.sleep,
         clock=clock,
         rng=lambda: 1.0,
@@ -107,30 +159,17 @@ def make_target(
     return target
 
 
-def invoke_params() -> dict[str, Any]:
-    return {
-        "FunctionName": "fn-classify",
-        "InvocationType": "RequestResponse",
-        "LogType": "Tail",
-        "Payload": ANY,
-    }
-
-
 def queue_invoke(
-    stub: Stubber, report: str, payload: object, *, function_error: str | None = None
+    stub: Planes, report: str, payload: object, *, function_error: str | None = None
 ) -> None:
     """Queue one ``Invoke`` answer for fn-classify: ``report`` in the log tail, ``payload``."""
-    response: dict[str, Any] = {
-        "StatusCode": 200,
-        "LogResult": tail(report),
-        "Payload": body(payload),
-    }
+    headers = {"X-Amz-Log-Result": tail(report)}
     if function_error is not None:
-        response["FunctionError"] = function_error
-    stub.add_response("invoke", response, invoke_params())
+        headers["X-Amz-Function-Error"] = function_error
+    stub.answers.append((200, headers, json.dumps(payload).encode()))
 
 
-def queue_update(stub: Stubber, status: str = "Successful") -> None:
+def queue_update(stub: Planes | Stubber, status: str = "Successful") -> None:
     """Queue a configuration update of fn-classify that ends in ``LastUpdateStatus`` ``status``."""
     stub.add_response("get_function_configuration", {}, {"FunctionName": "fn-classify"})
     stub.add_response(
@@ -160,7 +199,7 @@ def test_parse_report_reads_every_field() -> None:
 
 
 def test_cold_invocation_uses_the_platform_report(
-    stubbed: tuple[Any, Stubber], tmp_path: Path
+    stubbed: tuple[Any, Planes], tmp_path: Path
 ) -> None:
     client, stub = stubbed
     # GIVEN a cold invocation whose REPORT line carries Init Duration
@@ -192,7 +231,7 @@ def test_cold_invocation_uses_the_platform_report(
     assert ledger["total_usd"] == pytest.approx(expected)
 
 
-def test_warm_invocation_has_no_init(stubbed: tuple[Any, Stubber]) -> None:
+def test_warm_invocation_has_no_init(stubbed: tuple[Any, Planes]) -> None:
     client, stub = stubbed
     rep = report_line(duration=95.0, billed=95, memory=2048, used=131, init=None)
     queue_invoke(stub, rep, success(cold=False))
@@ -203,7 +242,7 @@ def test_warm_invocation_has_no_init(stubbed: tuple[Any, Stubber]) -> None:
 
 
 def test_function_error_is_a_failed_invocation_and_still_billed(
-    stubbed: tuple[Any, Stubber],
+    stubbed: tuple[Any, Planes],
 ) -> None:
     client, stub = stubbed
     rep = report_line(duration=60000.0, billed=60000, memory=2048, used=300, init=None)
@@ -226,7 +265,7 @@ def test_function_error_is_a_failed_invocation_and_still_billed(
     }
 
 
-def test_out_of_memory_is_recognised(stubbed: tuple[Any, Stubber]) -> None:
+def test_out_of_memory_is_recognised(stubbed: tuple[Any, Planes]) -> None:
     client, stub = stubbed
     rep = report_line(duration=900.0, billed=900, memory=2048, used=2048, init=None)
     err = {
@@ -238,7 +277,7 @@ def test_out_of_memory_is_recognised(stubbed: tuple[Any, Stubber]) -> None:
     assert out.response["error"]["type"] == "OutOfMemory"
 
 
-def test_malformed_payload_is_a_platform_error(stubbed: tuple[Any, Stubber]) -> None:
+def test_malformed_payload_is_a_platform_error(stubbed: tuple[Any, Planes]) -> None:
     client, stub = stubbed
     rep = report_line(duration=5.0, billed=5, memory=2048, used=100, init=None)
     queue_invoke(stub, rep, {"answer": 42})
@@ -247,7 +286,7 @@ def test_malformed_payload_is_a_platform_error(stubbed: tuple[Any, Stubber]) -> 
     assert "malformed" in out.response["error"]["message"]
 
 
-def test_throttling_is_retried_with_backoff_then_succeeds(stubbed: tuple[Any, Stubber]) -> None:
+def test_throttling_is_retried_with_backoff_then_succeeds(stubbed: tuple[Any, Planes]) -> None:
     client, stub = stubbed
     clock = FakeClock(now=1000.0)
     for _ in range(2):
@@ -259,9 +298,10 @@ def test_throttling_is_retried_with_backoff_then_succeeds(stubbed: tuple[Any, St
     out = make_target(client, clock).invoke(REQUEST, timeout_s=60)
     assert out.ok
     assert clock.sleeps == [0.25, 0.5]  # exponential (rng pinned to the top of the jitter range)
+    assert (out.throttled, out.retries) == (2, 2)  # counted in the outcome (and the record)
 
 
-def test_throttling_past_the_deadline_is_throttled(stubbed: tuple[Any, Stubber]) -> None:
+def test_throttling_past_the_deadline_is_throttled(stubbed: tuple[Any, Planes]) -> None:
     client, stub = stubbed
     clock = FakeClock(now=1000.0)
     for _ in range(3):
@@ -271,10 +311,11 @@ def test_throttling_past_the_deadline_is_throttled(stubbed: tuple[Any, Stubber])
     out = make_target(client, clock).invoke(REQUEST, timeout_s=1.0)
     assert out.response["error"]["type"] == "Throttled"
     assert "deadline" in out.response["error"]["message"]
+    assert (out.throttled, out.retries) == (3, 2)
     assert sum(clock.sleeps) < 1.0  # never slept past the deadline
 
 
-def test_non_retryable_client_error_is_reported(stubbed: tuple[Any, Stubber]) -> None:
+def test_non_retryable_client_error_is_reported(stubbed: tuple[Any, Planes]) -> None:
     client, stub = stubbed
     stub.add_client_error(
         "invoke", service_error_code="ResourceNotFoundException", http_status_code=404
@@ -284,7 +325,7 @@ def test_non_retryable_client_error_is_reported(stubbed: tuple[Any, Stubber]) ->
     assert "ResourceNotFoundException" in out.response["error"]["message"]
 
 
-def test_forced_cold_updates_configuration_and_waits(stubbed: tuple[Any, Stubber]) -> None:
+def test_forced_cold_updates_configuration_and_waits(stubbed: tuple[Any, Planes]) -> None:
     client, stub = stubbed
     stub.add_response(
         "get_function_configuration",
@@ -311,7 +352,7 @@ def test_forced_cold_updates_configuration_and_waits(stubbed: tuple[Any, Stubber
     assert out.ok and out.cold
 
 
-def test_failed_configuration_update_is_a_failed_invocation(stubbed: tuple[Any, Stubber]) -> None:
+def test_failed_configuration_update_is_a_failed_invocation(stubbed: tuple[Any, Planes]) -> None:
     client, stub = stubbed
     queue_update(stub, status="Failed")
     out = make_target(client).invoke(REQUEST, timeout_s=60, force_cold=True)
@@ -319,7 +360,7 @@ def test_failed_configuration_update_is_a_failed_invocation(stubbed: tuple[Any, 
     assert "cold start" in out.response["error"]["message"]
 
 
-def test_unknown_workload_and_bad_options(stubbed: tuple[Any, Stubber]) -> None:
+def test_unknown_workload_and_bad_options(stubbed: tuple[Any, Planes]) -> None:
     client, _ = stubbed
     out = make_target(client).invoke({"workload": "mine", "params": {}}, timeout_s=5)
     assert out.response["error"]["type"] == "InvalidRequest"
@@ -350,7 +391,7 @@ def test_backoff_is_capped_full_jitter() -> None:
 
 
 def test_one_update_serves_a_cold_fan_out_until_an_invocation_finishes(
-    stubbed: tuple[Any, Stubber],
+    stubbed: tuple[Any, Planes],
 ) -> None:
     client, stub = stubbed
     target = make_target(client)
@@ -370,7 +411,7 @@ def test_one_update_serves_a_cold_fan_out_until_an_invocation_finishes(
 
 
 def test_prepare_batch_retires_warm_environments_before_the_timed_invocations(
-    stubbed: tuple[Any, Stubber],
+    stubbed: tuple[Any, Planes],
 ) -> None:
     client, stub = stubbed
     clock = FakeClock(now=1000.0)

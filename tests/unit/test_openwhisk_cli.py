@@ -30,7 +30,7 @@ def test_cli_module_imports_only_the_standard_library() -> None:
     # GIVEN a fresh interpreter WHEN the CLI module is imported
     code = (
         "import sys, serverless_hpc.openwhisk.cli as c; "
-        "print(sorted(m for m in ('requests', 'pulumi', 'numpy') if m in sys.modules))"
+        "print(sorted(m for m in ('requests', 'aiohttp', 'pulumi', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # THEN no third-party package was loaded

@@ -163,6 +163,6 @@ def test_insecure_switch_turns_off_certificate_verification(ow_env: Path) -> Non
     secure = OpenWhiskClient(Credentials(apihost="ow.example", auth="u:k"))
     insecure = OpenWhiskClient(Credentials(apihost="ow.example", auth="u:k", insecure=True))
     # THEN only the insecure one skips TLS verification, and both speak https
-    assert secure._session.verify is True
-    assert insecure._session.verify is False
+    assert secure.verify is True
+    assert insecure.verify is False
     assert insecure.base_url == "https://ow.example/api/v1"
