@@ -32,6 +32,7 @@ from serverless_hpc.cli_args import (
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_USAGE,
+    add_jobs_per_hour,
     add_target_options,
     check_store_option,
     parse_json,
@@ -47,6 +48,7 @@ PLUGIN_COMMANDS: tuple[str, ...] = (
     "serverless_hpc.aws.cli",
     "serverless_hpc.openwhisk.cli",
     "serverless_hpc.serve.cli",
+    "serverless_hpc.project",
 )
 
 
@@ -63,8 +65,10 @@ log = logging.getLogger("serverless_hpc")
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the report of an existing run directory."""
     from serverless_hpc import report
+    from serverless_hpc.report.cloud import parse_rate
 
-    written = report.build_report(args.run_dir, plots=not args.no_plots)
+    rates = parse_rate(args.jobs_per_hour) if args.jobs_per_hour else None
+    written = report.build_report(args.run_dir, plots=not args.no_plots, jobs_per_hour=rates)
     for path in written.values():
         print(path)
     print(report.terminal_summary(args.run_dir))
@@ -201,6 +205,7 @@ def build_parser(
         action="store_true",
         help="skip the SVG charts (a slightly faster report)",
     )
+    add_jobs_per_hour(r)
     r.set_defaults(func=cmd_report)
 
     c = sub.add_parser(

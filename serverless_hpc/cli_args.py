@@ -118,7 +118,7 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
         type=int,
         help="local-faas concurrency cap / standalone pool size / openwhisk in-flight limit, "
         f"at most {MAX_CONCURRENCY} (default: CPU count, at least 2 for local-faas; "
-        "openwhisk 64)",
+        "standalone: the emulated VM's vCPUs, at most the CPU count; openwhisk 64)",
     )
     g.add_argument(
         "--keep-alive",
@@ -141,6 +141,28 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="target option (repeatable): KEY=VALUE goes to every target of the run that "
         "knows KEY; TARGET.KEY=VALUE to that target only (wins over the plain form)",
+    )
+
+
+def jobs_per_hour(value: str) -> str:
+    """``--jobs-per-hour``: a rate or a range, checked here, passed on as text."""
+    from serverless_hpc.report.cloud import OptionError, parse_rate
+
+    try:
+        parse_rate(value)
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--jobs-per-hour: ")) from None
+    return value
+
+
+def add_jobs_per_hour(p: argparse.ArgumentParser) -> None:
+    """``--jobs-per-hour`` of ``shpc bench`` and ``shpc report``: what the verdict answers."""
+    p.add_argument(
+        "--jobs-per-hour",
+        type=jobs_per_hour,
+        metavar="RATE",
+        help="the arrival rate the verdict (functions or a VM) answers for: a value or a "
+        "range, e.g. 10 or 1-1000 (default 1-1000)",
     )
 
 

@@ -17,6 +17,7 @@ from serverless_hpc.cli_args import (
     EXIT_FAILED_INVOCATIONS,
     EXIT_OK,
     EXIT_REPORT_FAILED,
+    add_jobs_per_hour,
     add_target_options,
     check_model_params,
     check_store_option,
@@ -95,6 +96,7 @@ def add_bench_parser(sub: Any) -> None:
         help=f"run a plan of more than {driver.CONFIRM_ABOVE:,} invocations (refused without it)",
     )
     add_target_options(b)
+    add_jobs_per_hour(b)
     b.set_defaults(func=cmd_bench)
 
 
@@ -260,7 +262,7 @@ def _bench_claimed(args: argparse.Namespace, cfg: Any, lock: Any) -> int:
     finally:
         bars.close()
     print(f"run {run_id}: {result.records} invocations, {result.failed} failed")
-    report_error = build_report_child(out)
+    report_error = build_report_child(out, getattr(args, "jobs_per_hour", None))
     if report_error is None:
         from serverless_hpc.report.build import terminal_summary
 
@@ -349,7 +351,7 @@ def _print_memory_picks(out: Path) -> None:
         print("Which memory size:\n" + text)
 
 
-def build_report_child(out: Path) -> str | None:
+def build_report_child(out: Path, jobs_per_hour: str | None = None) -> str | None:
     """Build the report of ``out`` in a child process; None on success, else what went wrong.
 
     A child keeps the report's libraries (Jinja2, pygal) and its working set out of the
@@ -359,6 +361,8 @@ def build_report_child(out: Path) -> str | None:
     import subprocess
 
     argv = [sys.executable, "-m", "serverless_hpc.report", str(out)]
+    if jobs_per_hour:
+        argv += ["--jobs-per-hour", jobs_per_hour]
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=REPORT_TIMEOUT_S, check=False

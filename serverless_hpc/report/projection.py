@@ -207,8 +207,12 @@ def _request_bytes(data: RunData, workload: str, fanout: int) -> tuple[int, int]
     return total, len(json.dumps({"workload": workload, "params": one}))
 
 
-def projection(data: RunData, profile: PlatformProfile, prices: Prices) -> list[dict[str, Any]]:
-    """Every projected (workload, memory, fan-out), cold and warm; flagged plans included."""
+def projection(
+    data: RunData, profile: PlatformProfile, prices: Prices, extra_fanouts: Sequence[int] = ()
+) -> list[dict[str, Any]]:
+    """Every projected (workload, memory, fan-out), cold and warm; flagged plans included.
+
+    Fan-outs: :data:`FANOUTS`, the run's own and ``extra_fanouts`` (a what-if's)."""
     out = []
     specs = workloads.specs()
     for (workload, mem), fit in sorted(fits(data, profile).items(), key=lambda kv: str(kv[0])):
@@ -222,7 +226,7 @@ def projection(data: RunData, profile: PlatformProfile, prices: Prices) -> list[
         )
         total, req_bytes = _request_bytes(data, workload, 1)
         ran = {int(r["shards"]) for r in data.records if r["workload"] == workload}
-        fanouts = sorted(set(FANOUTS) | ran) if total else [1]
+        fanouts = sorted(set(FANOUTS) | ran | set(extra_fanouts)) if total else [1]
         for n in fanouts:
             row: dict[str, Any] = {"workload": workload, "memory_mb_measured": mem, "fit_n": fit.n}
             cold = project(
