@@ -130,3 +130,24 @@ def test_the_in_memory_node_gives_the_same_field(tmp_path: Path) -> None:
 
 def test_layouts_are_the_squarest_grid() -> None:
     assert [stencil.layout(t) for t in (1, 4, 6, 7, 16)] == [(1, 1), (2, 2), (2, 3), (1, 7), (4, 4)]
+
+
+def test_the_in_memory_node_stops_when_a_tile_process_dies_or_the_deadline_passes() -> None:
+    import queue
+    import time
+    from types import SimpleNamespace
+
+    from serverless_hpc.contract import ContractError
+    from serverless_hpc.workloads.stencil import node
+
+    # a process killed (exit code -9) before it reported: said at once, not at the deadline
+    out: queue.Queue = queue.Queue()
+    out.put((0, {"compute_s": 1.0}, None))
+    procs = [SimpleNamespace(exitcode=0), SimpleNamespace(exitcode=-9)]
+    t0 = time.monotonic()
+    with pytest.raises(ContractError, match="tile process 1 died"):
+        node._collect(out, procs, time.monotonic() + 60)
+    assert time.monotonic() - t0 < 5
+    # a process that never reports: stopped at the deadline
+    with pytest.raises(ContractError, match="no result in time"):
+        node._collect(queue.Queue(), [SimpleNamespace(exitcode=None)], time.monotonic() + 0.2)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
 import time
 from multiprocessing import shared_memory
@@ -33,6 +34,21 @@ log = logging.getLogger(__name__)
 DEFAULT_DEADLINE_S = 3600.0
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux), so a tile process
+    never outlives the invocation that started it; elsewhere the barrier's timeout ends it."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError) as exc:  # not Linux
+        log.debug("no PR_SET_PDEATHSIG here: %s", exc)
+    if os.getppid() != parent_pid:  # the parent died before the kernel was asked
+        os._exit(1)
+
+
 def _tile_process(
     names: tuple[str, str],
     p: dict[str, Any],
@@ -40,8 +56,10 @@ def _tile_process(
     barrier: Barrier,
     timeout_s: float,
     out: Any,
+    parent_pid: int,
 ) -> None:
     """One tile's rounds in a worker process; puts its timings (or its error) on ``out``."""
+    _die_with_parent(parent_pid)
     import numpy as np
 
     from serverless_hpc.workloads.stencil import kernel, rounds_of
@@ -87,16 +105,28 @@ def _wait(barrier: Barrier, timeout_s: float) -> float:
     return time.perf_counter() - t0
 
 
-def _collect(out: Any, workers: int, deadline: float) -> list[Any]:
-    """Every tile process's report, or :class:`ContractError` at the deadline."""
-    reports = []
-    for _ in range(workers):
+def _collect(out: Any, procs: list[Any], deadline: float) -> list[Any]:
+    """Every tile process's report; :class:`ContractError` at the deadline, or as soon as a
+    process has died without reporting (killed, out of memory)."""
+    reports: list[Any] = []
+    while len(reports) < len(procs):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ContractError("in-memory stencil: a tile process gave no result in time")
         try:
-            reports.append(out.get(timeout=max(0.0, deadline - time.monotonic())))
-        except queue.Empty:  # a process hung or died silently
-            raise ContractError(
-                "in-memory stencil: a tile process gave no result before the deadline"
-            ) from None
+            reports.append(out.get(timeout=min(1.0, left)))
+        except queue.Empty:
+            reported = {r[0] for r in reports}
+            dead = [
+                (i, p.exitcode)
+                for i, p in enumerate(procs)
+                if i not in reported and p.exitcode not in (None, 0)
+            ]
+            if dead:
+                i, code = dead[0]
+                raise ContractError(
+                    f"in-memory stencil: tile process {i} died (exit code {code})"
+                ) from None
     return reports
 
 
@@ -126,11 +156,13 @@ def run_in_memory(args: dict[str, Any], problem: dict[str, Any], ctx: Context) -
         names = (shm[0].name, shm[1].name)
         for i in range(args["workers"]):
             proc = spawn.Process(
-                target=_tile_process, args=(names, args, i, barrier, timeout_s, out), daemon=True
+                target=_tile_process,
+                args=(names, args, i, barrier, timeout_s, out, os.getpid()),
+                daemon=True,
             )
             proc.start()
             procs.append(proc)
-        reports = _collect(out, args["workers"], deadline)
+        reports = _collect(out, procs, deadline)
         errors = [e for _, _, e in reports if e]
         if errors:
             raise ContractError(f"in-memory stencil: a tile process failed: {errors[0]}")
