@@ -168,9 +168,12 @@ class BenchConfig:
         if max(self.train_workers) > 1 and not any(s.data_parallel for s in self.specs()):
             raise BenchError("--train-workers > 1 needs a data-parallel workload in --workloads")
 
-    def params_of(self, workload: str) -> dict[str, Any]:
-        """``workload``'s request parameters: its spec's plan params, then the user's."""
-        return {**workloads.specs()[workload].plan_params, **self.params.get(workload, {})}
+    def params_of(self, workload: str, *, vm: bool = False) -> dict[str, Any]:
+        """``workload``'s request parameters: its spec's plan params, on a VM target its
+        ``vm_params``, then the user's."""
+        spec = workloads.specs()[workload]
+        on_vm = spec.vm_params if vm else {}
+        return {**spec.plan_params, **on_vm, **self.params.get(workload, {})}
 
     def specs(self) -> list[WorkloadSpec]:
         """The planned workloads' specs, in plan order."""

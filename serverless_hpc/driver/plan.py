@@ -38,22 +38,25 @@ def memory_sizes(cfg: BenchConfig, supports_memory: bool) -> tuple[int | None, .
     return cfg.memory_mb if cfg.memory_mb and supports_memory else (None,)
 
 
-def plan(cfg: BenchConfig, target: str, *, supports_memory: bool = False) -> Iterator[Batch]:
+def plan(
+    cfg: BenchConfig, target: str, *, supports_memory: bool = False, vm: bool = False
+) -> Iterator[Batch]:
     """The batches to run on one target, in plan order (memory size, then natural before cold).
 
     A long-running workload (``train``) runs ``train_repeats`` times, natural mode only, at
     each ``train_workers`` when it is data-parallel; a fanned-out one at every fan-out, mode
     and repeat; any other once per mode and repeat. With a memory sweep and
-    ``supports_memory``, all of that at each size in turn.
+    ``supports_memory``, all of that at each size in turn. On a ``vm`` target each workload
+    plans with its spec's ``vm_params`` (its coupled-node form).
     """
     for memory_mb in memory_sizes(cfg, supports_memory):
-        for batch in _plan_one_size(cfg, target):
+        for batch in _plan_one_size(cfg, target, vm):
             yield replace(batch, memory_mb=memory_mb)
 
 
-def _plan_one_size(cfg: BenchConfig, target: str) -> Iterator[Batch]:
+def _plan_one_size(cfg: BenchConfig, target: str, vm: bool) -> Iterator[Batch]:
     for spec in cfg.specs():
-        params = cfg.params_of(spec.name)
+        params = cfg.params_of(spec.name, vm=vm)
         if spec.long_running:
             if not cfg.trains_on(target):
                 continue
@@ -127,33 +130,36 @@ def count_invocations(
     cfg: BenchConfig,
     supports_cold: Callable[[str], bool],
     supports_memory: Callable[[str], bool] = lambda _: False,
+    is_vm: Callable[[str], bool] = lambda _: False,
 ) -> int:
     """The fewest invocations (records) the whole plan makes, without building it: what a
     complete run's records.jsonl holds at least, and what the progress bar of invocations
     counts. A chained training counts one (its legs are as many as it needs); its epochs
     are counted apart (:func:`count_epochs`)."""
-    return _count(cfg, supports_cold, supports_memory)[0]
+    return _count(cfg, supports_cold, supports_memory, is_vm)[0]
 
 
 def count_epochs(cfg: BenchConfig, supports_memory: Callable[[str], bool] = lambda _: False) -> int:
     """The epochs of the plan's chained trainings: the progress bar of epochs counts them
     (a chain's legs are not known ahead, its epochs are)."""
-    return _count(cfg, lambda _: False, supports_memory)[1]
+    return _count(cfg, lambda _: False, supports_memory, lambda _: False)[1]
 
 
 def _count(
     cfg: BenchConfig,
     supports_cold: Callable[[str], bool],
     supports_memory: Callable[[str], bool],
+    is_vm: Callable[[str], bool],
 ) -> tuple[int, int]:
     invocations = epochs = 0
     for target in cfg.targets:
+        vm = is_vm(target)
         per_size = per_size_epochs = 0
         for spec in cfg.specs():
             if spec.long_running:
                 if not cfg.trains_on(target):
                     continue
-                params = cfg.params_of(spec.name)
+                params = cfg.params_of(spec.name, vm=vm)
                 for w in cfg.train_workers if spec.data_parallel else (1,):
                     if w > 1:  # a data-parallel training: its rounds' invocations
                         per_size += cfg.train_repeats * round_invocations(spec, params, w)
@@ -164,7 +170,7 @@ def _count(
                 continue
             fanout = sum(cfg.shards) if spec.fanned_out else 1
             if spec.rounds is not None:  # a job in rounds: every round's invocations
-                params = cfg.params_of(spec.name)
+                params = cfg.params_of(spec.name, vm=vm)
                 fanout = sum(round_invocations(spec, params, s) or s for s in cfg.shards)
             for mode in cfg.modes:
                 if mode == "cold" and not supports_cold(target):

@@ -165,6 +165,7 @@ def _run_locked(cfg: BenchConfig, lock: RunLock, bar: _Bar, epoch_bar: _Bar) -> 
                 cfg,
                 lambda n: opened[n].supports_forced_cold,
                 lambda n: opened[n].supports_memory,
+                lambda n: opened[n].kind == "vm",
             ),
         )
         epochs = count_epochs(cfg, lambda n: opened[n].supports_memory)
@@ -282,7 +283,9 @@ class _RunState:
         # the version the run's training targets wrote)
         versions: dict[str, str] = {} if trains else dict(self.model_versions)
         where = "this target" if trains else "the training targets (--train-on)"
-        for planned in plan(cfg, name, supports_memory=target.supports_memory):
+        for planned in plan(
+            cfg, name, supports_memory=target.supports_memory, vm=target.kind == "vm"
+        ):
             batch = planned
             spec = specs[batch.workload]
             if batch.mode == "cold" and not target.supports_forced_cold:

@@ -193,6 +193,9 @@ class Target(ABC):
 
     #: True when the target runs a whole fan-out itself (:meth:`invoke_batch`), as the EC2
     #: target does with one SSM command; the driver then does not fan out per request.
+    #: ``vm`` for a target that is one machine (its workloads plan their coupled-node form,
+    #: the spec's ``vm_params``), ``faas`` for a function platform.
+    kind: ClassVar[str] = "faas"
     batch_native: ClassVar[bool] = False
 
     def invoke_batch(

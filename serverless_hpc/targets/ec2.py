@@ -67,6 +67,7 @@ class Ec2Target(Target):
     """Run batches on the comparison instance through SSM; see the module docstring."""
 
     name = "ec2"
+    kind = "vm"
     options = KNOWN_OPTIONS
     batch_native = True
     supports_forced_cold = False

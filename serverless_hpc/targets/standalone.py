@@ -50,6 +50,7 @@ class StandaloneTarget(Target):
     """
 
     name = "standalone"
+    kind = "vm"
     options = frozenset({"vcpus"})
 
     def __init__(

@@ -315,6 +315,9 @@ class WorkloadSpec:
     training: Training | None = None
     #: The batch-line key of the accuracy this workload's combine reports (None: none).
     accuracy_key: str | None = None
+    #: Parameters a VM target (``standalone``, ``ec2``) plans with, under the user's own: the
+    #: coupled-node form of the job (a stencil exchanging halos in memory, not the store).
+    vm_params: Mapping[str, Any] = field(default_factory=dict)
     #: Dataset splits a request reads (the AWS adapter stages exactly these into /tmp).
     splits: Callable[[Mapping[str, Any]], tuple[str, ...]] = _no_splits
     #: Items a batch splits over (None: not fanned out; one invocation per batch).

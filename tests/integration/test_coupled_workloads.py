@@ -45,8 +45,9 @@ def _scratch_left(tmp_path: Path) -> list[Path]:
 def test_stencil_runs_in_rounds_on_both_local_targets(tmp_path: Path) -> None:
     from serverless_hpc.workloads.stencil import kernel
 
-    # GIVEN a 40x40 field, 6 steps, 2 a round, at 1 and 4 tiles, on both local targets
-    params = {"n": 40, "steps": 6, "steps_per_round": 2, "seed": 2}
+    # GIVEN a 40x40 field, 6 steps, 2 a round, at 1 and 4 tiles, on both local targets, both
+    # exchanging halos through the store (standalone, a VM, would otherwise do it in memory)
+    params = {"n": 40, "steps": 6, "steps_per_round": 2, "seed": 2, "exchange": "store"}
     cfg, batches = _bench(tmp_path, "stencil", params)
     # THEN every batch ends in the single-process field, bit for bit
     want = kernel.digest(kernel.reference(40, 6, 2, ALPHA))
@@ -149,7 +150,8 @@ def test_the_in_memory_baseline_runs_as_one_invocation_on_standalone(tmp_path: P
         shards=(4,),
         repeats=1,
         modes=("natural",),
-        params={"stencil": {"n": 40, "steps": 6, "seed": 2, "exchange": "memory"}},
+        # no exchange given: a VM target plans the coupled-node form by itself
+        params={"stencil": {"n": 40, "steps": 6, "seed": 2}},
         settings=TargetSettings(log_dir=tmp_path / "logs", store_uri=str(tmp_path / "store")),
         run_id="vm",
     )
@@ -157,6 +159,8 @@ def test_the_in_memory_baseline_runs_as_one_invocation_on_standalone(tmp_path: P
     # THEN one invocation ran the whole job, to the single-process field
     (rec,) = read_records(cfg.out / "records.jsonl")
     assert (rec["round"], rec["role"], rec["shards"]) == (0, "worker", 4)
+    # AND the driver counted it so (run.json's plan is what the run left)
+    assert json.loads((cfg.out / "run.json").read_text())["planned_invocations"] == 1
     (batch,) = [json.loads(x) for x in (cfg.out / "batches.jsonl").read_text().splitlines()]
     assert batch["exchange"] == "memory" and batch["tiles"] == 4
     assert batch["sha256"] == kernel.digest(kernel.reference(40, 6, 2, ALPHA))

@@ -21,9 +21,10 @@ against a single-process run when ``verify`` is set, and :func:`check` across ba
 
 The coupled-node baseline: ``exchange="memory"`` runs the same tiles in one invocation, as
 worker processes of one machine exchanging their halos through shared memory (one round in
-the plan). That is for the VM targets (``standalone``, ``ec2``): select it there with
-``--param stencil.exchange=memory``; on a function platform it measures one function's
-cores, not a node's.
+the plan). The VM targets (``standalone``, ``ec2``) plan it by themselves (the spec's
+``vm_params``); ``--param stencil.exchange=store`` makes them exchange through the store
+instead. On a function platform, memory exchange measures one function's cores, not a
+node's.
 """
 
 from __future__ import annotations
@@ -185,4 +186,5 @@ SPEC = WorkloadSpec(
     check=check,
     panels=FANOUT_PANELS,
     rounds=RoundPlan(rounds=plan_rounds, requests=plan_requests),
+    vm_params={"exchange": "memory"},
 )
