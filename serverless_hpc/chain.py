@@ -127,16 +127,21 @@ def rounds(params: Mapping[str, Any]) -> int:
     return int(params.get("epochs", 1)) * int(params.get("syncs_per_epoch", 1))
 
 
+def round_params(
+    params: Mapping[str, Any], workers: int, rnd: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Round ``rnd``'s worker params and its combine step's, from the batch's params (the
+    training's :class:`~serverless_hpc.workloads.spec.RoundPlan`)."""
+    out = [{**params, "workers": workers, "round": rnd, "worker": i} for i in range(workers)]
+    return out, {**params, "workers": workers, "round": rnd}
+
+
 def round_requests(
     base: Mapping[str, Any], workers: int, rnd: int
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Round ``rnd``'s worker requests and its combine request, from the batch's request."""
-    params = dict(base["params"])
-    out = []
-    for i in range(workers):
-        out.append({**base, "params": {**params, "workers": workers, "round": rnd, "worker": i}})
-    combine = {**base, "params": {**params, "workers": workers, "round": rnd}}
-    return out, combine
+    out, combine = round_params(base["params"], workers, rnd)
+    return [{**base, "params": p} for p in out], {**base, "params": combine}
 
 
 @dataclass(frozen=True, slots=True)

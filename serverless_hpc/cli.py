@@ -32,7 +32,9 @@ from serverless_hpc.cli_args import (
     EXIT_INTERNAL,
     EXIT_OK,
     EXIT_USAGE,
+    add_jobs_per_hour,
     add_target_options,
+    check_store_option,
     parse_json,
     percent,
     target_settings,
@@ -46,6 +48,7 @@ PLUGIN_COMMANDS: tuple[str, ...] = (
     "serverless_hpc.aws.cli",
     "serverless_hpc.openwhisk.cli",
     "serverless_hpc.serve.cli",
+    "serverless_hpc.project",
 )
 
 
@@ -62,8 +65,10 @@ log = logging.getLogger("serverless_hpc")
 def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the report of an existing run directory."""
     from serverless_hpc import report
+    from serverless_hpc.report.cloud import parse_rate
 
-    written = report.build_report(args.run_dir, plots=not args.no_plots)
+    rates = parse_rate(args.jobs_per_hour) if args.jobs_per_hour else None
+    written = report.build_report(args.run_dir, plots=not args.no_plots, jobs_per_hour=rates)
     for path in written.values():
         print(path)
     print(report.terminal_summary(args.run_dir))
@@ -126,6 +131,7 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     if args.memory_mb and len(args.memory_mb) > 1:
         print("error: --memory-mb: 'shpc invoke' takes one size", file=sys.stderr)
         return EXIT_USAGE
+    check_store_option(args.store, reach=True)
     settings = with_data(target_settings(args, None), args)
     timeout = args.timeout
     if timeout is None:
@@ -199,6 +205,7 @@ def build_parser(
         action="store_true",
         help="skip the SVG charts (a slightly faster report)",
     )
+    add_jobs_per_hour(r)
     r.set_defaults(func=cmd_report)
 
     c = sub.add_parser(
@@ -321,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback only with -v
         if args.verbose:
-            traceback.print_exc(file=sys.stderr)
+            from serverless_hpc.redact import scrub
+
+            print(scrub(traceback.format_exc()), end="", file=sys.stderr)
         _error(
             f"internal error: {type(exc).__name__}: {exc}"
             + ("" if args.verbose else " (run with -v for the traceback)")

@@ -118,7 +118,7 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
         type=int,
         help="local-faas concurrency cap / standalone pool size / openwhisk in-flight limit, "
         f"at most {MAX_CONCURRENCY} (default: CPU count, at least 2 for local-faas; "
-        "openwhisk 64)",
+        "standalone: the emulated VM's vCPUs, at most the CPU count; openwhisk 64)",
     )
     g.add_argument(
         "--keep-alive",
@@ -141,6 +141,28 @@ def add_target_options(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="target option (repeatable): KEY=VALUE goes to every target of the run that "
         "knows KEY; TARGET.KEY=VALUE to that target only (wins over the plain form)",
+    )
+
+
+def jobs_per_hour(value: str) -> str:
+    """``--jobs-per-hour``: a rate or a range, checked here, passed on as text."""
+    from serverless_hpc.report.cloud import OptionError, parse_rate
+
+    try:
+        parse_rate(value)
+    except OptionError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--jobs-per-hour: ")) from None
+    return value
+
+
+def add_jobs_per_hour(p: argparse.ArgumentParser) -> None:
+    """``--jobs-per-hour`` of ``shpc bench`` and ``shpc report``: what the verdict answers."""
+    p.add_argument(
+        "--jobs-per-hour",
+        type=jobs_per_hour,
+        metavar="RATE",
+        help="the arrival rate the verdict (functions or a VM) answers for: a value or a "
+        "range, e.g. 10 or 1-1000 (default 1-1000)",
     )
 
 
@@ -222,3 +244,50 @@ def percent(value: str) -> float:
     if not 0 <= pct < 1e6:
         raise argparse.ArgumentTypeError(f"expected a percentage in 0..1e6, got {value!r}")
     return pct
+
+
+def print_error(message: str) -> None:
+    """One ``error:`` line on stderr, scrubbed of every known secret."""
+    import sys
+
+    from serverless_hpc.redact import scrub
+
+    print(f"error: {scrub(message)}", file=sys.stderr)
+
+
+def check_store_option(uri: str | None, *, reach: bool) -> None:
+    """``BenchError`` naming ``--store`` when it (or ``$SHPC_STORE``) cannot be a store;
+    with ``reach``, an S3 bucket must also exist and answer (one short request)."""
+    import os
+
+    from serverless_hpc.contract import ContractError
+    from serverless_hpc.driver import BenchError
+    from serverless_hpc.store import check_store, check_store_uri
+
+    option = "--store"
+    if uri is None:
+        uri, option = os.environ.get("SHPC_STORE"), "$SHPC_STORE"
+        if not uri:
+            return
+    try:
+        if reach:
+            check_store(uri)
+        else:
+            check_store_uri(uri)
+    except ContractError as exc:
+        raise BenchError(f"{option}: {exc}") from None
+
+
+def check_model_params(params: dict[str, dict[str, Any]]) -> None:
+    """``BenchError`` naming ``--param W.model`` for a model name that is not one safe path
+    segment (it becomes a store key)."""
+    from serverless_hpc.contract import ContractError
+    from serverless_hpc.driver import BenchError
+    from serverless_hpc.store import check_model_name
+
+    for workload, values in params.items():
+        if "model" in values:
+            try:
+                check_model_name(values["model"])
+            except ContractError as exc:
+                raise BenchError(f"--param {workload}.model: {exc}") from None

@@ -17,9 +17,13 @@ from serverless_hpc.cli_args import (
     EXIT_FAILED_INVOCATIONS,
     EXIT_OK,
     EXIT_REPORT_FAILED,
+    add_jobs_per_hour,
     add_target_options,
+    check_model_params,
+    check_store_option,
     csv_list,
     int_list,
+    print_error,
     target_settings,
     with_data,
     workload_param,
@@ -92,6 +96,7 @@ def add_bench_parser(sub: Any) -> None:
         help=f"run a plan of more than {driver.CONFIRM_ABOVE:,} invocations (refused without it)",
     )
     add_target_options(b)
+    add_jobs_per_hour(b)
     b.set_defaults(func=cmd_bench)
 
 
@@ -191,6 +196,9 @@ def bench_config(args: argparse.Namespace, out: Path, run_id: str = "") -> Any:
     """
     from serverless_hpc import driver
 
+    params = workload_params(args)
+    check_store_option(args.store, reach=False)
+    check_model_params(params)
     return driver.BenchConfig(
         out=out,
         targets=args.targets,
@@ -203,7 +211,7 @@ def bench_config(args: argparse.Namespace, out: Path, run_id: str = "") -> Any:
         modes=args.modes,
         cold_repeats=args.cold_repeats,
         memory_mb=args.memory_mb or (),
-        params=workload_params(args),
+        params=params,
         settings=target_settings(args, out),
         run_id=run_id,
     )
@@ -222,6 +230,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     driver.check_out_dir(out)  # before anything is created (claimed and checked again below)
     cfg = bench_config(args, out, run_id)
     driver.check_plan_size(cfg, confirmed=args.yes)
+    check_store_option(args.store, reach=True)
     # Held until the report is built: a second run on the same --out is refused meanwhile.
     with driver.claim_out_dir(out, run_id) as lock:
         if lock.stale is not None:
@@ -253,7 +262,7 @@ def _bench_claimed(args: argparse.Namespace, cfg: Any, lock: Any) -> int:
     finally:
         bars.close()
     print(f"run {run_id}: {result.records} invocations, {result.failed} failed")
-    report_error = build_report_child(out)
+    report_error = build_report_child(out, getattr(args, "jobs_per_hour", None))
     if report_error is None:
         from serverless_hpc.report.build import terminal_summary
 
@@ -266,17 +275,13 @@ def _bench_claimed(args: argparse.Namespace, cfg: Any, lock: Any) -> int:
     if report_error is None:
         print(f"report:  {paths(out).report}")
     for skip in result.skipped:
-        print(
-            f"error: skipped {skip['workload']} on {skip['target']}: {skip['reason']}",
-            file=sys.stderr,
-        )
+        print_error(f"skipped {skip['workload']} on {skip['target']}: {skip['reason']}")
     if result.failed:
-        print(f"error: {result.failed} invocation(s) failed; see the report", file=sys.stderr)
+        print_error(f"{result.failed} invocation(s) failed; see the report")
     if report_error is not None:
-        print(
-            f"error: the report could not be built ({report_error}); the records are kept. "
-            f"Rebuild it with: shpc report {out}",
-            file=sys.stderr,
+        print_error(
+            f"the report could not be built ({report_error}); the records are kept. "
+            f"Rebuild it with: shpc report {out}"
         )
         return EXIT_REPORT_FAILED
     return EXIT_FAILED_INVOCATIONS if result.failed or result.skipped else EXIT_OK
@@ -346,7 +351,7 @@ def _print_memory_picks(out: Path) -> None:
         print("Which memory size:\n" + text)
 
 
-def build_report_child(out: Path) -> str | None:
+def build_report_child(out: Path, jobs_per_hour: str | None = None) -> str | None:
     """Build the report of ``out`` in a child process; None on success, else what went wrong.
 
     A child keeps the report's libraries (Jinja2, pygal) and its working set out of the
@@ -356,6 +361,8 @@ def build_report_child(out: Path) -> str | None:
     import subprocess
 
     argv = [sys.executable, "-m", "serverless_hpc.report", str(out)]
+    if jobs_per_hour:
+        argv += ["--jobs-per-hour", jobs_per_hour]
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=REPORT_TIMEOUT_S, check=False

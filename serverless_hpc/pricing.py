@@ -14,6 +14,11 @@ Billing rules modelled (as AWS documents them):
 * **S3**: per request (GET-class and PUT-class); storage for a benchmark run is negligible.
 * **EC2**: per-second billing with a 60-second minimum for every period the instance runs,
   at the on-demand hourly rate, plus the root volume (gp3, per GB-month, prorated).
+* **Burstable EC2 (T3)**: each vCPU has a baseline (a fraction of a vCPU) and earns CPU
+  credits at that rate. In *unlimited* mode (T3's default) CPU above the baseline, averaged
+  over the instance's running time, is charged as surplus credits per vCPU-hour; in
+  *standard* mode the instance is throttled to the baseline once its credits are spent.
+  :func:`burstable_run` models both from the CPU time the work needs (see its docstring).
 
 This module imports nothing from the project (see docs/design.md, "The layers").
 """
@@ -61,13 +66,81 @@ class S3Prices:
     put_request: float
 
 
+#: The credit modes of a burstable instance (T3 launches in ``unlimited`` by default).
+CREDIT_MODES: Final = ("unlimited", "standard")
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    """A burstable type's CPU credit terms.
+
+    ``baseline_per_vcpu`` is the fraction of each vCPU the instance may use without spending
+    credits (0.4 = 40%); ``credits_per_hour`` the credits it earns (one credit = one vCPU at
+    100% for one minute, so ``credits_per_hour = vcpus * baseline * 60``); ``surplus_vcpu_hour``
+    the price of a vCPU-hour above the baseline in unlimited mode.
+    """
+
+    baseline_per_vcpu: float
+    credits_per_hour: float
+    surplus_vcpu_hour: float
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceType:
+    """One catalogue entry: size, on-demand price and (burstable types) the credit terms."""
+
+    name: str
+    vcpus: int
+    memory_gib: float
+    hourly: float
+    burst: Burst | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Ec2Prices:
-    """EC2 on-demand hourly prices by instance type, billing minimum and gp3 storage price."""
+    """EC2 on-demand hourly prices by instance type, billing minimum and gp3 storage price.
+
+    ``instances`` is the catalogue (sizes, credit terms); ``on_demand_hourly`` holds the
+    same hourly prices by name (and is all an older price file has). ``boot_to_ready_s`` is
+    a typical time from launch to a VM ready to work (a sourced figure, not measured here).
+    """
 
     on_demand_hourly: Mapping[str, float]
     billing_minimum_s: float = 60.0
     ebs_gp3_gb_month: float = 0.0
+    instances: Mapping[str, InstanceType] = field(default_factory=dict)
+    boot_to_ready_s: float = 0.0
+
+
+def _instances(raw: Mapping[str, Any]) -> dict[str, InstanceType]:
+    """Parse ``ec2.instances`` (see ``prices.json``); :class:`PriceError` names a bad field."""
+    surplus = raw.get("unlimited_surplus_vcpu_hour")
+    out = {}
+    for name, spec in dict(raw.get("instances") or {}).items():
+        where = f"ec2.instances.{name}"
+        burst = None
+        if spec.get("baseline_per_vcpu") is not None:
+            baseline = _positive(spec["baseline_per_vcpu"], f"{where}.baseline_per_vcpu")
+            if not 0 < baseline <= 1:
+                raise PriceError(f"{where}.baseline_per_vcpu must be in (0, 1], got {baseline}")
+            if surplus is None:
+                raise PriceError("ec2.unlimited_surplus_vcpu_hour is needed by burstable types")
+            burst = Burst(
+                baseline_per_vcpu=baseline,
+                credits_per_hour=_positive(spec["credits_per_hour"], f"{where}.credits_per_hour"),
+                surplus_vcpu_hour=_positive(surplus, "ec2.unlimited_surplus_vcpu_hour"),
+            )
+        vcpus = spec["vcpus"]
+        if isinstance(vcpus, bool) or not isinstance(vcpus, int) or vcpus < 1:
+            raise PriceError(f"{where}.vcpus must be a positive integer, got {vcpus!r}")
+        out[str(name)] = InstanceType(
+            name=str(name),
+            vcpus=vcpus,
+            memory_gib=_positive(spec["memory_gib"], f"{where}.memory_gib"),
+            hourly=_positive(spec["hourly"], f"{where}.hourly"),
+            burst=burst,
+        )
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +163,16 @@ class Prices:
                 arch: _positive(lam["gb_second"][arch], f"lambda.gb_second.{arch}")
                 for arch in ARCHITECTURES
             }
-            hourly = {
-                str(k): _positive(v, f"ec2.on_demand_hourly.{k}")
-                for k, v in dict(ec2["on_demand_hourly"]).items()
-            }
+            instances = _instances(ec2)
+            hourly = {k: v.hourly for k, v in instances.items()}
+            hourly.update(
+                {
+                    str(k): _positive(v, f"ec2.on_demand_hourly.{k}")
+                    for k, v in dict(ec2.get("on_demand_hourly") or {}).items()
+                }
+            )
+            if not hourly:
+                raise PriceError("price data lacks ec2.instances (or ec2.on_demand_hourly)")
             return cls(
                 region=str(raw["region"]),
                 currency=str(raw["currency"]),
@@ -118,9 +197,13 @@ class Prices:
                     ebs_gp3_gb_month=_positive(
                         ec2.get("ebs_gp3_gb_month", 0.0), "ec2.ebs_gp3_gb_month"
                     ),
+                    instances=instances,
+                    boot_to_ready_s=_positive(
+                        ec2.get("boot_to_ready_s", 0.0), "ec2.boot_to_ready_s"
+                    ),
                 ),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise PriceError(f"price data lacks or mistypes {exc}") from exc
 
 
@@ -182,6 +265,114 @@ def ec2_cost(
     billed = ec2_billed_seconds(up_s, prices)
     return (
         billed / SECONDS_PER_HOUR * ec2_hourly(instance_type, prices, root_volume_gb=root_volume_gb)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VmRun:
+    """A piece of CPU work on one instance: how long it takes and what it costs beyond the
+    hourly price (see :func:`burstable_run`)."""
+
+    wall_s: float  #: wall time, throttling included
+    surplus_vcpu_hours: float  #: vCPU-hours charged above the baseline (unlimited mode)
+    surplus_usd: float
+    throttled: bool  #: standard mode ran at the baseline for part of the work
+
+
+def burstable_run(
+    itype: InstanceType,
+    *,
+    vcpu_seconds: float,
+    parallelism: float,
+    mode: str = "unlimited",
+    idle_s: float = 0.0,
+) -> VmRun:
+    """``vcpu_seconds`` of CPU work that keeps ``parallelism`` vCPUs busy, on ``itype``.
+
+    Unthrottled, the work takes ``vcpu_seconds / parallelism`` seconds (``parallelism`` is at
+    most the instance's vCPUs). A non-burstable type always runs it so. A burstable one
+    earns ``vcpus * baseline`` vCPU-seconds of credit per second of uptime (``idle_s``
+    of uptime without work included, e.g. the boot):
+
+    * **unlimited**: the work runs unthrottled; CPU above what the uptime earned is charged
+      as surplus vCPU-hours (AWS charges the surplus of the average over the running time
+      above the baseline). 100% of 4 vCPUs for an hour on a t3.xlarge (40% baseline):
+      4 * (1 - 0.4) = 2.4 surplus vCPU-hours; at 30% none.
+    * **standard**: no surplus is ever charged; with no credit balance (a new T3 has none)
+      the instance can use at most ``vcpus * baseline`` vCPUs, so work wider than that runs
+      at that rate: 100% of 4 vCPUs for an hour takes 4 / 1.6 = 2.5 hours on a t3.xlarge.
+    """
+    if vcpu_seconds < 0 or parallelism <= 0 or idle_s < 0:
+        raise PriceError(
+            f"vcpu_seconds and idle_s must be >= 0 and parallelism > 0 "
+            f"({vcpu_seconds}, {parallelism}, {idle_s})"
+        )
+    if mode not in CREDIT_MODES:
+        raise PriceError(f"credit mode must be one of {CREDIT_MODES}, got {mode!r}")
+    width = min(float(parallelism), float(itype.vcpus))
+    wall = vcpu_seconds / width
+    if itype.burst is None:
+        return VmRun(wall_s=wall, surplus_vcpu_hours=0.0, surplus_usd=0.0, throttled=False)
+    earn = itype.vcpus * itype.burst.baseline_per_vcpu  # vCPUs' worth earned per second
+    if mode == "standard":
+        if width <= earn:
+            return VmRun(wall_s=wall, surplus_vcpu_hours=0.0, surplus_usd=0.0, throttled=False)
+        # Credits earned while idle are spent first at full width, the rest at the earn rate.
+        banked = earn * idle_s
+        fast = min(vcpu_seconds, banked * width / (width - earn)) if banked else 0.0
+        wall = fast / width + (vcpu_seconds - fast) / earn
+        return VmRun(wall_s=wall, surplus_vcpu_hours=0.0, surplus_usd=0.0, throttled=True)
+    surplus = max(0.0, vcpu_seconds - earn * (wall + idle_s)) / SECONDS_PER_HOUR
+    return VmRun(
+        wall_s=wall,
+        surplus_vcpu_hours=surplus,
+        surplus_usd=surplus * itype.burst.surplus_vcpu_hour,
+        throttled=False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SteadyLoad:
+    """An always-on instance serving an average CPU demand (see :func:`steady_load`)."""
+
+    demand_vcpus: float  #: average vCPUs the work asks for
+    capacity_vcpus: float  #: what the instance can sustain in this mode
+    utilisation: float  #: demand over capacity (> 1: it cannot keep up)
+    usd_per_hour: float  #: on-demand price plus surplus credits
+    surplus_usd_per_hour: float
+    slowdown: float  #: a job's time factor from throttling (standard mode over baseline)
+
+    @property
+    def keeps_up(self) -> bool:
+        """Whether the instance can serve the demand in the long run."""
+        return self.utilisation < 1.0
+
+
+def steady_load(itype: InstanceType, *, demand_vcpus: float, mode: str = "unlimited") -> SteadyLoad:
+    """An always-on ``itype`` asked for ``demand_vcpus`` on average (jobs per hour times each
+    job's vCPU-seconds, over 3600): its hourly cost with surplus credits, and whether it keeps
+    up. Standard mode sustains only the baseline; above it the instance is throttled (each
+    job runs at ``baseline`` of its speed) and cannot keep up."""
+    if demand_vcpus < 0:
+        raise PriceError(f"demand must be >= 0, got {demand_vcpus}")
+    if mode not in CREDIT_MODES:
+        raise PriceError(f"credit mode must be one of {CREDIT_MODES}, got {mode!r}")
+    capacity, surplus, slowdown = float(itype.vcpus), 0.0, 1.0
+    if itype.burst is not None:
+        earn = itype.vcpus * itype.burst.baseline_per_vcpu
+        if mode == "unlimited":
+            surplus = max(0.0, min(demand_vcpus, capacity) - earn) * itype.burst.surplus_vcpu_hour
+        else:
+            capacity = earn
+            if demand_vcpus > earn:
+                slowdown = 1.0 / itype.burst.baseline_per_vcpu
+    return SteadyLoad(
+        demand_vcpus=demand_vcpus,
+        capacity_vcpus=capacity,
+        utilisation=demand_vcpus / capacity if capacity else math.inf,
+        usd_per_hour=itype.hourly + surplus,
+        surplus_usd_per_hour=surplus,
+        slowdown=slowdown,
     )
 
 

@@ -13,9 +13,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from serverless_hpc.pricing import Prices
+from serverless_hpc.pricing import InstanceType, PriceError, Prices
 
 PRICES_FILE = "prices.json"
+#: The platform profile (read in full by :mod:`serverless_hpc.report.profile`); here only
+#: its comparison VM type is looked up, for targets that emulate that VM.
+PROFILE_FILE = "platform_profile.json"
 
 
 def read_data_file(name: str, path: Path | None = None) -> Any:
@@ -34,3 +37,15 @@ def read_data_file(name: str, path: Path | None = None) -> Any:
 def load_prices(path: Path | None = None) -> Prices:
     """Parse ``path`` (default: the packaged ``prices.json``) once per process."""
     return Prices.from_dict(read_data_file(PRICES_FILE, path))
+
+
+def comparison_vm() -> InstanceType:
+    """The catalogue entry of the platform profile's comparison VM type (``vm_instance_type``).
+
+    :class:`PriceError` when the profile names a type the price file's catalogue lacks.
+    """
+    name = str(read_data_file(PROFILE_FILE)["vm_instance_type"])
+    try:
+        return load_prices().ec2.instances[name]
+    except KeyError:
+        raise PriceError(f"the instance catalogue (prices.json) has no {name!r}") from None

@@ -16,6 +16,13 @@ The pointer moves only on behalf of a live run: an instance started by a driver
 (``$SHPC_PARENT_PID``, ``$SHPC_RUN_LOCK``) that outlived it (the driver was killed) keeps the
 bundle it wrote but does not make it ``latest`` (:func:`check_publisher`), so the next run
 never silently uses a model that no run recorded.
+
+A model name becomes a key part, so it must be one safe path segment
+(:func:`check_model_name`), checked wherever a key is built from it. Local objects are read
+only if they are regular files (:mod:`serverless_hpc.safeio`): a FIFO planted as ``LATEST``
+is refused at once instead of blocking the reader. :func:`check_store_uri` parses a store URI
+and :func:`check_store` also asks an S3 bucket whether it can be reached, so a bad
+``--store`` is refused before a run starts.
 """
 
 from __future__ import annotations
@@ -31,14 +38,18 @@ import time
 from pathlib import Path
 from typing import Any, Final
 
+from serverless_hpc import safeio
 from serverless_hpc.contract import PLATFORM_ERROR, ContractError, InvalidRequest, NotFound
 from serverless_hpc.host import cache_dir
+from serverless_hpc.redact import register_url
 from serverless_hpc.store_base import KEY_PART_RE, Store, check_key
 
 log = logging.getLogger(__name__)
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 LATEST: Final = "latest"
+#: Longest store URI accepted (a path or s3://bucket/prefix).
+MAX_STORE_URI_LENGTH: Final = 1024
 
 
 def default_store_uri() -> str:
@@ -78,9 +89,13 @@ class LocalStore(Store):
         """Read the file for ``key``."""
         path = self._path(key)
         try:
-            return path.read_bytes()
+            return safeio.read_bytes(path)
         except FileNotFoundError:
             raise NotFound(f"{self.uri}: no object {key!r}") from None
+        except safeio.NotRegularFile as exc:
+            raise ContractError(
+                f"{self.uri}: object {key!r} is {exc.strerror} ({path})", error_type=PLATFORM_ERROR
+            ) from None
 
     def exists(self, key: str) -> bool:
         """Whether the file for ``key`` exists."""
@@ -109,6 +124,7 @@ def open_store(uri: str | None = None) -> Store:
     ``s3://`` URIs need the ``aws`` extra; the S3 implementation is imported only then.
     """
     uri = uri or default_store_uri()
+    register_url(uri)  # a password in a URI is a secret wherever the URI is shown
     if uri.startswith("s3://"):
         try:
             from serverless_hpc.store_s3 import S3Store
@@ -122,8 +138,49 @@ def open_store(uri: str | None = None) -> Store:
     return LocalStore(Path(uri))
 
 
+def check_store_uri(uri: str) -> str:
+    """``uri`` if it names a store :func:`open_store` can open; :class:`InvalidRequest` saying
+    what is wrong otherwise (empty, too long, an unknown scheme, a bad bucket or prefix).
+
+    Parsing only: nothing is created or contacted (see :func:`check_store`).
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise InvalidRequest("the store URI is empty (give a directory or s3://bucket/prefix)")
+    if len(uri) > MAX_STORE_URI_LENGTH:
+        raise InvalidRequest(
+            f"the store URI is {len(uri)} characters long, more than {MAX_STORE_URI_LENGTH}"
+        )
+    register_url(uri)
+    if not uri.isprintable():
+        raise InvalidRequest("the store URI holds control characters")
+    if uri.startswith("s3://"):
+        from serverless_hpc.store_s3 import parse_s3_uri
+
+        parse_s3_uri(uri)
+        return uri
+    path = uri.removeprefix("file://")
+    if not path.strip():
+        raise InvalidRequest(f"store URI {uri!r} names no directory")
+    if "://" in path:
+        raise InvalidRequest(f"unsupported store URI {uri!r} (use a path or s3://bucket/prefix)")
+    return uri
+
+
+def check_store(uri: str) -> Store:
+    """The store ``uri`` names, checked before a run relies on it: the URI parses
+    (:func:`check_store_uri`), a local root is a directory if it exists, and an S3 bucket
+    exists and can be reached. :class:`InvalidRequest` saying what is wrong otherwise."""
+    check_store_uri(uri)
+    store = open_store(uri)
+    check = getattr(store, "check_reachable", None)
+    if check is not None:
+        check()
+    return store
+
+
 def check_model_name(name: str) -> str:
-    """Validate a model name (used in object keys)."""
+    """Validate a model name: one path segment of letters, digits and ``_.-``, not starting
+    with ``.`` (it becomes a key part: ``../x`` or ``a/b`` would name another place)."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise InvalidRequest(
             f"field 'model' must match {_NAME_RE.pattern} (letters, digits, _.-), got {name!r}"
@@ -137,8 +194,9 @@ def new_version() -> str:
 
 
 def bundle_key(name: str, version: str, filename: str) -> str:
-    """Object key of one file of a model bundle."""
-    return f"models/{name}/{version}/{filename}"
+    """Object key of one file of a model bundle (every part checked: no key can leave
+    ``models/<name>/``)."""
+    return check_key(f"models/{check_model_name(name)}/{version}/{filename}")
 
 
 class PublishRefused(ContractError):
@@ -185,7 +243,7 @@ def save_bundle(store: Store, name: str, files: dict[str, bytes], metadata: dict
     meta = dict(metadata, name=name, version=version, files=sorted(files))
     store.put_bytes(bundle_key(name, version, "metadata.json"), json.dumps(meta, indent=2).encode())
     check_publisher()  # as late as possible: the window left is one rename
-    store.put_bytes(f"models/{name}/LATEST", version.encode())
+    store.put_bytes(f"models/{check_model_name(name)}/LATEST", version.encode())
     log.info("saved model bundle %s/%s to %s", name, version, store.uri)
     return version
 
@@ -198,7 +256,7 @@ def resolve_version(store: Store, name: str, version: str = LATEST) -> str:
             raise InvalidRequest(f"field 'version' is not a valid version: {version!r}")
         return version
     try:
-        raw = store.get_bytes(f"models/{name}/LATEST")
+        raw = store.get_bytes(f"models/{check_model_name(name)}/LATEST")
     except NotFound:
         raise NotFound(
             f"no model bundle {name!r} in {store.uri}; run the workload that writes it first"

@@ -9,7 +9,13 @@ bundle files, so a warm function instance downloads a model once. Mutable keys (
 are read with :meth:`get_bytes`, which always goes to S3.
 
 boto3 is imported here only; this module is loaded by :func:`serverless_hpc.store.open_store`
-when an ``s3://`` URI is used, so local runs never need it.
+when an ``s3://`` URI is used, so local runs never need it. The credentials the client uses
+are registered as secrets (:mod:`serverless_hpc.redact`) when it is made.
+
+:func:`parse_s3_uri` checks the bucket name against S3's naming rules and every prefix part
+against the key rules; :meth:`S3Store.check_reachable` asks S3 once (``HeadBucket``, short
+timeouts, two attempts) so a run with a bucket that does not exist or cannot be reached is
+refused before it starts.
 """
 
 from __future__ import annotations
@@ -17,16 +23,32 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from serverless_hpc.contract import InvalidRequest, NotFound
+from serverless_hpc.redact import register
 from serverless_hpc.store_base import Store, check_key
 
 log = logging.getLogger(__name__)
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+#: S3's bucket naming rules: 3-63 lower-case letters, digits, dots and hyphens, starting and
+#: ending with a letter or digit.
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+#: Bounds on the up-front reachability check (a run must not wait minutes to be refused).
+CHECK_CONNECT_TIMEOUT_S = 5.0
+CHECK_READ_TIMEOUT_S = 10.0
+
+
+def _register_credentials(session: Any) -> None:
+    """Register the credentials ``session`` resolves (none: nothing to hide)."""
+    credentials = session.get_credentials()
+    if credentials is not None:
+        frozen = credentials.get_frozen_credentials()
+        register(frozen.access_key, frozen.secret_key, frozen.token)
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,7 +60,9 @@ def default_client() -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
+    session = boto3.Session()
+    _register_credentials(session)
+    return session.client(
         "s3",
         config=Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32),
     )
@@ -51,13 +75,31 @@ def cache_root() -> Path:
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix")`` (prefix may be empty)."""
+    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix")`` (prefix may be empty).
+
+    :class:`InvalidRequest` for a bucket name S3 would refuse or a prefix that is not a
+    valid key (an empty part, ``.``, ``..``, characters outside the key rules).
+    """
     if not uri.startswith("s3://"):
-        raise InvalidRequest(f"not an s3:// URI: {uri!r}")
+        raise InvalidRequest(f"not an s3:// URI: {uri[:100]!r}")
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     if not bucket:
-        raise InvalidRequest(f"s3 URI {uri!r} names no bucket")
-    return bucket, prefix.strip("/")
+        raise InvalidRequest(f"s3 URI {uri[:100]!r} names no bucket")
+    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+        raise InvalidRequest(
+            f"s3 URI {uri[:100]!r}: {bucket[:70]!r} is not a valid bucket name (3-63 "
+            "lower-case letters, digits, dots and hyphens)"
+        )
+    prefix = prefix.strip("/")
+    if prefix:
+        try:
+            check_key(prefix)
+        except InvalidRequest:
+            raise InvalidRequest(
+                f"s3 URI {uri[:100]!r}: the prefix is not a valid key (parts of letters, "
+                "digits and _.=- only; no empty part, '.' or '..')"
+            ) from None
+    return bucket, prefix
 
 
 def _is_missing(exc: Exception) -> bool:
@@ -89,6 +131,44 @@ class S3Store(Store):
         if self._client is None:
             self._client = default_client()
         return self._client
+
+    def check_reachable(self) -> None:
+        """Ask S3 whether the bucket exists and can be reached with these credentials.
+
+        One ``HeadBucket`` with short timeouts (:data:`CHECK_CONNECT_TIMEOUT_S`,
+        :data:`CHECK_READ_TIMEOUT_S`, two attempts); :class:`InvalidRequest` saying why not
+        (no such bucket, access denied, no credentials, no connection).
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = self._client
+        try:
+            if client is None:
+                import boto3
+                from botocore.config import Config
+
+                session = boto3.Session()
+                _register_credentials(session)
+                client = session.client(
+                    "s3",
+                    config=Config(
+                        connect_timeout=CHECK_CONNECT_TIMEOUT_S,
+                        read_timeout=CHECK_READ_TIMEOUT_S,
+                        retries={"mode": "standard", "max_attempts": 2},
+                    ),
+                )
+            client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            why = {
+                "404": "does not exist",
+                "NoSuchBucket": "does not exist",
+                "403": "cannot be accessed with these credentials",
+                "AccessDenied": "cannot be accessed with these credentials",
+            }.get(code, f"cannot be reached ({exc})")
+            raise InvalidRequest(f"bucket {self.bucket!r} {why}") from None
+        except BotoCoreError as exc:
+            raise InvalidRequest(f"bucket {self.bucket!r} cannot be reached ({exc})") from None
 
     def object_key(self, key: str) -> str:
         """The S3 key of store key ``key`` (validated)."""

@@ -57,6 +57,7 @@ class BenchmarkStack(cdk.Stack):
             "Comparison",
             dataset=self.dataset,
             instance_type=config.instance_type,
+            cpu_credits=config.cpu_credits,
             root_volume_gb=config.root_volume_gb,
         )
         self._outputs(config)

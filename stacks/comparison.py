@@ -8,6 +8,12 @@ source asset. The user data (``ec2/bootstrap.sh``) installs Python 3.11 and this
 shipped as a CDK asset, with the training extra; the ``ec2`` target then runs
 ``ec2/runner.py`` on it.
 
+A burstable type (the T family, t3.xlarge by default) is launched in the CPU credit mode the
+configuration states (``cpu_credits``: ``unlimited`` by default, T3's own default, in which CPU
+above the baseline is billed as surplus credits; ``standard`` throttles to the baseline
+instead), so the deployed instance is the one the report's VM model prices. Other types have
+no credits and get no credit specification.
+
 The instance lives in a one-AZ VPC with a public subnet and no NAT gateway (a NAT gateway
 would cost more per hour than the instance); the public address carries egress only.
 """
@@ -29,6 +35,8 @@ from stacks.nag import acknowledge, checkov_skip
 
 SHPC_HOME: Final = "/opt/serverless-hpc"
 RUNNER_COMMAND: Final = f"{SHPC_HOME}/venv/bin/python {SHPC_HOME}/src/ec2/runner.py"
+#: Instance families with CPU credits.
+BURSTABLE_FAMILIES: Final = frozenset({"t2", "t3", "t3a", "t4g"})
 #: The project source the instance installs: the package, its metadata and ec2/.
 SOURCE_EXCLUDE: Final = [
     "*",
@@ -40,6 +48,11 @@ SOURCE_EXCLUDE: Final = [
     "**/__pycache__",
     "**/*.pyc",
 ]
+
+
+def is_burstable(instance_type: str) -> bool:
+    """Whether ``instance_type`` is of a burstable (CPU credit) family: t2, t3, t3a, t4g."""
+    return instance_type.split(".", 1)[0] in BURSTABLE_FAMILIES
 
 
 class ComparisonInstance(Construct):
@@ -56,6 +69,7 @@ class ComparisonInstance(Construct):
         dataset: Dataset,
         instance_type: str,
         root_volume_gb: int,
+        cpu_credits: str = "unlimited",
     ) -> None:
         super().__init__(scope, construct_id)
         dataset_bucket = dataset.dataset_bucket
@@ -136,6 +150,8 @@ class ComparisonInstance(Construct):
 
         itype = ec2.InstanceType(instance_type)
         arm = itype.architecture == ec2.InstanceArchitecture.ARM_64
+        #: None for a type without CPU credits (CloudFormation refuses one there)
+        self.cpu_credits = cpu_credits if is_burstable(instance_type) else None
         self.instance = ec2.Instance(
             self,
             "Instance",
@@ -149,6 +165,9 @@ class ComparisonInstance(Construct):
             security_group=sg,
             role=role,
             require_imdsv2=True,
+            credit_specification=ec2.CpuCredits(self.cpu_credits.upper())
+            if self.cpu_credits
+            else None,
             user_data=user_data,
             user_data_causes_replacement=True,
             block_devices=[

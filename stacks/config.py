@@ -31,6 +31,9 @@ ARCHITECTURES: Final = ("x86_64", "arm64")
 #: Retention periods CloudWatch Logs accepts (days) that the stacks map onto RetentionDays.
 LOG_RETENTION_DAYS: Final = (1, 3, 5, 7, 14, 30, 60, 90, 180, 365)
 _INSTANCE_TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+#: CPU credit modes of a burstable (T-family) instance; ``unlimited`` is T3's launch default
+#: and what the report's VM model prices (surplus credits above the baseline).
+CPU_CREDIT_MODES: Final = ("unlimited", "standard")
 #: Where ``shpc data fetch`` puts the dataset when nothing else is configured.
 DEFAULT_DATASET_DIR: Final = Path.home() / ".cache" / "serverless-hpc" / "fashion-mnist"
 _PREFIX_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,30}$")
@@ -71,6 +74,9 @@ class AppConfig:
     ephemeral_storage_mb: int = 512
     reserved_concurrency: int | None = None
     instance_type: str = "t3.xlarge"
+    #: Burstable types only (T family): ``unlimited`` (CPU above the baseline is billed as
+    #: surplus credits) or ``standard`` (throttled to the baseline when credits run out).
+    cpu_credits: str = "unlimited"
     root_volume_gb: int = 30
     retain_results: bool = False
     log_retention_days: int = 14
@@ -104,6 +110,10 @@ class AppConfig:
             )
         if not _INSTANCE_TYPE_RE.match(self.instance_type):
             raise ConfigError(f"instance_type is not an instance type: {self.instance_type!r}")
+        if self.cpu_credits not in CPU_CREDIT_MODES:
+            raise ConfigError(
+                f"cpu_credits must be one of {CPU_CREDIT_MODES}, got {self.cpu_credits!r}"
+            )
         if not 8 <= self.root_volume_gb <= 1024:
             raise ConfigError(f"root_volume_gb must be 8..1024, got {self.root_volume_gb}")
         if self.log_retention_days not in LOG_RETENTION_DAYS:
@@ -165,6 +175,7 @@ class AppConfig:
             if reserved in (None, "", "null", "none")
             else _int(reserved, "reserved_concurrency"),
             instance_type=str(raw("instance_type", base.instance_type)),
+            cpu_credits=str(raw("cpu_credits", base.cpu_credits)).strip().lower(),
             root_volume_gb=_int(raw("root_volume_gb", base.root_volume_gb), "root_volume_gb"),
             retain_results=_bool(raw("retain_results", False), "retain_results"),
             log_retention_days=_int(

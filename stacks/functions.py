@@ -9,8 +9,9 @@ edit here:
   one image share one image asset);
 * memory and timeout: the spec's, or the cdk.json overrides (:class:`FunctionConfig`);
 * IAM from the spec's store access: every function reads the dataset prefix; ``read-models``
-  also reads ``models/``; ``write-models`` reads and writes ``models/``; nobody else writes
-  anywhere.
+  also reads ``models/``; ``write-models`` reads and writes ``models/``; ``scratch`` reads
+  and writes ``scratch/`` (a coupled job's data between rounds; the driver deletes it) and
+  nothing of ``models/``; nobody else writes anywhere, and no function deletes.
 
 Logs go to a log group the construct owns (retention set, destroyed with it), written
 through the role's own narrow grant rather than the AWS-managed basic policy. The buckets are
@@ -32,7 +33,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from serverless_hpc import aws
-from serverless_hpc.workloads.spec import StoreAccess, WorkloadSpec
+from serverless_hpc.workloads.spec import SCRATCH_PREFIX, StoreAccess, WorkloadSpec
 from stacks.config import REPO_ROOT, FunctionConfig
 from stacks.data import Dataset, objects_finding
 from stacks.nag import acknowledge, checkov_skip
@@ -64,7 +65,15 @@ ACCESS_WORDS: Final = {
     StoreAccess.NONE: "",
     StoreAccess.READ_MODELS: ", models read",
     StoreAccess.WRITE_MODELS: ", models read/write",
+    StoreAccess.SCRATCH: ", scratch read/write",
 }
+
+
+def store_prefix(spec: WorkloadSpec) -> str | None:
+    """The results-bucket prefix ``spec``'s function may touch (None: none)."""
+    if spec.store is StoreAccess.NONE:
+        return None
+    return SCRATCH_PREFIX if spec.store is StoreAccess.SCRATCH else aws.MODELS_PREFIX
 
 
 def dockerfile(spec: WorkloadSpec) -> str:
@@ -157,13 +166,14 @@ class WorkloadFunction(Construct):
                 actions=["s3:ListBucket"], resources=[dataset.dataset_bucket.bucket_arn]
             )
         )
-        if self.spec.store is StoreAccess.NONE:
+        prefix = store_prefix(self.spec)
+        if prefix is None:
             return
         actions = ["s3:GetObject"]
-        if self.spec.store is StoreAccess.WRITE_MODELS:
+        if self.spec.store in (StoreAccess.WRITE_MODELS, StoreAccess.SCRATCH):
             actions.append("s3:PutObject")
-        models = dataset.results_bucket.arn_for_objects(f"{aws.MODELS_PREFIX}/*")
-        self.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[models]))
+        objects = dataset.results_bucket.arn_for_objects(f"{prefix}/*")
+        self.role.add_to_policy(iam.PolicyStatement(actions=actions, resources=[objects]))
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["s3:ListBucket"], resources=[dataset.results_bucket.bucket_arn]
@@ -173,12 +183,14 @@ class WorkloadFunction(Construct):
     def _acknowledge(self, dataset: Dataset, log_group: logs.LogGroup, *, reserved: bool) -> None:
         """cdk-nag and checkov findings this function accepts, each with its reason."""
         findings = [objects_finding(dataset.dataset_bucket, aws.DATASET_PREFIX)]
-        if self.spec.store is not StoreAccess.NONE:
-            findings.append(objects_finding(dataset.results_bucket, aws.MODELS_PREFIX))
+        prefix = store_prefix(self.spec)
+        if prefix is not None:
+            findings.append(objects_finding(dataset.results_bucket, prefix))
         acknowledge(
             self.role,
             "AwsSolutions-IAM5",
-            "Object access is limited to one key prefix (the dataset, or the model bundles) "
+            "Object access is limited to one key prefix (the dataset, the model bundles or "
+            "the scratch objects) "
             "whose keys are created at run time, so the prefix wildcard is the narrowest "
             "resource.",
             findings=findings,

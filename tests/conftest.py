@@ -45,9 +45,11 @@ def data_dir() -> Path:
 def _isolated_cache(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[None]:
-    """Keep tests off the user's cache and model store; forget per-process dataset caches."""
+    """Keep tests off the user's cache, model store and state (the platform-change journal);
+    forget per-process dataset caches."""
     home = tmp_path_factory.mktemp("shpc-cache")
     monkeypatch.setenv("SHPC_CACHE_DIR", str(home))
+    monkeypatch.setenv("SHPC_STATE_DIR", str(tmp_path_factory.mktemp("shpc-state")))
     monkeypatch.delenv("SHPC_STORE", raising=False)
     fm.clear_cache()
     yield

@@ -31,11 +31,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"error: 'shpc status' needs the aws extra ({exc})", file=sys.stderr)
         return EXIT_UNAVAILABLE
     try:
+        from serverless_hpc.redact import scrub
+        from serverless_hpc.targets.aws_session import register_session
+
         session = boto3.Session(profile_name=args.profile, region_name=args.region)
+        register_session(session)
         client = session.client("resourcegroupstaggingapi")
         found = tagged_resources(client, key=args.tag_key, value=args.tag_value)
     except (BotoCoreError, ClientError) as exc:
-        print(f"error: cannot list tagged resources: {exc}", file=sys.stderr)
+        print(f"error: cannot list tagged resources: {scrub(str(exc))}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     region = session.region_name
     if args.json:

@@ -5,7 +5,9 @@ for: the gzip stream must be complete, the IDX magic number and dimensions must 
 the file should hold, and the payload size must equal the product of the dimensions. The
 canonical files are also checked against their published md5 sums, once per process per
 file. Any failure raises :class:`DatasetError` naming the file and what is wrong; a wrong
-array is never returned silently.
+array is never returned silently. Files are opened only if they are regular files
+(:mod:`serverless_hpc.safeio`): a FIFO or device in the data directory is refused at once,
+never waited on.
 
 Where the files come from, in order:
 
@@ -23,6 +25,7 @@ import hashlib
 import logging
 import os
 import shutil
+import stat
 import struct
 import tempfile
 import threading
@@ -35,6 +38,7 @@ from typing import Final
 
 import numpy as np
 
+from serverless_hpc import safeio
 from serverless_hpc.data.catalog import (
     FILES,
     NUM_CLASSES,
@@ -96,10 +100,12 @@ def read_idx(path: Path, *, expected_shape: Sequence[int] | None = None) -> np.n
     shape differs from ``expected_shape``.
     """
     try:
-        with gzip.open(path, "rb") as fh:
+        with safeio.open_regular(path) as compressed, gzip.GzipFile(fileobj=compressed) as fh:
             raw = fh.read()
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
+    except safeio.NotRegularFile as exc:
+        raise DatasetError(str(exc)) from None
     except EOFError as exc:
         raise DatasetError(f"{path}: truncated gzip stream ({exc})") from exc
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
@@ -128,7 +134,7 @@ def read_idx(path: Path, *, expected_shape: Sequence[int] | None = None) -> np.n
 def md5sum(path: Path) -> str:
     """The md5 hex digest of a file, read in chunks."""
     digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as fh:
+    with safeio.open_regular(path) as fh:
         for chunk in iter(lambda: fh.read(_MD5_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -144,11 +150,16 @@ def verify_file(path: Path, spec: IdxFile) -> None:
         st = path.stat()
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DatasetError(f"{path}: not a regular file but a {safeio.kind_of(st.st_mode)}")
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     with _verified_lock:
         if key in _verified:
             return
-    actual = md5sum(path)
+    try:
+        actual = md5sum(path)
+    except safeio.NotRegularFile as exc:  # replaced since the stat above
+        raise DatasetError(str(exc)) from None
     if actual != spec.md5:
         raise DatasetError(
             f"{path}: md5 {actual} does not match the published {spec.md5} for {spec.name} "
@@ -184,8 +195,9 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
 
 
 def missing_files(data_dir: Path) -> list[str]:
-    """Names of canonical files absent from ``data_dir``."""
-    return [name for name in _BY_NAME if not (data_dir / name).is_file()]
+    """Names of canonical files absent from ``data_dir`` (present but not a regular file
+    counts as present: reading it says what it is)."""
+    return [name for name in _BY_NAME if not (data_dir / name).exists()]
 
 
 def fetch(

@@ -95,6 +95,27 @@ def _batch(
     )
 
 
+def job_id(batch: Batch, run_id: str) -> str:
+    """The id of one job in rounds (its scratch objects' prefix): unique in the run."""
+    memory = f"-m{batch.memory_mb}" if batch.memory_mb is not None else ""
+    return f"{run_id or 'run'}/{batch.target}-{batch.mode}-s{batch.shards}-r{batch.repeat}{memory}"
+
+
+def round_invocations(spec: WorkloadSpec, params: Mapping[str, Any], workers: int) -> int:
+    """Invocations of one job of ``spec`` in rounds (0: it does not run in rounds);
+    :class:`BenchError` naming the workload when its plan refuses the fan-out."""
+    if spec.rounds is None:
+        return 0
+    try:
+        count = 0
+        for rnd in range(spec.rounds.rounds(params, workers)):
+            reqs, combine = spec.rounds.requests(params, workers, rnd)
+            count += len(reqs) + (combine is not None)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BenchError(f"--param {spec.name} at {workers} shards: {exc}") from None
+    return count
+
+
 def epochs_of(spec: WorkloadSpec, params: Mapping[str, Any]) -> int:
     """The epochs a training's request asks for (its spec names the parameter); 1 if none."""
     key = spec.training.epochs_param if spec.training is not None else None
@@ -135,13 +156,16 @@ def _count(
                 params = cfg.params_of(spec.name)
                 for w in cfg.train_workers if spec.data_parallel else (1,):
                     if w > 1:  # a data-parallel training: its rounds' invocations
-                        per_size += cfg.train_repeats * chain.rounds(params) * (w + 1)
+                        per_size += cfg.train_repeats * round_invocations(spec, params, w)
                     else:
                         per_size += cfg.train_repeats
                         if spec.resumable:
                             per_size_epochs += cfg.train_repeats * epochs_of(spec, params)
                 continue
             fanout = sum(cfg.shards) if spec.fanned_out else 1
+            if spec.rounds is not None:  # a job in rounds: every round's invocations
+                params = cfg.params_of(spec.name)
+                fanout = sum(round_invocations(spec, params, s) or s for s in cfg.shards)
             for mode in cfg.modes:
                 if mode == "cold" and not supports_cold(target):
                     continue

@@ -1,46 +1,88 @@
-"""The rounds strategy: a data-parallel training, round after round of workers then a combine.
+"""The rounds strategy: a job in rounds, each round's workers at once, then its combine step.
 
-Each round's workers start together from the round's stored start and store their weights;
-then one combine invocation averages them (see :mod:`serverless_hpc.chain`). A combine
-result with ``"status": "continue"`` asks for another round.
+Any workload whose spec declares a :class:`~serverless_hpc.workloads.spec.RoundPlan` runs
+here: a data-parallel training (each round's workers train from the round's stored start
+and store their weights; a combine invocation averages them, see :mod:`serverless_hpc.chain`)
+and the coupled workloads that exchange data through the store (a stencil's halos, a
+shuffle's partitions, staged matrix panels). A round's invocations start when the previous
+round's have ended; a combine result with ``"status": "continue"`` continues, any other ends
+the job; after the plan's rounds the job ends.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
 
-from serverless_hpc import chain
+from serverless_hpc import chain, workloads
+from serverless_hpc.contract import ContractError
 from serverless_hpc.driver.context import (
     BatchRun,
     RunContext,
     Ticker,
     error_type,
     full_result,
-    params_of,
 )
-from serverless_hpc.driver.plan import Batch
+from serverless_hpc.driver.plan import Batch, job_id, round_invocations
 from serverless_hpc.rundir import InvocationRecord
+from serverless_hpc.targets.base import Target
+from serverless_hpc.workloads.spec import StoreAccess, WorkloadSpec, scratch_prefix
 
 log = logging.getLogger(__name__)
 
+#: Timings a function in rounds reports, summed per batch (see ``workloads/roundio.py``).
+ROUND_TIMINGS: Final = (
+    "compute_ms",
+    "store_read_ms",
+    "store_write_ms",
+    "bytes_read",
+    "bytes_written",
+)
+
+Attempt = Callable[[dict[str, Any], int, int, str], "dict[str, Any] | None"]
+
+
+def workers_of(batch: Batch) -> int:
+    """A round's workers: a data-parallel training's, else the batch's fan-out."""
+    return batch.workers if batch.workers > 1 else batch.shards
+
+
+def in_rounds(batch: Batch) -> bool:
+    """Whether ``batch`` runs in rounds by its spec's plan (a training over one worker runs
+    as a chain instead; a plan of 0 rounds is a plain fan-out)."""
+    spec = workloads.specs()[batch.workload]
+    if spec.rounds is None or not batch.requests:
+        return False
+    return spec.rounds.rounds(batch.requests[0]["params"], workers_of(batch)) > 0
+
 
 def run_rounds(ctx: RunContext, batch: Batch) -> BatchRun:
-    """A data-parallel training: per round, the workers at once, then the combine step.
+    """A job in rounds: per round, the workers at once, then the round's combine step.
 
-    An invocation the platform stopped is retried (up to :data:`chain.MAX_FAILED_LEGS`
-    attempts): a worker restarts its round from the round's stored start, so a kill costs
-    at most that worker's part of one epoch. Records carry ``round`` and ``role``; a worker's
-    ``shard`` is its index, the combine step's is the worker count.
+    Its results (for the spec's combine) are the last combine step's, or the last round's
+    workers' when it had none; none when a round failed. An invocation the platform stopped
+    is retried (up to :data:`chain.MAX_FAILED_LEGS` attempts): a training's worker restarts
+    its round from the round's stored start, any other reads the same inputs again. Records
+    carry ``round`` and ``role`` (``combine``, a request's ``phase``, else ``worker``); a
+    worker's ``shard`` is its index, the combine step's is the worker count.
     """
-    w = batch.workers
-    rounds = chain.rounds(params_of(batch))
+    w = workers_of(batch)
+    spec = workloads.specs()[batch.workload]
+    assert spec.rounds is not None  # only batches of such specs come here
+    base_request = {k: v for k, v in batch.requests[0].items() if k != "shard"}
+    params = dict(base_request["params"])
+    if batch.workers == 1:  # a training has its chain id; any other job gets a job id
+        params["job"] = job_id(batch, ctx.cfg.run_id)
+    total = round_invocations(spec, params, w)
     timeout_s = ctx.timeout_s(batch.workload)
-    ticks = Ticker(ctx.progress, rounds * (w + 1))  # here: one tick per invocation
+    force_cold = batch.mode == "cold"
+    ticks = Ticker(ctx.progress, total)  # here: one tick per invocation
     refused = ctx.prepare(batch, timeout_s, tick=False)
     if refused is not None:
-        ticks.to(rounds * (w + 1))
+        ticks.to(total)
         return refused, []
     lock = threading.Lock()
     recs: list[InvocationRecord] = []
@@ -51,7 +93,7 @@ def run_rounds(ctx: RunContext, batch: Batch) -> BatchRun:
             with in_flight:
                 if ctx.interrupted.is_set():
                     return None
-                timed = ctx.invoke(request, timeout_s, False)
+                timed = ctx.invoke(request, timeout_s, force_cold)
             if ctx.interrupted.is_set():
                 return None
             full = full_result(timed.outcome)
@@ -73,20 +115,82 @@ def run_rounds(ctx: RunContext, batch: Batch) -> BatchRun:
             )
         return None
 
-    final: dict[str, Any] | None = None
-    for rnd in range(rounds):
-        worker_reqs, combine_req = chain.round_requests(batch.requests[0], w, rnd)
-        futures = [ctx.pool.submit(attempt, r, i, rnd, "worker") for i, r in enumerate(worker_reqs)]
-        if not all(f.result() is not None for f in futures):
-            log.error("%s round %d: a worker failed; the training stops", batch.target, rnd)
-            break
-        combined = attempt(combine_req, w, rnd, "combine")
-        if combined is None:
-            log.error("%s round %d: combining failed; the training stops", batch.target, rnd)
-            break
-        if combined.get("status") != "continue":
-            final = combined
-            break
-    ticks.to(rounds * (w + 1))  # the bar ends at 100% even when a round failed
+    label = f"{batch.target} {spec.name}"
+    final = _drive(spec, params, w, base_request, ctx.pool, attempt, label)
+    ticks.to(total)  # the bar ends at 100% even when a round failed
     recs.sort(key=lambda r: r.t_send)
-    return recs, [final] if final is not None else []
+    return recs, final
+
+
+def _drive(
+    spec: WorkloadSpec,
+    params: Mapping[str, Any],
+    w: int,
+    base_request: Mapping[str, Any],
+    pool: ThreadPoolExecutor,
+    attempt: Attempt,
+    label: str,
+) -> list[dict[str, Any]]:
+    """Run the rounds of one job with ``attempt``; its final results (none if it failed)."""
+    assert spec.rounds is not None
+    rounds = spec.rounds.rounds(params, w)
+    for rnd in range(rounds):
+        worker_params, combine_params = spec.rounds.requests(params, w, rnd)
+        futures = [
+            pool.submit(
+                attempt, {**base_request, "params": p}, i, rnd, str(p.get("phase") or "worker")
+            )
+            for i, p in enumerate(worker_params)
+        ]
+        done = [f.result() for f in futures]
+        if not all(d is not None for d in done):
+            log.error("%s round %d: a worker failed; the job stops", label, rnd)
+            return []
+        if combine_params is None:
+            if rnd == rounds - 1:
+                return [d for d in done if d is not None]
+            continue
+        combined = attempt(
+            {**base_request, "params": combine_params}, len(worker_params), rnd, "combine"
+        )
+        if combined is None:
+            log.error("%s round %d: combining failed; the job stops", label, rnd)
+            return []
+        if combined.get("status") != "continue":
+            return [combined]
+    return []
+
+
+def rounds_summary(recs: Sequence[InvocationRecord]) -> dict[str, Any]:
+    """A job in rounds' totals: rounds run, and each round timing summed over its records."""
+    out: dict[str, Any] = {
+        "rounds": 1 + max((r.round for r in recs if r.round is not None), default=-1)
+    }
+    for key in ROUND_TIMINGS:
+        values = []
+        for r in recs:
+            timings = r.outcome.response.get("timings") if r.ok else None
+            if isinstance(timings, dict) and isinstance(timings.get(key), int | float):
+                values.append(float(timings[key]))
+        out[f"total_{key}"] = sum(values) if values else None
+    return out
+
+
+def clean_job_scratch(target: Target, batch: Batch, run_id: str) -> None:
+    """Delete a finished job's scratch prefix (kept after a failure, to see what it wrote).
+
+    The prefix is the one the driver gave the job, never one a response names."""
+    spec = workloads.specs()[batch.workload]
+    if spec.store is not StoreAccess.SCRATCH:
+        return
+    prefix = scratch_prefix(spec.name, job_id(batch, run_id))
+    try:
+        store = target.scratch_store()
+        if store is None:
+            log.info("%s: scratch objects under %s are left in place", target.name, prefix)
+            return
+        n = store.delete_prefix(prefix)
+    except (OSError, ContractError, RuntimeError) as exc:  # cleanup must not fail a run
+        log.warning("%s: could not delete scratch under %s: %s", target.name, prefix, exc)
+    else:
+        log.info("%s: deleted %d scratch object(s) under %s", target.name, n, prefix)

@@ -49,7 +49,7 @@ from serverless_hpc.driver.plan import (
     plan,
     with_version,
 )
-from serverless_hpc.driver.rounds import run_rounds
+from serverless_hpc.driver.rounds import clean_job_scratch, in_rounds, rounds_summary, run_rounds
 from serverless_hpc.rundir import (
     RecordWriter,
     RunLock,
@@ -68,9 +68,9 @@ Strategy = Callable[[RunContext, Batch], BatchRun]
 
 
 def strategy_of(spec: WorkloadSpec, batch: Batch) -> Strategy:
-    """The strategy that runs ``batch``: rounds for a data-parallel training, a chain for a
-    resumable workload, else the fan-out."""
-    if batch.workers > 1:
+    """The strategy that runs ``batch``: rounds for a data-parallel training or a job its
+    spec plans in rounds, a chain for a resumable workload, else the fan-out."""
+    if batch.workers > 1 or in_rounds(batch):
         return run_rounds
     if spec.resumable:
         return run_chain
@@ -309,9 +309,13 @@ class _RunState:
             summary = batch_summary(batch, recs, results)
             # what could run at once: a batch of more shards than this queued the rest
             summary["max_parallel"] = target.max_parallel
-            if strategy is not run_fanout:
+            if spec.resumable or batch.workers > 1:  # a training: a chain or in rounds
                 summary.update(training_summary(recs, results))
                 clean_scratch(target, batch, results)
+            elif strategy is run_rounds:  # a job in rounds through the store
+                summary.update(rounds_summary(recs))
+                if results:  # it ended: its scratch objects are no longer needed
+                    clean_job_scratch(target, batch, cfg.run_id)
             self.batches.append(summary)
             append_batch(cfg.out, summary)
             if spec.writes_models and spec.model and summary.get("model_version"):

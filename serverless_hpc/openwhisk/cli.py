@@ -25,6 +25,13 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+def _error(message: str) -> None:
+    """One ``error:`` line, scrubbed of every known secret (a controller may echo one)."""
+    from serverless_hpc.redact import scrub
+
+    print(f"error: {scrub(message)}", file=sys.stderr)
+
+
 def _kv_int(value: str) -> tuple[str, int]:
     key, sep, raw = value.partition("=")
     try:
@@ -129,15 +136,15 @@ def _run(args: argparse.Namespace, action: Any) -> int:
     try:
         client = _client(args)
     except CredentialsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
     try:
         code: int = action(client)
     except DeployError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
     except OpenWhiskError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_FAILED
     finally:
         client.close()
@@ -162,7 +169,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
         )
     except deploy.DeployError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USAGE
 
     def go(client: Any) -> int:

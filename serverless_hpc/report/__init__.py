@@ -3,7 +3,8 @@
 Split by job: :mod:`.data` reads a run (skipping bad lines), :mod:`.stats` the statistics,
 :mod:`.tables` the summary (CSV, Markdown), :mod:`.checks` each workload's checks,
 :mod:`.headline` the answer in sentences, :mod:`.decision` functions against a VM,
-:mod:`.projection` the Lambda model, :mod:`.timeline` per-batch timelines, :mod:`.plots`
+:mod:`.projection` the Lambda model, :mod:`.cloud` and :mod:`.verdict` both sides of the
+cloud question and the verdict, :mod:`.timeline` per-batch timelines, :mod:`.plots`
 SVG charts (pygal, imported lazily), :mod:`.html` (Jinja2 templates, autoescaped), :mod:`.compare`
 two runs, :mod:`.build` everything into a directory. It reads records only; it never needs to
 know which target produced them.

@@ -14,23 +14,30 @@ from pathlib import Path
 from typing import Any
 
 from serverless_hpc import picks
-from serverless_hpc.report import decision, html, projection, training
+from serverless_hpc.report import cloud, coupled, decision, html, projection, training, verdict
 from serverless_hpc.report.checks import checks
 from serverless_hpc.report.data import RunData, bad_line_notes, load_run
 from serverless_hpc.report.headline import headline
-from serverless_hpc.report.plots import make_plots
+from serverless_hpc.report.plots import make_plots, verdict_plot
 from serverless_hpc.report.profile import load_profile
 from serverless_hpc.report.tables import MD_COLUMNS, markdown_table, summarize, write_csv
 from serverless_hpc.report.timeline import batch_timelines
 from serverless_hpc.rundir import HEADLINE, REPORT_HTML, paths
 from serverless_hpc.rundir.files import MEMORY_CSV, SUMMARY_CSV, SUMMARY_MD
 
+#: Arrival rates (jobs per hour) the verdict chart draws both sides at.
+VERDICT_CHART_RATES = tuple(10.0 ** (k / 4) for k in range(-4, 21))
 #: At most this many failed invocations are listed one by one.
 MAX_FAILURES_LISTED = 200
 
 
-def build_report(out: Path, *, plots: bool = True) -> dict[str, Path]:
+def build_report(
+    out: Path, *, plots: bool = True, jobs_per_hour: tuple[float, float] | None = None
+) -> dict[str, Path]:
     """Write the report files into ``out``; the paths written, by name.
+
+    ``jobs_per_hour`` (a rate as (r, r), or a range) is what the verdict answers for
+    (default :data:`~serverless_hpc.report.cloud.DEFAULT_RATES`).
 
     FileNotFoundError when ``out`` holds no records.jsonl. The cyclic garbage collector is
     paused meanwhile: a run's records are many small, acyclic objects that the collector
@@ -39,13 +46,13 @@ def build_report(out: Path, *, plots: bool = True) -> dict[str, Path]:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(out, plots=plots)
+        return _build(out, plots=plots, rates=jobs_per_hour or cloud.DEFAULT_RATES)
     finally:
         if enabled:
             gc.enable()
 
 
-def _build(out: Path, *, plots: bool) -> dict[str, Path]:
+def _build(out: Path, *, plots: bool, rates: tuple[float, float]) -> dict[str, Path]:
     from serverless_hpc.pricing_data import load_prices
 
     data = load_run(out)
@@ -63,11 +70,24 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
     configs = decision.configurations(data, rows, prices, profile)
     trains = training.trainings(data, prices, profile)
     break_even = decision.break_even(configs, prices)
-    head = headline(data, rows, break_even, vm_type=profile.vm_instance_type, trains=trains)
+    opts = cloud.Options(rates=rates)
+    verdicts = verdict.verdicts(data, configs, prices, profile, opts)
+    head = headline(
+        data,
+        rows,
+        break_even,
+        vm_type=profile.vm_instance_type,
+        trains=trains,
+        verdict=verdicts,
+        jobs_per_hour=rates,
+    )
     written[HEADLINE] = files.headline
     written[HEADLINE].write_text(json.dumps(head, indent=2), encoding="utf-8")
     projected = projection.projection(data, profile, prices)
     images = make_plots(data, rows, configs, projected) if plots else {}
+    if plots:
+        curves = verdict.table(data, configs, prices, profile, opts, rates=VERDICT_CHART_RATES)
+        images.update(verdict_plot(curves))
     if plots and memory:
         table = picks.size_table(data.records, prices)
         svg = picks.plot_memory(table, picks.picks(table))
@@ -88,6 +108,7 @@ def _build(out: Path, *, plots: bool) -> dict[str, Path]:
         memory=memory,
         trains=trains,
         training_charts=svgs,
+        opts=opts,
     )
     written[REPORT_HTML] = files.report
     written[REPORT_HTML].write_text(page, encoding="utf-8")
@@ -106,6 +127,7 @@ def render_report(
     memory: Sequence[dict[str, Any]] | None = None,
     trains: Sequence[training.Training] | None = None,
     training_charts: dict[str, bytes] | None = None,
+    opts: cloud.Options | None = None,
 ) -> str:
     """The self-contained report page; ``images`` and ``training_charts`` are SVG documents
     (UTF-8, as written to their files) by file name. What is not given is worked out from
@@ -124,10 +146,19 @@ def render_report(
         memory = _memory_sizes(data, rows, prices)
     if trains is None:
         trains = training.trainings(data, prices, profile)
+    opts = opts or cloud.DEFAULT_OPTIONS
+    if head is None:
+        head = headline(data, rows, verdict=verdict.verdicts(data, configs, prices, profile, opts))
     return html.render(
         "report.html.j2",
         run_id=data.run_id,
-        headline=head or headline(data, rows),
+        headline=head,
+        verdict_rows=[v for _, v in sorted(head.get("verdict", {}).items())],
+        rate_rows=verdict.table(data, configs, prices, profile, opts),
+        vm_rows=verdict.vm_types(data, configs, prices, profile, opts),
+        catalogue=sorted(prices.ec2.instances.values(), key=lambda i: (i.burst is None, i.hourly)),
+        boot_s=prices.ec2.boot_to_ready_s,
+        credit_mode=opts.credit_mode or profile.vm_credit_mode,
         checks=checks(data),
         columns=MD_COLUMNS,
         rows=rows,
@@ -149,6 +180,7 @@ def render_report(
             (name, html.inline_svg(svg)) for name, svg in (training_charts or {}).items()
         ],
         accuracy_target=training.TARGET_ACCURACY,
+        coupled=coupled.from_run(data.out, data.batches),
         failures=[r for r in data.records if not r["ok"]][:MAX_FAILURES_LISTED],
         skipped=data.meta.get("skipped") or [],
         environment=html.environment_rows(data.meta),
@@ -181,8 +213,19 @@ def terminal_summary(out: Path) -> str:
     neither the charting library nor the statistics to print it.
     """
     head = json.loads(paths(out).headline.read_text(encoding="utf-8"))
-    lines = ["The answer (from the summary rows cited):"]
-    lines += [f"  - {s}" for s in head.get("sentences", [])]
+    if "answer" not in head:  # a report built before the verdict
+        lines = ["The answer (from the summary rows cited):"]
+        lines += [f"  - {s}" for s in head.get("sentences", [])]
+        lines += [f"note: {n}" for n in head.get("notes", [])]
+        return "\n".join(lines)
+    incomplete = [s for s in head.get("sentences", []) if s.startswith("Incomplete run:")]
+    lines = ["The answer: functions or a VM in the cloud"]
+    lines += [f"  - {s}" for s in incomplete + head["answer"]]
+    if head.get("more"):
+        lines.append(
+            "More (the emulation check on this machine, cold starts, trainings; rows cited):"
+        )
+        lines += [f"  - {s}" for s in head["more"]]
     lines += [f"note: {n}" for n in head.get("notes", [])]
     return "\n".join(lines)
 
@@ -201,10 +244,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--no-plots", action="store_true", help="skip the SVG charts (fastest)")
+    parser.add_argument(
+        "--jobs-per-hour",
+        metavar="RATE",
+        help="the arrival rate the verdict answers for: a value or a range (10, 1-1000)",
+    )
     args = parser.parse_args(argv)
     try:
-        written = build_report(args.run_dir, plots=not args.no_plots)
-    except FileNotFoundError as exc:
+        rates = cloud.parse_rate(args.jobs_per_hour) if args.jobs_per_hour else None
+        written = build_report(args.run_dir, plots=not args.no_plots, jobs_per_hour=rates)
+    except (FileNotFoundError, cloud.OptionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for path in written.values():

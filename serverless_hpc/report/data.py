@@ -19,11 +19,11 @@ from serverless_hpc.rundir import (
     RECORDS,
     RUN_META,
     BadLine,
-    RecordRow,
     iter_jsonl,
     paths,
     read_jsonl,
     read_run_meta,
+    record_row,
 )
 
 
@@ -32,7 +32,7 @@ class RunData:
     """Everything a report is made of."""
 
     out: Path
-    records: list[RecordRow]
+    records: list[dict[str, Any]]
     batches: list[dict[str, Any]]
     meta: dict[str, Any]
     #: File name -> the lines of it that were skipped.
@@ -95,7 +95,7 @@ RESULT_SAMPLE: Final = 50
 def load_run(out: Path) -> RunData:
     """Read a run directory; FileNotFoundError when it holds no records.jsonl.
 
-    The records are streamed and each is kept as a :class:`~serverless_hpc.rundir.RecordRow`
+    The records are streamed and each is kept as a :func:`~serverless_hpc.rundir.record_row`
     (the fields the report reads, no result payload), so memory grows with the records at a
     few hundred bytes each, not at a parsed line's few KB.
     """
@@ -103,7 +103,7 @@ def load_run(out: Path) -> RunData:
     if not files.records.is_file():
         raise FileNotFoundError(f"{out}: no {RECORDS} (is this a run directory?)")
     bad: dict[str, list[BadLine]] = {RECORDS: []}
-    rows: list[RecordRow] = []
+    rows: list[dict[str, Any]] = []
     sized: dict[tuple[Any, Any], int] = {}
     for line in iter_jsonl(files.records, RECORD_LINE):
         if isinstance(line, BadLine):
@@ -114,7 +114,7 @@ def load_run(out: Path) -> RunData:
             if sized.get(key, 0) < RESULT_SAMPLE:
                 sized[key] = sized.get(key, 0) + 1
                 line["result_bytes"] = len(json.dumps(line["result"]))
-        rows.append(RecordRow(line))
+        rows.append(record_row(line))
     batches: list[dict[str, Any]] = []
     if files.batches.is_file():
         read = read_jsonl(files.batches, BATCH_LINE)

@@ -4,7 +4,9 @@ A *configuration* is a summary row in natural mode (target x workload x fan-out;
 is the records'). Its cost per job is *measured* when its records carry ``cost_usd`` (the
 cloud targets price their own invocations); otherwise it is a labelled *model*: Lambda's
 prices applied to the measured handler durations for a function target, the VM's hourly price
-times the time to result for a VM target (the profile says which target is which).
+times the time to result for a VM target, plus the surplus CPU credits a burstable type pays
+in unlimited mode for a job that keeps its vCPUs above the baseline (or the longer time it is
+throttled to in standard mode) (the profile says which target is which and the credit mode).
 
 Break-even: a VM that is always on costs its hourly price whatever it does; functions cost
 per job. Above ``hourly / cost_per_job`` jobs per hour the VM is cheaper. The 95% CI comes
@@ -23,15 +25,16 @@ from serverless_hpc.pricing import (
     PriceError,
     Prices,
     break_even_table,
+    burstable_run,
     ec2_hourly,
     lambda_invocation_cost,
 )
+from serverless_hpc.report.cloud import vm_vcpus
 from serverless_hpc.report.data import RunData
 from serverless_hpc.report.profile import PlatformProfile
 from serverless_hpc.report.projection import handler_ms
 from serverless_hpc.report.stats import bootstrap_median_ci, median
 from serverless_hpc.report.tables import RowKey, key_label, row_key, time_to_result_ms
-from serverless_hpc.rundir import RecordRow
 
 MEASURED = "measured"
 
@@ -68,11 +71,32 @@ def vm_cost(hourly_usd: float, seconds: float) -> float:
     return hourly_usd * seconds / 3600.0
 
 
+def vm_job_cost(
+    hourly_usd: float, seconds: float, vcpus: float, prices: Prices, profile: PlatformProfile
+) -> tuple[float, str]:
+    """One job's modelled cost on the profile's VM type, and its basis: the hourly price for
+    the job's time (throttled in standard mode) plus surplus credits in unlimited mode, the
+    job keeping ``vcpus`` busy (the VM target's vCPUs: an upper bound). Without a catalogue
+    entry for the type, the hourly price times the time."""
+    itype = prices.ec2.instances.get(profile.vm_instance_type)
+    basis = f"model: {profile.vm_instance_type} hourly price x time to result"
+    if itype is None or itype.burst is None or vcpus <= 0:
+        return vm_cost(hourly_usd, seconds), basis
+    mode = profile.vm_credit_mode
+    run = burstable_run(itype, vcpu_seconds=vcpus * seconds, parallelism=vcpus, mode=mode)
+    return vm_cost(hourly_usd, run.wall_s) + run.surplus_usd, f"{basis} + CPU credits ({mode})"
+
+
+def _vcpus(data: RunData, target: str) -> float:
+    """The vCPUs a VM target ran on (see :func:`~serverless_hpc.report.cloud.vm_vcpus`)."""
+    return vm_vcpus(data, target, [r for r in data.records if r["target"] == target])
+
+
 def job_costs(
     data: RunData, prices: Prices, profile: PlatformProfile
 ) -> dict[RowKey, tuple[list[float], str]]:
     """Per row: each complete job's cost and the basis (measured, or which model)."""
-    by_batch: dict[tuple[RowKey, int], list[RecordRow]] = defaultdict(list)
+    by_batch: dict[tuple[RowKey, int], list[dict[str, Any]]] = defaultdict(list)
     for r in data.records:
         by_batch[(row_key(r), int(r.get("repeat", 0)))].append(r)
     spans = {
@@ -81,6 +105,7 @@ def job_costs(
         if b.get("makespan_ms")
     }
     vm_hourly = vm_hourly_usd(profile, prices)
+    vcpus: dict[str, float] = {}
     out: dict[RowKey, tuple[list[float], str]] = {}
     for (key, repeat), recs in by_batch.items():
         if not all(r["ok"] for r in recs):
@@ -95,8 +120,9 @@ def job_costs(
             span = spans.get((key, repeat))
             if span is None:
                 continue
-            cost = vm_cost(vm_hourly, span / 1e3)
-            basis = f"model: {profile.vm_instance_type} hourly price x time to result"
+            if key[0] not in vcpus:
+                vcpus[key[0]] = _vcpus(data, key[0])
+            cost, basis = vm_job_cost(vm_hourly, span / 1e3, vcpus[key[0]], prices, profile)
         else:
             continue
         costs, _ = out.setdefault(key, ([], basis))

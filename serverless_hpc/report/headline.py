@@ -1,6 +1,11 @@
 """The answer first: plain sentences generated from the summary, never written by hand.
 
-Per workload: each target's best configuration (lowest time to result in natural mode) and
+First, per workload, the verdict (:mod:`.verdict`): functions or a VM in the cloud, for what
+arrival rate, with both sides' time to result and cost per job, marked measured or model;
+then one sentence saying what is modelled and that local-faas against standalone on this
+machine is an emulation check. Those are ``answer``; the rest (``more``) is on demand.
+
+Then, per workload: each target's best configuration (lowest time to result in natural mode) and
 its cost per job where measured; which target wins and by how much, with a bootstrap 95% CI
 of the ratio of median job times (a CI that holds 1 is a tie, said as one); the cold-start
 penalty; for each training, its final accuracy and its time and cost to 0.90 (a modelled cost
@@ -11,9 +16,12 @@ said to be one). Every sentence names the summary rows its figures come from
 
 from __future__ import annotations
 
+import json
+import logging
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
 
 from serverless_hpc.report.data import RunData, bad_line_notes
 from serverless_hpc.report.profile import load_profile
@@ -26,6 +34,11 @@ from serverless_hpc.report.tables import (
     time_to_result_ms,
 )
 from serverless_hpc.report.training import TARGET_ACCURACY, Training, trainings, workers_text
+
+log = logging.getLogger(__name__)
+
+#: The targets that run on the benchmark machine itself: comparing them is an emulation check.
+LOCAL_TARGETS: Final = frozenset({"local-faas", "standalone"})
 
 
 def fmt_ms(ms: float) -> str:
@@ -159,17 +172,21 @@ def _workload_headline(
             est = median_ratio_ci(win_s, samples.of(row_key(other)))
             ratio, ci = est if est else (None, None)
             cited = f"rows {key_label(win)}, {key_label(other)}"
+            # Two emulations on one machine: say so, so it is not read as the cloud answer.
+            emulated = {win_t, other_t} <= LOCAL_TARGETS
+            head = f"{workload}, emulation check on this machine" if emulated else workload
             comp: dict[str, Any] = {
                 "faster": win_t,
                 "slower": other_t,
                 "ratio": ratio,
                 "ci95": list(ci) if ci else None,
                 "rows": [key_label(win), key_label(other)],
+                "emulation_check": emulated,
             }
             if ci is not None and ci[0] <= 1.0 <= ci[1]:
                 comp["verdict"] = "tie"
                 sentences.append(
-                    f"{workload}: {win_t} and {other_t} are tied: no significant difference "
+                    f"{head}: {win_t} and {other_t} are tied: no significant difference "
                     f"in time to result ({_config(win)} against {_config(other)}; ratio "
                     f"{ratio:.2f}, 95% CI {ci[0]:.2f}-{ci[1]:.2f}) ({cited})."
                 )
@@ -181,7 +198,7 @@ def _workload_headline(
                     else "too few jobs for a 95% confidence interval"
                 )
                 sentences.append(
-                    f"{workload}: {win_t} is faster than {other_t}: {_config(win)} against "
+                    f"{head}: {win_t} is faster than {other_t}: {_config(win)} against "
                     f"{_config(other)}, {ratio or 0:.2f}x ({ci_text}) ({cited})."
                 )
             info["comparisons"].append(comp)
@@ -254,7 +271,8 @@ def _break_even_sentence(
         f"{workload}: the cheapest function configuration ({r['key']}) costs "
         f"{fmt_usd(r['cost_usd'])} per job ({basis}); an always-on {vm_type} "
         f"(${r['instance_hourly_usd']:.4f}/h) is cheaper above {r['break_even_per_hour']:,.0f} "
-        f"jobs per hour ({ci})."
+        f"jobs per hour ({ci}), counting its hourly price only, not the CPU credits a busy "
+        "burstable VM pays (the verdict above counts them)."
     )
     info = {k: r[k] for k in ("key", "cost_usd", "cost_basis", "instance_type")}
     info.update(
@@ -271,6 +289,8 @@ def headline(
     break_even_rows: Sequence[dict[str, Any]] = (),
     vm_type: str = "",
     trains: Sequence[Training] | None = None,
+    verdict: Mapping[str, dict[str, Any]] | None = None,
+    jobs_per_hour: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """The headline as data: ``sentences`` (in order) plus the figures behind them.
 
@@ -281,8 +301,17 @@ def headline(
     cost is modelled), ``training`` (per training: final accuracy, time and cost to 0.90 with
     the cost's basis and ``cost_model``; see :meth:`Training.as_dict`). ``trains`` are the
     run's trainings (:func:`trainings`), computed here with the packaged prices when None.
+
+    ``verdict`` (per workload, from :func:`serverless_hpc.report.verdict.verdicts`) makes the
+    ``answer``: its sentences and :func:`closing_sentence`, first in ``sentences``; what
+    came before is ``more``. ``verdict`` is kept as data (``choice``: ``functions`` or
+    ``vm``; each side's config, time, cost and their bases; ``changes_at``), with
+    ``jobs_per_hour`` the rate (or range) it answers for.
     """
     notes = list(data.incomplete) + bad_line_notes(data)
+    answer = [v["sentence"] for _, v in sorted((verdict or {}).items())]
+    if answer:
+        answer.append(closing_sentence(verdict or {}, rows))
     sentences: list[str] = [f"Incomplete run: {n}." for n in data.incomplete]
     per_workload = {}
     workload_names = sorted({r["workload"] for r in rows})
@@ -303,8 +332,60 @@ def headline(
         sentences.append("The run has no usable records.")
     return {
         "run_id": data.run_id,
-        "sentences": sentences,
+        "sentences": sentences[: len(data.incomplete)] + answer + sentences[len(data.incomplete) :],
+        "answer": answer,
+        "more": sentences[len(data.incomplete) :],
         "notes": notes,
+        "verdict": dict(verdict or {}),
+        "jobs_per_hour": list(jobs_per_hour) if jobs_per_hour else None,
         "workloads": per_workload,
         "training": training,
     }
+
+
+def closing_sentence(verdict: Mapping[str, dict[str, Any]], rows: Sequence[dict[str, Any]]) -> str:
+    """What the verdict's figures are, in one sentence: models from this run unless marked
+    measured, the speed factor (said unknown where it is), and what local-faas against
+    standalone is."""
+    unknown = sorted(w for w, v in verdict.items() if "unknown" in str(v["speed_factor_source"]))
+    known = sorted(w for w in verdict if w not in unknown)
+    speed = (
+        "a cloud vCPU is taken as fast as this machine's (speed factor 1.0: unknown)"
+        if not known
+        else "speed factors from this machine's vCPU to a cloud vCPU as the platform profile "
+        "gives them" + (f" (unknown, 1.0, for {', '.join(unknown)})" if unknown else "")
+    )
+    targets = {r["target"] for r in rows}
+    check = (
+        "; local-faas against standalone, below, is an emulation check on this machine, "
+        "not the cloud answer"
+        if targets & LOCAL_TARGETS == LOCAL_TARGETS
+        else ""
+    )
+    return (
+        "Figures marked model are projected from this run's measurements with Lambda's and "
+        f"EC2's published prices, limits, boot time and CPU credits; {speed}{check}."
+    )
+
+
+def dashboard_verdict(run_dir: Path) -> list[str] | None:
+    """The verdict sentences of a finished run for the dashboard's run list: one per
+    workload, from its ``headline.json`` (None when it has none: an older or unfinished run,
+    or an unreadable file, which is logged)."""
+    path = run_dir / "headline.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("cannot read %s: %s", path, exc)
+        return None
+    verdict = data.get("verdict") if isinstance(data, dict) else None
+    if not isinstance(verdict, dict) or not verdict:
+        return None
+    out = [
+        str(v["sentence"])
+        for _, v in sorted(verdict.items())
+        if isinstance(v, dict) and isinstance(v.get("sentence"), str)
+    ]
+    return out or None

@@ -63,6 +63,8 @@ def environment() -> Any:
     env.filters["fmt"] = fmt
     env.filters["ms"] = lambda v: "" if v is None else fmt_ms(float(v))
     env.filters["usd"] = lambda v: "" if v is None else fmt_usd(float(v))
+    # three significant digits at any size: cost per job compared across sides and rates
+    env.filters["usd3"] = lambda v: "" if v is None else f"${float(v):.3g}"
     return env
 
 

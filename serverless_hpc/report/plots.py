@@ -323,3 +323,51 @@ def _projection_plot(projected: Sequence[dict[str, Any]]) -> dict[str, bytes]:
             panels, title="Projection (a model, not a measurement)"
         )
     }
+
+
+def verdict_plot(curves: Sequence[dict[str, Any]]) -> dict[str, bytes]:
+    """MODEL: cost per job against jobs per hour, functions and a VM, one panel per workload
+    (both axes logarithmic): where the lines cross, the answer changes. ``curves`` are
+    :func:`serverless_hpc.report.verdict.table` rows."""
+    ok = [
+        c
+        for c in curves
+        if c["functions"] is not None
+        and c["vm"] is not None
+        and c["functions"]["cost_per_job_usd"] > 0
+        and c["vm"]["cost_per_job_usd"] > 0
+    ]
+    names = sorted({c["workload"] for c in ok})
+    if not names:
+        return {}
+    panels = []
+    for workload in names:
+        mine = sorted(
+            (c for c in ok if c["workload"] == workload), key=lambda c: c["jobs_per_hour"]
+        )
+        rates = [float(c["jobs_per_hour"]) for c in mine]
+        costs = [c[side]["cost_per_job_usd"] for c in mine for side in ("functions", "vm")]
+        made = charts.chart(
+            "XY",
+            title=f"MODEL: {workload}: cost per job, functions or a VM",
+            x_title="jobs per hour",
+            y_title="cost per job (USD)",
+            **charts.xy_log_axes(rates, costs),
+        )
+        for side, label in (("functions", "functions (best plan)"), ("vm", "VM (cheapest way)")):
+            made.add(
+                label,
+                [
+                    {
+                        "value": (float(c["jobs_per_hour"]), c[side]["cost_per_job_usd"]),
+                        "label": c[side]["config"],
+                    }
+                    for c in mine
+                ],
+            )
+        panels.append(charts.render(made))
+    return {
+        "verdict_cost_by_rate_model.svg": charts.compose(
+            panels, title="Functions or a VM (a model, not a measurement)"
+        )
+    }

@@ -1,15 +1,16 @@
 """The platform profile: the dated, editable data file the report's models read.
 
 ``serverless_hpc/platform_profile.json`` holds each target's kind (functions billed per use,
-or a VM billed per hour), the VM type costs are compared against, and Lambda's limits and
-overheads with their sources. Nothing here is measured by the run; every figure derived from
-it is labelled a model.
+or a VM billed per hour), the VM type costs are compared against and its credit mode,
+Lambda's limits and overheads with their sources, and per workload the speed factor from
+this machine's vCPU to a cloud vCPU (a model; 1.0 where unknown). Nothing here is measured
+by the run; every figure derived from it is labelled a model.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -39,6 +40,8 @@ class LambdaProfile:
     invoke_overhead_ms: float
     cold_start_ms: dict[str, float]
     sources: dict[str, str]
+    #: How long an idle environment is kept (a model: Lambda does not document it).
+    keep_alive_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,20 @@ class PlatformProfile:
     target_kinds: dict[str, str]
     vm_instance_type: str
     lambda_: LambdaProfile
+    #: The comparison VM's CPU credit mode (burstable types): ``unlimited`` or ``standard``.
+    vm_credit_mode: str = "unlimited"
+    #: Per workload: a cloud vCPU's speed over this machine's (a model; 1.0 = unknown).
+    speed_factors: dict[str, float] = field(default_factory=dict)
+    speed_default: float = 1.0
+    speed_sources: dict[str, str] = field(default_factory=dict)
+
+    def speed(self, workload: str) -> tuple[float, str]:
+        """A workload's speed factor and where it comes from (``unknown`` when assumed 1.0)."""
+        factor = self.speed_factors.get(workload, self.speed_default)
+        source = self.speed_sources.get(workload) or (
+            "unknown: not measured (1.0 assumed)" if factor == 1.0 else "platform profile"
+        )
+        return factor, source
 
     def kind(self, target: str) -> Kind:
         """``faas``, ``vm`` or ``unknown`` (a target the profile does not list)."""
@@ -72,18 +89,31 @@ class PlatformProfile:
                 invoke_overhead_ms=float(lam["invoke_overhead_ms"]),
                 cold_start_ms={str(k): float(v) for k, v in lam["cold_start_ms"].items()},
                 sources={str(k): str(v) for k, v in lam.get("sources", {}).items()},
+                keep_alive_s=float(lam.get("keep_alive_s", 600.0)),
             )
             kinds = {str(t): str(v["kind"]) for t, v in raw["targets"].items()}
+            speed = raw.get("speed_factor") or {}
             profile = cls(
                 as_of=str(raw["as_of"]),
                 target_kinds=kinds,
                 vm_instance_type=str(raw["vm_instance_type"]),
                 lambda_=lp,
+                vm_credit_mode=str(raw.get("vm_credit_mode", "unlimited")),
+                speed_factors={str(k): float(v) for k, v in speed.get("workloads", {}).items()},
+                speed_default=float(speed.get("default", 1.0)),
+                speed_sources={str(k): str(v) for k, v in speed.get("sources", {}).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProfileError(f"platform profile lacks or mistypes {exc}") from exc
         if lp.concurrency_limit < 1 or lp.burst_per_10s < 1 or lp.timeout_s <= 0:
             raise ProfileError("platform profile: concurrency, burst and timeout must be > 0")
+        if lp.keep_alive_s < 0:
+            raise ProfileError("platform profile: lambda.keep_alive_s must be >= 0")
+        if profile.vm_credit_mode not in ("unlimited", "standard"):
+            raise ProfileError("platform profile: vm_credit_mode must be unlimited or standard")
+        factors = [*profile.speed_factors.values(), profile.speed_default]
+        if any(not 0 < f < 1000 for f in factors):
+            raise ProfileError("platform profile: speed factors must be > 0")
         return profile
 
 

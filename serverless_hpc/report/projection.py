@@ -34,7 +34,6 @@ from serverless_hpc.pricing import Prices, lambda_invocation_cost
 from serverless_hpc.report.data import RunData
 from serverless_hpc.report.profile import PlatformProfile
 from serverless_hpc.report.stats import median
-from serverless_hpc.rundir import RecordRow
 
 #: Fan-outs projected (with the run's own).
 FANOUTS: Final = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
@@ -85,7 +84,7 @@ def fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
     return a, b
 
 
-def _source_records(data: RunData, profile: PlatformProfile) -> list[RecordRow]:
+def _source_records(data: RunData, profile: PlatformProfile) -> list[dict[str, Any]]:
     faas = [r for r in data.records if r["ok"] and profile.kind(r["target"]) == "faas"]
     others = [r for r in faas if r["target"] != PROJECTED_TARGET]
     return others or faas
@@ -93,7 +92,7 @@ def _source_records(data: RunData, profile: PlatformProfile) -> list[RecordRow]:
 
 def fits(data: RunData, profile: PlatformProfile) -> dict[tuple[str, int | None], Fit]:
     """One fitted line per (workload, memory_mb) from the run's function records."""
-    groups: dict[tuple[str, int | None], list[RecordRow]] = defaultdict(list)
+    groups: dict[tuple[str, int | None], list[dict[str, Any]]] = defaultdict(list)
     for r in _source_records(data, profile):
         mem = r.get("memory_mb")
         groups[(r["workload"], int(mem) if mem is not None else None)].append(r)
@@ -208,8 +207,12 @@ def _request_bytes(data: RunData, workload: str, fanout: int) -> tuple[int, int]
     return total, len(json.dumps({"workload": workload, "params": one}))
 
 
-def projection(data: RunData, profile: PlatformProfile, prices: Prices) -> list[dict[str, Any]]:
-    """Every projected (workload, memory, fan-out), cold and warm; flagged plans included."""
+def projection(
+    data: RunData, profile: PlatformProfile, prices: Prices, extra_fanouts: Sequence[int] = ()
+) -> list[dict[str, Any]]:
+    """Every projected (workload, memory, fan-out), cold and warm; flagged plans included.
+
+    Fan-outs: :data:`FANOUTS`, the run's own and ``extra_fanouts`` (a what-if's)."""
     out = []
     specs = workloads.specs()
     for (workload, mem), fit in sorted(fits(data, profile).items(), key=lambda kv: str(kv[0])):
@@ -223,7 +226,7 @@ def projection(data: RunData, profile: PlatformProfile, prices: Prices) -> list[
         )
         total, req_bytes = _request_bytes(data, workload, 1)
         ran = {int(r["shards"]) for r in data.records if r["workload"] == workload}
-        fanouts = sorted(set(FANOUTS) | ran) if total else [1]
+        fanouts = sorted(set(FANOUTS) | ran | set(extra_fanouts)) if total else [1]
         for n in fanouts:
             row: dict[str, Any] = {"workload": workload, "memory_mb_measured": mem, "fit_n": fit.n}
             cold = project(
@@ -266,7 +269,7 @@ def against_measurement(data: RunData, projected: Sequence[dict[str, Any]]) -> l
     """Projected against measured makespan for every real ``lambda`` row, with the error."""
     by_key = {(p["workload"], p["memory_mb"], p["fanout"]): p for p in projected}
     spans: dict[tuple[str, int | None, int], list[tuple[float, bool]]] = defaultdict(list)
-    recs_by_batch: dict[tuple[str, int, str, int], list[RecordRow]] = defaultdict(list)
+    recs_by_batch: dict[tuple[str, int, str, int], list[dict[str, Any]]] = defaultdict(list)
     for r in data.records:
         if r["target"] == PROJECTED_TARGET:
             recs_by_batch[(r["workload"], r["shards"], r["mode"], r.get("repeat", 0))].append(r)

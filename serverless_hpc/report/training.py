@@ -34,7 +34,6 @@ from serverless_hpc.report.decision import (
     vm_hourly_usd,
 )
 from serverless_hpc.report.profile import PlatformProfile
-from serverless_hpc.rundir import RecordRow
 from serverless_hpc.workloads.spec import Training as Convention
 
 #: The accuracy that time and cost are read at.
@@ -216,7 +215,7 @@ def trainings(data: RunData, prices: Prices, profile: PlatformProfile) -> list[T
     batches = [b for b in data.batches if _is_training(b)]
     if not batches:
         return []
-    by_key: dict[tuple[Any, ...], list[RecordRow]] = {}
+    by_key: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in data.records:
         key = (r["target"], r["workload"], r["mode"], int(r.get("repeat", 0)), _workers(r))
         by_key.setdefault(key, []).append(r)

@@ -56,7 +56,7 @@ from serverless_hpc.rundir.record import (
     RECORD_SCHEMA,
     REPORT_FIELDS,
     InvocationRecord,
-    RecordRow,
+    record_row,
 )
 
 __all__ = [
@@ -80,7 +80,6 @@ __all__ = [
     "Holder",
     "InvocationRecord",
     "JsonlRead",
-    "RecordRow",
     "RecordWriter",
     "RunDirError",
     "RunLock",
@@ -99,6 +98,7 @@ __all__ = [
     "read_records",
     "read_run_meta",
     "read_serve_meta",
+    "record_row",
     "write_run_meta",
     "write_serve_meta",
 ]

@@ -28,8 +28,20 @@ plus ``"field"`` naming the form field for a bad run request, or ``"run_id"`` fo
 Guards (:class:`Guard`): the Host header must name this server (no DNS rebinding); with a
 token, every request carries it (``Authorization: Bearer``, or the cookie that
 ``?token=`` sets once); state-changing requests must come from this origin; run ids are
-checked against the results directory. Pages build every element with ``textContent``,
-under a Content-Security-Policy that allows only this server's own scripts.
+checked against the results directory; an empty token is refused, and an empty credential
+never matches. Headers are bounded (:data:`MAX_HEADER_BYTES`, :data:`MAX_HEADERS`: 431
+beyond), request bodies too (:data:`MAX_BODY_BYTES`: 413) and a JSON body's nesting is
+checked before it is parsed (:data:`MAX_JSON_DEPTH`: 400 beyond). ``Last-Event-ID`` is used
+only when it is a plain ASCII number of at most 18 digits. Pages build every element with
+``textContent``, under a Content-Security-Policy that allows only this server's own scripts.
+
+Files: the report is served only if ``report.html`` is a regular file, not a symbolic link
+(``O_NOFOLLOW``, ``fstat``), inside the results directory. Before a run's files are read with
+a plain ``open`` (:data:`~serverless_hpc.serve.bounds.PLAIN_READS`; every file of both runs
+before ``shpc compare``), they must be regular files or absent (a FIFO there would block a
+worker thread for good): a run holding anything else answers 422 and is listed as
+``unreadable``.
+The token is registered as a secret (:mod:`serverless_hpc.redact`), so no log line shows it.
 """
 
 from __future__ import annotations
@@ -50,15 +62,29 @@ import jinja2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
-    FileResponse,
     HTMLResponse,
     JSONResponse,
     RedirectResponse,
+    Response,
     StreamingResponse,
 )
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serverless_hpc.redact import register
+from serverless_hpc.serve.bounds import (
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    MAX_JSON_DEPTH,
+    MAX_REPORT_BYTES,
+    PLAIN_READS,
+    UnreadableRun,
+    check_run_files,
+    json_depth_exceeds,
+    last_event_offset,
+    read_run_file,
+    unreadable_status,
+)
 from serverless_hpc.serve.events import run_events
 from serverless_hpc.serve.runs import (
     FormError,
@@ -112,7 +138,15 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        raw_headers = scope["headers"]
+        size = sum(len(k) + len(v) for k, v in raw_headers)
+        if len(raw_headers) > MAX_HEADERS or size > MAX_HEADER_BYTES:
+            refused = _error(
+                431, f"request headers exceed {MAX_HEADERS} fields or {MAX_HEADER_BYTES} bytes"
+            )
+            await refused(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
         refusal = self._refusal(scope, headers)
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -144,7 +178,7 @@ class Guard:
             given = self._given_token(headers)
             if given is None and "token" in query and scope["method"] == "GET":
                 return self._token_redirect(scope, query)
-            if given is None or not _same(given, self.token):
+            if not given or not _same(given, self.token):
                 return _error(401, "a valid token is required (shpc serve printed it)")
         if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             origin = headers.get("origin")
@@ -173,7 +207,7 @@ class Guard:
         """``?token=`` once: checked, kept in an HttpOnly cookie, dropped from the URL."""
         given = query.pop("token")[0]
         assert self.token is not None
-        if not _same(given, self.token):
+        if not given or not _same(given, self.token):
             return _error(401, "a valid token is required (shpc serve printed it)")
         rest = urlencode(query, doseq=True)
         target = scope["path"] + (f"?{rest}" if rest else "")
@@ -183,7 +217,10 @@ class Guard:
 
 
 def _same(given: str, token: str) -> bool:
-    """Constant-time comparison (as bytes: any character a client sends is comparable)."""
+    """Constant-time comparison (as bytes: any character a client sends is comparable);
+    an empty value never matches."""
+    if not given or not token:
+        return False
     return secrets.compare_digest(given.encode("utf-8", "replace"), token.encode("utf-8"))
 
 
@@ -195,7 +232,14 @@ def create_app(
     compare_command: tuple[str, ...] = (sys.executable, "-m", "serverless_hpc.cli", "compare"),
     events_options: dict[str, Any] | None = None,
 ) -> Guard:
-    """The ASGI application over ``runs``; ``token`` None means no token is asked."""
+    """The ASGI application over ``runs``; ``token`` None means no token is asked.
+
+    ``ValueError`` for an empty token (it would guard nothing).
+    """
+    if token is not None:
+        if not token.strip():
+            raise ValueError("the token is empty")
+        register(token)
     api = FastAPI(
         title="serverless-hpc dashboard",
         description=__doc__,
@@ -230,6 +274,10 @@ def _add_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(RunConflict)
     async def _conflict(_: Request, exc: RunConflict) -> JSONResponse:
         return _error(409, str(exc), run_id=exc.run_id)
+
+    @api.exception_handler(UnreadableRun)
+    async def _unreadable(_: Request, exc: UnreadableRun) -> JSONResponse:
+        return _error(422, str(exc))
 
     @api.exception_handler(FormError)
     async def _bad_form(_: Request, exc: FormError) -> JSONResponse:
@@ -270,11 +318,16 @@ def _add_pages(api: FastAPI, runs: RunManager) -> None:
 
     @api.get("/runs/{run_id}/report", include_in_schema=False)
     def report(run_id: str) -> Any:
-        path = runs.run_dir(run_id) / "report.html"
-        if not path.is_file():
+        run_dir = runs.run_dir(run_id)
+        try:
+            body = read_run_file(runs.results, run_dir, "report.html", MAX_REPORT_BYTES)
+        except FileNotFoundError:
             return _error(404, f"run {run_id} has no report (yet)")
-        return FileResponse(
-            path, media_type="text/html", headers={"content-security-policy": REPORT_CSP}
+        except UnreadableRun as exc:
+            log.warning("refused to serve a report: %s", exc)
+            return _error(403, str(exc))
+        return Response(
+            body, media_type="text/html", headers={"content-security-policy": REPORT_CSP}
         )
 
 
@@ -319,23 +372,20 @@ def _add_api(
         out = []
         for run_id in runs.run_ids():
             try:
+                check_run_files(runs.results / run_id, PLAIN_READS)
                 out.append(runs.status(run_id))
             except RunNotFound:
                 continue  # removed while listing
+            except UnreadableRun as exc:
+                out.append(unreadable_status(run_id, str(exc)))
         return {"runs": out, "active": runs.active()}
 
     @api.post("/api/runs", status_code=201)
     async def start_run(request: Request) -> Any:
         """Start a ``shpc bench`` run from the form's fields."""
-        raw = b""
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_BODY_BYTES:
-                return _error(413, f"the request body exceeds {MAX_BODY_BYTES} bytes")
-        try:
-            body = json.loads(raw or b"null")
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error(400, "the request body is not JSON", field=None)
+        body = await _json_body(request)
+        if isinstance(body, JSONResponse):
+            return body
         from starlette.concurrency import run_in_threadpool
 
         run_id = await run_in_threadpool(runs.start, body)
@@ -344,14 +394,14 @@ def _add_api(
     @api.get("/api/runs/{run_id}")
     def run_detail(run_id: str) -> dict[str, Any]:
         """A run's status, plan and progress."""
+        check_run_files(runs.run_dir(run_id), PLAIN_READS)
         return runs.detail(run_id)
 
     @api.get("/api/runs/{run_id}/events")
     def events(run_id: str, request: Request) -> StreamingResponse:
         """Live progress as server-sent events, resumable with ``Last-Event-ID``."""
-        runs.run_dir(run_id)
-        raw = request.headers.get("last-event-id", "0")
-        offset = int(raw) if raw.isdigit() else 0
+        check_run_files(runs.run_dir(run_id), PLAIN_READS)
+        offset = last_event_offset(request.headers.get("last-event-id"))
         stream = run_events(runs, run_id, offset=offset, **events_options)
         return StreamingResponse(
             stream, media_type="text/event-stream", headers={"x-accel-buffering": "no"}
@@ -360,6 +410,7 @@ def _add_api(
     @api.post("/api/runs/{run_id}/cancel", status_code=202)
     def cancel(run_id: str) -> dict[str, Any]:
         """Interrupt a going run; its records so far are kept."""
+        check_run_files(runs.run_dir(run_id), PLAIN_READS)
         runs.cancel(run_id)
         return {"id": run_id, "status": runs.status(run_id)["status"]}
 
@@ -367,6 +418,8 @@ def _add_api(
     def compare(base: str, new: str) -> Any:
         """``shpc compare BASE NEW --json`` of two runs of the results directory."""
         base_dir, new_dir = runs.run_dir(check_run_id(base)), runs.run_dir(check_run_id(new))
+        check_run_files(base_dir)
+        check_run_files(new_dir)
         argv = [*compare_command, str(base_dir), str(new_dir), "--json"]
         try:
             done = subprocess.run(
@@ -380,6 +433,27 @@ def _add_api(
             return json.loads(done.stdout)
         except json.JSONDecodeError:
             return _error(502, f"shpc compare printed no JSON: {_last_line(done.stderr)}")
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's JSON body, bounded in size and depth before it is parsed; a
+    :class:`JSONResponse` (413 or 400) saying why not."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _error(413, f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            return _error(413, f"the request body exceeds {MAX_BODY_BYTES} bytes")
+    if json_depth_exceeds(raw, MAX_JSON_DEPTH):
+        return _error(
+            400, f"the request body nests deeper than {MAX_JSON_DEPTH} levels", field=None
+        )
+    try:
+        return json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return _error(400, "the request body is not JSON", field=None)
 
 
 def _last_line(text: str) -> str:

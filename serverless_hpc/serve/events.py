@@ -9,17 +9,22 @@ reconnection (``Last-Event-ID``) resumes where it stopped without repeating a re
 
 Waiting is bounded: one ``stat`` per ``poll_s`` (default 0.2 s), a keep-alive comment every
 ``keepalive_s``, and the stream closes after ``max_s`` (the browser reconnects and resumes).
+``records.jsonl`` is opened only if it is a regular file, never through a symbolic link
+(:mod:`serverless_hpc.safeio`); anything else ends the stream with an ``error`` event naming
+it, instead of blocking a worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
+from serverless_hpc import safeio
 from serverless_hpc.serve.runs import TERMINAL, RunManager, count_records, parse_record
 
 POLL_S: Final = 0.2
@@ -60,7 +65,43 @@ async def run_events(
     """The event stream of run ``run_id`` from byte ``offset`` of its records file."""
     run_dir = runs.run_dir(run_id)
     records = run_dir / "records.jsonl"
-    done, failed, offset = await asyncio.to_thread(count_records_before, records, offset)
+    try:
+        done, failed, offset = await asyncio.to_thread(count_records_before, records, offset)
+    except safeio.NotRegularFile as exc:
+        yield sse("error", {"error": f"run {run_id}: records.jsonl: {exc.strerror}"})
+        return
+    async for event in _stream(
+        runs,
+        run_id,
+        records,
+        done,
+        failed,
+        offset,
+        poll_s=poll_s,
+        keepalive_s=keepalive_s,
+        max_s=max_s,
+        sleep=sleep,
+        clock=clock,
+    ):
+        yield event
+
+
+async def _stream(
+    runs: RunManager,
+    run_id: str,
+    records: Path,
+    done: int,
+    failed: int,
+    offset: int,
+    *,
+    poll_s: float,
+    keepalive_s: float,
+    max_s: float,
+    sleep: Callable[[float], Awaitable[None]],
+    clock: Callable[[], float],
+) -> AsyncIterator[str]:
+    """:func:`run_events` once the resume point is known."""
+    run_dir = records.parent
     detail = await asyncio.to_thread(runs.detail, run_id)
     planned = detail.get("planned")
     yield "retry: 2000\n\n"
@@ -72,7 +113,11 @@ async def run_events(
     pending = b""
     while clock() < deadline:
         position = offset
-        lines, offset, pending = await asyncio.to_thread(_read_lines, records, offset, pending)
+        try:
+            lines, offset, pending = await asyncio.to_thread(_read_lines, records, offset, pending)
+        except safeio.NotRegularFile as exc:  # replaced by a FIFO or a link meanwhile
+            yield sse("error", {"error": f"run {run_id}: records.jsonl: {exc.strerror}"})
+            return
         batch: list[dict[str, Any]] = []
         for i, line in enumerate(lines):
             position += len(line)
@@ -124,8 +169,9 @@ def count_records_before(path: Path, offset: int) -> tuple[int, int, int]:
         return 0, 0, 0
     done = failed = 0
     try:
-        with path.open("rb") as fh:
-            head = fh.read(offset)
+        with safeio.open_regular(path, nofollow=True) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(min(offset, size))
     except FileNotFoundError:
         return 0, 0, 0
     head = head[: head.rfind(b"\n") + 1]
@@ -150,7 +196,7 @@ def _read_lines(path: Path, offset: int, pending: bytes) -> tuple[list[bytes], i
     The offset advances over whole lines only, so it is a valid resume point.
     """
     try:
-        with path.open("rb") as fh:
+        with safeio.open_regular(path, nofollow=True) as fh:
             fh.seek(offset + len(pending))
             chunk = pending + fh.read(4 * 2**20)
     except FileNotFoundError:

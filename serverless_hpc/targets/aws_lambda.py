@@ -56,7 +56,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
-from serverless_hpc import aws, workloads
+from serverless_hpc import aws, journal, workloads
 from serverless_hpc.contract import (
     PLATFORM_ERROR,
 )
@@ -193,7 +193,7 @@ class LambdaTarget(Target):
     # -- setup ---------------------------------------------------------------------------
     def open(self) -> None:
         """Create clients and read function names from the stack outputs."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
         from serverless_hpc.aws.outputs import OutputsUnavailable, function_outputs
 
@@ -210,6 +210,16 @@ class LambdaTarget(Target):
             self.functions = {**outs.functions, **self.functions}
             self.architecture = self.architecture or outs.architecture
         log.info("lambda functions: %s (%s)", self.functions, self.architecture)
+        try:  # a driver that died mid-sweep left a function's memory changed: put it back first
+            journal.restore_leftovers(
+                f"lambda:{self.region}",
+                lambda entry: self._update_memory(entry.resource, entry.original),
+            )
+        except (BotoCoreError, ClientError, WaiterError, OSError) as exc:
+            raise TargetUnavailable(
+                f"lambda: a function's memory left changed by a driver that died could not be "
+                f"restored ({exc})"
+            ) from exc
 
     def _make_clients(self) -> None:
         from botocore.config import Config
@@ -435,6 +445,9 @@ class LambdaTarget(Target):
                 self._memory[workload] = int(cfg["MemorySize"])
             if self._memory.get(workload) != memory_mb:
                 self._memory.pop(workload, None)  # unknown until the update is done
+                journal.record(
+                    f"lambda:{self.region}", fn, "memory_mb", self._original_memory[workload]
+                )
                 self._update_memory(fn, memory_mb)
                 with self._cold_state_lock:
                     self._fresh[workload] = True
@@ -460,6 +473,7 @@ class LambdaTarget(Target):
             fn = self.functions[workload]
             if self._memory.get(workload) == original:
                 del self._original_memory[workload]
+                journal.clear(f"lambda:{self.region}", fn, "memory_mb")
                 continue
             try:
                 self._update_memory(fn, original)
@@ -475,6 +489,7 @@ class LambdaTarget(Target):
                 continue
             self._memory[workload] = original
             del self._original_memory[workload]
+            journal.clear(f"lambda:{self.region}", fn, "memory_mb")
             log.info("%s: memory restored to %d MB", fn, original)
 
     # -- forced cold starts --------------------------------------------------------------

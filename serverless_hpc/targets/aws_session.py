@@ -6,12 +6,17 @@ than in :mod:`serverless_hpc.aws`, which the targets import and which imports no
 Each check raises :class:`~serverless_hpc.targets.base.TargetUnavailable` with a message that
 starts with the target's name and says what to do. boto3 is imported inside the functions, so
 importing this module stays light.
+
+A session's credentials (access key id, secret key, session token) are registered with
+:func:`serverless_hpc.redact.register` when the session is opened, so no error, log line or
+record shows them, whatever form an AWS error echoes them in.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from serverless_hpc.redact import register
 from serverless_hpc.targets.base import TargetUnavailable
 
 
@@ -33,10 +38,24 @@ def open_session(
 
     if session is None:
         session = boto3.Session(profile_name=profile, region_name=region)
-    if session.get_credentials() is None:
+    if not register_session(session):
         raise TargetUnavailable(
             f"{target}: no AWS credentials found (set AWS_PROFILE or run 'aws configure')"
         )
     if session.region_name is None:
         raise TargetUnavailable(f"{target}: no AWS region (set AWS_REGION or region=...)")
     return session
+
+
+def register_session(session: Any) -> bool:
+    """Register ``session``'s credentials as secrets; False when it has none.
+
+    The frozen credentials are read once (for a refreshing role, the current set; later
+    refreshed ones are caught by the shape rules of :mod:`serverless_hpc.redact`).
+    """
+    credentials = session.get_credentials()
+    if credentials is None:
+        return False
+    frozen = credentials.get_frozen_credentials()
+    register(frozen.access_key, frozen.secret_key, frozen.token)
+    return True

@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from serverless_hpc import workloads
+from serverless_hpc import journal, workloads
 from serverless_hpc.contract import (
     INVALID_REQUEST,
     NOT_FOUND,
@@ -245,6 +245,14 @@ class OpenWhiskTarget(Target):
             self._parallel = concurrent
             self._slots = threading.BoundedSemaphore(concurrent)
         self._client = client
+        try:  # a driver that died mid-sweep left an action's memory changed: put it back first
+            journal.restore_leftovers(self._journal_platform(), self._restore_leftover)
+        except (OpenWhiskError, OSError) as exc:
+            self.close()
+            raise TargetUnavailable(
+                f"openwhisk: an action's memory left changed by a driver that died could not "
+                f"be restored ({exc}); 'shpc ow apply' resets it"
+            ) from None
 
     def _discover(self, client: OpenWhiskClient) -> object:
         """Read the applied actions' memory; return the namespace's concurrency limit."""
@@ -290,6 +298,8 @@ class OpenWhiskTarget(Target):
             if current == memory_mb:
                 return
             self._original_memory.setdefault(workload, current)
+            if current is not None:  # journalled before the change (see serverless_hpc.journal)
+                journal.record(self._journal_platform(), workload, "memory_mb", current)
             self._put_memory(workload, memory_mb)
         log.info("%s/%s: memory set to %d MB", self.package, workload, memory_mb)
 
@@ -307,6 +317,7 @@ class OpenWhiskTarget(Target):
             for workload, original in list(self._original_memory.items()):
                 if original is None or self._actions.get(workload) == original:
                     del self._original_memory[workload]
+                    journal.clear(self._journal_platform(), workload, "memory_mb")
                     continue
                 try:
                     self._put_memory(workload, original)
@@ -319,6 +330,19 @@ class OpenWhiskTarget(Target):
                     )
                     continue
                 del self._original_memory[workload]
+                journal.clear(self._journal_platform(), workload, "memory_mb")
+
+    def _journal_platform(self) -> str:
+        """This project's actions on this controller and namespace, as the journal names them."""
+        creds = self.credentials
+        return f"openwhisk:{creds.base_url}/{creds.namespace}/{self.package}"
+
+    def _restore_leftover(self, entry: journal.Entry) -> bool:
+        """Put back an action memory a dead driver journalled; False for a gone action."""
+        if entry.resource not in self._actions:
+            return False
+        self._put_memory(entry.resource, entry.original)
+        return True
 
     def close(self) -> None:
         """Restore the actions' memory, then close the HTTP session."""

@@ -484,8 +484,10 @@ class ResourceManager:
         detector: Callable[[], tuple[Backend | None, str]] = detect,
         driver_pid: int | None = None,
         machine_cpus: int | None = None,
+        label: str = "local-faas",
     ) -> None:
         self.profile = prof
+        self.label = label
         self.backend = backend
         self._detector = detector if backend is None else None
         self.fallback_reason = ""
@@ -505,8 +507,9 @@ class ResourceManager:
             self._detector = None
         if self.backend is None:
             log.warning(
-                "local-faas: no control group can be created here (%s); falling back to CPU "
+                "%s: no control group can be created here (%s); falling back to CPU "
                 "affinity for whole vCPUs and the memory check after each invocation",
+                self.label,
                 self.fallback_reason,
             )
             return
@@ -522,8 +525,9 @@ class ResourceManager:
                 log.exception("cannot remove %s", self.parent)
             self.backend = None
             log.warning(
-                "local-faas: no control group can be created here (%s); falling back to CPU "
+                "%s: no control group can be created here (%s); falling back to CPU "
                 "affinity for whole vCPUs and the memory check after each invocation",
+                self.label,
                 self.fallback_reason,
             )
 
@@ -561,9 +565,25 @@ class ResourceManager:
             reserve=self.profile.reserve,
         )
 
+    def pool_group(self, cpus: float) -> InstanceGroup:
+        """One group for a pool of long-lived processes (``standalone``'s VM): a quota of
+        ``cpus`` with the weight a function instance of that many CPUs gets under a reserving
+        profile (:data:`RESERVE_FACTOR`), and no memory limit. Every process started with
+        :meth:`InstanceGroup.wrap` joins it, so the pool shares ``cpus`` as a VM's processes
+        share its vCPUs, and neither it nor a function instance is favoured by the machine's
+        other load."""
+        if cpus <= 0:
+            raise ResourceError(f"a pool needs a positive CPU count, got {cpus}")
+        group = self._make(Limits(cpus=cpus, cpu_mode="quota", memory_mb=None, reserve=True))
+        group.enforcement["memory"] = "none"  # a VM's processes share its memory
+        return group
+
     def group_for(self, memory_mb: int) -> InstanceGroup:
         """Create the resources of a new instance of ``memory_mb`` (before it is spawned)."""
-        limits = self.limits(memory_mb)
+        return self._make(self.limits(memory_mb))
+
+    def _make(self, limits: Limits) -> InstanceGroup:
+        """A new group with ``limits`` (or the fallback, or nothing under the ``none`` profile)."""
         base: dict[str, Any] = {"profile": self.profile.name, "cpus": limits.cpus}
         with self._lock:
             self._next += 1

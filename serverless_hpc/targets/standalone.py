@@ -1,9 +1,18 @@
-"""``standalone``: a fixed pool of worker processes sized to the machine, like a VM.
+"""``standalone``: a fixed pool of worker processes, like a VM.
 
 This is what the EC2 comparison instance runs: the workers start once, before the benchmark,
 and stay up, so only the first invocation of each workload in each worker pays the library
 imports and model load (reported as its cold start). Invocations beyond the pool size wait
 for a free worker.
+
+On one machine beside ``local-faas`` it emulates the comparison VM: the whole pool runs in
+one control group of the VM's vCPUs (the profile's ``vm_instance_type`` in the instance
+catalogue, ``--target-opt standalone.vcpus=N`` to change it), capped at this machine's, with
+the same CPU weight per vCPU as a ``local-faas`` instance
+(:meth:`~serverless_hpc.targets.resources.ResourceManager.pool_group`). Neither side is then
+favoured by the machine's other load, and local-faas against standalone is a like-for-like
+emulation check, not a cloud measurement. On the EC2 instance itself (``platform="ec2"``)
+the pool is the machine and is not confined.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from typing import IO, TYPE_CHECKING, Any
 from serverless_hpc.contract import PLATFORM_ERROR, TIMEOUT, error_response
 from serverless_hpc.host import available_cpus, machine_memory_mb
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
+from serverless_hpc.targets import resources
 from serverless_hpc.targets.base import Target, TargetUnavailable
 from serverless_hpc.targets.process import (
     WorkerDied,
@@ -40,13 +50,31 @@ class StandaloneTarget(Target):
     """
 
     name = "standalone"
+    options = frozenset({"vcpus"})
 
-    def __init__(self, settings: Any, *, platform: str | None = None) -> None:
-        """``platform`` names where the pool runs in responses (the EC2 runner says "ec2")."""
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        platform: str | None = None,
+        manager: resources.ResourceManager | None = None,
+    ) -> None:
+        """``platform`` names where the pool runs in responses (the EC2 runner says "ec2",
+        and its pool is not confined); ``manager`` is a test seam (a fake cgroup tree)."""
         super().__init__(settings)
         self.platform = platform or self.name
+        self.vm_vcpus: int | None = None
+        self.vcpus = float(available_cpus())
+        self.resources: resources.ResourceManager | None = None
+        self._group: resources.InstanceGroup | None = None
+        if self.platform == self.name:
+            self.vm_vcpus = self._vm_vcpus()
+            self.vcpus = float(min(self.vm_vcpus, available_cpus()))
+            self.resources = manager or resources.ResourceManager(
+                resources.profile(resources.DEFAULT_PROFILE), label=self.name
+            )
         size = settings.concurrency
-        self.workers = size if size is not None else available_cpus()
+        self.workers = size if size is not None else max(1, round(self.vcpus))
         self._cv = threading.Condition()
         self._idle: list[WorkerProcess] = []  # most recently used last
         self._all: set[WorkerProcess] = set()
@@ -54,12 +82,34 @@ class StandaloneTarget(Target):
         self._closed = False
         self._log: IO[bytes] | None = None
 
+    def _vm_vcpus(self) -> int:
+        """The emulated VM's vCPUs: ``--target-opt vcpus``, else the comparison VM type's."""
+        value = self.target_options().get("vcpus")
+        if value is not None:
+            try:
+                vcpus = int(value)
+            except ValueError:
+                vcpus = 0
+            if not 1 <= vcpus <= 448:
+                raise TargetUnavailable(
+                    f"standalone: --target-opt vcpus must be an integer 1..448, got {value!r}"
+                )
+            return vcpus
+        from serverless_hpc.pricing import PriceError
+        from serverless_hpc.pricing_data import comparison_vm
+
+        try:
+            return comparison_vm().vcpus
+        except (PriceError, OSError, KeyError, ValueError) as exc:
+            raise TargetUnavailable(f"standalone: no VM size to emulate: {exc}") from exc
+
     def _spawn(self) -> WorkerProcess:
         worker = WorkerProcess(
             platform=self.platform,
             memory_mb=machine_memory_mb(),
             env=self.settings.worker_env(),
             stderr=self._log,
+            launcher=self._group.wrap if self._group is not None else None,
         )
         try:
             worker.wait_ready(self.settings.init_timeout_s)
@@ -91,11 +141,19 @@ class StandaloneTarget(Target):
             self._add(worker)
 
     def open(self) -> None:
-        """Start every worker and wait until all are ready."""
+        """Confine the pool (local emulation only), start every worker, wait until all are
+        ready."""
         self._log = open_log(self.settings.log_dir, self.name)
+        if self.resources is not None:
+            self.resources.open()
+            try:
+                self._group = self.resources.pool_group(self.vcpus)
+            except resources.ResourceError as exc:
+                self.resources.close()
+                raise TargetUnavailable(f"standalone: {exc}") from exc
         for _ in range(self.workers):
             self._add(self._spawn())
-        log.info("standalone: %d workers ready", self.workers)
+        log.info("standalone: %d workers ready on %g vCPU(s)", self.workers, self.vcpus)
 
     def close(self) -> None:
         """Kill every worker, busy ones included (an in-flight invocation fails at once)."""
@@ -107,6 +165,8 @@ class StandaloneTarget(Target):
             self._cv.notify_all()
         for worker in victims:
             worker.kill()
+        if self.resources is not None:
+            self.resources.close()
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -123,8 +183,18 @@ class StandaloneTarget(Target):
         return self.workers
 
     def describe(self) -> dict[str, Any]:
-        """Pool size and machine memory."""
-        return {"workers": self.workers, "memory_mb": machine_memory_mb()}
+        """Pool size, the vCPUs it runs on (and the VM's it emulates), machine memory and
+        what enforced the vCPUs."""
+        out: dict[str, Any] = {
+            "workers": self.workers,
+            "memory_mb": machine_memory_mb(),
+            "vcpus": self.vcpus,
+        }
+        if self.vm_vcpus is not None:
+            out["vm_vcpus"] = self.vm_vcpus
+        if self._group is not None:
+            out["resources"] = dict(self._group.enforcement)
+        return out
 
     def _take(self, timeout_s: float) -> WorkerProcess | dict[str, Any]:
         """The next free worker, or a failure envelope (closed, empty pool, timed out)."""
@@ -181,4 +251,5 @@ class StandaloneTarget(Target):
             max_rss_mb=float(reply["max_rss_mb"]),
             breakdown=breakdown,
             instance=str(worker.pid),
+            resources=dict(self._group.enforcement) if self._group is not None else {},
         )

@@ -31,11 +31,13 @@ __all__ = [
     "Option",
     "Panel",
     "Range",
+    "RoundPlan",
     "StoreAccess",
     "Training",
     "WorkloadSpec",
     "combine_failures",
     "range_shard",
+    "scratch_prefix",
     "split_ranges",
 ]
 
@@ -53,6 +55,19 @@ class StoreAccess(enum.StrEnum):
     NONE = "none"
     READ_MODELS = "read-models"
     WRITE_MODELS = "write-models"
+    #: Reads and writes scratch objects under ``scratch/`` (a coupled job's data between its
+    #: rounds; the driver deletes the job's prefix after it succeeded). No model access.
+    SCRATCH = "scratch"
+
+
+#: The store prefix of every scratch object (see :attr:`StoreAccess.SCRATCH`).
+SCRATCH_PREFIX: Final = "scratch"
+
+
+def scratch_prefix(workload: str, job: str) -> str:
+    """The store prefix of everything one job of ``workload`` writes between its rounds
+    (``job``: the id the driver gave the batch). Deleted once the job succeeded."""
+    return f"{SCRATCH_PREFIX}/{workload}/{job}"
 
 
 class Panel(enum.StrEnum):
@@ -220,6 +235,29 @@ def _identity(result: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class RoundPlan:
+    """A job that runs in rounds: round k's invocations start after round k-1's ended, each
+    reading what the previous rounds wrote in the store.
+
+    The driver runs a batch of such a workload round by round: the round's worker requests
+    at once, then its combine request (if any). A combine result with ``"status":
+    "continue"`` continues; any other combine result ends the job after it; after
+    :attr:`rounds` rounds the job ends. ``rounds`` returning 0 means the batch does not run in
+    rounds (a plain batch, or a resumable chain), so one spec can offer both. Either function
+    raises ``ValueError`` (naming the workload and what is wrong) for params or a worker count
+    the job cannot run with; the driver refuses such a plan before anything runs.
+    """
+
+    #: How many rounds a batch runs at most, from its params and its worker count.
+    rounds: Callable[[Mapping[str, Any], int], int]
+    #: Round k's request params: one dict per worker (the list may differ in length from
+    #: round to round: kmers maps then reduces), then the round's combine step's (None: none).
+    requests: Callable[
+        [Mapping[str, Any], int, int], tuple[list[dict[str, Any]], dict[str, Any] | None]
+    ]
+
+
+@dataclass(frozen=True, slots=True)
 class WorkloadSpec:
     """One workload, as the driver, targets, deploy tools and report see it.
 
@@ -291,8 +329,15 @@ class WorkloadSpec:
     compact: Callable[[dict[str, Any]], dict[str, Any]] = _identity
     panels: tuple[Panel, ...] = FANOUT_PANELS
 
+    # -- rounds ------------------------------------------------------------------------------
+    #: The job runs in rounds that exchange data through the store (None: it does not). The
+    #: workers of a round are the batch's shards (the plan's fan-out), or a data-parallel
+    #: training's workers. See :class:`RoundPlan`.
+    rounds: RoundPlan | None = None
+
     def __post_init__(self) -> None:
-        if self.store is not StoreAccess.NONE and not self.model:
+        models = (StoreAccess.READ_MODELS, StoreAccess.WRITE_MODELS)
+        if self.store in models and not self.model:
             raise ValueError(f"{self.name}: a workload that uses the model store names its model")
         if not 128 <= self.memory_mb <= 10240:
             raise ValueError(f"{self.name}: memory_mb {self.memory_mb} outside 128..10240")

@@ -78,7 +78,9 @@ def test_start_a_run_from_the_form_watch_it_reach_100_percent_and_open_its_repor
     assert page.inner_text("#counts").startswith("3 of 3 invocations (100%), 0 failed")
     assert page.get_attribute("#chart", "data-points") == "3"
     assert page.inner_text("#status") == "finished"
-    assert "standalone dataproc" in page.inner_text(".legend")
+    # a colour per target in the legend, a panel per workload in the chart
+    assert "standalone" in page.inner_text(".legend")
+    assert page.locator('#chart g.panel[data-workload="dataproc"]').count() == 1
     assert "latest batch: standalone dataproc \u00d7 2 shard(s)" in page.inner_text("#latest")
     # the report is shown on the page, sandboxed
     frame = page.frame_locator("#report-frame")

@@ -24,6 +24,7 @@ def shpc_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHPC_")}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env["SHPC_CACHE_DIR"] = str(tmp_path / "cache")
+    env["SHPC_STATE_DIR"] = str(tmp_path / "state")
     env.update(extra)
     return env
 

@@ -24,7 +24,7 @@ from tests.conftest import REPO
 CDK_BIN = REPO / "node_modules" / ".bin" / "cdk"
 #: Modules that need Node.js: aws-cdk-lib runs on the jsii runtime, a ``node`` child process
 #: started as soon as ``aws_cdk`` is imported, and the CDK CLI is a Node.js program.
-NEEDS_NODE = frozenset({"test_stacks.py", "test_synth_cli.py"})
+NEEDS_NODE = frozenset({"test_stacks.py", "test_synth_cli.py", "test_credit_mode.py"})
 #: Single tests elsewhere that import ``aws_cdk`` (through ``stacks.data``) in their body.
 NEEDS_NODE_TESTS = frozenset(
     {"test_config.py::test_missing_dataset_fails_synth_with_a_clear_message"}

@@ -20,6 +20,7 @@ def test_cdk_json_context_parses_to_the_documented_defaults() -> None:
     assert cfg.architecture == "x86_64"
     assert cfg.retain_results is False
     assert cfg.reserved_concurrency is None
+    assert cfg.cpu_credits == "unlimited"
 
 
 def test_cli_strings_are_coerced() -> None:
@@ -39,6 +40,7 @@ def test_cli_strings_are_coerced() -> None:
         ("retain_results", "maybe", "retain_results"),
         ("log_retention_days", "13", "log_retention_days"),
         ("instance_type", "not a type", "instance_type"),
+        ("cpu_credits", "turbo", "cpu_credits"),
     ],
 )
 def test_invalid_values_name_the_key(key: str, value: str, needle: str) -> None:
@@ -81,3 +83,9 @@ def test_an_override_for_no_workload_is_an_error() -> None:
     # WHEN the config is read THEN the key and the known workloads are named
     with pytest.raises(ConfigError, match=r"clasify_memory_mb.*known: .*classify"):
         AppConfig.from_context(ctx.get, env={}, keys=ctx)
+
+
+def test_cpu_credit_mode_is_configurable() -> None:
+    assert AppConfig.from_context({"cpu_credits": "Standard"}.get, env={}).cpu_credits == (
+        "standard"
+    )

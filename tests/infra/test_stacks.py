@@ -11,7 +11,7 @@ from typing import Any
 from aws_cdk.assertions import Match, Template
 
 from serverless_hpc import aws, workloads
-from serverless_hpc.workloads.spec import StoreAccess, WorkloadSpec
+from serverless_hpc.workloads.spec import SCRATCH_PREFIX, StoreAccess, WorkloadSpec
 
 
 def _t(cdk_app: dict[str, Any]) -> Template:
@@ -183,6 +183,7 @@ def test_function_iam_is_least_privilege(cdk_app: dict[str, Any]) -> None:
     assert len(set(roles.values())) == len(workloads.names())  # one role per function
     all_roles = _resources(t, "AWS::IAM::Role")
     by_workload: dict[str, set[str]] = {}
+    objects: dict[str, set[str]] = {}  # workload -> its object-wildcard resources
     for workload, role in roles.items():
         assert "ManagedPolicyArns" not in all_roles[role]["Properties"]  # no blanket policy
         actions: set[str] = set()
@@ -197,13 +198,25 @@ def test_function_iam_is_least_privilege(cdk_app: dict[str, Any]) -> None:
                 if "s3" in " ".join(_as_list(s["Action"])) and text.endswith('*"]]}'):
                     # object wildcards only under the allowed prefixes
                     assert any(
-                        f"/{p}/*" in text for p in (aws.DATASET_PREFIX, aws.MODELS_PREFIX)
+                        f"/{p}/*" in text
+                        for p in (aws.DATASET_PREFIX, aws.MODELS_PREFIX, SCRATCH_PREFIX)
                     ), text
+                    objects.setdefault(workload, set()).add(text)
         by_workload[workload] = actions
     # the store access each spec declares, and nothing more
+    writers = (StoreAccess.WRITE_MODELS, StoreAccess.SCRATCH)
     for workload, actions in by_workload.items():
         store = workloads.spec(workload).store
-        assert ("s3:PutObject" in actions) == (store is StoreAccess.WRITE_MODELS), workload
+        assert ("s3:PutObject" in actions) == (store in writers), workload
+        assert "s3:DeleteObject" not in actions, workload  # the driver cleans up, not functions
+        on_models = any(f"/{aws.MODELS_PREFIX}/*" in o for o in objects.get(workload, ()))
+        on_scratch = any(f"/{SCRATCH_PREFIX}/*" in o for o in objects.get(workload, ()))
+        models = (StoreAccess.READ_MODELS, StoreAccess.WRITE_MODELS)
+        assert on_models == (store in models), workload
+        assert on_scratch == (store is StoreAccess.SCRATCH), workload
+    for coupled in ("stencil", "kmers", "matmul"):
+        assert workloads.spec(coupled).store is StoreAccess.SCRATCH
+        assert "s3:PutObject" in by_workload[coupled]
     assert "s3:PutObject" in by_workload["train"]
     assert "s3:PutObject" not in by_workload["classify"]
     assert "s3:PutObject" not in by_workload["dataproc"]

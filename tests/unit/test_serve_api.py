@@ -614,6 +614,16 @@ def test_serve_is_a_shpc_command() -> None:
     assert "--max-runs" in done.stdout and "127.0.0.1" in done.stdout
 
 
+def _free_port() -> int:
+    """A port nothing listens on now (the kernel's pick)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def test_a_non_loopback_host_gets_a_generated_token_printed_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -622,14 +632,17 @@ def test_a_non_loopback_host_gets_a_generated_token_printed_once(
     from serverless_hpc.cli import main
 
     served: list[Any] = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: served.append(self.config))
-    assert main(["serve", "--host", "0.0.0.0", "--results", str(tmp_path)]) == 0
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda self, sockets=None: served.append(self.config)
+    )
+    port = ["--port", str(_free_port())]
+    assert main(["serve", "--host", "0.0.0.0", *port, "--results", str(tmp_path)]) == 0
     err = capsys.readouterr().err
     token = err.split("token (required on every request): ")[1].split()[0]
     assert len(token) >= 24 and err.count(token) == 2  # the line and the address to open
     guard = served[0].app
     assert guard.token == token
-    assert main(["serve", "--results", str(tmp_path)]) == 0
+    assert main(["serve", *port, "--results", str(tmp_path)]) == 0
     assert served[1].app.token is None and "token" not in capsys.readouterr().err
 
 

@@ -262,6 +262,9 @@ class _OptTarget(StandaloneTarget):
     name = "standalone"
     options = frozenset({"region", "workers"})
 
+    def _vm_vcpus(self) -> int:
+        return 4  # the double's options are not standalone's: no vcpus to read
+
 
 class _OtherOptTarget(LocalFaasTarget):
     """A second test double with one option of its own and one in common."""

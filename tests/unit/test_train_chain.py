@@ -288,6 +288,20 @@ def test_round_requests_share_the_start_and_split_the_workers() -> None:
     assert base["params"] == {"epochs": 3, "chain": "r/c"}  # not mutated
 
 
+def test_train_s_round_plan_is_the_data_parallel_rounds() -> None:
+    from serverless_hpc.workloads import train
+
+    plan = train.SPEC.rounds
+    assert plan is not None
+    params = {"epochs": 3, "syncs_per_epoch": 2, "chain": "r/c"}
+    # one worker trains as a chain, not in rounds; N workers in epochs x syncs rounds
+    assert plan.rounds(params, 1) == 0 and plan.rounds(params, 4) == 6
+    base = {"workload": "train", "params": params, "run_id": "r"}
+    workers, combine = plan.requests(params, 4, 5)
+    old_workers, old_combine = chain.round_requests(base, 4, 5)
+    assert workers == [w["params"] for w in old_workers] and combine == old_combine["params"]
+
+
 def test_curve_and_time_to_accuracy() -> None:
     legs = [chain.Leg(100.0, 160.0, 0.06), chain.Leg(160.0, 200.0, 0.04)]
     progress = [

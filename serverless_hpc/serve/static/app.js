@@ -249,11 +249,13 @@ function formBody(form, options) {
 // ---- a run ----------------------------------------------------------------------------
 
 class FanoutChart {
-  // Client latency by fan-out level: one point per invocation, a bar at each series' median.
+  // Client latency by fan-out level: one panel per workload, each with its own latency axis
+  // (a training's minutes never flatten a classification's milliseconds); one point per
+  // invocation, a bar at each target's median, a colour per target across the panels.
   constructor() {
     this.points = [];
-    this.node = svg("svg", { class: "chart", id: "chart", viewBox: "0 0 760 340", role: "img",
-                             "aria-label": "client latency by fan-out" });
+    this.node = svg("svg", { class: "chart", id: "chart", viewBox: "0 0 760 220", role: "img",
+                             "aria-label": "client latency by fan-out, one panel per workload" });
     this.legend = el("div", { class: "legend" });
     this.pending = false;
   }
@@ -266,42 +268,59 @@ class FanoutChart {
       requestAnimationFrame(() => { this.pending = false; this.draw(); });
     }
   }
+  static tick(v) {
+    if (v >= 10000) return `${(v / 1000).toFixed(0)} s`;
+    if (v >= 1000) return `${(v / 1000).toFixed(1)} s`;
+    return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ms`;
+  }
   draw() {
-    const W = 760, H = 340, L = 60, R = 16, T = 14, B = 40;
-    const series = [...new Set(this.points.map((p) => `${p.target} ${p.workload}`))];
-    const levels = [...new Set(this.points.map((p) => p.shards))].sort((a, b) => a - b);
-    const ymax = Math.max(1, ...this.points.map((p) => p.client_ms)) * 1.1;
-    const x = (lvl, s) => L + (levels.indexOf(lvl) + 0.5) * (W - L - R) / Math.max(1, levels.length)
-                          + (s - (series.length - 1) / 2) * 14;
-    const y = (v) => H - B - (v / ymax) * (H - T - B);
+    const W = 760, PH = 220, L = 64, R = 16, T = 24, B = 40;
+    const workloads = [...new Set(this.points.map((p) => p.workload))].sort();
+    const targets = [...new Set(this.points.map((p) => p.target))].sort();
+    const panels = workloads.length ? workloads : [null];
+    this.node.setAttribute("viewBox", `0 0 ${W} ${PH * panels.length}`);
     const kids = [];
-    for (let i = 0; i <= 4; i++) {
-      const v = (ymax * i) / 4;
-      kids.push(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }),
-                svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, v >= 100 ? v.toFixed(0) : v.toFixed(1)));
-    }
-    kids.push(svg("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }),
-              svg("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }),
-              svg("text", { x: 14, y: T + 8, transform: `rotate(-90 14 ${T + 8})`, "text-anchor": "end" }, "client ms"),
-              svg("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle" }, "shards (fan-out)"));
-    for (const lvl of levels) {
-      kids.push(svg("text", { x: x(lvl, (series.length - 1) / 2), y: H - B + 16, "text-anchor": "middle" }, lvl));
-    }
-    series.forEach((name, s) => {
-      const color = PALETTE[s % PALETTE.length];
-      for (const lvl of levels) {
-        const vals = this.points.filter((p) => `${p.target} ${p.workload}` === name && p.shards === lvl)
-          .map((p) => p.client_ms).sort((a, b) => a - b);
-        vals.forEach((v) => kids.push(svg("circle", { cx: x(lvl, s), cy: y(v), r: 3, fill: color, "fill-opacity": 0.55 })));
-        if (vals.length) {
-          const m = vals.length % 2 ? vals[(vals.length - 1) / 2] : (vals[vals.length / 2 - 1] + vals[vals.length / 2]) / 2;
-          kids.push(svg("line", { x1: x(lvl, s) - 6, x2: x(lvl, s) + 6, y1: y(m), y2: y(m), stroke: color, "stroke-width": 3 }));
-        }
+    panels.forEach((workload, k) => {
+      const top = k * PH;
+      const pts = this.points.filter((p) => p.workload === workload);
+      const levels = [...new Set(pts.map((p) => p.shards))].sort((a, b) => a - b);
+      const ymax = Math.max(1, ...pts.map((p) => p.client_ms)) * 1.1;
+      const x = (lvl, s) => L + (levels.indexOf(lvl) + 0.5) * (W - L - R) / Math.max(1, levels.length)
+                            + (s - (targets.length - 1) / 2) * 14;
+      const y = (v) => top + PH - B - (v / ymax) * (PH - T - B);
+      const panel = svg("g", { class: "panel", "data-workload": workload ?? "" });
+      const add = (...nodes) => nodes.forEach((n) => panel.append(n));
+      add(svg("text", { x: L, y: top + 14, class: "panel-title" },
+              workload === null ? "waiting for records" : `${workload}: client latency by fan-out`));
+      for (let i = 0; i <= 4; i++) {
+        const v = (ymax * i) / 4;
+        add(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }),
+            svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, FanoutChart.tick(v)));
       }
+      add(svg("line", { class: "axis", x1: L, x2: L, y1: top + T, y2: top + PH - B }),
+          svg("line", { class: "axis", x1: L, x2: W - R, y1: top + PH - B, y2: top + PH - B }),
+          svg("text", { x: (L + W - R) / 2, y: top + PH - 6, "text-anchor": "middle" }, "shards (fan-out)"));
+      for (const lvl of levels) {
+        add(svg("text", { x: x(lvl, (targets.length - 1) / 2), y: top + PH - B + 16, "text-anchor": "middle" }, lvl));
+      }
+      targets.forEach((target, s) => {
+        const color = PALETTE[s % PALETTE.length];
+        for (const lvl of levels) {
+          const vals = pts.filter((p) => p.target === target && p.shards === lvl)
+            .map((p) => p.client_ms).sort((a, b) => a - b);
+          vals.forEach((v) => add(svg("circle", { cx: x(lvl, s), cy: y(v), r: 3, fill: color, "fill-opacity": 0.55 })));
+          if (vals.length) {
+            const m = vals.length % 2 ? vals[(vals.length - 1) / 2] : (vals[vals.length / 2 - 1] + vals[vals.length / 2]) / 2;
+            add(svg("line", { x1: x(lvl, s) - 6, x2: x(lvl, s) + 6, y1: y(m), y2: y(m), stroke: color, "stroke-width": 3 }));
+          }
+        }
+      });
+      kids.push(panel);
     });
     this.node.replaceChildren(...kids);
     this.node.setAttribute("data-points", String(this.points.length));
-    this.legend.replaceChildren(...series.map((name, s) => {
+    this.node.setAttribute("data-panels", String(workloads.length));
+    this.legend.replaceChildren(...targets.map((name, s) => {
       const dot = el("i"); dot.style.background = PALETTE[s % PALETTE.length];
       return el("span", {}, dot, name);
     }));

@@ -1,5 +1,15 @@
 """``matmul``: C = A·B for NxN float64 matrices, one function per set of blocks of C.
 
+Two modes. By default (``staged`` false) a function generates its slices of A and B from
+the seed and returns its blocks of C in its reply (below). With ``staged`` true the job runs
+in rounds through the store, at HPC size: round 0 stages A as row-panels and B as
+column-panels in the store (each of the batch's functions generates a share of the panels
+once); round 1 has each function read the panels its blocks need and write its blocks of
+C back to the store (no reply-size limit); a combine step then checks that every block of
+C is there and recomputes :data:`CHECK_BLOCKS` of them (chosen by the seed) from the panels
+against the function's. N goes up to what one 10 GB function holds: a function holds one
+row-panel and its column-panels (see :func:`staged_bytes`).
+
 The classic dense linear-algebra job in the spirit of numpywren: A and B are generated from a
 seed, block by block (row-block ``i`` of A and column-block ``j`` of B each from their own
 seeded generator), so a function computing block C[i, j] makes only the two slices it needs
@@ -24,6 +34,8 @@ from serverless_hpc.workloads.spec import (
     FANOUT_PANELS,
     Check,
     Option,
+    RoundPlan,
+    StoreAccess,
     WorkloadSpec,
     combine_failures,
 )
@@ -31,18 +43,24 @@ from serverless_hpc.workloads.spec import (
 if TYPE_CHECKING:
     import numpy as np
 
-#: Bounds of the parameters (the function validates the same ones).
+#: Bounds of the parameters (the function validates the same ones). The seed mode's bound
+#: keeps the driver's single-node reference small; the staged mode's is the memory below.
 MIN_N, MAX_N = 16, 4096
+MAX_N_STAGED = 65_536
+#: What a staged function may hold in panels and its C block: 8 GiB of a 10 GB function.
+STAGED_BYTES_MAX = 8 * 2**30
+#: Blocks of C a staged job's combine step recomputes from the panels and compares.
+CHECK_BLOCKS = 4
 MIN_BLOCK = 8
 #: Largest max|C - A·B| / max|A·B| accepted: float64 sums of N products differ from another
 #: summation order by about N·eps (1e-12 at N = 4096); a wrong block is off by O(1).
 MAX_REL_ERROR = 1e-9
 
 
-def check_shape(n: int, block: int) -> int:
+def check_shape(n: int, block: int, max_n: int = MAX_N) -> int:
     """Blocks per side of C; ``ValueError`` naming the parameter when N and block don't fit."""
-    if not MIN_N <= n <= MAX_N:
-        raise ValueError(f"n must be between {MIN_N} and {MAX_N}, got {n}")
+    if not MIN_N <= n <= max_n:
+        raise ValueError(f"n must be between {MIN_N} and {max_n}, got {n}")
     if not MIN_BLOCK <= block <= n or n % block:
         raise ValueError(f"block must divide n={n} and be at least {MIN_BLOCK}, got {block}")
     return n // block
@@ -88,10 +106,57 @@ def decode_block(text: str, block: int) -> np.ndarray:
     return np.frombuffer(raw, dtype="<f8").reshape(block, block)
 
 
+def staged_bytes(n: int, block: int) -> int:
+    """Bytes a staged compute function holds: a row-panel of A, a column-panel of B, a block
+    of C (and the panel being read)."""
+    return 8 * (3 * block * n + block * block)
+
+
+def check_staged(n: int, block: int) -> int:
+    """:func:`check_shape` for the staged mode, and the function's memory bound."""
+    nb = check_shape(n, block, MAX_N_STAGED)
+    if staged_bytes(n, block) > STAGED_BYTES_MAX:
+        raise ValueError(
+            f"n={n} in {block}-blocks needs {staged_bytes(n, block) / 2**30:.1f} GiB a function "
+            f"(at most {STAGED_BYTES_MAX / 2**30:.0f} GiB): use smaller blocks"
+        )
+    return nb
+
+
+def plan_rounds(params: Mapping[str, Any], workers: int) -> int:
+    """Staged: stage the panels, then compute (0: the seed mode is a plain batch)."""
+    if not params.get("staged"):
+        return 0
+    nb = check_staged(int(params["n"]), int(params["block"]))
+    if workers > nb * nb:
+        raise ValueError(f"matmul: {workers} functions for {nb * nb} blocks of C")
+    return 2
+
+
+def plan_requests(
+    params: Mapping[str, Any], workers: int, rnd: int
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Round 0 stages a share of the 2·(N/block) panels a function; round 1 computes a
+    range of the blocks of C a function, then the combine step checks C."""
+    from serverless_hpc.ranges import split_ranges
+
+    base = {k: v for k, v in params.items() if k not in ("start", "end")}
+    nb = check_staged(int(base["n"]), int(base["block"]))
+    phase, total = ("stage", 2 * nb) if rnd == 0 else ("compute", nb * nb)
+    ranges = split_ranges(total, min(workers, total))
+    common = {**base, "round": rnd, "workers": workers, "phase": phase}
+    out = [{**common, "worker": i, "start": r.start, "end": r.end} for i, r in enumerate(ranges)]
+    return out, ({**base, "round": rnd, "workers": workers, "phase": "verify"} if rnd else None)
+
+
 def combine(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Assemble C from every shard's blocks and compare it with the single-node product."""
+    """Assemble C from every shard's blocks and compare it with the single-node product
+    (the staged mode: the combine step's check, as it reported it)."""
     import numpy as np
 
+    if len(results) == 1 and results[0].get("phase") == "verify":
+        keys = ("n", "block", "max_rel_error", "checked_blocks", "of_blocks", "staged")
+        return {k: results[0][k] for k in keys if k in results[0]}
     first = results[0]
     n, block, seed = int(first["n"]), int(first["block"]), int(first["seed"])
     nb = check_shape(n, block)
@@ -146,7 +211,8 @@ def compact(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _size(params: Mapping[str, Any]) -> int:
-    nb = check_shape(int(params["n"]), int(params["block"]))
+    n, block = int(params["n"]), int(params["block"])
+    nb = check_staged(n, block) if params.get("staged") else check_shape(n, block)
     return nb * nb
 
 
@@ -160,9 +226,10 @@ SPEC = WorkloadSpec(
     default=False,
     plan_params={"n": 512, "block": 128, "seed": 7},
     options=(
-        Option("n", int, "matrix size N", MIN_N, MAX_N),
-        Option("block", int, "block size (divides N)", MIN_BLOCK, MAX_N),
+        Option("n", int, "matrix size N (staged: up to the larger bound)", MIN_N, MAX_N_STAGED),
+        Option("block", int, "block size (divides N)", MIN_BLOCK, MAX_N_STAGED),
         Option("seed", int, "seed of A and B", 0, 2**31 - 1),
+        Option("staged", bool, "A and B as panels in the store, C written back, in rounds"),
     ),
     input_size=_size,
     combine=combine,
@@ -170,4 +237,6 @@ SPEC = WorkloadSpec(
     check=check,
     compact=compact,
     panels=FANOUT_PANELS,
+    store=StoreAccess.SCRATCH,
+    rounds=RoundPlan(rounds=plan_rounds, requests=plan_requests),
 )

@@ -18,6 +18,7 @@ from serverless_hpc.workloads.spec import (
     Image,
     Option,
     Panel,
+    RoundPlan,
     StoreAccess,
     Training,
     WorkloadSpec,
@@ -45,6 +46,22 @@ def progress_note(params: Mapping[str, Any]) -> str | None:
     from serverless_hpc.workloads.train.checkpoint import progress_key
 
     return progress_key(model, chain)
+
+
+def _rounds(params: Mapping[str, Any], workers: int) -> int:
+    """Data-parallel over ``workers`` > 1: ``epochs`` x ``syncs_per_epoch`` rounds; one
+    worker trains as a resumable chain instead (0: not in rounds)."""
+    from serverless_hpc import chain
+
+    return chain.rounds(params) if workers > 1 else 0
+
+
+def _round_requests(
+    params: Mapping[str, Any], workers: int, rnd: int
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    from serverless_hpc import chain
+
+    return chain.round_params(params, workers, rnd)
 
 
 SPEC = WorkloadSpec(
@@ -96,4 +113,5 @@ SPEC = WorkloadSpec(
     splits=lambda params: ("train", "test"),
     combine=combine,
     panels=(Panel.ACCURACY, Panel.BREAKDOWN),
+    rounds=RoundPlan(rounds=_rounds, requests=_round_requests),
 )

@@ -42,6 +42,13 @@ log = logging.getLogger(__name__)
 #: Minimum LiteRT/Keras label agreement and maximum accuracy difference for a valid export.
 MIN_AGREEMENT = 0.999
 MAX_ACCURACY_DELTA = 0.001
+#: TensorFlow's intra-op and inter-op thread pools, fixed. Kernels may split their work by
+#: the pool size, and a split can decide the order of floating-point sums; fixed, the pools
+#: cannot make the model follow the instance's CPUs (its memory size). The model then depends
+#: on the seed, the parameters, TensorFlow's build and the CPU (README, "Measured here").
+#: Two: what a default-sized instance has here; an instance with more vCPUs does not use
+#: them for training.
+TRAIN_THREADS = 2
 
 
 class TrainParams(Params):
@@ -116,10 +123,21 @@ FINISH_RESERVE_S = 20.0
 
 
 def preload() -> None:
-    """Import TensorFlow now (seconds, hundreds of MB), so it counts as import time."""
+    """Import TensorFlow now (seconds, hundreds of MB), so it counts as import time, and fix
+    its thread pools (:data:`TRAIN_THREADS`) before it runs anything."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf  # noqa: F401
+    import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter  # noqa: F401
+
+    threads = tf.config.threading
+    if (
+        threads.get_intra_op_parallelism_threads() != TRAIN_THREADS
+        or threads.get_inter_op_parallelism_threads() != TRAIN_THREADS
+    ):
+        # A RuntimeError here means TensorFlow ran before preload: the pools can no longer
+        # be fixed, and the model would follow the machine's CPUs; it is not hidden.
+        threads.set_intra_op_parallelism_threads(TRAIN_THREADS)
+        threads.set_inter_op_parallelism_threads(TRAIN_THREADS)
 
 
 def build_model(learning_rate: float, decay_steps: int) -> Any:

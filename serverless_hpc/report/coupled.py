@@ -1,0 +1,155 @@
+"""The answer for coupled work: where a job in rounds spends its time, per round.
+
+For every workload that ran in rounds (records with ``round`` and a result's ``round_io``),
+per target and fan-out: the rounds a job took, and per round its makespan (first request
+sent to last reply received) and the functions' time summed over the round's invocations,
+split into compute, store I/O (reads and writes) and overhead (everything else the driver
+saw: platform, start-up, request and reply, and what the function did besides computing and
+moving data), with the bytes moved. Data-parallel trainings are left to the training section
+(their records carry no ``round_io``).
+
+The report keeps a compact row per record, without results; :func:`from_run` reads the
+round figures from the record file itself, streaming, and only when a batch of the run ran
+in rounds through the store (its batch line has ``total_store_read_ms``).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from serverless_hpc.rundir import RECORD_LINE, iter_jsonl, paths
+
+#: The record fields a row of this table needs (the rest of a line is dropped as it is read).
+_FIELDS = ("workload", "target", "shards", "memory_mb", "mode", "repeat", "round", "ok")
+_FIELDS_TIMED = ("t_send", "t_recv", "client_ms")
+
+
+@dataclass(frozen=True, slots=True)
+class CoupledRow:
+    """One workload x target x fan-out, averaged over its jobs' rounds."""
+
+    workload: str
+    target: str
+    shards: int
+    jobs: int
+    rounds: float  #: rounds a job took (mean over jobs)
+    makespan_ms: float  #: a round's wall time (mean over rounds)
+    compute_ms: float  #: a round's compute, summed over its invocations (mean over rounds)
+    store_ms: float  #: the same for store reads and writes
+    overhead_ms: float  #: the same for the rest of each invocation's client-side time
+    mb_moved: float  #: MB read plus written in a round (mean over rounds)
+
+    @property
+    def store_share(self) -> float | None:
+        """Store I/O's share of the functions' time in a round."""
+        total = self.compute_ms + self.store_ms + self.overhead_ms
+        return self.store_ms / total if total > 0 else None
+
+
+def _io(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    result = record.get("result")
+    io = result.get("round_io") if isinstance(result, Mapping) else None
+    return io if isinstance(io, Mapping) else None
+
+
+def _job_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        record.get("workload"),
+        record.get("target"),
+        record.get("shards"),
+        record.get("memory_mb"),
+        record.get("mode"),
+        record.get("repeat"),
+    )
+
+
+def from_run(out: Path, batches: Sequence[Mapping[str, Any]]) -> list[CoupledRow]:
+    """The table's rows for the run directory ``out`` (none when no batch ran in rounds
+    through the store); unreadable record lines are skipped (the report counts them)."""
+    if not any("total_store_read_ms" in b for b in batches):
+        return []
+
+    def slim() -> Iterable[dict[str, Any]]:
+        for line in iter_jsonl(paths(out).records, RECORD_LINE):
+            if not isinstance(line, dict) or line.get("round") is None or _io(line) is None:
+                continue
+            keep = {k: line.get(k) for k in (*_FIELDS, *_FIELDS_TIMED)}
+            keep["result"] = {"round_io": _io(line)}
+            yield keep
+
+    return coupled_rows(slim())
+
+
+def coupled_rows(records: Iterable[Mapping[str, Any]]) -> list[CoupledRow]:
+    """The table's rows, from a run's records (successful invocations in rounds only)."""
+    # job -> round -> records
+    jobs: dict[tuple[Any, ...], dict[int, list[Mapping[str, Any]]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for r in records:
+        rnd = r.get("round")
+        if r.get("ok") and isinstance(rnd, int) and _io(r) is not None:
+            jobs[_job_key(r)][rnd].append(r)
+    per_group: dict[tuple[str, str, int], list[dict[int, list[Mapping[str, Any]]]]] = defaultdict(
+        list
+    )
+    for key, rounds in jobs.items():
+        per_group[(str(key[0]), str(key[1]), int(key[2] or 0))].append(rounds)
+    out = []
+    for (workload, target, shards), group in sorted(per_group.items()):
+        figures = [_round_figures(recs) for rounds in group for recs in rounds.values()]
+        out.append(
+            CoupledRow(
+                workload=workload,
+                target=target,
+                shards=shards,
+                jobs=len(group),
+                rounds=statistics.fmean(len(rounds) for rounds in group),
+                makespan_ms=statistics.fmean(f[0] for f in figures),
+                compute_ms=statistics.fmean(f[1] for f in figures),
+                store_ms=statistics.fmean(f[2] for f in figures),
+                overhead_ms=statistics.fmean(f[3] for f in figures),
+                mb_moved=statistics.fmean(f[4] for f in figures) / 1e6,
+            )
+        )
+    return out
+
+
+def _round_figures(recs: Sequence[Mapping[str, Any]]) -> tuple[float, float, float, float, float]:
+    """(makespan, compute, store, overhead, bytes) of one round's invocations."""
+    makespan = (max(r["t_recv"] for r in recs) - min(r["t_send"] for r in recs)) * 1e3
+    compute = store = overhead = moved = 0.0
+    for r in recs:
+        io = _io(r) or {}
+        c = float(io.get("compute_ms", 0.0))
+        s = float(io.get("store_read_ms", 0.0)) + float(io.get("store_write_ms", 0.0))
+        compute += c
+        store += s
+        overhead += max(0.0, float(r.get("client_ms") or 0.0) - c - s)
+        moved += float(io.get("bytes_read", 0.0)) + float(io.get("bytes_written", 0.0))
+    return makespan, compute, store, overhead, moved
+
+
+def table_text(rows: Sequence[CoupledRow]) -> str:
+    """The rows as a plain-text table (empty when nothing ran in rounds)."""
+    if not rows:
+        return ""
+    head = (
+        f"{'workload':<10} {'target':<12} {'fan-out':>7} {'rounds':>6} {'round ms':>9} "
+        f"{'compute':>9} {'store':>9} {'overhead':>9} {'store %':>7} {'MB/round':>9}"
+    )
+    lines = ["coupled work, per round (functions' time summed over a round's invocations)", head]
+    for r in rows:
+        share = r.store_share
+        lines.append(
+            f"{r.workload:<10} {r.target:<12} {r.shards:>7} {r.rounds:>6.1f} "
+            f"{r.makespan_ms:>9.1f} {r.compute_ms:>9.1f} {r.store_ms:>9.1f} "
+            f"{r.overhead_ms:>9.1f} {'' if share is None else f'{share:.0%}':>7} "
+            f"{r.mb_moved:>9.2f}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""The coupled-work table: a round's time split into compute, store I/O and overhead."""
+
+from __future__ import annotations
+
+import pytest
+
+from serverless_hpc.report.coupled import coupled_rows, table_text
+
+
+def _rec(rnd: int, shard: int, t0: float, client_ms: float, io: dict | None, **kw: object) -> dict:
+    result = {"round_io": io} if io is not None else {}
+    return {
+        "workload": "stencil",
+        "target": "local-faas",
+        "shards": 2,
+        "memory_mb": None,
+        "mode": "natural",
+        "repeat": 0,
+        "shard": shard,
+        "round": rnd,
+        "ok": True,
+        "t_send": t0,
+        "t_recv": t0 + client_ms / 1e3,
+        "client_ms": client_ms,
+        "result": result,
+        **kw,
+    }
+
+
+def test_a_round_splits_into_compute_store_and_overhead() -> None:
+    io = {"compute_ms": 60.0, "store_read_ms": 10.0, "store_write_ms": 20.0}
+    io |= {"bytes_read": 1e6, "bytes_written": 2e6}
+    records = [
+        _rec(0, 0, 100.0, 100.0, io),
+        _rec(0, 1, 100.05, 100.0, io),  # sent 50 ms later: the round took 150 ms
+        _rec(1, 0, 101.0, 100.0, io),
+        _rec(1, 1, 101.0, 100.0, io),
+        _rec(1, 1, 101.0, 100.0, io, ok=False),  # a failed attempt: not counted
+        _rec(0, 0, 99.0, 5.0, None),  # no round_io (a training): not counted
+    ]
+    (row,) = coupled_rows(records)
+    assert (row.workload, row.target, row.shards, row.jobs, row.rounds) == (
+        "stencil",
+        "local-faas",
+        2,
+        1,
+        2.0,
+    )
+    assert row.makespan_ms == pytest.approx(125.0)  # 150 and 100
+    assert (row.compute_ms, row.store_ms, row.overhead_ms) == pytest.approx((120.0, 60.0, 20.0))
+    assert row.mb_moved == pytest.approx(6.0)
+    assert row.store_share == pytest.approx(0.3)
+    assert "stencil" in table_text([row]) and table_text([]) == ""
