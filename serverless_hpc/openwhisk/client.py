@@ -39,7 +39,6 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import quote
 
@@ -52,6 +51,22 @@ from serverless_hpc.netloop import (
     within,
 )
 from serverless_hpc.openwhisk.config import Credentials
+from serverless_hpc.openwhisk.errors import (
+    ActivationTimeout,
+    AuthenticationError,
+    ConflictError,
+    DeadlinePassed,
+    Dropped,
+    Invocation,
+    NotFoundError,
+    NotSent,
+    OpenWhiskError,
+    PayloadTooLargeError,
+    PlatformError,
+    RequestError,
+    ThrottledError,
+    error_text,
+)
 from serverless_hpc.redact import scrub
 from serverless_hpc.retry import Backoff
 
@@ -59,6 +74,24 @@ if TYPE_CHECKING:
     import aiohttp
 
 log = logging.getLogger(__name__)
+
+#: The errors live in :mod:`serverless_hpc.openwhisk.errors`; callers import them from here.
+__all__ = [
+    "ActivationTimeout",
+    "AuthenticationError",
+    "ConflictError",
+    "DeadlinePassed",
+    "Dropped",
+    "Invocation",
+    "NotFoundError",
+    "NotSent",
+    "OpenWhiskClient",
+    "OpenWhiskError",
+    "PayloadTooLargeError",
+    "PlatformError",
+    "RequestError",
+    "ThrottledError",
+]
 
 #: The controller's longest blocking wait (its own limit; a longer wait answers 202).
 MAX_BLOCKING_WAIT_MS: Final = 60_000
@@ -77,77 +110,6 @@ IDEMPOTENT: Final = frozenset({"GET", "HEAD"})
 def _idempotent(method: str, params: dict[str, str] | None) -> bool:
     """Whether resending the request cannot do anything the first one did not."""
     return method in IDEMPOTENT or (method == "PUT" and (params or {}).get("overwrite") == "true")
-
-
-class OpenWhiskError(Exception):
-    """A controller request failed; ``status`` is the HTTP status (None if unreachable)."""
-
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-
-class AuthenticationError(OpenWhiskError):
-    """401/403: the AUTH key is wrong or may not access this namespace or entity."""
-
-
-class NotFoundError(OpenWhiskError):
-    """404: the entity does not exist."""
-
-
-class ConflictError(OpenWhiskError):
-    """409: the entity exists (create without overwrite) or a package is not empty."""
-
-
-class PayloadTooLargeError(OpenWhiskError):
-    """413: the request body is over the controller's limit."""
-
-
-class RequestError(OpenWhiskError):
-    """Any other 4xx: the request itself is invalid (the message quotes the controller)."""
-
-
-class ThrottledError(OpenWhiskError):
-    """429 persisted until the deadline: the namespace is over its rate or concurrency."""
-
-
-class PlatformError(OpenWhiskError):
-    """5xx (not an action's own failure) or no answer at all: the platform failed."""
-
-
-class NotSent(PlatformError):
-    """No connection could be made: the request provably never reached the controller."""
-
-
-class DeadlinePassed(PlatformError):
-    """No complete answer within the call's deadline."""
-
-
-class Dropped(PlatformError):
-    """The connection failed after the request may have been sent (never resent unless
-    the call is idempotent: an invocation might have started)."""
-
-
-class ActivationTimeout(OpenWhiskError):
-    """An accepted activation did not complete within the caller's deadline."""
-
-
-@dataclass(frozen=True, slots=True)
-class Invocation:
-    """What an invocation answered: a finished activation record, or only its id (202)."""
-
-    status: int
-    activation_id: str
-    record: dict[str, Any] | None
-
-
-def _error_text(body: Any) -> tuple[str, str | None]:
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        code = body.get("code")
-        return body["error"], str(code) if code is not None else None
-    text = body if isinstance(body, str) else json.dumps(body)
-    return text[:300], None
 
 
 def _shut(loop: LoopThread, sessions: list[aiohttp.ClientSession]) -> None:
@@ -429,7 +391,7 @@ class OpenWhiskClient:
         )
 
     def _error_for(self, method: str, path: str, status: int, body: Any) -> OpenWhiskError:
-        text, code = _error_text(body)
+        text, code = error_text(body)
         text = self._scrub(text)
         where = f"{method} {path}: HTTP {status}: {text}" + (f" (code {code})" if code else "")
         if status in (401, 403):

@@ -8,7 +8,8 @@ what the driver guesses.
 * **Fan-out** is batch-native (:meth:`LambdaTarget.invoke_batch`): the requests go out as
   SigV4-signed HTTP requests over one async connection pool
   (:mod:`serverless_hpc.targets.lambda_dispatch`), with as many coroutines as requests may
-  be in flight, so the driver's CPU is not what a 1,000-way batch measures.
+  be in flight (:mod:`serverless_hpc.targets.lambda_fanout`, which holds the retry policy),
+  so the driver's CPU is not what a 1,000-way batch measures.
 * **In-flight limit** (:attr:`LambdaTarget.max_parallel`): ``--target-opt max_parallel``,
   else ``--concurrency``, else the account's concurrency as ``GetAccountSettings`` tells it
   (``UnreservedConcurrentExecutions``, else ``ConcurrentExecutions``); never a silent
@@ -46,7 +47,6 @@ stack_prefix=...``, default ``Shpc``). boto3, botocore and aiohttp are imported 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
@@ -59,14 +59,10 @@ from typing import Any, Final
 from serverless_hpc import aws, journal, workloads
 from serverless_hpc.contract import (
     PLATFORM_ERROR,
-    THROTTLED,
-    TIMEOUT,
-    error_response,
-    validate_response,
 )
-from serverless_hpc.invocation import Outcome, Phase, first_call_phases
-from serverless_hpc.netloop import LoopThread, drain
-from serverless_hpc.pricing import CostLedger, lambda_invocation_cost, s3_requests_cost
+from serverless_hpc.invocation import Outcome
+from serverless_hpc.netloop import LoopThread
+from serverless_hpc.pricing import CostLedger
 from serverless_hpc.store_base import Store
 from serverless_hpc.targets.aws_deadline import bound
 from serverless_hpc.targets.aws_session import open_session, require_boto3
@@ -78,40 +74,17 @@ from serverless_hpc.targets.base import (
     TimedOutcome,
 )
 from serverless_hpc.targets.lambda_dispatch import (
-    Attempts,
     Dispatcher,
     InvokeError,
-    Reply,
     Signer,
 )
-from serverless_hpc.targets.lambda_reply import (
-    Report,
-    decode_tail,
-    function_error,
-    instance_of,
-    parse_report,
-)
+from serverless_hpc.targets.lambda_fanout import FanOut, failed
+from serverless_hpc.targets.lambda_reply import reply_outcome
 
 log = logging.getLogger(__name__)
 
-#: Error codes that say the function did not run, so re-sending cannot run it twice:
-#: throttling and Lambda's transient "not ready" state. (A ``ServiceException`` may come
-#: after the function ran: it is a failure, not re-sent.)
-RETRYABLE_CODES: Final = frozenset(
-    {
-        "TooManyRequestsException",
-        "ThrottlingException",
-        "EC2ThrottledException",
-        "ResourceNotReadyException",
-    }
-)
-#: The codes among those that are throttling (counted in ``Outcome.throttled``).
-THROTTLE_CODES: Final = frozenset(
-    {"TooManyRequestsException", "ThrottlingException", "EC2ThrottledException"}
-)
 #: Deadline of the one ``GetAccountSettings`` call that reads the account's concurrency.
 SETTINGS_DEADLINE_S: Final = 20.0
-MAX_ATTEMPTS: Final = 50
 #: Bound on waiting for a memory update to finish (``function_updated_v2``, 1 s polls).
 MEMORY_UPDATE_TIMEOUT_S: Final = 300
 BASE_OPTIONS: Final = frozenset(
@@ -122,17 +95,6 @@ BASE_OPTIONS: Final = frozenset(
 def known_options() -> frozenset[str]:
     """The target's options: the base ones plus ``function.<workload>`` for every workload."""
     return BASE_OPTIONS | {f"function.{w}" for w in workloads.names()}
-
-
-def _outcome_of(error_type: str, message: str) -> Outcome:
-    """A failed invocation's outcome (nothing measured)."""
-    return Outcome(response=error_response(error_type, message), cold=False)
-
-
-def _failed(error_type: str, message: str) -> TimedOutcome:
-    """A request that was never sent: a failed outcome at this instant."""
-    now = time.time()
-    return TimedOutcome(_outcome_of(error_type, message), 0.0, now, now)
 
 
 #: Lambda's longest function timeout (15 minutes).
@@ -199,7 +161,7 @@ class LambdaTarget(Target):
         #: The network loop of this target's own HTTP: the Invoke fan-out and the boto3
         #: clients it makes (each exchange under one total deadline).
         self._net = LoopThread("lambda-net")
-        self._slots: asyncio.Semaphore | None = None
+        self._fan: FanOut | None = None
         #: One function per workload spec, each one's own cold-start state.
         self.workloads = workloads.names()
         self.functions: dict[str, str] = {
@@ -429,12 +391,27 @@ class LambdaTarget(Target):
             dispatcher = self._dispatch()
             limit = self.max_parallel
         except TargetUnavailable as exc:
-            return [_failed(PLATFORM_ERROR, str(exc)) for _ in requests]
+            return [failed(PLATFORM_ERROR, str(exc)) for _ in requests]
+        if self._fan is None:  # one per target: invoke() from other threads shares its slots
+            self._fan = FanOut(
+                dispatcher,
+                self.functions,
+                limit,
+                outcome=lambda fn, reply: reply_outcome(
+                    fn,
+                    reply,
+                    architecture=self.architecture,
+                    prices=self.prices,
+                    ledger=self.ledger,
+                ),
+                clock=self._clock,
+                rng=self._rng,
+                sleep=self._sleep,
+            )
         try:
             waves = -(-len(requests) // limit)  # each request's deadline starts when sent
             timed = dispatcher.loop.run(
-                self._fan_out(dispatcher, requests, timeout_s, limit, refused),
-                timeout_s=(waves + 1) * timeout_s,
+                self._fan.run(requests, timeout_s, refused), timeout_s=(waves + 1) * timeout_s
             )
         finally:
             if force_cold:
@@ -447,173 +424,6 @@ class LambdaTarget(Target):
                 # the driver's wait for the warm environments to retire, before sending
                 t.outcome.extra["force_cold_wait_ms"] = wait_ms
         return timed
-
-    async def _fan_out(
-        self,
-        dispatcher: Dispatcher,
-        requests: Sequence[dict[str, Any]],
-        timeout_s: float,
-        limit: int,
-        refused: dict[str, str],
-    ) -> list[TimedOutcome]:
-        """Send every request, at most ``limit`` at once (:func:`netloop.drain`): a request
-        to re-send waits its backoff outside any slot."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(limit)  # one per target: invoke() shares it
-        out: list[TimedOutcome | None] = [None] * len(requests)
-        jobs: list[Attempts] = []
-        for index, req in enumerate(requests):
-            early = self._refusal(req, refused)
-            if early is not None:
-                out[index] = early
-            else:
-                jobs.append(Attempts(index, req, timeout_s, self._clock, self._rng))
-
-        async def attempt(state: Attempts) -> float | None:
-            delay = await self._attempt(dispatcher, state)
-            if delay is None:
-                out[state.index] = state.finished()
-            return delay
-
-        await drain(jobs, limit, attempt)
-        return [t for t in out if t is not None]
-
-    def _refusal(self, request: dict[str, Any], refused: dict[str, str]) -> TimedOutcome | None:
-        """The outcome of a request that is not sent at all, else None."""
-        workload = str(request.get("workload", ""))
-        if workload not in self.functions:
-            return _failed("InvalidRequest", f"field 'workload': no function for {workload!r}")
-        if workload in refused:
-            return _failed(PLATFORM_ERROR, refused[workload])
-        return None
-
-    async def _attempt(self, dispatcher: Dispatcher, state: Attempts) -> float | None:
-        """Send ``state``'s request once; None when it has its outcome, else the backoff (s)."""
-        assert self._slots is not None
-        fn = self.functions[str(state.request.get("workload", ""))]
-        reply: Reply | InvokeError
-        async with self._slots:
-            state.sending()
-            try:
-                reply = await dispatcher.invoke(fn, state.body, deadline_s=state.left())
-            except InvokeError as exc:
-                reply = exc
-        outcome, code, why = self._verdict(fn, reply)
-        if outcome is not None:
-            state.outcome = outcome
-            return None
-        state.throttled += code in THROTTLE_CODES
-        delay = state.backoff.delay(state.attempt)
-        state.attempt += 1
-        if state.left() <= delay or state.attempt >= MAX_ATTEMPTS:
-            kind = THROTTLED if code in THROTTLE_CODES else PLATFORM_ERROR
-            state.outcome = _outcome_of(
-                kind,
-                f"{fn}: still {why} after {state.attempt} attempt(s); the "
-                f"{state.timeout_s:g} s deadline would pass",
-            )
-            return None
-        log.info("%s: %s, retrying after %.2f s (attempt %d)", fn, code, delay, state.attempt)
-        state.retries += 1
-        if self._sleep is not time.sleep:  # tests' fake clock: the wait happens on it
-            self._sleep(delay)
-            return 0.0
-        return delay
-
-    def _verdict(self, fn: str, reply: Reply | InvokeError) -> tuple[Outcome | None, str, str]:
-        """The outcome of one attempt, or (None, code, why) when it may be re-sent.
-
-        Re-sent only when the function provably did not run: an answer that says so
-        (:data:`RETRYABLE_CODES`) or no connection at all.
-        """
-        if isinstance(reply, InvokeError):
-            if reply.timed_out:
-                return _outcome_of(TIMEOUT, f"{fn}: {reply}"), "", ""
-            if reply.sent:  # it may have reached the platform: never a second invocation
-                return _outcome_of(PLATFORM_ERROR, f"{fn}: {reply}"), "", ""
-            return None, "unreachable", str(reply)
-        if reply.status < 400:
-            return self._outcome(fn, reply), "", ""
-        code = reply.error_code()
-        why = f"{code}: {reply.error_message()}"
-        if code not in RETRYABLE_CODES:
-            return _outcome_of(PLATFORM_ERROR, f"{fn}: HTTP {reply.status} {why}"), "", ""
-        return None, code, why
-
-    def _outcome(self, fn: str, resp: Reply) -> Outcome:
-        """Turn an ``Invoke`` reply into an outcome: payload, REPORT, cost, breakdown."""
-        report = parse_report(decode_tail(resp.headers.get("x-amz-log-result")))
-        raw = resp.body
-        try:
-            payload: Any = json.loads(raw) if raw else None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            payload = raw.decode("utf-8", errors="replace")
-        if resp.headers.get("x-amz-function-error"):
-            response = function_error(payload, report)
-        else:
-            try:
-                response = validate_response(payload)
-            except ValueError as exc:
-                response = error_response(PLATFORM_ERROR, f"{fn}: malformed response: {exc}")
-        if report is not None:
-            cold = report.init_ms is not None
-        else:
-            log.warning("%s: no REPORT line in the log tail; timings from the payload", fn)
-            cold = bool(response.get("cold_start", False))
-        runtime = response.get("runtime", {}) if response.get("ok") else {}
-        cost = self._cost(fn, report, runtime.get("s3_requests"))
-        return Outcome(
-            response=response,
-            cold=cold,
-            init_ms=report.init_ms if report else None,
-            duration_ms=report.duration_ms if report else None,
-            billed_ms=report.billed_ms if report else None,
-            memory_mb=report.memory_mb if report else runtime.get("memory_mb"),
-            max_rss_mb=report.max_memory_mb if report else runtime.get("max_rss_mb"),
-            cost_usd=cost,
-            breakdown=self._breakdown(report, response) if cold else {},
-            instance=instance_of(runtime),
-        )
-
-    @staticmethod
-    def _breakdown(report: Report | None, response: dict[str, Any]) -> dict[str, float]:
-        """A cold start split into the platform's INIT and the handler's own phases."""
-        timings = response.get("timings", {}) if response.get("ok") else {}
-        out: dict[str, float] = {}
-        if report is not None and report.init_ms is not None and "preload_ms" in timings:
-            out[Phase.IMPORTS] = float(timings["preload_ms"])
-            # the rest of INIT: runtime start-up and the core imports
-            out[Phase.PROCESS_START] = max(report.init_ms - float(timings["preload_ms"]), 0.0)
-        if "stage_ms" in timings:
-            out[Phase.DATASET_STAGE] = float(timings["stage_ms"])
-        return {**out, **first_call_phases(response)}
-
-    def _cost(self, fn: str, report: Report | None, s3: Any) -> float | None:
-        """This invocation's cost (``None`` without a REPORT line to bill from)."""
-        if report is None or report.billed_ms is None or report.memory_mb is None:
-            return None
-        arch = self.architecture or "x86_64"
-        compute = lambda_invocation_cost(
-            billed_ms=report.billed_ms,
-            memory_mb=report.memory_mb,
-            architecture=arch,
-            prices=self.prices,
-        )
-        request = self.prices.lambda_.request
-        gb_s = report.billed_ms / 1000.0 * report.memory_mb / 1024.0
-        self.ledger.add(f"lambda GB-s ({arch})", gb_s, "GB-s", compute - request)
-        self.ledger.add("lambda requests", 1, "request", request)
-        total = compute
-        if isinstance(s3, dict):
-            gets, puts = int(s3.get("get", 0)), int(s3.get("put", 0))
-            self.ledger.add(
-                "s3 GET-class requests", gets, "request", gets * self.prices.s3.get_request
-            )
-            self.ledger.add(
-                "s3 PUT-class requests", puts, "request", puts * self.prices.s3.put_request
-            )
-            total += s3_requests_cost(gets=gets, puts=puts, prices=self.prices)
-        return total
 
     # -- memory sweep --------------------------------------------------------------------
     def set_memory(self, workload: str, memory_mb: int) -> None:

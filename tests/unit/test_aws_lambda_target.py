@@ -23,7 +23,7 @@ from botocore.stub import ANY, Stubber
 
 from serverless_hpc import workloads
 from serverless_hpc.retry import Backoff
-from serverless_hpc.targets.aws_lambda import LambdaTarget, parse_report
+from serverless_hpc.targets.aws_lambda import LambdaTarget
 from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
 from serverless_hpc.targets.lambda_dispatch import (
     BACKOFF_BASE_S,
@@ -31,6 +31,7 @@ from serverless_hpc.targets.lambda_dispatch import (
     Dispatcher,
     Signer,
 )
+from serverless_hpc.targets.lambda_reply import parse_report
 from tests.doubles.clock import FakeClock
 from tests.doubles.lambda_invoke import InvokeDouble
 
