@@ -12,7 +12,7 @@ plus ``"field"`` naming the form field for a bad run request, or ``"run_id"`` fo
 ``POST /api/runs``
     Start a run. Body: ``{"targets": [...], "workloads": [...], "shards": [...], "repeats": n,
     "modes": [...], "images": n, "memory_mb": n, "params": {workload: {key: value}}, ...}``
-    (fields as :func:`serverless_hpc.serve.runs.form_fields`; lists may be comma-separated
+    (fields as :func:`serverless_hpc.serve.form.form_fields`; lists may be comma-separated
     strings). 201 ``{"id", "url"}``; 422 naming the field (the CLI's own checks); 409 when
     ``--max-runs`` runs are going (the message and ``run_id`` say which).
 ``GET /api/runs/{id}``
@@ -86,8 +86,8 @@ from serverless_hpc.serve.bounds import (
     unreadable_status,
 )
 from serverless_hpc.serve.events import run_events
+from serverless_hpc.serve.form import FormError
 from serverless_hpc.serve.runs import (
-    FormError,
     RunConflict,
     RunManager,
     RunNotFound,
@@ -343,7 +343,7 @@ def _add_api(
     def options() -> dict[str, Any]:
         """What the form offers: targets, workloads, their options and the CLI's defaults."""
         from serverless_hpc import cli, targets, workloads
-        from serverless_hpc.serve.runs import workload_fields
+        from serverless_hpc.serve.form import workload_fields
 
         bench = cli.build_parser().parse_args(["bench"])
         return {

@@ -123,7 +123,7 @@ def test_a_copied_workload_brings_its_declared_option(tmp_path: Path) -> None:
     form = _run(
         tree,
         "-c",
-        "import json; from serverless_hpc.serve.runs import workload_fields, form_fields; "
+        "import json; from serverless_hpc.serve.form import workload_fields, form_fields; "
         "print(json.dumps([workload_fields(), form_fields()['nap_label']]))",
     )
     assert form.returncode == 0, form.stderr

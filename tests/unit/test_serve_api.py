@@ -27,7 +27,8 @@ from serverless_hpc.serve import runs as runs_mod
 from serverless_hpc.serve.app import create_app
 from serverless_hpc.serve.cli import allowed_hosts, is_loopback
 from serverless_hpc.serve.events import run_events
-from serverless_hpc.serve.runs import FormError, RunManager, check_argv, form_to_argv
+from serverless_hpc.serve.form import FormError, check_argv, form_to_argv
+from serverless_hpc.serve.runs import RunManager
 from tests.serve_runs import CONFIG, make_run, three_records
 
 BASE = "http://127.0.0.1:8000"
