@@ -34,8 +34,13 @@ from serverless_hpc.report.tables import (
     time_to_result_ms,
 )
 from serverless_hpc.report.training import TARGET_ACCURACY, Training, trainings, workers_text
+from serverless_hpc.rundir import paths
+from serverless_hpc.safeio import read_text
 
 log = logging.getLogger(__name__)
+
+#: The largest headline.json read (a run's is a few KB).
+MAX_HEADLINE_BYTES: Final = 4 * 1024 * 1024
 
 #: The targets that run on the benchmark machine itself: comparing them is an emulation check.
 LOCAL_TARGETS: Final = frozenset({"local-faas", "standalone"})
@@ -372,14 +377,19 @@ def dashboard_verdict(run_dir: Path) -> list[str] | None:
     """The verdict sentences of a finished run for the dashboard's run list: one per
     workload, from its ``headline.json`` (None when it has none: an older or unfinished run,
     or an unreadable file, which is logged)."""
-    path = run_dir / "headline.json"
+    path = paths(run_dir).headline
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path, max_bytes=MAX_HEADLINE_BYTES))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
         log.warning("cannot read %s: %s", path, exc)
         return None
+    return verdict_sentences(data)
+
+
+def verdict_sentences(data: object) -> list[str] | None:
+    """The verdict sentences of a parsed ``headline.json`` (None when it holds none)."""
     verdict = data.get("verdict") if isinstance(data, dict) else None
     if not isinstance(verdict, dict) or not verdict:
         return None

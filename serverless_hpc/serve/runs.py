@@ -35,7 +35,9 @@ from typing import Any, Final
 import psutil
 
 from serverless_hpc import rundir
+from serverless_hpc.report.headline import MAX_HEADLINE_BYTES, verdict_sentences
 from serverless_hpc.rundir import read_run_meta, read_serve_meta, write_serve_meta
+from serverless_hpc.safeio import read_text
 from serverless_hpc.serve.form import check_argv, form_to_argv
 
 log = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ def _read_json(path: Path, *, sleep: Callable[[float], None] = time.sleep) -> An
     """A JSON file; None when absent, or still unreadable after :data:`_READ_TRIES` reads."""
     for attempt in range(_READ_TRIES):
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return json.loads(read_text(path, max_bytes=MAX_HEADLINE_BYTES))
         except FileNotFoundError:
             return None
         except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
@@ -161,13 +163,15 @@ def parse_record(line: bytes) -> dict[str, Any] | None:
 
 def headline(run_dir: Path) -> list[str]:
     """The run's headline sentences, as the report wrote them in headline.json (none until
-    the report is built).
+    the report is built). See :func:`headline_of`."""
+    return headline_of(_read_json(rundir.paths(run_dir).headline))
 
-    headline.json is the report's (``{"sentences": [...], "notes": [...], ...}``); an item
+
+def headline_of(data: object) -> list[str]:
+    """The headline sentences of a parsed headline.json, verdict first as the report writes
+    them (``{"sentences": [...], "verdict": {...}, ...}``; a plain list is read too); an item
     that is an object shows its ``text``/``sentence``. At most 8 sentences of 300 characters.
     """
-    data = _read_json(rundir.paths(run_dir).headline)
-    # The report writes {"sentences": [...], ...}; a plain list of sentences is read too.
     items = (data.get("sentences") or data.get("headline")) if isinstance(data, Mapping) else data
     if not isinstance(items, list):
         return []
@@ -322,6 +326,7 @@ class RunManager:
         serve: dict[str, Any],
         from_server: bool,
     ) -> dict[str, Any]:
+        said = _read_json(rundir.paths(path).headline)
         child = self._children.get(run_id) or self._find_live(run_id, serve)
         alive = child.alive() if child else False
         cancelled = bool(serve.get("cancel_requested") or (child and child.cancel_requested))
@@ -350,7 +355,9 @@ class RunManager:
             "aborted": meta.get("aborted"),
             "exit_code": serve.get("exit_code"),
             "report": rundir.paths(path).report.is_file(),
-            "headline": headline(path),
+            "headline": headline_of(said),
+            # functions or a VM, per workload: what a finished run answers, shown first
+            "verdict": [v[:300] for v in verdict_sentences(said) or []],
             "command": serve.get("command"),
             "errors": _error_lines(path) if status in ("failed", "finished", "aborted") else [],
             "skipped": [

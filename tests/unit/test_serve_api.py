@@ -681,3 +681,25 @@ def test_one_bad_run_directory_never_breaks_the_list(results: Path, client: Test
     # AND a FIFO where the records should be is not waited on
     detail = client.get("/api/runs/20260103T000002Z-fifo")
     assert detail.status_code == 200 and detail.json()["done"] == 0
+
+
+def test_the_runs_list_shows_a_finished_runs_verdict(results: Path, client: TestClient) -> None:
+    # GIVEN a finished run whose report wrote a verdict per workload
+    verdict = {
+        "dataproc": {"sentence": "dataproc: a VM, above 3 jobs an hour.", "side": "vm"},
+        "classify": {"sentence": "classify: functions, up to 900 jobs an hour.", "side": "faas"},
+    }
+    make_run(
+        results,
+        "20260105T000000Z-verdct",
+        headline={"sentences": ["classify: functions ...", "more"], "verdict": verdict},
+    )
+    (run,) = [r for r in client.get("/api/runs").json()["runs"] if r["id"].endswith("verdct")]
+    # THEN the list carries the verdict, one sentence per workload, beside the headline
+    assert run["verdict"] == [
+        "classify: functions, up to 900 jobs an hour.",
+        "dataproc: a VM, above 3 jobs an hour.",
+    ]
+    assert run["headline"] == ["classify: functions ...", "more"]
+    # AND a run whose report wrote none has an empty verdict, not an error
+    assert client.get("/api/runs/20260101T000000Z-aaaaaa").json()["verdict"] == []

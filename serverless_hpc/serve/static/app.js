@@ -77,7 +77,9 @@ async function pageRuns(main) {
       el("td", {}, badge(run.status), run.source === "terminal" ? el("div", { class: "muted", text: "terminal" }) : null),
       el("td", { text: run.targets.join(", ") }),
       el("td", { text: run.workloads.join(", ") }),
-      el("td", {}, el("ul", { class: "headline" }, run.headline.map((h) => el("li", { text: h })))),
+      // a finished run's verdict (functions or a VM, per workload), else its headline
+      el("td", {}, el("ul", { class: (run.verdict || []).length ? "headline verdict" : "headline" },
+        ((run.verdict || []).length ? run.verdict : run.headline).map((h) => el("li", { text: h })))),
       el("td", { text: when(run.started) }));
   });
   main.replaceChildren(
@@ -85,7 +87,7 @@ async function pageRuns(main) {
     el("p", {}, el("a", { href: "/new", text: "Start a run" }), " · ", compare),
     rows.length
       ? el("table", { id: "runs" },
-          el("thead", {}, el("tr", {}, ["", "run", "status", "targets", "workloads", "headline", "started"].map((h) => el("th", { text: h })))),
+          el("thead", {}, el("tr", {}, ["", "run", "status", "targets", "workloads", "answer", "started"].map((h) => el("th", { text: h })))),
           el("tbody", {}, rows))
       : el("p", { class: "muted", text: "No runs in the results directory yet." }));
   // Runs that are going get their status pushed (one event stream each, closed at the end).
