@@ -30,6 +30,7 @@ from serverless_hpc.report.tables import (
     RowKey,
     batch_spans,
     key_label,
+    measures_the_platform,
     row_key,
     time_to_result_ms,
 )
@@ -76,14 +77,18 @@ class _Samples:
 
 
 def _best_rows(rows: Sequence[dict[str, Any]], workload: str) -> dict[str, dict[str, Any] | None]:
-    """Per target: its natural-mode row with the lowest time to result (None: none usable)."""
+    """Per target: its natural-mode row with the lowest time to result (None: none usable).
+
+    A row taken while this machine was oversubscribed, or with shards waiting for an
+    in-flight slot, measures the machine or the queue, not the platform: it is never cited.
+    """
     best: dict[str, dict[str, Any] | None] = {}
     for row in rows:
         if row["workload"] != workload:
             continue
         best.setdefault(row["target"], None)
         t = time_to_result_ms(row)
-        if row["mode"] != "natural" or t is None:
+        if row["mode"] != "natural" or t is None or not measures_the_platform(row):
             continue
         cur = best[row["target"]]
         if cur is None or t < (time_to_result_ms(cur) or float("inf")):
@@ -97,9 +102,46 @@ def _config(row: dict[str, Any]) -> str:
     return f"{fmt_ms(time_to_result_ms(row) or 0.0)} at {row['shards']} shard(s){at_mem}"
 
 
+def _flagged_sentences(
+    rows: Sequence[dict[str, Any]], workload: str, info: dict[str, Any]
+) -> list[str]:
+    """Per target, the rows left out of the figures above, and why (what they measure)."""
+    out = []
+    by_target: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if row["workload"] == workload and not measures_the_platform(row):
+            by_target[row["target"]].append(row)
+    for target, flagged in sorted(by_target.items()):
+        labels = [key_label(r) for r in flagged]
+        info["targets"].setdefault(target, {})["not_platform_rows"] = labels
+        over = [r for r in flagged if r.get("oversubscribed")]
+        queued = [r for r in flagged if r.get("queued_shards")]
+        why = []
+        if over:
+            why.append(
+                f"{len(over)} ran with more CPU in flight than this machine has (their "
+                "times measure the machine's contention, not a cold start or the platform)"
+            )
+        if queued:
+            most = max(int(r["queued_shards"]) for r in queued)
+            why.append(
+                f"{len(queued)} had shards waiting for an in-flight slot (up to {most}: their "
+                "makespans include that wait)"
+            )
+        out.append(
+            f"{workload} on {target}: {len(flagged)} row(s) are not cited above: "
+            f"{'; '.join(why)} (rows {', '.join(labels[:6])}{', ...' if len(labels) > 6 else ''})."
+        )
+    return out
+
+
 def _cold_penalty(rows: Sequence[dict[str, Any]], workload: str, target: str, shards: int) -> Any:
     """(cold median, warm median, rows cited) at ``shards``, else at any fan-out; or None."""
-    mine = [r for r in rows if r["workload"] == workload and r["target"] == target]
+    mine = [
+        r
+        for r in rows
+        if r["workload"] == workload and r["target"] == target and measures_the_platform(r)
+    ]
     for pick in (
         [r for r in mine if r["shards"] == shards],
         sorted(mine, key=lambda r: r["shards"]),
@@ -208,6 +250,7 @@ def _workload_headline(
                 )
             info["comparisons"].append(comp)
     sentences += _cost_sentences(workload, usable)
+    sentences += _flagged_sentences(rows, workload, info)
     for target, row in sorted(usable.items()):
         pen = _cold_penalty(rows, workload, target, row["shards"])
         if pen is None:

@@ -85,9 +85,13 @@ def fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
 
 
 def _source_records(data: RunData, profile: PlatformProfile) -> list[dict[str, Any]]:
+    """The successful function records the model is fitted to: not those taken while this
+    machine was oversubscribed (their times measure its contention), unless there is
+    nothing else."""
     faas = [r for r in data.records if r["ok"] and profile.kind(r["target"]) == "faas"]
-    others = [r for r in faas if r["target"] != PROJECTED_TARGET]
-    return others or faas
+    fair = [r for r in faas if not r.get("oversubscribed")] or faas
+    others = [r for r in fair if r["target"] != PROJECTED_TARGET]
+    return others or fair
 
 
 def fits(data: RunData, profile: PlatformProfile) -> dict[tuple[str, int | None], Fit]:

@@ -49,6 +49,12 @@ SUMMARY_COLUMNS: Final = (
     "job_cost_usd",
     "memory_mb",
     "memory_pick",  # which picks of serverless_hpc.picks this size is, in a memory sweep
+    # What the figures of a row measure besides the platform:
+    "oversubscribed",  # more CPU was in flight than this machine has (local-faas)
+    "queued_shards",  # the most shards of a batch that waited for an in-flight slot
+    "throttled",  # answers the platform throttled (each re-sent after a backoff)
+    "retries",  # re-sends of requests that never reached the platform
+    "flags",  # the above, as words
 )
 
 
@@ -100,6 +106,48 @@ def batch_spans(batches: Sequence[dict[str, Any]]) -> dict[RowKey, list[float]]:
     return out
 
 
+def _count(values: Sequence[Any]) -> int:
+    return sum(v for v in values if isinstance(v, int) and not isinstance(v, bool))
+
+
+def _flags(
+    recs: Sequence[Mapping[str, Any]], batches: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """What a row's figures measure besides the platform: oversubscription of this machine,
+    shards that waited for an in-flight slot, throttled answers and re-sends."""
+    said = [r.get("oversubscribed") for r in recs if isinstance(r.get("oversubscribed"), bool)]
+    oversubscribed = any(said) if said else None
+    queued = 0
+    for b in batches:
+        limit, shards = b.get("max_parallel"), b.get("shards")
+        if isinstance(limit, int) and isinstance(shards, int) and limit > 0:
+            queued = max(queued, shards - limit)
+    throttled = _count([r.get("throttled") for r in recs])
+    retries = _count([r.get("retries") for r in recs])
+    words = []
+    if oversubscribed:
+        words.append("oversubscribed")
+    if queued > 0:
+        words.append(f"{queued} shard(s) queued")
+    if throttled:
+        words.append(f"{throttled} throttled")
+    if retries:
+        words.append(f"{retries} re-sent")
+    return {
+        "oversubscribed": oversubscribed,
+        "queued_shards": queued,
+        "throttled": throttled,
+        "retries": retries,
+        "flags": "; ".join(words),
+    }
+
+
+def measures_the_platform(row: Mapping[str, Any]) -> bool:
+    """Whether a row's times are the platform's: not taken while this machine was
+    oversubscribed, nor with shards waiting for an in-flight slot."""
+    return not row.get("oversubscribed") and not row.get("queued_shards")
+
+
 def summarize(
     records: Sequence[Mapping[str, Any]], batches: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -129,6 +177,7 @@ def summarize(
         acc = [a for a in map(_accuracy, bs) if a is not None]
         rss = [r["max_rss_mb"] for r in recs if r.get("max_rss_mb") is not None]
         ratios = [b["straggler_ratio"] for b in bs if b.get("straggler_ratio") is not None]
+        flagged = _flags(recs, bs)
         rows.append(
             {
                 "target": key[0],
@@ -160,6 +209,7 @@ def summarize(
                 "job_cost_usd": median(costs_by_key.get(key, [])),
                 "memory_mb": key[4] or None,
                 "memory_pick": "",
+                **flagged,
             }
         )
     return rows
@@ -213,6 +263,7 @@ MD_COLUMNS: Final = (
     ("accuracy", "accuracy"),
     ("memory_mb", "memory MB"),
     ("memory_pick", "memory pick"),
+    ("flags", "flags"),
 )
 
 

@@ -195,6 +195,8 @@ REPORT_FIELDS: Final = (
     "cost_usd",
     "breakdown",
     "oversubscribed",
+    "throttled",
+    "retries",
     "result_bytes",
     "leg",
     "round",

@@ -691,3 +691,36 @@ def test_compare_says_when_it_cannot_write_its_page(
     target = tmp_path / "no-such-dir" / "compare.html"
     assert cli.main(["compare", str(base), str(new), "--html", str(target)]) == 2
     assert f"error: cannot write {target}" in capsys.readouterr().err
+
+
+def test_oversubscribed_and_queued_rows_are_flagged_and_never_cited(tmp_path: Path) -> None:
+    # GIVEN a target measured at 1 shard fairly, at 2 shards on an oversubscribed machine
+    # (slower: the machine's contention), and at 4 shards with shards waiting for a slot
+    fair = job_records("local", TIMES)
+    over = job_records("local", [t / 2 for t in TIMES], shards=2, oversubscribed=True)
+    for job in over:  # a cold start there looks 8 s dearer: contention, not a cold start
+        job[0]["cold"], job[0]["client_ms"] = True, 8000.0
+    queued = job_records("local", [t / 4 for t in TIMES], shards=4)
+    run = write_run(tmp_path / "q", fair + over + queued)
+    batches = [json.loads(x) for x in (run / "batches.jsonl").read_text().splitlines()]
+    for b in batches:
+        b["max_parallel"] = 2
+    (run / "batches.jsonl").write_text("".join(json.dumps(b) + "\n" for b in batches))
+    data = load_run(run)
+    rows = summarize(data.records, data.batches)
+    # THEN the summary says what the flagged rows measure
+    by_shards = {r["shards"]: r for r in rows}
+    assert by_shards[1]["flags"] == "" and by_shards[1]["oversubscribed"] is None
+    assert by_shards[2]["oversubscribed"] is True and "oversubscribed" in by_shards[2]["flags"]
+    assert by_shards[4]["queued_shards"] == 2 and "2 shard(s) queued" in by_shards[4]["flags"]
+    # AND the headline cites neither as the platform's figure, and says why they are left out
+    h = headline(data, rows)
+    text = " ".join(h["sentences"])
+    assert "at 1 shard(s)" in text and "at 2 shard(s)" not in text and "at 4 shard(s)" not in text
+    assert "costs 8" not in text  # no contention passed off as a cold-start penalty
+    (said,) = [s for s in h["sentences"] if "not cited above" in s]
+    assert "more CPU in flight than this machine has" in said and "in-flight slot" in said
+    assert h["workloads"]["sleep"]["targets"]["local"]["not_platform_rows"] == [
+        "local/sleep/2/natural",
+        "local/sleep/4/natural",
+    ]
