@@ -29,6 +29,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from serverless_hpc import aws
+from serverless_hpc.workloads.spec import SCRATCH_PREFIX
 from stacks.config import REPO_ROOT
 from stacks.data import Dataset, objects_finding
 from stacks.nag import acknowledge, checkov_skip
@@ -99,7 +100,7 @@ class ComparisonInstance(Construct):
             "InstanceRole",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
             description="serverless-hpc comparison instance: SSM agent, dataset read, "
-            "models/results read-write",
+            "models/results/scratch read-write",
             managed_policies=[
                 iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
             ],
@@ -116,6 +117,8 @@ class ComparisonInstance(Construct):
                 resources=[
                     results_bucket.arn_for_objects(f"{aws.MODELS_PREFIX}/*"),
                     results_bucket.arn_for_objects(f"{aws.RESULTS_PREFIX}/*"),
+                    # a coupled job's rounds (kmers, staged matmul) exchange data here
+                    results_bucket.arn_for_objects(f"{SCRATCH_PREFIX}/*"),
                 ],
             )
         )
@@ -189,12 +192,14 @@ class ComparisonInstance(Construct):
         acknowledge(
             role,
             "AwsSolutions-IAM5",
-            "Object access is limited to the dataset, models/ and results/ prefixes, whose "
-            "keys are created at run time, so the prefix wildcards are the narrowest resources.",
+            "Object access is limited to the dataset, models/, results/ and scratch/ prefixes, "
+            "whose keys are created at run time, so the prefix wildcards are the narrowest "
+            "resources.",
             findings=[
                 objects_finding(dataset.dataset_bucket, aws.DATASET_PREFIX),
                 objects_finding(dataset.results_bucket, aws.MODELS_PREFIX),
                 objects_finding(dataset.results_bucket, aws.RESULTS_PREFIX),
+                objects_finding(dataset.results_bucket, SCRATCH_PREFIX),
             ],
         )
         acknowledge(

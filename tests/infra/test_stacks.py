@@ -279,6 +279,8 @@ def test_instance_role_ssm_and_bucket_prefixes_only(cdk_app: dict[str, Any]) -> 
             assert "*" not in a
         for r in _as_list(s["Resource"]):
             assert r != "*"
+    # the instance runs coupled jobs through the store too: scratch/ is among its prefixes
+    assert "/scratch/*" in json.dumps(statements)
 
 
 def test_user_data_installs_the_project(cdk_app: dict[str, Any]) -> None:
