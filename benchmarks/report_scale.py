@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from report_speed import _scaled
+
 from serverless_hpc.rundir import read_records
 
 #: Runs a module as ``python -m`` would, then prints the process's peak RSS (MB) last.
@@ -66,25 +68,10 @@ def _measured(*argv: str) -> dict[str, float]:
 
 
 def scaled(src: Path, records: int, dest: Path) -> int:
-    """A copy of run ``src`` repeated until it holds about ``records`` records; the count."""
-    rows = [json.dumps(r) for r in read_records(src / "records.jsonl")]
-    parsed = [json.loads(x) for x in rows]
-    batches = [json.loads(x) for x in (src / "batches.jsonl").read_text().splitlines() if x]
-    span = max(r["repeat"] for r in parsed) + 1
-    factor = max(1, round(records / len(parsed)))
-    dest.mkdir(parents=True)
-    with (dest / "records.jsonl").open("w") as fh:
-        for k in range(factor):
-            for r in parsed:
-                fh.write(json.dumps({**r, "repeat": r["repeat"] + k * span}) + "\n")
-    with (dest / "batches.jsonl").open("w") as fh:
-        for k in range(factor):
-            for b in batches:
-                fh.write(json.dumps({**b, "repeat": b["repeat"] + k * span}) + "\n")
-    meta = json.loads((src / "run.json").read_text()) if (src / "run.json").is_file() else {}
-    meta.pop("planned_invocations", None)
-    (dest / "run.json").write_text(json.dumps(meta))
-    return len(parsed) * factor
+    """A copy of run ``src`` repeated until it holds about ``records`` records; the count
+    (``report_speed``'s scaling, to a record count rather than a factor)."""
+    factor = max(1, round(records / len(read_records(src / "records.jsonl"))))
+    return _scaled(src, factor, dest)
 
 
 def main() -> None:

@@ -278,3 +278,21 @@ def never_acknowledged(opened: Sequence[_Tracked]) -> bool:
         return False
     counts = [sock.acked() for sock in opened]
     return all(c is not None and c <= 1 for c in counts)
+
+
+def close_sessions(
+    loop: LoopThread, sessions: list[Any], *, what: str, close_loop: bool = False
+) -> None:
+    """Close a client's connection pools on ``loop`` (each within 5 s), then the loop itself
+    when ``close_loop``; a pool that cannot be closed is said under ``what``, not raised
+    (this runs from finalizers)."""
+    for session in sessions:
+        if loop.closed:
+            break  # closed with the loop (LoopThread.at_close)
+        try:
+            loop.run(session.close(), timeout_s=5.0)
+        except (RuntimeError, TimeoutError) as exc:
+            log.warning("%s: closing a connection pool: %s", what, exc)
+    sessions.clear()
+    if close_loop:
+        loop.close()

@@ -45,6 +45,7 @@ from urllib.parse import quote
 from serverless_hpc.netloop import (
     DeadlineExceeded,
     LoopThread,
+    close_sessions,
     never_acknowledged,
     opened_sockets,
     tracked_socket,
@@ -112,19 +113,6 @@ def _idempotent(method: str, params: dict[str, str] | None) -> bool:
     return method in IDEMPOTENT or (method == "PUT" and (params or {}).get("overwrite") == "true")
 
 
-def _shut(loop: LoopThread, sessions: list[aiohttp.ClientSession]) -> None:
-    """Close a client's connection pool, then its network loop."""
-    for session in sessions:
-        if loop.closed:
-            break  # closed with the loop (LoopThread.at_close)
-        try:
-            loop.run(session.close(), timeout_s=5.0)
-        except (RuntimeError, TimeoutError) as exc:
-            log.warning("openwhisk: closing the connection pool: %s", exc)
-    sessions.clear()
-    loop.close()
-
-
 def _segments(name: str) -> str:
     return "/".join(quote(part, safe="") for part in name.split("/"))
 
@@ -169,7 +157,9 @@ class OpenWhiskClient:
         #: The connection pool, once made (a list the finalizer shares).
         self._sessions: list[aiohttp.ClientSession] = []
         # a client nobody closed still closes its pool and loop (when collected, or at exit)
-        self._finalizer = weakref.finalize(self, _shut, self.loop, self._sessions)
+        self._finalizer = weakref.finalize(
+            self, close_sessions, self.loop, self._sessions, what="openwhisk", close_loop=True
+        )
         if credentials.insecure:
             # The user asked for -i (a self-signed controller): said once per client.
             log.warning("TLS certificate verification is off for %s", self.base_url)

@@ -21,7 +21,7 @@ import ssl
 import weakref
 from typing import TYPE_CHECKING, Any, Final
 
-from serverless_hpc.netloop import DeadlineExceeded, LoopThread, within
+from serverless_hpc.netloop import DeadlineExceeded, LoopThread, close_sessions, within
 
 if TYPE_CHECKING:
     import aiohttp
@@ -67,7 +67,7 @@ class DeadlineSender:
         self.deadline_s = deadline_s
         self.verify = verify
         self._sessions: list[aiohttp.ClientSession] = []
-        self._finalizer = weakref.finalize(self, _shut, loop, self._sessions)
+        self._finalizer = weakref.finalize(self, close_sessions, loop, self._sessions, what="aws")
 
     async def _client(self) -> aiohttp.ClientSession:
         import aiohttp
@@ -132,17 +132,6 @@ class DeadlineSender:
 def _text(value: str | bytes) -> str:
     """A header name or value as text (botocore keeps some as bytes)."""
     return value.decode("latin-1") if isinstance(value, bytes) else value
-
-
-def _shut(loop: LoopThread, sessions: list[aiohttp.ClientSession]) -> None:
-    for session in sessions:
-        if loop.closed:
-            break  # closed with the loop (LoopThread.at_close)
-        try:
-            loop.run(session.close(), timeout_s=5.0)
-        except (RuntimeError, TimeoutError) as exc:
-            log.warning("aws: closing a connection pool: %s", exc)
-    sessions.clear()
 
 
 def bound(

@@ -35,6 +35,7 @@ from serverless_hpc.invocation import Outcome
 from serverless_hpc.netloop import (
     DeadlineExceeded,
     LoopThread,
+    close_sessions,
     never_acknowledged,
     opened_sockets,
     tracked_socket,
@@ -219,7 +220,12 @@ class Dispatcher:
         self._sessions: list[aiohttp.ClientSession] = []
         # a dispatcher nobody closed still closes its pool (when collected, or at exit)
         self._finalizer = weakref.finalize(
-            self, _shut, self.loop, self._sessions, close_loop=loop is None
+            self,
+            close_sessions,
+            self.loop,
+            self._sessions,
+            what="lambda dispatch",
+            close_loop=loop is None,
         )
 
     async def _client(self) -> aiohttp.ClientSession:
@@ -306,19 +312,6 @@ class Dispatcher:
     def close(self) -> None:
         """Close the connection pool (and the loop, when this dispatcher started it)."""
         self._finalizer()
-
-
-def _shut(loop: LoopThread, sessions: list[aiohttp.ClientSession], *, close_loop: bool) -> None:
-    for session in sessions:
-        if loop.closed:
-            break  # closed with the loop (LoopThread.at_close)
-        try:
-            loop.run(session.close(), timeout_s=5.0)
-        except (RuntimeError, TimeoutError) as exc:
-            log.warning("lambda dispatch: closing the connection pool: %s", exc)
-    sessions.clear()
-    if close_loop:
-        loop.close()
 
 
 class Attempts:
