@@ -310,8 +310,10 @@ class _RunState:
             self.writer.sync()  # the group commit's batch end: the batch's records on disk
             self.failed += sum(1 for r in recs if not r.ok)
             summary = batch_summary(batch, recs, results)
-            # what could run at once: a batch of more shards than this queued the rest
-            summary["max_parallel"] = target.max_parallel
+            # what could run at once on a function platform: a batch of more shards than this
+            # queued the rest in the driver (on a VM, shards share its cores: that is the VM)
+            if target.kind != "vm":
+                summary["max_parallel"] = target.max_parallel
             if spec.resumable or batch.workers > 1:  # a training: a chain or in rounds
                 summary.update(training_summary(recs, results))
                 clean_scratch(target, batch, results)
