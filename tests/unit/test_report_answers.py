@@ -718,9 +718,20 @@ def test_oversubscribed_and_queued_rows_are_flagged_and_never_cited(tmp_path: Pa
     text = " ".join(h["sentences"])
     assert "at 1 shard(s)" in text and "at 2 shard(s)" not in text and "at 4 shard(s)" not in text
     assert "costs 8" not in text  # no contention passed off as a cold-start penalty
-    (said,) = [s for s in h["sentences"] if "not cited above" in s]
+    (said,) = [s for s in h["sentences"] if "do not measure the platform" in s]
     assert "more CPU in flight than this machine has" in said and "in-flight slot" in said
     assert h["workloads"]["sleep"]["targets"]["local"]["not_platform_rows"] == [
         "local/sleep/2/natural",
         "local/sleep/4/natural",
     ]
+
+
+def test_a_target_with_only_flagged_rows_is_cited_with_what_they_measure(tmp_path: Path) -> None:
+    # GIVEN a target whose only row ran oversubscribed (a training wider than the machine)
+    jobs = job_records("local", TIMES, oversubscribed=True)
+    data = load_run(write_run(tmp_path / "o", jobs))
+    h = headline(data, summarize(data.records, data.batches))
+    text = " ".join(h["sentences"])
+    # THEN it is not called a failure, and its figure is said to be the machine's
+    assert "no successful job" not in text
+    assert "oversubscribed: this machine's figure, not the platform's" in text
