@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from serverless_hpc import chain, workloads
-from serverless_hpc.contract import ContractError
+from serverless_hpc.driver.lifecycle import delete_scratch
 from serverless_hpc.driver.plan import Batch
 from serverless_hpc.rundir import InvocationRecord
 from serverless_hpc.targets.base import Target
@@ -113,13 +113,4 @@ def clean_scratch(target: Target, batch: Batch, results: Sequence[Mapping[str, A
             prefix,
         )
         return
-    try:
-        store = target.scratch_store()
-        if store is None:
-            log.info("%s: checkpoints under %s are left in place", target.name, prefix)
-            return
-        n = store.delete_prefix(prefix)
-    except (OSError, ContractError) as exc:  # cleanup must not fail a finished run
-        log.warning("%s: could not delete checkpoints under %s: %s", target.name, prefix, exc)
-    else:
-        log.info("%s: deleted %d checkpoint object(s) under %s", target.name, n, prefix)
+    delete_scratch(target, prefix, "checkpoint")

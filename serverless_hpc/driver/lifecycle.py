@@ -142,3 +142,19 @@ def open_targets(cfg: BenchConfig, stack: ExitStack) -> dict[str, Target]:
         opened[name] = target
     check_memory(cfg, opened)
     return opened
+
+
+def delete_scratch(target: Target, prefix: str, what: str) -> None:
+    """Delete ``prefix`` (a finished job's ``what`` objects: checkpoint, scratch) from the
+    store the target's functions share with the driver; said when there is none or it
+    fails: a clean-up never fails a run."""
+    try:
+        store = target.scratch_store()
+        if store is None:
+            log.info("%s: %s objects under %s are left in place", target.name, what, prefix)
+            return
+        n = store.delete_prefix(prefix)
+    except (OSError, ContractError, RuntimeError) as exc:
+        log.warning("%s: could not delete %s under %s: %s", target.name, what, prefix, exc)
+    else:
+        log.info("%s: deleted %d %s object(s) under %s", target.name, n, what, prefix)

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from serverless_hpc import chain, workloads
-from serverless_hpc.contract import ContractError
 from serverless_hpc.driver.context import (
     BatchRun,
     RunContext,
@@ -26,6 +25,7 @@ from serverless_hpc.driver.context import (
     error_type,
     full_result,
 )
+from serverless_hpc.driver.lifecycle import delete_scratch
 from serverless_hpc.driver.plan import Batch, job_id, round_invocations
 from serverless_hpc.rundir import InvocationRecord
 from serverless_hpc.targets.base import Target
@@ -183,14 +183,4 @@ def clean_job_scratch(target: Target, batch: Batch, run_id: str) -> None:
     spec = workloads.specs()[batch.workload]
     if spec.store is not StoreAccess.SCRATCH:
         return
-    prefix = scratch_prefix(spec.name, job_id(batch, run_id))
-    try:
-        store = target.scratch_store()
-        if store is None:
-            log.info("%s: scratch objects under %s are left in place", target.name, prefix)
-            return
-        n = store.delete_prefix(prefix)
-    except (OSError, ContractError, RuntimeError) as exc:  # cleanup must not fail a run
-        log.warning("%s: could not delete scratch under %s: %s", target.name, prefix, exc)
-    else:
-        log.info("%s: deleted %d scratch object(s) under %s", target.name, n, prefix)
+    delete_scratch(target, scratch_prefix(spec.name, job_id(batch, run_id)), "scratch")
