@@ -66,6 +66,9 @@ def deployed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_dir: Path
 ) -> Iterator[dict[str, Any]]:
     """moto with the buckets, the staged dataset, an instance and the stacks' outputs."""
+    # The runner, run here in-process by the instance double, points FASHION_MNIST_DIR at the
+    # instance's staged copy (as it does on a real instance); the test gives it back after.
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(data_dir))
     with moto_aws(monkeypatch, tmp_path / "s3cache"):
         s3 = boto3.client("s3")
         for bucket in ("ds-bucket", "res-bucket"):

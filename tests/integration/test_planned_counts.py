@@ -106,7 +106,7 @@ def test_the_dashboard_shows_the_count_the_driver_wrote(
 
 
 def test_the_terminal_counts_invocations_and_epochs_on_two_bars(
-    tmp_path: Path, instant: None, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, instant: None, data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN a chained 3-epoch training and a fan-out on one target, run from the CLI
     from serverless_hpc.cli import main
@@ -128,6 +128,8 @@ def test_the_terminal_counts_invocations_and_epochs_on_two_bars(
             "natural",
             "--out",
             str(tmp_path / "run"),
+            "--data-dir",
+            str(data_dir),  # the CLI checks the dataset a local training would read
         ]
     )
     assert code == 0
