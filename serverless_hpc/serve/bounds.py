@@ -125,6 +125,7 @@ def unreadable_status(run_id: str, why: str) -> dict[str, Any]:
         "exit_code": None,
         "report": False,
         "headline": [],
+        "verdict": [],
         "command": None,
         "errors": [why],
         "skipped": [],

@@ -38,6 +38,7 @@ from serverless_hpc import rundir
 from serverless_hpc.report.headline import MAX_HEADLINE_BYTES, verdict_sentences
 from serverless_hpc.rundir import read_run_meta, read_serve_meta, write_serve_meta
 from serverless_hpc.safeio import read_text
+from serverless_hpc.serve.bounds import unreadable_status
 from serverless_hpc.serve.form import check_argv, form_to_argv
 
 log = logging.getLogger(__name__)
@@ -314,7 +315,7 @@ class RunManager:
             out = self._status(run_id, path, read_meta.data, read_serve.data, from_server)
         except (TypeError, ValueError, KeyError, AttributeError, OSError) as exc:
             log.warning("run %s cannot be read: %s", run_id, exc)
-            out = {"id": run_id, "status": "unreadable", "headline": [], "errors": [str(exc)]}
+            out = unreadable_status(run_id, str(exc))
         out["problems"] = [*read_meta.problems, *read_serve.problems]
         return out
 
