@@ -15,11 +15,10 @@ from typing import Any, Final
 from serverless_hpc.rundir import (
     BATCH_LINE,
     BATCHES,
-    RECORD_LINE,
     RECORDS,
     RUN_META,
     BadLine,
-    iter_jsonl,
+    iter_record_rows,
     paths,
     read_jsonl,
     read_run_meta,
@@ -105,16 +104,20 @@ def load_run(out: Path) -> RunData:
     bad: dict[str, list[BadLine]] = {RECORDS: []}
     rows: list[dict[str, Any]] = []
     sized: dict[tuple[Any, Any], int] = {}
-    for line in iter_jsonl(files.records, RECORD_LINE):
-        if isinstance(line, BadLine):
-            bad[RECORDS].append(line)
-            continue
+
+    def row(line: dict[str, Any]) -> dict[str, Any]:
         if "result_bytes" not in line and isinstance(line.get("result"), dict):
             key = (line.get("workload"), line.get("memory_mb"))
             if sized.get(key, 0) < RESULT_SAMPLE:
                 sized[key] = sized.get(key, 0) + 1
                 line["result_bytes"] = len(json.dumps(line["result"]))
-        rows.append(record_row(line))
+        return record_row(line)
+
+    for item in iter_record_rows(files.records, row):
+        if isinstance(item, BadLine):
+            bad[RECORDS].append(item)
+        else:
+            rows.append(item)
     batches: list[dict[str, Any]] = []
     if files.batches.is_file():
         read = read_jsonl(files.batches, BATCH_LINE)

@@ -30,6 +30,7 @@ from serverless_hpc.rundir.jsonl import (
     Schema,
     append_batch,
     iter_jsonl,
+    iter_record_rows,
     read_jsonl,
     read_records,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "check_run_id",
     "environment",
     "iter_jsonl",
+    "iter_record_rows",
     "lock_is_held",
     "open_regular",
     "paths",

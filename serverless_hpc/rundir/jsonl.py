@@ -16,11 +16,12 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
+from serverless_hpc.rundir.decode import decode_line, decode_report_row, line_checker
 from serverless_hpc.rundir.record import RECORD_REQUIRED, RECORD_SCHEMA, InvocationRecord
 from serverless_hpc.safeio import open_regular
 
@@ -182,8 +183,7 @@ _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 def _shape_problem(row: object, schema: Schema | Mapping[str, tuple[type, ...]]) -> str | None:
     if type(row) is not dict:
         return f"a JSON {type(row).__name__}, not an object"
-    if not isinstance(schema, Schema):  # field -> types: every one required
-        schema = Schema(schema, tuple(schema))
+    schema = _as_schema(schema)
     for key in schema.required:
         if row.get(key) is None:
             return f"field {key!r} missing"
@@ -201,6 +201,36 @@ def _shape_problem(row: object, schema: Schema | Mapping[str, tuple[type, ...]])
     return None
 
 
+def _as_schema(schema: Schema | Mapping[str, tuple[type, ...]] | None) -> Schema:
+    if isinstance(schema, Schema):
+        return schema
+    fields = schema or {}
+    return Schema(fields, tuple(fields))  # field -> types: every one required
+
+
+def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of a file as bytes, with their 1-based numbers."""
+    with open_regular(path) as raw:
+        for number, line in enumerate(raw, start=1):
+            if line.strip():
+                yield number, line
+
+
+def _checked(number: int, line: bytes, schema: Schema) -> dict[str, Any] | BadLine:
+    """The Python check of one line: the row, or why it is bad (the fast path's referee)."""
+    try:
+        row = _DECODER.decode(line.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        reason = (
+            "not JSON"
+            if not isinstance(exc, ValueError) or isinstance(exc, json.JSONDecodeError)
+            else str(exc)
+        )
+        return BadLine(number, reason)
+    problem = _shape_problem(row, schema)
+    return BadLine(number, problem) if problem else row
+
+
 def iter_jsonl(
     path: Path, schema: Schema | Mapping[str, tuple[type, ...]] | None = None
 ) -> Iterator[dict[str, Any] | BadLine]:
@@ -208,25 +238,30 @@ def iter_jsonl(
 
     A line is bad when it is not JSON (a torn last line after a crash, garbage), holds NaN or
     Infinity (never written by :class:`RecordWriter`), is not an object, or breaks
-    ``schema``. Streaming: nothing is kept between lines.
+    ``schema``. Streaming: nothing is kept between lines. Lines are decoded and checked in C
+    (:mod:`.decode`); a line that path refuses is checked again here, which names the problem.
     """
-    with open_regular(path) as raw:
-        fh = (line.decode("utf-8", errors="replace") for line in raw)
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = _DECODER.decode(line)
-            except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-                reason = (
-                    "not JSON"
-                    if not isinstance(exc, ValueError) or isinstance(exc, json.JSONDecodeError)
-                    else str(exc)
-                )
-                yield BadLine(number, reason)
-                continue
-            problem = _shape_problem(row, schema or {})
-            yield BadLine(number, problem) if problem else row
+    shape = _as_schema(schema)
+    checker = line_checker(shape.fields, shape.required)
+    for number, line in _raw_lines(path):
+        row = decode_line(line, checker)
+        yield row if row is not None else _checked(number, line, shape)
+
+
+def iter_record_rows(
+    path: Path, row: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Iterator[dict[str, Any] | BadLine]:
+    """Each line of a ``records.jsonl`` as a report row (:func:`~.record.report_row`), or a
+    :class:`BadLine`: decoded straight into the row in C where it can be; otherwise checked
+    as :func:`iter_jsonl` does and turned into its row by ``row`` (which may, say, measure an
+    old record's result before it is dropped)."""
+    for number, line in _raw_lines(path):
+        fast = decode_report_row(line)
+        if fast is not None:
+            yield fast
+            continue
+        checked = _checked(number, line, RECORD_LINE)
+        yield checked if isinstance(checked, BadLine) else row(checked)
 
 
 def read_jsonl(
