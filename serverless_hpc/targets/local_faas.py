@@ -58,6 +58,7 @@ from serverless_hpc.host import available_cpus
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
 from serverless_hpc.targets import resources
 from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
+from serverless_hpc.targets.cgroups import ResourceError
 from serverless_hpc.targets.process import (
     ReadyInfo,
     WorkerDied,
@@ -374,7 +375,7 @@ class LocalFaasTarget(Target):
             self._leave(token)
             msg = "local-faas target is closed"
             return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=False)
-        except (WorkerDied, WorkerTimeout, OSError, resources.ResourceError) as exc:
+        except (WorkerDied, WorkerTimeout, OSError, ResourceError) as exc:
             self._leave(token)
             msg = f"function instance failed to initialise: {exc}"
             return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=True)
