@@ -128,7 +128,7 @@ def test_a_killed_local_faas_instance_loses_at_most_the_epoch_in_progress(
                 time.sleep(0.05)
             killed["epoch"] = ck.Checkpoint.from_bytes(store.get_bytes(key)).epoch
             killed["t"] = time.time()
-            for worker in list(target._busy):  # the instance this test started
+            for worker in target.pool.busy():  # the instance this test started
                 worker.proc.kill()
 
         killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
