@@ -113,7 +113,7 @@ def kill(args: argparse.Namespace, root: Path, params: dict[str, Any]) -> dict[s
             time.sleep(epoch_s / 2)  # mid-way through the next epoch
             killed["epoch"] = Checkpoint.from_bytes(store.get_bytes(key)).epoch
             killed["t"] = time.time()
-            for worker in list(target._busy):  # the instance this benchmark started
+            for worker in target.pool.busy():  # the instance this benchmark started
                 worker.proc.kill()
 
         thread = threading.Thread(target=killer, daemon=True)

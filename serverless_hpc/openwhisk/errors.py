@@ -1,6 +1,6 @@
 """What the OpenWhisk REST client raises, by HTTP status or by what became of a request.
 
-See :mod:`serverless_hpc.openwhisk.client` for when each is raised; every message is
+See :mod:`serverless_hpc.openwhisk.transport` for when each is raised; every message is
 scrubbed of credentials by the client before it gets here.
 """
 

@@ -2,7 +2,7 @@
 
 The stream sends, in order: ``status`` (the run's status, plan and counts), then ``records``
 events (every whole line appended since the last one, compacted by
-:func:`~serverless_hpc.serve.runs.parse_record`, with the running counts), a new ``status``
+:func:`~serverless_hpc.serve.runfiles.parse_record`, with the running counts), a new ``status``
 whenever run.json or serve.json change, and ``end`` once the run can change no more. Each
 ``records`` event's id is the byte offset after its last line, so a browser's automatic
 reconnection (``Last-Event-ID``) resumes where it stopped without repeating a record.
@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from serverless_hpc import safeio
-from serverless_hpc.serve.runs import TERMINAL, RunManager, count_records, parse_record
+from serverless_hpc.serve.runfiles import count_records, parse_record
+from serverless_hpc.serve.runs import TERMINAL, RunManager
 
 POLL_S: Final = 0.2
 KEEPALIVE_S: Final = 15.0

@@ -1,4 +1,5 @@
-"""Run directories and the ``shpc bench`` child processes that write them.
+"""Run directories and the ``shpc bench`` child processes that write them (what is read
+from a run's files, leniently, is :mod:`serverless_hpc.serve.runfiles`).
 
 A run started from the page is the terminal's run: the same argv is checked by the CLI's own
 parser and :class:`~serverless_hpc.driver.BenchConfig`, then ``python -m serverless_hpc.cli
@@ -18,7 +19,6 @@ of run.json or serve.json that were of the wrong type and so were left out.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shlex
@@ -35,16 +35,24 @@ from typing import Any, Final
 import psutil
 
 from serverless_hpc import rundir
-from serverless_hpc.report.headline import MAX_HEADLINE_BYTES, verdict_sentences
+from serverless_hpc.report.headline import verdict_sentences
 from serverless_hpc.rundir import read_run_meta, read_serve_meta, write_serve_meta
-from serverless_hpc.safeio import read_text
 from serverless_hpc.serve.bounds import unreadable_status
 from serverless_hpc.serve.form import check_argv, form_to_argv
+from serverless_hpc.serve.runfiles import (
+    SERVE_LOG,
+    count_records,
+    error_lines,
+    headline_of,
+    name_list,
+    planned_invocations,
+    public_config,
+    read_json,
+)
 
 log = logging.getLogger(__name__)
 
 SERVE_META: Final = rundir.files.SERVE_META
-SERVE_LOG: Final = rundir.files.SERVE_LOG
 
 #: After a cancel (SIGINT, which the CLI turns into a clean abort), SIGTERM then SIGKILL.
 CANCEL_GRACE_S: Final = 30.0
@@ -72,7 +80,7 @@ class RunConflict(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------
-# Reading run directories.
+# Run ids.
 
 
 def check_run_id(run_id: str) -> str:
@@ -81,145 +89,6 @@ def check_run_id(run_id: str) -> str:
         return rundir.check_run_id(run_id)
     except rundir.RunDirError:
         raise RunNotFound(f"no run {run_id!r}: not a valid run id") from None
-
-
-#: run.json and serve.json are replaced atomically (written aside, then renamed), but a file
-#: from an older version, or one a user edits, may be caught half written: an unreadable
-#: file is read again, a bounded number of times.
-_READ_TRIES: Final = 3
-_READ_RETRY_S: Final = 0.02
-
-
-def _read_json(path: Path, *, sleep: Callable[[float], None] = time.sleep) -> Any:
-    """A JSON file; None when absent, or still unreadable after :data:`_READ_TRIES` reads."""
-    for attempt in range(_READ_TRIES):
-        try:
-            return json.loads(read_text(path, max_bytes=MAX_HEADLINE_BYTES))
-        except FileNotFoundError:
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-            log.debug("%s unreadable (try %d): %s", path, attempt + 1, exc)
-            if attempt + 1 < _READ_TRIES:
-                sleep(_READ_RETRY_S)
-    return None
-
-
-def _names(value: object) -> list[str]:
-    """A list of names from run.json or serve.json; anything else (a mistyped field) is none."""
-    return [str(v)[:64] for v in value] if isinstance(value, list) else []
-
-
-def _mapping(data: object) -> dict[str, Any]:
-    """``data`` if it is a JSON object, else empty (a file of another shape says nothing)."""
-    return dict(data) if isinstance(data, Mapping) else {}
-
-
-def planned_invocations(meta: Mapping[str, Any]) -> int | None:
-    """The records a complete run leaves at least, as the driver wrote it in run.json (it
-    leaves out the batches it skipped); None when run.json does not say."""
-    planned = meta.get("planned_invocations")
-    return planned if isinstance(planned, int) and not isinstance(planned, bool) else None
-
-
-def count_records(path: Path) -> tuple[int, int, dict[str, Any] | None]:
-    """(invocations, failed, the last record compacted) of a records file; a torn line skipped.
-
-    Anything but a regular file there (a FIFO) counts as no records: it is never waited on.
-    """
-    done = failed = 0
-    last: dict[str, Any] | None = None
-    try:
-        with rundir.open_regular(path) as fh:
-            for line in fh:
-                rec = parse_record(line)
-                if rec is None:
-                    continue
-                done += 1
-                failed += 0 if rec["ok"] else 1
-                last = rec
-    except FileNotFoundError:
-        return 0, 0, None
-    except OSError as exc:
-        log.warning("%s: %s", path, exc.strerror or exc)
-        return 0, 0, None
-    return done, failed, last
-
-
-def parse_record(line: bytes) -> dict[str, Any] | None:
-    """One records.jsonl line compacted for the page, or None if it is not a whole record."""
-    if not line.endswith(b"\n"):
-        return None  # being written: the tail picks it up once its newline lands
-    try:
-        rec = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(rec, dict):
-        return None
-    out = {k: rec.get(k) for k in rundir.RECORD_PAGE_FIELDS}
-    out["ok"] = bool(rec.get("ok"))
-    error = rec.get("error")
-    out["error"] = str(error)[:500] if error else None
-    return out
-
-
-def headline(run_dir: Path) -> list[str]:
-    """The run's headline sentences, as the report wrote them in headline.json (none until
-    the report is built). See :func:`headline_of`."""
-    return headline_of(_read_json(rundir.paths(run_dir).headline))
-
-
-def headline_of(data: object) -> list[str]:
-    """The headline sentences of a parsed headline.json, verdict first as the report writes
-    them (``{"sentences": [...], "verdict": {...}, ...}``; a plain list is read too); an item
-    that is an object shows its ``text``/``sentence``. At most 8 sentences of 300 characters.
-    """
-    items = (data.get("sentences") or data.get("headline")) if isinstance(data, Mapping) else data
-    if not isinstance(items, list):
-        return []
-    out = []
-    for item in items[:8]:
-        if isinstance(item, Mapping):
-            text = next(
-                (item[k] for k in ("text", "sentence", "headline") if k in item),
-                ", ".join(f"{k}: {v}" for k, v in item.items()),
-            )
-        else:
-            text = item
-        out.append(str(text)[:300])
-    return out
-
-
-def _error_lines(run_dir: Path, limit: int = 5) -> list[str]:
-    """The last ``error:`` lines the child printed (the CLI's messages, no tracebacks)."""
-    try:
-        with (run_dir / SERVE_LOG).open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 16384))
-            tail = fh.read().decode("utf-8", "replace").splitlines()
-    except FileNotFoundError:
-        return []
-    return [ln[:500] for ln in tail if ln.startswith("error:")][-limit:]
-
-
-def _public_config(config: object) -> dict[str, Any] | None:
-    """The run's plan as shown to the page: no paths, no store location, no environment."""
-    if not isinstance(config, Mapping):
-        return None
-    raw = config.get("settings")
-    settings: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-    keys = (
-        "targets",
-        "workloads",
-        "shards",
-        "repeats",
-        "train_repeats",
-        "modes",
-        "cold_repeats",
-        "params",
-    )
-    out = {k: config.get(k) for k in keys}
-    out["settings"] = {k: settings.get(k) for k in ("memory_mb", "concurrency", "timeout_s")}
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -327,7 +196,7 @@ class RunManager:
         serve: dict[str, Any],
         from_server: bool,
     ) -> dict[str, Any]:
-        said = _read_json(rundir.paths(path).headline)
+        said = read_json(rundir.paths(path).headline)
         child = self._children.get(run_id) or self._find_live(run_id, serve)
         alive = child.alive() if child else False
         cancelled = bool(serve.get("cancel_requested") or (child and child.cancel_requested))
@@ -349,8 +218,8 @@ class RunManager:
             "id": run_id,
             "status": status,
             "source": "serve" if from_server else "terminal",
-            "targets": _names(targets),
-            "workloads": _names(workloads),
+            "targets": name_list(targets),
+            "workloads": name_list(workloads),
             "started": meta.get("started") or serve.get("requested"),
             "finished": meta.get("finished"),
             "aborted": meta.get("aborted"),
@@ -360,7 +229,7 @@ class RunManager:
             # functions or a VM, per workload: what a finished run answers, shown first
             "verdict": [v[:300] for v in verdict_sentences(said) or []],
             "command": serve.get("command"),
-            "errors": _error_lines(path) if status in ("failed", "finished", "aborted") else [],
+            "errors": error_lines(path) if status in ("failed", "finished", "aborted") else [],
             "skipped": [
                 {k: str(s.get(k, ""))[:300] for k in ("target", "workload", "reason")}
                 for s in meta.get("skipped") or ()
@@ -375,7 +244,7 @@ class RunManager:
         meta = read_run_meta(path).data
         done, failed, last = count_records(rundir.paths(path).records)
         out.update(
-            config=_public_config(meta.get("config")),
+            config=public_config(meta.get("config")),
             planned=planned_invocations(meta) if meta else None,
             done=done,
             failed=failed,

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from typing import IO, TYPE_CHECKING, Any
 
@@ -58,6 +57,9 @@ from serverless_hpc.host import available_cpus
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
 from serverless_hpc.targets import resources
 from serverless_hpc.targets.base import Target, TargetSettings, TargetUnavailable
+from serverless_hpc.targets.capacity import CpuCapacity
+from serverless_hpc.targets.cgroups import ResourceError
+from serverless_hpc.targets.instances import Closed, InstancePool, Throttled
 from serverless_hpc.targets.process import (
     ReadyInfo,
     WorkerDied,
@@ -74,24 +76,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class _Throttled(Exception):
-    """No instance could be had before the deadline: the concurrency cap was reached."""
-
-
 #: ``--target-opt local-faas.capacity``: record oversubscription, or hold invocations back.
 CAPACITY_MODES = ("record", "hold")
-
-
-class _Closed(Exception):
-    """The target was closed while the invocation waited or started."""
 
 
 class LocalFaasTarget(Target):
     """Function instances as processes with cold/warm accounting; see the module docstring.
 
-    Every instance is in exactly one of: idle, busy, starting (a reserved slot whose process
-    is being spawned) or retiring (being killed). All four count against the concurrency
-    cap, so the cap bounds live processes, not only bookkeeping.
+    The instances are an :class:`~serverless_hpc.targets.instances.InstancePool`; the CPU in
+    flight is a :class:`~serverless_hpc.targets.capacity.CpuCapacity`.
     """
 
     name = "local-faas"
@@ -118,21 +111,22 @@ class LocalFaasTarget(Target):
         self.resources = manager or resources.ResourceManager(prof)
         self.machine_cpus = self.resources.machine_cpus
         self._memory: int | None = None  # set by the plan's memory dimension
-        self._groups: dict[WorkerProcess, tuple[resources.InstanceGroup, int]] = {}
-        self._in_flight: dict[int, list[Any]] = {}  # token -> [cpus, oversubscribed]
-        self._next_token = 0
-        self._warned_oversubscribed = False
         cap = settings.concurrency
         self.concurrency = cap if cap is not None else max(2, available_cpus())
         self.keep_alive_s = settings.keep_alive_s
-        self._cv = threading.Condition()
-        self._idle: list[WorkerProcess] = []  # most recently used last
-        self._busy: set[WorkerProcess] = set()
-        self._starting = 0
-        self._retiring = 0
-        self._closed = False
+        self.pool = InstancePool(
+            platform=self.name,
+            resources=self.resources,
+            settings=settings,
+            concurrency=self.concurrency,
+            keep_alive_s=self.keep_alive_s,
+        )
+        self.capacity = CpuCapacity(
+            self.machine_cpus,
+            hold=self.capacity_mode == "hold",
+            announce=self.resources.profile.mode != "none",
+        )
         self._log: IO[bytes] | None = None
-        self.cold_starts = 0
 
     def open(self) -> None:
         """Set up resource control (sweeping dead drivers' groups); instances start on demand."""
@@ -145,26 +139,12 @@ class LocalFaasTarget(Target):
         An invocation in flight then fails at once (its instance is gone) instead of keeping
         a process alive after the run.
         """
-        with self._cv:
-            self._closed = True
-            victims = [*self._idle, *self._busy]
-            self._idle.clear()
-            self._busy.clear()
-            self._cv.notify_all()
-        for worker in victims:
-            self._dispose(worker)
+        self.capacity.close()
+        self.pool.close()
         self.resources.close()
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def _dispose(self, worker: WorkerProcess) -> None:
-        """Kill an instance and remove its group."""
-        worker.kill()
-        with self._cv:
-            entry = self._groups.pop(worker, None)
-        if entry is not None:
-            entry[0].remove()
 
     def set_memory(self, workload: str, memory_mb: int) -> None:
         """Start new instances at ``memory_mb`` from now on (the plan's memory dimension).
@@ -210,135 +190,12 @@ class LocalFaasTarget(Target):
 
     def idle_count(self) -> int:
         """Idle instances right now, after retiring the expired ones."""
-        with self._cv:
-            expired = self._take_expired_locked()
-        self._retire(expired)
-        with self._cv:
-            return len(self._idle)
+        return self.pool.idle_count()
 
-    def _slots_locked(self) -> int:
-        return len(self._idle) + len(self._busy) + self._starting + self._retiring
-
-    def _take_expired_locked(self) -> list[WorkerProcess]:
-        """Remove idle instances past keep-alive (or dead) and mark them retiring."""
-        now = time.monotonic()
-        expired = [w for w in self._idle if now - w.last_used > self.keep_alive_s or not w.alive()]
-        for worker in expired:
-            self._idle.remove(worker)
-        self._retiring += len(expired)
-        return expired
-
-    def _retire(self, victims: list[WorkerProcess]) -> None:
-        """Kill ``victims`` (marked retiring) now; their slots free up when they are gone."""
-        for worker in victims:
-            self._dispose(worker)
-        if victims:
-            with self._cv:
-                self._retiring -= len(victims)
-                self._cv.notify_all()
-
-    def _acquire(
-        self, workload: str, memory_mb: int, deadline: float, force_cold: bool
-    ) -> tuple[WorkerProcess | None, bool, list[WorkerProcess]]:
-        """``(instance, reserved, victims)``: a busy-marked idle instance of ``workload``, or
-        ``reserved`` True when a starting slot was reserved for a new one.
-
-        Also returns instances to retire (expired, or evicted to make room), which the
-        caller kills before it spawns, so the new process never exceeds the cap. When only
-        victims come back (nothing reserved yet), the caller kills them and asks again.
-        """
-        victims: list[WorkerProcess] = []
-        with self._cv:
-            while True:
-                if self._closed:
-                    if victims:  # taken off the idle list and counted retiring: kill first
-                        return None, False, victims
-                    raise _Closed
-                victims += self._take_expired_locked()
-                if not force_cold:
-                    for worker in reversed(self._idle):
-                        if worker.workload == workload and self._size(worker) == memory_mb:
-                            self._idle.remove(worker)
-                            self._busy.add(worker)
-                            return worker, False, victims
-                if self._slots_locked() < self.concurrency:
-                    self._starting += 1
-                    return None, True, victims
-                other = next(
-                    (
-                        w
-                        for w in self._idle
-                        if w.workload != workload or force_cold or self._size(w) != memory_mb
-                    ),
-                    None,
-                )
-                if other is not None:
-                    self._idle.remove(other)
-                    self._retiring += 1
-                    victims.append(other)
-                    continue  # the slot frees once it is killed, but it is ours to count on
-                if victims:
-                    return None, False, victims  # kill them before waiting; caller asks again
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise _Throttled
-                self._cv.wait(remaining)
-
-    def _size(self, worker: WorkerProcess) -> int | None:
-        """The memory size ``worker`` was started with (call with the lock held)."""
-        entry = self._groups.get(worker)
-        return entry[1] if entry is not None else None
-
-    def _start(self, workload: str, memory_mb: int) -> tuple[WorkerProcess, ReadyInfo]:
-        """Create the instance's group, spawn it inside, and wait until it is ready."""
-        worker: WorkerProcess | None = None
-        group: resources.InstanceGroup | None = None
-        try:
-            group = self.resources.group_for(memory_mb)
-            worker = WorkerProcess(
-                platform=self.name,
-                workload=workload,
-                memory_mb=memory_mb,
-                env=self.settings.worker_env(),
-                stderr=self._log,
-                launcher=group.wrap,
-            )
-            with self._cv:
-                self._groups[worker] = (group, memory_mb)
-            ready = worker.wait_ready(self.settings.init_timeout_s)
-        except BaseException:
-            with self._cv:
-                self._starting -= 1
-                self._cv.notify_all()
-            if worker is not None:
-                self._dispose(worker)
-            elif group is not None:
-                group.remove()
-            raise
-        with self._cv:
-            self._starting -= 1
-            closed = self._closed
-            if not closed:
-                self._busy.add(worker)
-                self.cold_starts += 1
-            self._cv.notify_all()
-        if closed:
-            self._dispose(worker)
-            raise _Closed
-        return worker, ready
-
-    def _release(self, worker: WorkerProcess, *, keep: bool) -> None:
-        """Return a busy instance to the idle list, or kill it."""
-        with self._cv:
-            self._busy.discard(worker)
-            keep = keep and not self._closed and worker.alive()
-            if keep:
-                self._idle.append(worker)
-            else:
-                self._retiring += 1
-            self._cv.notify_all()
-        if not keep:
-            self._retire([worker])
+    @property
+    def cold_starts(self) -> int:
+        """Instances started so far."""
+        return self.pool.cold_starts
 
     def invoke(
         self, request: dict[str, Any], *, timeout_s: float, force_cold: bool = False
@@ -353,35 +210,37 @@ class LocalFaasTarget(Target):
         ready: ReadyInfo | None = None
         token: int | None = None
         try:
-            token = self._enter(memory_mb, deadline)
+            token = self.capacity.enter(self._cpus_of(memory_mb), deadline)
             while True:
-                worker, reserved, victims = self._acquire(workload, memory_mb, deadline, force_cold)
-                self._retire(victims)
+                worker, reserved, victims = self.pool.acquire(
+                    workload, memory_mb, deadline, force_cold
+                )
+                self.pool.retire(victims)
                 if worker is not None:
                     break
                 if reserved:
-                    worker, ready = self._start(workload, memory_mb)
+                    worker, ready = self.pool.start(workload, memory_mb, stderr=self._log)
                     break
-        except _Throttled:
-            self._leave(token)
+        except Throttled:
+            self.capacity.leave(token)
             held = " and the machine's CPU capacity (capacity=hold)" if token is None else ""
             msg = (
                 f"no local-faas instance free within the {timeout_s:g} s timeout "
                 f"(concurrency cap {self.concurrency}{held})"
             )
             return Outcome(response=error_response(THROTTLED, msg), cold=False)
-        except _Closed:
-            self._leave(token)
+        except Closed:
+            self.capacity.leave(token)
             msg = "local-faas target is closed"
             return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=False)
-        except (WorkerDied, WorkerTimeout, OSError, resources.ResourceError) as exc:
-            self._leave(token)
+        except (WorkerDied, WorkerTimeout, OSError, ResourceError) as exc:
+            self.capacity.leave(token)
             msg = f"function instance failed to initialise: {exc}"
             return Outcome(response=error_response(PLATFORM_ERROR, msg), cold=True)
         try:
             outcome = self._run_on(worker, ready, request, timeout_s, memory_mb, force_cold)
         finally:
-            oversubscribed = self._leave(token)
+            oversubscribed = self.capacity.leave(token)
         if self.resources.profile.mode != "none":
             outcome.oversubscribed = oversubscribed
         return outcome
@@ -390,54 +249,6 @@ class LocalFaasTarget(Target):
         """CPU an invocation at ``memory_mb`` is granted (all of the machine without control)."""
         cpus = self.resources.limits(memory_mb).cpus
         return float(self.machine_cpus) if cpus is None else cpus
-
-    def _enter(self, memory_mb: int, deadline: float) -> int:
-        """Count an invocation's CPU as in flight; in ``hold`` mode first wait until it fits.
-
-        Marks every invocation in flight as oversubscribed once their CPU exceeds the
-        machine's. Raises :class:`_Throttled` when holding outlasts the deadline.
-        """
-        cpus = self._cpus_of(memory_mb)
-        with self._cv:
-            if self.capacity_mode == "hold":
-                while self._in_flight and (
-                    sum(e[0] for e in self._in_flight.values()) + cpus > self.machine_cpus + 1e-9
-                ):
-                    if self._closed:
-                        raise _Closed
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise _Throttled
-                    self._cv.wait(remaining)
-            self._next_token += 1
-            token = self._next_token
-            self._in_flight[token] = [cpus, False]
-            total = sum(e[0] for e in self._in_flight.values())
-            if total > self.machine_cpus + 1e-9:
-                for entry in self._in_flight.values():
-                    entry[1] = True
-                warn = not self._warned_oversubscribed
-                self._warned_oversubscribed = True
-            else:
-                warn = False
-        if warn and self.resources.profile.mode != "none":
-            log.warning(
-                "local-faas: the CPU of the invocations in flight (%.2f) exceeds this machine's "
-                "%d CPUs: their figures measure the machine, not the platform (records say "
-                "'oversubscribed'; --target-opt local-faas.capacity=hold avoids it)",
-                total,
-                self.machine_cpus,
-            )
-        return token
-
-    def _leave(self, token: int | None) -> bool:
-        """Stop counting an invocation; whether it was oversubscribed at any time."""
-        if token is None:
-            return False
-        with self._cv:
-            entry = self._in_flight.pop(token, None)
-            self._cv.notify_all()
-        return bool(entry and entry[1])
 
     def _run_on(
         self,
@@ -450,9 +261,7 @@ class LocalFaasTarget(Target):
     ) -> Outcome:
         """Invoke on a busy instance and account for it; the instance is always released."""
         keep = False
-        with self._cv:
-            entry = self._groups.get(worker)
-        group = entry[0] if entry is not None else None
+        group = self.pool.group_of(worker)
         enforcement = dict(group.enforcement) if group is not None else {}
         extra = {"cgroup_setup_ms": group.setup_ms} if group and ready and group.rel else {}
         try:
@@ -526,4 +335,4 @@ class LocalFaasTarget(Target):
                 extra=extra,
             )
         finally:
-            self._release(worker, keep=keep)
+            self.pool.release(worker, keep=keep)

@@ -27,6 +27,7 @@ from serverless_hpc.host import available_cpus, machine_memory_mb
 from serverless_hpc.invocation import Outcome, Phase, first_call_phases
 from serverless_hpc.targets import resources
 from serverless_hpc.targets.base import Target, TargetUnavailable
+from serverless_hpc.targets.cgroups import ResourceError
 from serverless_hpc.targets.process import (
     WorkerDied,
     WorkerProcess,
@@ -149,7 +150,7 @@ class StandaloneTarget(Target):
             self.resources.open()
             try:
                 self._group = self.resources.pool_group(self.vcpus)
-            except resources.ResourceError as exc:
+            except ResourceError as exc:
                 self.resources.close()
                 raise TargetUnavailable(f"standalone: {exc}") from exc
         for _ in range(self.workers):

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from serverless_hpc import workloads
-from serverless_hpc.openwhisk import client as ow_client
+from serverless_hpc.openwhisk import transport as ow_transport
 from serverless_hpc.openwhisk.client import OpenWhiskClient, PlatformError
 from serverless_hpc.openwhisk.config import Credentials
 from serverless_hpc.rundir import read_records
@@ -58,8 +58,8 @@ def test_ow_status_gives_up_when_it_says_it_will(
 ) -> None:
     # GIVEN `shpc ow status` against the dripping controller, its 60 s deadline made 4 s
     # (and the slow-call notice 1 s) so the test does not take a minute
-    monkeypatch.setattr(ow_client, "DEFAULT_DEADLINE_S", 4.0)
-    monkeypatch.setattr(ow_client, "SLOW_NOTICE_S", 1.0)
+    monkeypatch.setattr(ow_transport, "DEFAULT_DEADLINE_S", 4.0)
+    monkeypatch.setattr(ow_transport, "SLOW_NOTICE_S", 1.0)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("WSK_CONFIG_FILE", raising=False)
     monkeypatch.setenv("WHISK_APIHOST", drip.url)

@@ -27,7 +27,7 @@ from serverless_hpc.targets.local_faas import LocalFaasTarget
 from serverless_hpc.workloads.base import Context
 from serverless_hpc.workloads.dataproc import reduce_partials
 from serverless_hpc.workloads.spec import split_ranges
-from serverless_hpc.workloads.train import function as train
+from serverless_hpc.workloads.train import export as train_export
 
 pytestmark = pytest.mark.integration
 
@@ -182,7 +182,7 @@ def test_an_export_that_disagrees_fails_the_run_and_keeps_latest(
     bundles_before = sorted(p.name for p in (tmp_path / "store/models/fashion-cnn").iterdir())
     # AND a LiteRT export that disagrees with Keras on 0.5% of the test set: the real export
     # runs, then 50 of its labels are moved on by one class
-    real_litert_labels = train.litert_labels
+    real_litert_labels = train_export.litert_labels
     calls: list[int] = []
 
     def disagreeing_labels(tflite: bytes, x: np.ndarray) -> np.ndarray:
@@ -191,7 +191,7 @@ def test_an_export_that_disagrees_fails_the_run_and_keeps_latest(
         calls.append(len(x))
         return out
 
-    monkeypatch.setattr(train, "litert_labels", disagreeing_labels)
+    monkeypatch.setattr(train_export, "litert_labels", disagreeing_labels)
     # WHEN the train workload runs through the one handler
     resp = _train_in_process(Context(data_dir=data_dir, store_uri=store_uri), seed=3)
     # THEN it fails with ExportMismatch, naming agreement and both accuracies

@@ -21,6 +21,7 @@ from serverless_hpc.targets.base import TargetSettings
 from serverless_hpc.targets.local_faas import LocalFaasTarget
 from serverless_hpc.workloads.base import Context
 from serverless_hpc.workloads.train import checkpoint as ck
+from serverless_hpc.workloads.train.params import TrainParams
 from tests.doubles.aws import moto_aws
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -68,17 +69,19 @@ def test_a_leg_stops_at_its_deadline_and_says_continue(chained_and_not: dict[str
 def test_the_checkpoint_restores_weights_and_optimizer_state(
     chained_and_not: dict[str, Any],
 ) -> None:
-    f, ckpt = chained_and_not["f"], chained_and_not["ckpt"]
-    p = f.TrainParams.model_validate({**TINY, "chain": "test/c0"})
-    model = f._fresh_model(p, f._steps(1000, p.batch_size))
-    fresh_weights, _ = f.get_state(model)
-    f.set_state(model, ckpt.model, ckpt.optimizer)
-    weights, opt = f.get_state(model)
+    from serverless_hpc.workloads.train import model as m
+
+    ckpt = chained_and_not["ckpt"]
+    p = TrainParams.model_validate({**TINY, "chain": "test/c0"})
+    model = m.fresh_model(p, m.steps(1000, p.batch_size))
+    fresh_weights, _ = m.get_state(model)
+    m.set_state(model, ckpt.model, ckpt.optimizer)
+    weights, opt = m.get_state(model)
     for a, b in zip(ckpt.model + ckpt.optimizer, weights + opt, strict=True):
         np.testing.assert_array_equal(a, b)
     # the state is a trained one, not the initialisation: weights moved, Adam stepped
     assert any(not np.array_equal(a, b) for a, b in zip(fresh_weights, weights, strict=True))
-    assert int(opt[0]) == f._steps(1000, p.batch_size)  # Adam's step counter after 1 epoch
+    assert int(opt[0]) == m.steps(1000, p.batch_size)  # Adam's step counter after 1 epoch
 
 
 def test_a_chained_training_is_byte_identical_to_an_uninterrupted_one(
@@ -125,7 +128,7 @@ def test_a_killed_local_faas_instance_loses_at_most_the_epoch_in_progress(
                 time.sleep(0.05)
             killed["epoch"] = ck.Checkpoint.from_bytes(store.get_bytes(key)).epoch
             killed["t"] = time.time()
-            for worker in list(target._busy):  # the instance this test started
+            for worker in target.pool.busy():  # the instance this test started
                 worker.proc.kill()
 
         killer = threading.Thread(target=kill_after_first_checkpoint, daemon=True)
@@ -205,4 +208,4 @@ def test_a_data_parallel_epoch_in_two_rounds_averages_twice_and_evaluates_once(
     assert 0.0 < done["progress"][0]["test_accuracy"] == done["test_accuracy"]
     # AND a round past the last is refused
     with pytest.raises(ValueError, match="past the last round"):
-        f.TrainParams.model_validate({**base, "round": 2})
+        TrainParams.model_validate({**base, "round": 2})

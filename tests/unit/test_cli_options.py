@@ -13,7 +13,7 @@ from serverless_hpc.cli_bench import workload_params
 from serverless_hpc.data import fashion_mnist as fm
 from serverless_hpc.driver import BenchConfig
 from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
-from serverless_hpc.workloads.train.function import TrainParams
+from serverless_hpc.workloads.train.params import TrainParams
 
 
 @pytest.mark.parametrize(

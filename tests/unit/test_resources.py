@@ -18,17 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from serverless_hpc.targets import resources
+from serverless_hpc.targets import cgroups, resources
 from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
+from serverless_hpc.targets.cgroups import CgroupV1, CgroupV2, Limits, detect
 from serverless_hpc.targets.local_faas import LocalFaasTarget
-from serverless_hpc.targets.resources import (
-    PROFILES,
-    CgroupV1,
-    CgroupV2,
-    Limits,
-    ResourceManager,
-    detect,
-)
+from serverless_hpc.targets.resources import PROFILES, ResourceManager
 
 MiB = 1024 * 1024
 
@@ -117,7 +111,7 @@ def fake_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     (root / "cgroup.controllers").write_text("cpu memory pids\n")
     (root / "cgroup.subtree_control").write_text("")
-    monkeypatch.setattr(resources, "_rmdir_group", _fake_rmdir)
+    monkeypatch.setattr(cgroups, "rmdir_group", _fake_rmdir)
     return root
 
 
@@ -164,7 +158,7 @@ def test_v2_share_profile_writes_a_weight(fake_v2: Path) -> None:
 
 
 def test_v1_writes_quota_limit_and_memsw(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(resources, "_rmdir_group", _fake_rmdir)
+    monkeypatch.setattr(cgroups, "rmdir_group", _fake_rmdir)
     backend = CgroupV1(tmp_path / "cpu", tmp_path / "memory")
     mem = tmp_path / "memory" / "g"
     mem.mkdir(parents=True)
@@ -317,7 +311,7 @@ def test_none_profile_does_not_assess_capacity(tmp_path: Path) -> None:
 # -- real groups ----------------------------------------------------------------------------
 
 
-def _real_backend() -> resources.Backend:
+def _real_backend() -> cgroups.Backend:
     if os.geteuid() != 0:
         pytest.skip("real control groups need root here (not root)")
     backend, why = detect()
@@ -326,13 +320,13 @@ def _real_backend() -> resources.Backend:
     return backend
 
 
-def _ours(backend: resources.Backend) -> list[Path]:
+def _ours(backend: cgroups.Backend) -> list[Path]:
     prefix = f"shpc-{resources._pidns()}-{os.getpid()}-"
     return [c for p in backend.parents() for c in p.iterdir() if c.name.startswith(prefix)]
 
 
 @pytest.fixture
-def real_backend() -> Iterator[resources.Backend]:
+def real_backend() -> Iterator[cgroups.Backend]:
     backend = _real_backend()
     assert _ours(backend) == []
     yield backend
@@ -340,7 +334,7 @@ def real_backend() -> Iterator[resources.Backend]:
 
 
 def test_real_groups_enforce_the_limits_and_nothing_leaks(
-    real_backend: resources.Backend, tmp_path: Path
+    real_backend: cgroups.Backend, tmp_path: Path
 ) -> None:
     settings = TargetSettings(log_dir=tmp_path, memory_mb=512, keep_alive_s=60)
     with LocalFaasTarget(settings) as t:
@@ -365,7 +359,7 @@ def test_real_groups_enforce_the_limits_and_nothing_leaks(
 
 
 def test_two_managers_of_one_driver_keep_their_groups_apart(
-    real_backend: resources.Backend,
+    real_backend: cgroups.Backend,
 ) -> None:
     a = ResourceManager(PROFILES["lambda"])
     b = ResourceManager(PROFILES["lambda"])
@@ -380,7 +374,7 @@ def test_two_managers_of_one_driver_keep_their_groups_apart(
 
 
 def test_a_dead_drivers_groups_are_swept_at_open(
-    real_backend: resources.Backend, tmp_path: Path
+    real_backend: cgroups.Backend, tmp_path: Path
 ) -> None:
     crashed = ResourceManager(PROFILES["lambda"], backend=real_backend, driver_pid=_dead_pid())
     crashed.group_for(512)  # a driver that never closed

@@ -23,6 +23,7 @@ pytest.importorskip(
 from fastapi.testclient import TestClient
 
 from serverless_hpc import driver, targets, workloads
+from serverless_hpc.serve import runfiles
 from serverless_hpc.serve import runs as runs_mod
 from serverless_hpc.serve.app import create_app
 from serverless_hpc.serve.cli import allowed_hosts, is_loopback
@@ -398,10 +399,10 @@ def test_a_run_json_caught_mid_write_is_read_again(tmp_path: Path) -> None:
         naps.append(s)
         path.write_text('{"finished": 1.0}')
 
-    assert runs_mod._read_json(path, sleep=writer_finishes) == {"finished": 1.0}
-    assert naps == [runs_mod._READ_RETRY_S]
+    assert runfiles.read_json(path, sleep=writer_finishes) == {"finished": 1.0}
+    assert naps == [runfiles.READ_RETRY_S]
     path.write_text("{torn")
-    assert runs_mod._read_json(path, sleep=lambda s: None) is None
+    assert runfiles.read_json(path, sleep=lambda s: None) is None
 
 
 def test_hosts_and_loopback() -> None:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from serverless_hpc.host import available_cpus
-from serverless_hpc.targets import resources
+from serverless_hpc.targets import cgroups
 from serverless_hpc.targets.base import TargetSettings, TargetUnavailable
-from serverless_hpc.targets.resources import PROFILES, CgroupV2, ResourceManager
+from serverless_hpc.targets.cgroups import CgroupV2
+from serverless_hpc.targets.resources import PROFILES, ResourceManager
 from serverless_hpc.targets.standalone import StandaloneTarget
 
 
@@ -29,7 +30,7 @@ def fake_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     (root / "cgroup.controllers").write_text("cpu memory pids\n")
     (root / "cgroup.subtree_control").write_text("")
-    monkeypatch.setattr(resources, "_rmdir_group", _fake_rmdir)
+    monkeypatch.setattr(cgroups, "rmdir_group", _fake_rmdir)
     return root
 
 
@@ -42,12 +43,12 @@ def test_a_pool_group_is_a_quota_with_the_instances_weight_per_cpu(fake_v2: Path
     # the same rule as a function instance: 1024 shares per CPU times the reserve factor
     weight = int((pool_dir / "cpu.weight").read_text())
     one = int((fake_v2 / str(instance.rel) / "cpu.weight").read_text())
-    assert weight == 1 + (2 * 1024 * resources.RESERVE_FACTOR - 2) * 9999 // 262_142
+    assert weight == 1 + (2 * 1024 * cgroups.RESERVE_FACTOR - 2) * 9999 // 262_142
     assert weight > one
     assert not (pool_dir / "memory.max").exists()
     assert pool.enforcement["cpu"] == "cgroup-v2-quota"
     assert pool.enforcement["memory"] == "none"
-    with pytest.raises(resources.ResourceError):
+    with pytest.raises(cgroups.ResourceError):
         manager.pool_group(0)
     manager.close()
 
@@ -68,7 +69,7 @@ def test_the_emulated_vm_size_comes_from_the_catalogue_or_the_option() -> None:
 def test_workers_run_inside_the_pool_group(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("real control groups need root here (not root)")
-    backend, why = resources.detect()
+    backend, why = cgroups.detect()
     if backend is None:
         pytest.skip(f"no usable control groups: {why}")
     settings = TargetSettings(log_dir=tmp_path, extra={"standalone.vcpus": "1"})
@@ -79,8 +80,8 @@ def test_workers_run_inside_the_pool_group(tmp_path: Path) -> None:
         assert out.resources["cpu"].endswith("-quota")
         group = t.describe()["resources"]
         assert group["cpu_reserved"] is True
-        cgroups = Path(f"/proc/{out.instance}/cgroup").read_text()
-        assert t.resources is not None and t.resources.parent in cgroups
+        membership = Path(f"/proc/{out.instance}/cgroup").read_text()
+        assert t.resources is not None and t.resources.parent in membership
         parents = [p / t.resources.parent for p in backend.parents()]
     assert not any(p.exists() for p in parents), "the pool's group outlived the target"
 
@@ -88,7 +89,7 @@ def test_workers_run_inside_the_pool_group(tmp_path: Path) -> None:
 def test_in_the_kernel_the_pool_and_an_instance_weigh_the_same_per_vcpu() -> None:
     if os.geteuid() != 0:
         pytest.skip("real control groups need root here (not root)")
-    backend, why = resources.detect()
+    backend, why = cgroups.detect()
     if backend is None:
         pytest.skip(f"no usable control groups: {why}")
     vm = ResourceManager(PROFILES["lambda"], backend=backend, label="standalone")
@@ -97,7 +98,7 @@ def test_in_the_kernel_the_pool_and_an_instance_weigh_the_same_per_vcpu() -> Non
     faas.open()
     try:
         pool, one = vm.pool_group(2.0), faas.group_for(1769)  # 2 vCPUs; 1 vCPU
-        if isinstance(backend, resources.CgroupV1):
+        if isinstance(backend, cgroups.CgroupV1):
             read = lambda rel: int((backend.cpu_root / rel / "cpu.shares").read_text())  # noqa: E731
             assert read(pool.rel) == 2 * read(one.rel)
             # the two drivers' parents compete as equals
@@ -109,7 +110,7 @@ def test_in_the_kernel_the_pool_and_an_instance_weigh_the_same_per_vcpu() -> Non
             assert weight(pool.rel) == pytest.approx(2 * weight(one.rel), rel=0.01)
             assert weight(vm.parent) == weight(faas.parent) == 10_000
             quota = int((backend.root / str(pool.rel) / "cpu.max").read_text().split()[0])
-        assert quota == 2 * resources.CFS_PERIOD_US
+        assert quota == 2 * cgroups.CFS_PERIOD_US
     finally:
         vm.close()
         faas.close()

@@ -39,13 +39,9 @@ from serverless_hpc.workloads.base import (
     deadline_from_timeout,
 )
 from serverless_hpc.workloads.train import checkpoint as ck
-from serverless_hpc.workloads.train.function import (
-    DEADLINE_MARGIN_S,
-    EPOCH_SAFETY,
-    TrainParams,
-    epoch_arrays,
-    fits,
-)
+from serverless_hpc.workloads.train.function import DEADLINE_MARGIN_S, EPOCH_SAFETY, fits
+from serverless_hpc.workloads.train.model import epoch_arrays
+from serverless_hpc.workloads.train.params import TrainParams
 
 # -- checkpoints ---------------------------------------------------------------------------
 
@@ -209,7 +205,9 @@ def test_an_epoch_fits_only_with_its_safety_margin() -> None:
 
 
 def test_workers_split_the_global_batch_so_a_round_takes_a_single_epochs_steps() -> None:
-    from serverless_hpc.workloads.train.function import _steps, _worker_steps, worker_batch
+    from serverless_hpc.workloads.train.data_parallel import worker_steps
+    from serverless_hpc.workloads.train.model import steps
+    from serverless_hpc.workloads.train.params import worker_batch
 
     single = TrainParams.model_validate({})
     for workers, expected in ((1, 128), (2, 64), (3, 43), (4, 32), (64, 2)):
@@ -218,8 +216,8 @@ def test_workers_split_the_global_batch_so_a_round_takes_a_single_epochs_steps()
         )
         assert worker_batch(dp) == expected
         if workers <= 4:  # rounding aside, a round has as many steps as a single epoch
-            assert _worker_steps(dp, 60_000) == pytest.approx(
-                _steps(60_000, single.batch_size), rel=0.01
+            assert worker_steps(dp, 60_000) == pytest.approx(
+                steps(60_000, single.batch_size), rel=0.01
             )
     tiny = TrainParams.model_validate({"workers": 64, "round": 0, "chain": "r/c", "batch_size": 8})
     assert worker_batch(tiny) == 1
@@ -697,7 +695,7 @@ def test_a_failing_remote_store_ends_progress_polling_once_said(
 
 
 def test_rounds_per_epoch_multiply_the_rounds_and_split_each_epochs_steps() -> None:
-    from serverless_hpc.workloads.train.function import _worker_steps
+    from serverless_hpc.workloads.train.data_parallel import worker_steps
 
     assert chain.rounds({"epochs": 3}) == 3
     assert chain.rounds({"epochs": 3, "syncs_per_epoch": 4}) == 12
@@ -706,7 +704,7 @@ def test_rounds_per_epoch_multiply_the_rounds_and_split_each_epochs_steps() -> N
     p4 = TrainParams.model_validate({**four, "syncs_per_epoch": 4, "round": 11})
     assert p4.rounds == 12
     # an epoch's steps are about the same however many rounds it is split into
-    assert _worker_steps(p4, 60_000) == pytest.approx(_worker_steps(p1, 60_000), abs=4)
+    assert worker_steps(p4, 60_000) == pytest.approx(worker_steps(p1, 60_000), abs=4)
     # the sync count is part of what a resumed training must keep; absent at 1, as before
     assert p4.fingerprint()["syncs_per_epoch"] == 4 and "syncs_per_epoch" not in p1.fingerprint()
     with pytest.raises(ValueError, match="past the last round"):
@@ -720,7 +718,7 @@ def test_the_plan_counts_every_round_of_every_epoch(tmp_path: Path) -> None:
 
 
 def test_data_parallel_workers_scale_the_learning_rate_by_the_root_of_their_count() -> None:
-    from serverless_hpc.workloads.train.function import learning_rate_factor
+    from serverless_hpc.workloads.train.params import learning_rate_factor
 
     assert learning_rate_factor(TrainParams.model_validate({})) == 1.0
     dp = {"round": 0, "chain": "r/c"}

@@ -1,6 +1,6 @@
 """``train.check_parity``: when a LiteRT export is accepted and when it fails the run.
 
-The rule (module docstring of ``serverless_hpc.workloads.train``): the export's labels must
+The rule (module docstring of ``serverless_hpc.workloads.train.export``): the export's labels must
 agree with Keras on at least 99.9% of the test set, and its accuracy must be within 0.1 point
 of Keras's; otherwise ``ExportMismatch``. ``check_parity`` is pure (arrays in, a report or an
 error out), so every boundary is tested here on made-up label arrays, without TensorFlow.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from serverless_hpc.contract import EXPORT_MISMATCH, ContractError
-from serverless_hpc.workloads.train.function import MAX_ACCURACY_DELTA, MIN_AGREEMENT, check_parity
+from serverless_hpc.workloads.train.export import MAX_ACCURACY_DELTA, MIN_AGREEMENT, check_parity
 
 N = 10_000  # the size of the Fashion-MNIST test set, which train checks parity on
 
