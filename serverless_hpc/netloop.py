@@ -18,7 +18,9 @@ accepted).
 
 Blocking callers use :meth:`LoopThread.run`; the loop is started on first use and stopped
 by :meth:`LoopThread.close`. :func:`drain` runs a fan-out with as many tasks as may be in
-flight, backoffs outside them. This module imports nothing from the project.
+flight, backoffs outside them, each request's deadline and times kept by one
+:class:`Attempts` (the same for every platform). This module imports nothing from the
+project.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import Any, Final, TypeVar
 
@@ -158,6 +161,50 @@ async def within(coro: Coroutine[Any, Any, T], deadline_s: float, what: str) -> 
         if not limit.expired():
             raise  # a timeout of the exchange's own, not the deadline
         raise DeadlineExceeded(f"{what}: no complete answer within {deadline_s:g} s") from None
+
+
+class Attempts:
+    """One request of a fan-out across its attempts: its deadline, its counts, its times.
+
+    The deadline (``timeout_s``) starts at the first send (:meth:`sending`), not when the
+    request is queued: a request waiting behind the in-flight limit has not started its
+    timeout. ``client_ms`` runs from that first send to the answer, backoffs included.
+    ``attempt`` counts the sends that failed in a way that may be re-sent, ``throttled`` the
+    platform's refusals among them and ``retries`` the re-sends. A platform's fan-out adds
+    what it carries (the request, the outcome) in a subclass.
+    """
+
+    __slots__ = ("_clock", "attempt", "index", "retries", "start", "t0", "t_send", "throttled",
+                 "timeout_s")  # fmt: skip
+
+    def __init__(
+        self, index: int, timeout_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.index, self.timeout_s, self._clock = index, timeout_s, clock
+        self.start: float | None = None  # ``clock`` at the first send
+        self.t_send: float | None = None  # unix time of the first send
+        self.t0 = 0.0  # ``perf_counter`` at the first send
+        self.attempt = self.throttled = self.retries = 0
+
+    def sending(self) -> None:
+        """Note the first send: the deadline, ``t_send`` and ``client_ms`` start there."""
+        if self.start is None:
+            self.start = self._clock()
+            self.t_send, self.t0 = time.time(), time.perf_counter()
+
+    def left(self) -> float:
+        """Seconds left of the deadline (all of it before the first send)."""
+        if self.start is None:
+            return self.timeout_s
+        return self.start + self.timeout_s - self._clock()
+
+    def times(self) -> tuple[float, float, float]:
+        """``(client_ms, t_send, t_recv)`` now that the answer is in (0 ms, and ``t_send``
+        the answer's time, for a request never sent)."""
+        t_recv = time.time()
+        if self.t_send is None:
+            return 0.0, t_recv, t_recv
+        return (time.perf_counter() - self.t0) * 1e3, self.t_send, t_recv
 
 
 async def drain(

@@ -24,13 +24,13 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import SplitResult, quote, urlsplit
 
+from serverless_hpc import netloop
 from serverless_hpc.invocation import Outcome
 from serverless_hpc.netloop import (
     DeadlineExceeded,
@@ -41,7 +41,6 @@ from serverless_hpc.netloop import (
     tracked_socket,
     within,
 )
-from serverless_hpc.retry import Backoff
 from serverless_hpc.targets.base import TimedOutcome
 
 if TYPE_CHECKING:
@@ -314,46 +313,21 @@ class Dispatcher:
         self._finalizer()
 
 
-class Attempts:
-    """One request of a batch across its attempts: its deadline, backoff, counts and times."""
+class Attempts(netloop.Attempts):
+    """One Invoke request of a batch across its attempts (deadline, counts and times:
+    :class:`serverless_hpc.netloop.Attempts`), its body encoded once for every send."""
+
+    __slots__ = ("body", "outcome", "request")
 
     def __init__(
-        self,
-        index: int,
-        request: dict[str, Any],
-        timeout_s: float,
-        clock: Callable[[], float],
-        rng: Callable[[], float],
+        self, index: int, request: dict[str, Any], timeout_s: float, clock: Callable[[], float]
     ) -> None:
-        self.index, self.request, self.timeout_s = index, request, timeout_s
+        super().__init__(index, timeout_s, clock)
+        self.request = request
         self.body = json.dumps(request).encode()
-        self._clock = clock
-        self.start: float | None = None  # the first send: the deadline counts from there
-        self.backoff = Backoff(
-            timeout_s, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S, clock=clock, rng=rng
-        )
-        self.attempt = self.throttled = self.retries = 0
-        self.t_send: float | None = None
-        self.t0 = 0.0
         self.outcome: Outcome | None = None
-
-    def sending(self) -> None:
-        """Note the first send: the deadline, ``t_send`` and ``client_ms`` start there (a
-        request queued behind the in-flight limit has not started its timeout)."""
-        if self.start is None:
-            self.start = self._clock()
-            self.t_send, self.t0 = time.time(), time.perf_counter()
-
-    def left(self) -> float:
-        """Seconds left of the invocation's deadline (all of it before the first send)."""
-        if self.start is None:
-            return self.timeout_s
-        return self.start + self.timeout_s - self._clock()
 
     def finished(self) -> TimedOutcome:
         """The timed outcome, with the throttles and retries it took."""
         assert self.outcome is not None
-        self.outcome.throttled, self.outcome.retries = self.throttled, self.retries
-        t_recv = time.time()
-        client_ms = (time.perf_counter() - self.t0) * 1e3 if self.t_send is not None else 0.0
-        return TimedOutcome(self.outcome, client_ms, self.t_send or t_recv, t_recv)
+        return TimedOutcome.of(self.outcome, self)
