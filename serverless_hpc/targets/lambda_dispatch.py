@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -104,17 +105,33 @@ class InvokeError(Exception):
         self.timed_out = timed_out
 
 
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """What a request's canonical form takes from its method, URL and caller's headers."""
+
+    head: str  # the method, the canonical URI and the canonical query, one per line
+    canon: dict[str, str]  # the caller's headers and ``host``, canonical (lower-case names)
+
+
+#: Templates kept per signer (one per distinct method, URL and header set; a batch uses one
+#: per function).
+TEMPLATES: Final = 256
+
+
 class Signer:
     """SigV4 (``AWS4-HMAC-SHA256``) for one service and region, from a reused template.
 
     The same computation as botocore's ``SigV4Auth`` (a test checks they agree), without its
     per-request objects: the scope and the day's signing key are computed once per day and
-    credentials, the canonical request is one string join. About a tenth of botocore's CPU
-    per request, which is what lets one driver sign a thousand requests at once.
+    credentials, the canonical URI, query and the caller's canonical headers once per
+    method, URL and header set, the timestamp once per second; a request adds its date,
+    token and two SHA-256 digests. About a twentieth of botocore's CPU per request, which is
+    what lets one driver sign a thousand requests at once.
 
     ``credentials`` is a botocore credentials object (static or refreshable); each request
     uses its current frozen value, so temporary credentials are renewed as botocore renews
     them. Signed headers: ``host``, ``x-amz-date``, the session token and the caller's.
+    ``now`` (a test seam) replaces the clock.
     """
 
     def __init__(
@@ -128,8 +145,11 @@ class Signer:
         self.credentials = credentials
         self.region = region
         self.service = service
-        self._now = now or (lambda: datetime.datetime.now(datetime.UTC))
+        self._now = now
         self._key: tuple[str, str, bytes] | None = None  # (day, secret, signing key)
+        self._second = -1  # the whole unix second of ``_stamp``
+        self._stamp = ""
+        self._templates: dict[tuple[str, str, tuple[tuple[str, str], ...]], _Template] = {}
 
     def _signing_key(self, day: str, secret: str) -> bytes:
         if self._key is None or self._key[:2] != (day, secret):
@@ -139,26 +159,51 @@ class Signer:
             self._key = (day, secret, key)
         return self._key[2]
 
+    def _timestamp(self) -> str:
+        """``X-Amz-Date``: the current second, formatted once per second."""
+        if self._now is not None:
+            return self._now().strftime("%Y%m%dT%H%M%SZ")
+        second = int(time.time())
+        if second != self._second:
+            self._stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+            self._second = second
+        return self._stamp
+
+    def _template(self, method: str, url: str, headers: Mapping[str, str]) -> _Template:
+        key = (method, url, tuple(headers.items()))
+        found = self._templates.get(key)
+        if found is None:
+            parts = urlsplit(url)
+            head = "\n".join(
+                (method.upper(), quote(parts.path or "/", safe="/~"), _canonical_query(parts.query))
+            )
+            canon = {k.lower(): " ".join(v.split()) for k, v in headers.items()}
+            canon["host"] = _host(parts)
+            found = _Template(head, canon)
+            if len(self._templates) >= TEMPLATES:
+                self._templates.clear()
+            self._templates[key] = found
+        return found
+
     def headers(
         self, method: str, url: str, body: bytes, headers: Mapping[str, str]
     ) -> dict[str, str]:
         """``headers`` plus ``X-Amz-Date``, the session token and ``Authorization``."""
         frozen = self.credentials.get_frozen_credentials()
-        parts = urlsplit(url)
-        stamp = self._now().strftime("%Y%m%dT%H%M%SZ")
+        template = self._template(method, url, headers)
+        stamp = self._timestamp()
         out = dict(headers)
         out["X-Amz-Date"] = stamp
+        canon = dict(template.canon)
+        canon["x-amz-date"] = stamp
         if frozen.token:
             out["X-Amz-Security-Token"] = frozen.token
-        canon = {k.lower(): " ".join(v.split()) for k, v in out.items()}
-        canon["host"] = _host(parts)
+            canon["x-amz-security-token"] = " ".join(frozen.token.split())
         names = sorted(canon)
         signed = ";".join(names)
         request = "\n".join(
             (
-                method.upper(),
-                quote(parts.path or "/", safe="/~"),
-                _canonical_query(parts.query),
+                template.head,
                 "".join(f"{n}:{canon[n]}\n" for n in names),
                 signed,
                 hashlib.sha256(body).hexdigest(),
