@@ -46,6 +46,7 @@ from serverless_hpc.targets.base import TimedOutcome
 
 if TYPE_CHECKING:
     import aiohttp
+    import yarl
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,14 @@ KEEPALIVE_S: Final = 10.0
 #: Throttling backoff: full jitter over ``BACKOFF_BASE_S * 2**n`` capped at ``BACKOFF_CAP_S``.
 BACKOFF_BASE_S: Final = 0.25
 BACKOFF_CAP_S: Final = 8.0
+#: Parsed URLs a dispatcher keeps (one per function it invokes).
+MAX_URLS: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """What the endpoint answered: status, headers (lower-case names) and the whole body."""
+    """What the endpoint answered: status, headers (names looked up in lower case; the
+    reply's own case-insensitive mapping, not a copy) and the whole body."""
 
     status: int
     headers: Mapping[str, str]
@@ -262,6 +266,7 @@ class Dispatcher:
         self.loop = loop or LoopThread("lambda-dispatch")
         #: The connection pool, once made (a list the finalizer shares).
         self._sessions: list[aiohttp.ClientSession] = []
+        self._urls: dict[str, yarl.URL] = {}
         # a dispatcher nobody closed still closes its pool (when collected, or at exit)
         self._finalizer = weakref.finalize(
             self,
@@ -307,11 +312,18 @@ class Dispatcher:
         url = self.endpoint + path
         signed = self.signer.headers(method, url, body, headers or {})
         client = await self._client()
+        parsed = self._urls.get(url)
+        if parsed is None:  # parsed once per URL: a batch sends one per function
+            from yarl import URL
+
+            if len(self._urls) >= MAX_URLS:
+                self._urls.clear()
+            parsed = self._urls[url] = URL(url, encoded=True)
 
         async def exchange() -> Reply:
-            async with client.request(method, url, data=body, headers=signed) as resp:
+            async with client.request(method, parsed, data=body, headers=signed) as resp:
                 data = await resp.read()
-                return Reply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, data)
+                return Reply(resp.status, resp.headers, data)
 
         with opened_sockets() as opened:
             try:
