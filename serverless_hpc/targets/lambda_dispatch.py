@@ -129,8 +129,9 @@ class Signer:
     per-request objects: the scope and the day's signing key are computed once per day and
     credentials, the canonical URI, query and the caller's canonical headers once per
     method, URL and header set, the timestamp once per second; a request adds its date,
-    token and two SHA-256 digests. About a twentieth of botocore's CPU per request, which is
-    what lets one driver sign a thousand requests at once.
+    token and two SHA-256 digests. About a tenth of botocore's CPU per request (19 µs against
+    210 µs, measured on the 2-core development machine), which is what lets one driver sign a
+    thousand requests at once.
 
     ``credentials`` is a botocore credentials object (static or refreshable); each request
     uses its current frozen value, so temporary credentials are renewed as botocore renews
