@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Self
 from serverless_hpc.invocation import Outcome
 
 if TYPE_CHECKING:
+    from serverless_hpc.netloop import Attempts
     from serverless_hpc.store import Store
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,12 @@ class TimedOutcome:
     client_ms: float
     t_send: float  # unix time
     t_recv: float
+
+    @classmethod
+    def of(cls, outcome: Outcome, attempts: Attempts) -> TimedOutcome:
+        """``outcome`` of a fan-out's request, with its throttles, retries and times."""
+        outcome.throttled, outcome.retries = attempts.throttled, attempts.retries
+        return cls(outcome, *attempts.times())
 
 
 class Target(ABC):

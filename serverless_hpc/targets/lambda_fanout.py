@@ -18,8 +18,16 @@ from typing import Any, Final
 from serverless_hpc.contract import PLATFORM_ERROR, THROTTLED, TIMEOUT, error_response
 from serverless_hpc.invocation import Outcome
 from serverless_hpc.netloop import drain
+from serverless_hpc.retry import Backoff
 from serverless_hpc.targets.base import TimedOutcome
-from serverless_hpc.targets.lambda_dispatch import Attempts, Dispatcher, InvokeError, Reply
+from serverless_hpc.targets.lambda_dispatch import (
+    BACKOFF_BASE_S,
+    BACKOFF_CAP_S,
+    Attempts,
+    Dispatcher,
+    InvokeError,
+    Reply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +81,10 @@ class FanOut:
         self.limit = limit
         self.outcome = outcome
         self._clock, self._rng, self._sleep = clock, rng, sleep
+        # only its delays are used: each request's own deadline is its Attempts'
+        self._backoff = Backoff(
+            0.0, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S, clock=clock, rng=rng
+        )
         self._slots: asyncio.Semaphore | None = None
 
     async def run(
@@ -89,7 +101,7 @@ class FanOut:
             if early is not None:
                 out[index] = early
             else:
-                jobs.append(Attempts(index, req, timeout_s, self._clock, self._rng))
+                jobs.append(Attempts(index, req, timeout_s, self._clock))
 
         async def attempt(state: Attempts) -> float | None:
             delay = await self._attempt(state)
@@ -125,7 +137,7 @@ class FanOut:
             state.outcome = outcome
             return None
         state.throttled += code in THROTTLE_CODES
-        delay = state.backoff.delay(state.attempt)
+        delay = self._backoff.delay(state.attempt)
         state.attempt += 1
         if state.left() <= delay or state.attempt >= MAX_ATTEMPTS:
             kind = THROTTLED if code in THROTTLE_CODES else PLATFORM_ERROR

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from serverless_hpc.contract import PLATFORM_ERROR, THROTTLED, TIMEOUT, error_response
 from serverless_hpc.invocation import Outcome
+from serverless_hpc.netloop import Attempts
 from serverless_hpc.openwhisk.client import (
     MAX_BLOCKING_WAIT_MS,
     ActivationTimeout,
@@ -45,8 +46,15 @@ UPDATE_BASE_S: Final = 0.05
 UPDATE_CAP_S: Final = 1.0
 
 
-class Call:
-    """One invocation of a batch across its attempts."""
+#: Only its delays are used: each call's own deadline is its :class:`Call`'s.
+_BACKOFF: Final = Backoff(0.0, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S)
+
+
+class Call(Attempts):
+    """One invocation of a batch across its attempts (deadline, counts and times:
+    :class:`serverless_hpc.netloop.Attempts`)."""
+
+    __slots__ = ("action", "force_cold", "outcome", "record", "request")
 
     def __init__(
         self,
@@ -58,38 +66,18 @@ class Call:
         force_cold: bool,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.index, self.action, self.request = index, action, request
-        self.timeout_s, self.force_cold = timeout_s, force_cold
-        self._clock = clock
-        self.backoff = Backoff(timeout_s, base_s=BACKOFF_BASE_S, cap_s=BACKOFF_CAP_S, clock=clock)
-        self.start: float | None = None
-        self.attempt = self.throttled = self.retries = 0
-        self.t_send: float | None = None
-        self.t0 = 0.0
+        super().__init__(index, timeout_s, clock)
+        self.action, self.request, self.force_cold = action, request, force_cold
         self.record: dict[str, Any] | None = None
         self.outcome: Outcome | None = None
 
-    def sending(self) -> None:
-        """Note the first send: the deadline and ``client_ms`` start here."""
-        if self.start is None:
-            self.start = self._clock()
-            self.t_send, self.t0 = time.time(), time.perf_counter()
-
-    def left(self) -> float:
-        """Seconds left of the deadline (all of it before the first send)."""
-        if self.start is None:
-            return self.timeout_s
-        return self.start + self.timeout_s - self._clock()
-
     def fail(self, error_type: str, message: str) -> None:
+        """End the call with a failure envelope (nothing measured)."""
         self.outcome = Outcome(response=error_response(error_type, message), cold=False)
 
     def finished(self, outcome: Outcome) -> TimedOutcome:
         """``outcome`` with this call's counts and times."""
-        outcome.throttled, outcome.retries = self.throttled, self.retries
-        t_recv = time.time()
-        client_ms = (time.perf_counter() - self.t0) * 1e3 if self.t_send is not None else 0.0
-        return TimedOutcome(outcome, client_ms, self.t_send or t_recv, t_recv)
+        return TimedOutcome.of(outcome, self)
 
 
 async def attempt(client: OpenWhiskClient, slots: asyncio.Semaphore, call: Call) -> float | None:
@@ -114,7 +102,7 @@ async def attempt(client: OpenWhiskClient, slots: asyncio.Semaphore, call: Call)
             return None
         else:
             return None
-    delay = call.backoff.delay(call.attempt)
+    delay = _BACKOFF.delay(call.attempt)
     call.attempt += 1
     if call.left() <= delay:
         kind = THROTTLED if isinstance(why, ThrottledError) else PLATFORM_ERROR

@@ -70,6 +70,38 @@ def test_signer_agrees_with_botocore() -> None:
     assert mine["X-Amz-Security-Token"] == "token-example"
 
 
+def test_signer_reusing_its_templates_on_its_own_clock_agrees_with_botocore() -> None:
+    # GIVEN one signer on its own clock, two functions' URLs, and instants a second and a
+    # day apart (a new timestamp, a new day's signing key)
+    signer = Signer(CREDS, "us-east-1")
+    base = "https://lambda.us-east-1.amazonaws.com/2015-03-31/functions/"
+    one, two = base + "fn-a/invocations", base + "fn%3Ab/invocations?Qualifier=live"
+    headers = {"X-Amz-Invocation-Type": "RequestResponse", "X-Amz-Log-Type": "Tail"}
+    late = datetime.datetime(2026, 12, 2, 23, 59, 59, tzinfo=datetime.UTC)
+    steps = [
+        (one, late),
+        (two, late),
+        (one, late),
+        (one, late + datetime.timedelta(seconds=1)),
+        (two, late + datetime.timedelta(seconds=1)),
+    ]
+    for url, when in steps:
+        body = json.dumps({"url": url, "at": when.isoformat()}).encode()
+        # WHEN botocore and the signer (its templates and timestamp reused) sign it
+        with (
+            mock.patch(
+                "botocore.auth.get_current_datetime", return_value=when.replace(tzinfo=None)
+            ),
+            mock.patch("time.time", return_value=when.timestamp()),
+        ):
+            ref = AWSRequest(method="POST", url=url, data=body, headers=dict(headers))
+            SigV4Auth(CREDS, "lambda", "us-east-1").add_auth(ref)
+            mine = signer.headers("POST", url, body, headers)
+        # THEN every signature is botocore's
+        assert mine["Authorization"] == ref.headers["Authorization"], (url, when)
+        assert mine["X-Amz-Date"] == when.strftime("%Y%m%dT%H%M%SZ")
+
+
 def test_a_fan_out_is_in_flight_at_once_up_to_the_limit(double: InvokeDouble) -> None:
     # GIVEN a 200 ms function and an in-flight limit of 20
     target = target_on(double.url, limit=20)
