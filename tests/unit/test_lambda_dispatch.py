@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -265,3 +266,48 @@ def test_a_request_queued_behind_the_limit_has_its_whole_timeout() -> None:
     # THEN none timed out: each deadline starts when its request is sent
     assert [t.outcome.ok for t in timed] == [True, True, True]
     assert timed[2].t_send - timed[0].t_send > 1.9
+
+
+def test_an_arn_is_sent_with_the_path_it_was_signed_for() -> None:
+    """A function named by ARN: its ':' go on the wire as '%3A', the path botocore signs."""
+    lines: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(10)
+
+    def answer_once() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(10)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += conn.recv(65536)
+            lines.append(head.split(b"\r\n", 1)[0])
+            body = b'{"ok": true}'
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+            )
+
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:fn-classify"
+    url = f"http://127.0.0.1:{server.getsockname()[1]}"
+    dispatcher = Dispatcher(url, Signer(CREDS, "us-east-1"), limit=1)
+    try:
+        # WHEN the function is invoked by its ARN
+        reply = dispatcher.loop.run(dispatcher.invoke(arn, b"{}", deadline_s=10), timeout_s=10)
+    finally:
+        dispatcher.close()
+        thread.join(timeout=10)
+        server.close()
+    # THEN the request line carries the escaped path, and botocore signs that same path
+    assert reply.status == 200
+    escaped = (
+        "/2015-03-31/functions/"
+        "arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Afn-classify/invocations"
+    )
+    assert lines == [f"POST {escaped} HTTP/1.1".encode()]
+    ref = AWSRequest(method="POST", url=url + escaped, data=b"{}")
+    assert SigV4Auth(CREDS, "lambda", "us-east-1").canonical_request(ref).split("\n")[1] == (
+        escaped.replace("%", "%25")
+    )
