@@ -72,11 +72,18 @@ def test_stencil_runs_in_rounds_on_both_local_targets(tmp_path: Path) -> None:
             "store_write_ms",
             "bytes_read",
             "bytes_written",
+            "store_reads",
+            "store_writes",
         }
         if r["role"] == "combine":  # it reads the last round's tiles, and writes nothing
             assert io["bytes_read"] == 8 * 40 * 40 + 4 * 128 and io["bytes_written"] == 0
+            assert (io["store_reads"], io["store_writes"]) == (4, 0)
         else:
             assert io["bytes_written"] > 0 and (io["bytes_read"] > 0 or r["round"] == 0)
+            # a tile of the 2x2 grid: its own tile and 3 neighbours' halo pieces, each way
+            # (round 0 generates its block; the last round's halos are never read)
+            assert io["store_reads"] == (0 if r["round"] == 0 else 4)
+            assert io["store_writes"] == (1 if r["round"] == 2 else 4)
     # AND the report's coupled table splits every round's time and counts the bytes moved
     rows = coupled_rows(records)
     assert from_run(cfg.out, batches) == rows  # what the report builds, from the record file
