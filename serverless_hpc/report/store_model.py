@@ -17,9 +17,11 @@ time they take there does not, and comes from the platform profile's ``store`` s
   combine step) runs after the others, so its store time adds to the round's.
 
 To project to fan-outs the run did not measure, each part's totals are fitted as a power of
-the fan-out over the fan-outs measured (a shuffle's requests grow as its square, a stencil's
-as the fan-out); from one fan-out alone the totals of bytes are held and the requests grow
-with the fan-out (each function makes the requests it made). Compute is the measured total
+the fan-out over the fan-outs measured above 1 (a shuffle's requests grow as its square, a
+stencil's about as the fan-out; a single function exchanges with nobody, so fan-out 1 is off
+that curve and only used when nothing else was measured); from one fan-out the totals of
+bytes are held and the requests grow with the fan-out (each function makes the requests it
+made). Compute is the measured total
 spread over the functions (``compute / fan-out`` per function; a combine step's stays whole),
 divided by the profile's speed factor for a cloud vCPU. The crossover is the smallest fan-out
 at which the modelled store time of a job's rounds reaches their compute time.
@@ -152,9 +154,10 @@ def scalings(measured: Mapping[int, Sequence[Part]]) -> list[Scaling]:
         anchor = max(seen)
         last = seen[anchor]
         fanned = last.functions == anchor and (anchor > 1 or role != "combine")
+        on_curve = {f: p for f, p in seen.items() if f > 1} or seen
         fits = {
             name: _power_fit(
-                [(f, float(getattr(p, name))) for f, p in sorted(seen.items())],
+                [(f, float(getattr(p, name))) for f, p in sorted(on_curve.items())],
                 1.0 if name in ("reads", "writes") else 0.0,
             )
             for name in ("bytes_read", "bytes_written", "reads", "writes")

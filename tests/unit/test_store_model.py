@@ -91,6 +91,18 @@ def test_traffic_follows_the_measured_fan_outs() -> None:
     assert project([s], 8, STORE).compute_ms == pytest.approx(600.0 / 8)
 
 
+def test_one_function_is_off_the_curve_when_larger_fan_outs_were_measured() -> None:
+    # GIVEN a stencil-like round at 1 tile (no neighbours: 1 GET) and at 4 (4 GETs each)
+    measured = {
+        1: [_part(1, reads=1, writes=1, read_b=1e6, written_b=1e6)],
+        4: [_part(4, reads=16, writes=16, read_b=1e6, written_b=1e6)],
+    }
+    (s,) = scalings(measured)
+    # THEN fan-out 1 does not make the requests grow as the square: at 16 tiles each
+    # function still makes the 4 requests it made at 4
+    assert (s.at(16).reads, s.at(16).writes) == pytest.approx((64.0, 64.0))
+
+
 def test_a_combine_step_is_one_function_whose_reads_grow_with_the_fan_out() -> None:
     # GIVEN a round's workers and its combine step, measured at 4 tiles
     workers = _part(4, reads=4, writes=4, read_b=4e5, written_b=4e5, compute_ms=400.0)
