@@ -22,9 +22,12 @@ stencil's about as the fan-out; a single function exchanges with nobody, so fan-
 that curve and only used when nothing else was measured); from one fan-out the totals of
 bytes are held and the requests grow with the fan-out (each function makes the requests it
 made). Compute is the measured total
-spread over the functions (``compute / fan-out`` per function; a combine step's stays whole),
-divided by the profile's speed factor for a cloud vCPU. The crossover is the smallest fan-out
-at which the modelled store time of a job's rounds reaches their compute time.
+spread over the functions (``compute / fan-out`` per function), divided by the profile's
+speed factor for a cloud vCPU. A combine step's compute is left out of the comparison (in
+these jobs it is mostly the job's checks, e.g. a single-process recount; and it does not
+shrink with the fan-out, so it would hide the crossover); its store time stays in. The
+crossover is the smallest fan-out at which the modelled store time of a job's rounds
+reaches their compute time.
 """
 
 from __future__ import annotations
@@ -172,7 +175,7 @@ class RoundProjection:
 
     fanout: int
     rounds: int
-    compute_ms: float  #: compute per round: a function's share, plus any combine step's
+    compute_ms: float  #: compute per round: a function's share (combine steps left out)
     store_ms: float  #: modelled S3 time per round, the same way
     throttle_ms: float  #: how much of :attr:`store_ms` the per-prefix rates added
     bound: Bound  #: what bounds most of the store time
@@ -187,14 +190,16 @@ class RoundProjection:
 def project(
     parts: Sequence[Scaling], fanout: int, store: StoreProfile, speed: float = 1.0
 ) -> RoundProjection:
-    """The job's modelled time per round at ``fanout``: compute spread over the functions
-    (divided by ``speed``, a cloud vCPU's speed over this machine's), store time on S3."""
+    """The job's modelled time per round at ``fanout``: the fanned parts' compute spread
+    over the functions (divided by ``speed``, a cloud vCPU's speed over this machine's),
+    every part's store time on S3."""
     compute = store_ms = throttle = requests = 0.0
     by_bound: dict[Bound, float] = {}
     for s in parts:
         part = s.at(fanout)
         t = store_time(part, store)
-        compute += part.compute_ms / speed / (part.functions if s.fanned else 1)
+        if s.fanned:
+            compute += part.compute_ms / speed / part.functions
         store_ms += t.total_ms
         throttle += t.throttle_ms
         requests += part.reads + part.writes
