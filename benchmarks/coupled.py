@@ -24,6 +24,14 @@ Other jobs may share the machine: each repeat runs the single-process reference 
 before the job, and the figures are medians of the per-repeat ratios, so both sides of a
 ratio saw about the same load; the absolute times are given for scale only.
 
+After each workload, a ``"model": "lambda+s3"`` line: the report's model of the same jobs on
+Lambda with S3 between the rounds (:mod:`serverless_hpc.report.store_model`, the platform
+profile's ``store`` figures), from the measured compute, bytes and store requests of every
+round (the records' ``round_io``, as the report reads them): the modelled compute and store
+time per round at each measured fan-out, and the fan-out where the store time per round
+overtakes compute (a stencil's per steps-per-round setting: each is another job). A model,
+not a measurement.
+
 Usage: python benchmarks/coupled.py {stencil,kmers,matmul,all} [--repeats N] [--json FILE]
 """
 
@@ -63,6 +71,59 @@ def _io_share(calls: list[Any]) -> tuple[float, float, float]:
     return wall, io, written
 
 
+def _records(workload: str, fanout: int, repeat: int, calls: list[Any]) -> list[dict[str, Any]]:
+    """The calls of one inline job as the report's record rows (what the model reads)."""
+    return [
+        {
+            "workload": workload,
+            "target": "inline",
+            "shards": fanout,
+            "memory_mb": None,
+            "mode": "natural",
+            "repeat": repeat,
+            "round": c.round,
+            "role": c.role,
+            "ok": True,
+            "result": c.output.result,
+        }
+        for c in calls
+    ]
+
+
+def model_line(workload: str, records: list[dict[str, Any]], **setting: Any) -> dict[str, Any]:
+    """The model of these jobs on Lambda with S3: per measured fan-out the modelled compute
+    and store time per round, and the crossover fan-out (printed, and returned)."""
+    from serverless_hpc.report.coupled import round_parts
+    from serverless_hpc.report.profile import load_profile
+    from serverless_hpc.report.store_model import MAX_FANOUT, crossover, project, scalings
+
+    profile = load_profile()
+    assert profile.store is not None, "the platform profile has no store figures"
+    measured = {shards: parts for (_, _, shards), parts in round_parts(records).items()}
+    scaled = scalings(measured)
+    speed, _ = profile.speed(workload)
+    fanout = crossover(scaled, profile.store, speed)
+    line = {
+        "model": "lambda+s3",
+        "workload": workload,
+        **setting,
+        "profile_as_of": profile.store.as_of,
+        "crossover_fanout": fanout if fanout is not None else f"none up to {MAX_FANOUT}",
+        "per_round_ms": {
+            f: {
+                "compute": round(p.compute_ms, 2),
+                "store": round(p.store_ms, 2),
+                "throttled": round(p.throttle_ms, 2),
+                "bound": p.bound,
+            }
+            for f in sorted({*measured, *([fanout] if fanout else [])})
+            for p in [project(scaled, f, profile.store, speed)]
+        },
+    }
+    print(json.dumps(line), flush=True)
+    return line
+
+
 def _fresh_ctx(root: Path) -> Any:
     from serverless_hpc.workloads.base import Context
 
@@ -92,6 +153,7 @@ def bench_stencil(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
 
     _, want = single()  # also warms up (page faults, first calls)
     rows: list[dict[str, Any]] = []
+    jobs: dict[int, list[dict[str, Any]]] = defaultdict(list)  # per round setting: records
     for tiles in args.tiles:
         for per_round in args.per_round:
             fig: dict[str, list[float]] = defaultdict(list)
@@ -107,6 +169,7 @@ def bench_stencil(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
                 job = f"b{r}"
                 calls = run_inline(stencil.SPEC, {**p, "verify": False, "job": job}, tiles, ctx)
                 ok &= calls[-1].output.result["sha256"] == want
+                jobs[per_round] += _records("stencil", tiles, r, calls)
                 work = [c for c in calls if c.role == "worker"]
                 wall, io, _ = _io_share(work)
                 compute = sum(c.output.compute_ms for c in work) / 1e3
@@ -133,6 +196,8 @@ def bench_stencil(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
             }
             rows.append(row)
             print(json.dumps(row), flush=True)
+    for per_round, records in sorted(jobs.items()):
+        rows.append(model_line("stencil", records, n=n, steps=steps, steps_per_round=per_round))
     return rows
 
 
@@ -147,6 +212,7 @@ def bench_kmers(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
     reads = function.synthetic_reads(p, 0, p.reads)
     want = function.counts_digest(function.count_kmers(reads, p.k))  # also warms up
     rows = []
+    records: list[dict[str, Any]] = []
     for m in args.mappers:
         fig: dict[str, list[float]] = defaultdict(list)
         ok = True
@@ -156,6 +222,7 @@ def bench_kmers(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
             single_s = time.perf_counter() - t0
             ctx = _fresh_ctx(root)
             calls = run_inline(kmers.SPEC, {**base, "job": f"b{r}"}, m, ctx)
+            records += _records("kmers", m, r, calls)
             final = calls[-1].output.result
             ok &= final["counts_sha256"] == want and final["matches_single_process"]
             map_s, map_io, shuffled = _io_share([c for c in calls if c.role == "map"])
@@ -181,6 +248,7 @@ def bench_kmers(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+    rows.append(model_line("kmers", records, reads=args.reads))
     return rows
 
 
@@ -203,6 +271,7 @@ def bench_matmul(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
 
     single()  # warms up
     rows = []
+    records: list[dict[str, Any]] = []
     for f in args.functions:
         block = n // math.isqrt(f)
         fig: dict[str, list[float]] = defaultdict(list)
@@ -212,6 +281,7 @@ def bench_matmul(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
             ctx = _fresh_ctx(root)
             p = {"n": n, "block": block, "seed": 7, "staged": True, "job": f"b{r}"}
             calls = run_inline(matmul.SPEC, p, f, ctx)
+            records += _records("matmul", f, r, calls)
             comp = [c for c in calls if c.role == "compute"]
             per_fn = _median([c.output.result["gflops"] for c in comp])
             flops = sum(c.output.result["flops"] for c in comp)
@@ -241,6 +311,7 @@ def bench_matmul(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
+    rows.append(model_line("matmul", records, n=n, staged=True))
     return rows
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from serverless_hpc import picks
-from serverless_hpc.report import cloud, coupled, decision, html, projection, training, verdict
+from serverless_hpc.report import cloud, decision, html, projection, training, verdict
 from serverless_hpc.report.checks import checks
+from serverless_hpc.report.coupled_answer import from_run as coupled_from_run
 from serverless_hpc.report.data import RunData, bad_line_notes, load_run
 from serverless_hpc.report.headline import headline
 from serverless_hpc.report.plots import make_plots, verdict_plot
@@ -180,7 +181,7 @@ def render_report(
             (name, html.inline_svg(svg)) for name, svg in (training_charts or {}).items()
         ],
         accuracy_target=training.TARGET_ACCURACY,
-        coupled=coupled.from_run(data.out, data.batches),
+        coupled=coupled_from_run(data.out, data.batches, profile),
         failures=[r for r in data.records if not r["ok"]][:MAX_FAILURES_LISTED],
         skipped=data.meta.get("skipped") or [],
         environment=html.environment_rows(data.meta),

@@ -5,8 +5,10 @@ per target and fan-out: the rounds a job took, and per round its makespan (first
 sent to last reply received) and the functions' time summed over the round's invocations,
 split into compute, store I/O (reads and writes) and overhead (everything else the driver
 saw: platform, start-up, request and reply, and what the function did besides computing and
-moving data), with the bytes moved. Data-parallel trainings are left to the training section
-(their records carry no ``round_io``).
+moving data), with the bytes moved, and a job's wall time (first request to last reply).
+Data-parallel trainings are left to the training section (their records carry no
+``round_io``). :func:`round_parts` gives the same figures per part of a round (its workers,
+its combine step) with the store requests, for the model of :mod:`.store_model`.
 
 The report keeps a compact row per record, without results; :func:`from_run` reads the
 round figures from the record file itself, streaming, and only when a batch of the run ran
@@ -17,15 +19,16 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from serverless_hpc.report.store_model import Part
 from serverless_hpc.rundir import RECORD_LINE, iter_jsonl, paths
 
 #: The record fields a row of this table needs (the rest of a line is dropped as it is read).
-_FIELDS = ("workload", "target", "shards", "memory_mb", "mode", "repeat", "round", "ok")
+_FIELDS = ("workload", "target", "shards", "memory_mb", "mode", "repeat", "round", "role", "ok")
 _FIELDS_TIMED = ("t_send", "t_recv", "client_ms")
 
 
@@ -43,6 +46,7 @@ class CoupledRow:
     store_ms: float  #: the same for store reads and writes
     overhead_ms: float  #: the same for the rest of each invocation's client-side time
     mb_moved: float  #: MB read plus written in a round (mean over rounds)
+    job_ms: float = 0.0  #: a job's wall time, first request sent to last reply (mean over jobs)
 
     @property
     def store_share(self) -> float | None:
@@ -68,26 +72,32 @@ def _job_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def ran_in_rounds(batches: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether a batch of the run ran in rounds through the store (else no table)."""
+    return any("total_store_read_ms" in b for b in batches)
+
+
+def slim_records(out: Path) -> Iterator[dict[str, Any]]:
+    """The run's records in rounds, each cut to the fields this table reads, streaming;
+    unreadable record lines are skipped (the report counts them)."""
+    for line in iter_jsonl(paths(out).records, RECORD_LINE):
+        if not isinstance(line, dict) or line.get("round") is None or _io(line) is None:
+            continue
+        keep = {k: line.get(k) for k in (*_FIELDS, *_FIELDS_TIMED)}
+        keep["result"] = {"round_io": _io(line)}
+        yield keep
+
+
 def from_run(out: Path, batches: Sequence[Mapping[str, Any]]) -> list[CoupledRow]:
     """The table's rows for the run directory ``out`` (none when no batch ran in rounds
-    through the store); unreadable record lines are skipped (the report counts them)."""
-    if not any("total_store_read_ms" in b for b in batches):
-        return []
-
-    def slim() -> Iterable[dict[str, Any]]:
-        for line in iter_jsonl(paths(out).records, RECORD_LINE):
-            if not isinstance(line, dict) or line.get("round") is None or _io(line) is None:
-                continue
-            keep = {k: line.get(k) for k in (*_FIELDS, *_FIELDS_TIMED)}
-            keep["result"] = {"round_io": _io(line)}
-            yield keep
-
-    return coupled_rows(slim())
+    through the store)."""
+    return coupled_rows(slim_records(out)) if ran_in_rounds(batches) else []
 
 
-def coupled_rows(records: Iterable[Mapping[str, Any]]) -> list[CoupledRow]:
-    """The table's rows, from a run's records (successful invocations in rounds only)."""
-    # job -> round -> records
+def _jobs(
+    records: Iterable[Mapping[str, Any]],
+) -> dict[tuple[Any, ...], dict[int, list[Mapping[str, Any]]]]:
+    """job -> round -> its successful records in rounds."""
     jobs: dict[tuple[Any, ...], dict[int, list[Mapping[str, Any]]]] = defaultdict(
         lambda: defaultdict(list)
     )
@@ -95,6 +105,12 @@ def coupled_rows(records: Iterable[Mapping[str, Any]]) -> list[CoupledRow]:
         rnd = r.get("round")
         if r.get("ok") and isinstance(rnd, int) and _io(r) is not None:
             jobs[_job_key(r)][rnd].append(r)
+    return jobs
+
+
+def coupled_rows(records: Iterable[Mapping[str, Any]]) -> list[CoupledRow]:
+    """The table's rows, from a run's records (successful invocations in rounds only)."""
+    jobs = _jobs(records)
     per_group: dict[tuple[str, str, int], list[dict[int, list[Mapping[str, Any]]]]] = defaultdict(
         list
     )
@@ -115,9 +131,67 @@ def coupled_rows(records: Iterable[Mapping[str, Any]]) -> list[CoupledRow]:
                 store_ms=statistics.fmean(f[2] for f in figures),
                 overhead_ms=statistics.fmean(f[3] for f in figures),
                 mb_moved=statistics.fmean(f[4] for f in figures) / 1e6,
+                job_ms=statistics.fmean(_job_wall_ms(rounds) for rounds in group),
             )
         )
     return out
+
+
+def _job_wall_ms(rounds: Mapping[int, Sequence[Mapping[str, Any]]]) -> float:
+    """A job's wall time: its first request sent to its last reply received."""
+    recs = [r for recs in rounds.values() for r in recs]
+    return (max(r["t_recv"] for r in recs) - min(r["t_send"] for r in recs)) * 1e3
+
+
+def round_parts(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, int], list[Part]]:
+    """Per workload, target and fan-out: each part of a job's rounds (a round's invocations
+    of one role: its workers, its combine step) with its totals over its invocations:
+    compute, bytes and store requests (means over the jobs)."""
+    per_group: dict[tuple[str, str, int], dict[tuple[int, str], list[Part]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for key, rounds in _jobs(records).items():
+        group = per_group[(str(key[0]), str(key[1]), int(key[2] or 0))]
+        for rnd, recs in rounds.items():
+            by_role: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+            for r in recs:
+                by_role[str(r.get("role") or "worker")].append(r)
+            for role, these in by_role.items():
+                group[(rnd, role)].append(_part(rnd, role, these))
+    return {
+        key: [_mean_part(parts) for _, parts in sorted(group.items())]
+        for key, group in sorted(per_group.items())
+    }
+
+
+def _part(rnd: int, role: str, recs: Sequence[Mapping[str, Any]]) -> Part:
+    def total(name: str) -> float:
+        return sum(float((_io(r) or {}).get(name, 0.0)) for r in recs)
+
+    return Part(
+        round=rnd,
+        role=role,
+        functions=len(recs),
+        compute_ms=total("compute_ms"),
+        bytes_read=total("bytes_read"),
+        bytes_written=total("bytes_written"),
+        reads=total("store_reads"),
+        writes=total("store_writes"),
+    )
+
+
+def _mean_part(parts: Sequence[Part]) -> Part:
+    first = parts[0]
+    return Part(
+        round=first.round,
+        role=first.role,
+        functions=round(statistics.fmean(p.functions for p in parts)),
+        compute_ms=statistics.fmean(p.compute_ms for p in parts),
+        bytes_read=statistics.fmean(p.bytes_read for p in parts),
+        bytes_written=statistics.fmean(p.bytes_written for p in parts),
+        reads=statistics.fmean(p.reads for p in parts),
+        writes=statistics.fmean(p.writes for p in parts),
+    )
 
 
 def _round_figures(recs: Sequence[Mapping[str, Any]]) -> tuple[float, float, float, float, float]:

@@ -2,8 +2,10 @@
 
 ``serverless_hpc/platform_profile.json`` holds each target's kind (functions billed per use,
 or a VM billed per hour), the VM type costs are compared against and its credit mode,
-Lambda's limits and overheads with their sources, and per workload the speed factor from
-this machine's vCPU to a cloud vCPU (a model; 1.0 where unknown). Nothing here is measured
+Lambda's limits and overheads with their sources, S3's figures as the store between a coupled
+job's rounds (per-request latency, a function's bandwidth, per-prefix request rates), and per
+workload the speed factor from this machine's vCPU to a cloud vCPU (a model; 1.0 where
+unknown). Nothing here is measured
 by the run; every figure derived from it is labelled a model.
 """
 
@@ -45,6 +47,42 @@ class LambdaProfile:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreProfile:
+    """S3 as the coupled-work projection models it (typical published values: a model)."""
+
+    as_of: str
+    get_first_byte_ms: float  #: a GET's time to its first byte
+    put_ms: float  #: a small PUT's round trip
+    function_bandwidth_mb_s: float  #: one function's throughput to and from S3, MB/s
+    get_per_prefix_per_s: float  #: GET/HEAD requests per second a prefix takes
+    put_per_prefix_per_s: float  #: PUT/COPY/POST/DELETE requests per second a prefix takes
+    sources: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> StoreProfile:
+        """The profile's ``store`` section; :class:`ProfileError` when a figure is not > 0."""
+        store = cls(
+            as_of=str(raw["as_of"]),
+            get_first_byte_ms=float(raw["get_first_byte_ms"]),
+            put_ms=float(raw["put_ms"]),
+            function_bandwidth_mb_s=float(raw["function_bandwidth_mb_s"]),
+            get_per_prefix_per_s=float(raw["get_per_prefix_per_s"]),
+            put_per_prefix_per_s=float(raw["put_per_prefix_per_s"]),
+            sources={str(k): str(v) for k, v in raw.get("sources", {}).items()},
+        )
+        figures = (
+            store.get_first_byte_ms,
+            store.put_ms,
+            store.function_bandwidth_mb_s,
+            store.get_per_prefix_per_s,
+            store.put_per_prefix_per_s,
+        )
+        if any(not f > 0 for f in figures):  # NaN included
+            raise ProfileError("platform profile: every store figure must be > 0")
+        return store
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformProfile:
     """The whole profile file."""
 
@@ -58,6 +96,8 @@ class PlatformProfile:
     speed_factors: dict[str, float] = field(default_factory=dict)
     speed_default: float = 1.0
     speed_sources: dict[str, str] = field(default_factory=dict)
+    #: S3 between a coupled job's rounds (None: the profile has no ``store`` section).
+    store: StoreProfile | None = None
 
     def speed(self, workload: str) -> tuple[float, str]:
         """A workload's speed factor and where it comes from (``unknown`` when assumed 1.0)."""
@@ -102,7 +142,10 @@ class PlatformProfile:
                 speed_factors={str(k): float(v) for k, v in speed.get("workloads", {}).items()},
                 speed_default=float(speed.get("default", 1.0)),
                 speed_sources={str(k): str(v) for k, v in speed.get("sources", {}).items()},
+                store=StoreProfile.from_dict(raw["store"]) if "store" in raw else None,
             )
+        except ProfileError:
+            raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ProfileError(f"platform profile lacks or mistypes {exc}") from exc
         if lp.concurrency_limit < 1 or lp.burst_per_10s < 1 or lp.timeout_s <= 0:

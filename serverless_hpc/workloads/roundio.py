@@ -187,13 +187,16 @@ def run_inline(
 
 
 #: The round figures a result repeats under ``round_io`` (the record keeps a function's
-#: result, not its whole ``timings``).
+#: result, not its whole ``timings``). The request counts let the report model the same
+#: traffic on a store with per-request latency and per-prefix request rates.
 ROUND_IO_KEYS = (
     "compute_ms",
     "store_read_ms",
     "store_write_ms",
     "bytes_read",
     "bytes_written",
+    "store_reads",
+    "store_writes",
 )
 
 

@@ -72,11 +72,18 @@ def test_stencil_runs_in_rounds_on_both_local_targets(tmp_path: Path) -> None:
             "store_write_ms",
             "bytes_read",
             "bytes_written",
+            "store_reads",
+            "store_writes",
         }
         if r["role"] == "combine":  # it reads the last round's tiles, and writes nothing
             assert io["bytes_read"] == 8 * 40 * 40 + 4 * 128 and io["bytes_written"] == 0
+            assert (io["store_reads"], io["store_writes"]) == (4, 0)
         else:
             assert io["bytes_written"] > 0 and (io["bytes_read"] > 0 or r["round"] == 0)
+            # a tile of the 2x2 grid: its own tile and 3 neighbours' halo pieces, each way
+            # (round 0 generates its block; the last round's halos are never read)
+            assert io["store_reads"] == (0 if r["round"] == 0 else 4)
+            assert io["store_writes"] == (1 if r["round"] == 2 else 4)
     # AND the report's coupled table splits every round's time and counts the bytes moved
     rows = coupled_rows(records)
     assert from_run(cfg.out, batches) == rows  # what the report builds, from the record file
@@ -165,3 +172,66 @@ def test_the_in_memory_baseline_runs_as_one_invocation_on_standalone(tmp_path: P
     assert batch["exchange"] == "memory" and batch["tiles"] == 4
     assert batch["sha256"] == kernel.digest(kernel.reference(40, 6, 2, ALPHA))
     assert batch["total_bytes_written"] == 0.0
+
+
+def test_the_report_answers_functions_or_vm_and_where_the_store_overtakes(
+    tmp_path: Path,
+) -> None:
+    from serverless_hpc.report.coupled_answer import from_run as answer_from_run
+    from serverless_hpc.report.profile import load_profile
+
+    # GIVEN a small stencil on local-faas (tiles through the store) and on standalone (a VM:
+    # it plans the coupled-node form by itself, the tiles in memory), at 1 and 4 tiles
+    params = {"n": 40, "steps": 6, "steps_per_round": 2, "seed": 2}
+    cfg, batches = _bench(tmp_path, "stencil", params)
+    # THEN the answer puts the VM's time for the same job beside the functions' at each fan-out
+    answer = answer_from_run(cfg.out, batches, load_profile())
+    assert answer is not None and answer.no_vm == []
+    assert [(b.row.target, b.row.shards) for b in answer.beside] == [
+        ("local-faas", 1),
+        ("local-faas", 4),
+    ]
+    for b in answer.beside:
+        (vm,) = b.vm
+        assert (vm.target, vm.shards, vm.in_memory) == ("standalone", b.row.shards, True)
+        assert vm.job_ms > 0 and b.row.job_ms > 0 and b.vm_over_functions is not None
+    # AND the model of Lambda with S3 takes the functions' measured compute and traffic
+    (c,) = answer.crossovers
+    assert (c.workload, c.target, c.measured_fanouts) == ("stencil", "local-faas", (1, 4))
+    assert all(p.store_ms > 0 and p.compute_ms > 0 for p in c.projections)
+    # a 40x40 field computes in well under the 30 ms of one GET: store-bound from the start
+    assert c.fanout == 1
+    # AND the report shows the split, the VM beside the functions and the model, so labelled
+    build_report(cfg.out, plots=False)
+    page = (cfg.out / "report.html").read_text(encoding="utf-8")
+    section = page[page.index("Coupled work: where a round") : page.index("Environment and")]
+    for head in ("<th>compute</th>", "<th>store I/O</th>", "<th>overhead</th>"):
+        assert head in section
+    assert "Functions or the VM for the same job" in section
+    assert section.count("standalone (in memory): ") == 2
+    assert "at a fan-out of 1 (model)" in section
+    model = section[section.index("where communication overtakes compute (a model)") :]
+    heads = model[model.index("<table>") : model.index("</tr>")]
+    projected = [h for h in heads.split("<th") if "round" in h or "store" in h]
+    assert projected and all("model" in h for h in projected)
+    assert load_profile().store.as_of in model  # type: ignore[union-attr]
+    assert "optimizing-performance.html" in model  # the sources are listed
+
+
+def test_the_report_says_when_no_vm_ran_the_job(tmp_path: Path) -> None:
+    cfg = BenchConfig(
+        out=tmp_path / "run",
+        targets=("local-faas",),
+        workloads=("stencil",),
+        shards=(2,),
+        repeats=1,
+        modes=("natural",),
+        params={"stencil": {"n": 24, "steps": 2, "steps_per_round": 1}},
+        settings=TargetSettings(log_dir=tmp_path / "logs", store_uri=str(tmp_path / "store")),
+        run_id="novm",
+    )
+    assert run(cfg).failed == 0
+    build_report(cfg.out, plots=False)
+    page = (cfg.out / "report.html").read_text(encoding="utf-8")
+    assert "stencil: no VM run of the job is in the run" in page
+    assert "no VM run of the job in the run</td>" in page

@@ -51,3 +51,39 @@ def test_a_round_splits_into_compute_store_and_overhead() -> None:
     assert row.mb_moved == pytest.approx(6.0)
     assert row.store_share == pytest.approx(0.3)
     assert "stencil" in table_text([row]) and table_text([]) == ""
+
+
+def test_the_vm_time_for_the_same_job_stands_beside_the_functions() -> None:
+    from serverless_hpc.report.coupled_answer import answer
+    from serverless_hpc.report.profile import load_profile
+
+    io = {"compute_ms": 60.0, "store_read_ms": 10.0, "store_write_ms": 20.0}
+    io |= {"bytes_read": 1e6, "bytes_written": 2e6, "store_reads": 2.0, "store_writes": 1.0}
+    functions = [
+        _rec(0, 0, 100.0, 100.0, io),
+        _rec(0, 1, 100.0, 100.0, io),
+        _rec(1, 0, 100.2, 100.0, io),  # the job: 100.0 s to 100.3 s
+        _rec(1, 1, 100.2, 100.0, io),
+    ]
+    # GIVEN the same job on a VM at the same fan-out, in memory (no bytes through the store),
+    # and the other workload with no VM run
+    in_memory = {"compute_ms": 50.0, "store_read_ms": 0.0, "store_write_ms": 0.0}
+    in_memory |= {"bytes_read": 0.0, "bytes_written": 0.0}
+    vm = _rec(0, 0, 200.0, 150.0, in_memory, target="standalone")
+    other = [{**r, "workload": "kmers"} for r in functions]
+    a = answer([*functions, vm, *other], load_profile())
+    # THEN each functions' row has the VM's job beside it, or none, and the run says which
+    # workload no VM ran
+    by_workload = {b.row.workload: b for b in a.beside}
+    stencil, kmers = by_workload["stencil"], by_workload["kmers"]
+    assert stencil.row.job_ms == pytest.approx(300.0)
+    (v,) = stencil.vm
+    assert (v.target, v.shards, v.form) == ("standalone", 2, "in memory")
+    assert v.job_ms == pytest.approx(150.0) and stencil.vm_over_functions == pytest.approx(0.5)
+    assert kmers.vm == () and kmers.vm_over_functions is None
+    assert a.no_vm == ["kmers"]
+    # AND the model is made from the functions' jobs only (the VM's moved nothing)
+    assert {(c.workload, c.target) for c in a.crossovers} == {
+        ("kmers", "local-faas"),
+        ("stencil", "local-faas"),
+    }
