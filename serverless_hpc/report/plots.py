@@ -11,6 +11,7 @@ file with the panels in a grid.
 from __future__ import annotations
 
 import statistics
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -176,43 +177,45 @@ def _cold_plots(data: RunData) -> dict[str, bytes]:
         if r["cold"] and isinstance(r.get("breakdown"), dict) and r["breakdown"]
         if in_panel(r["workload"], Panel.BREAKDOWN)
     ]
-    cworkloads = sorted({r["workload"] for r in cold})
-    if cworkloads:
-        parts = dict(PART_LABELS)
-        for r in cold:
-            for k in r["breakdown"]:
-                parts.setdefault(k, k.removesuffix("_ms").replace("_", " "))
-        panels = []
-        for workload in cworkloads:
-            sel_targets = sorted({r["target"] for r in cold if r["workload"] == workload})
-            stacks: dict[str, list[float]] = {}
-            for part, label in parts.items():
-                vals = [
-                    median(
-                        r["breakdown"].get(part)
-                        for r in cold
-                        if r["target"] == target and r["workload"] == workload
-                    )
-                    or 0.0
-                    for target in sel_targets
-                ]
-                if any(vals):
-                    stacks[label] = vals
-            if not stacks:
-                continue
-            made = charts.chart(
-                "StackedBar",
-                colors=_colors(list(stacks), list(parts.values())),
-                title=f"{workload}: where a cold start's time goes",
-                y_title="ms (median over cold starts)",
-                x_labels=sel_targets,
-            )
-            for label, vals in stacks.items():
-                made.add(label, vals)
-            panels.append(charts.render(made))
-        if panels:
-            plots["cold_start_breakdown.svg"] = charts.compose(panels)
+    breakdown = _breakdown_panels(cold)
+    if breakdown:
+        plots["cold_start_breakdown.svg"] = breakdown
     return plots
+
+
+def _breakdown_panels(cold: Sequence[dict[str, Any]]) -> bytes | None:
+    """One stacked bar panel per workload: each cold-start phase's median, per target."""
+    parts = dict(PART_LABELS)
+    for r in cold:
+        for k in r["breakdown"]:
+            parts.setdefault(k, k.removesuffix("_ms").replace("_", " "))
+    cold_by: dict[tuple[Any, Any], list[dict[str, Any]]] = defaultdict(list)
+    for r in cold:  # grouped once: a large run has many cold records
+        cold_by[(r["workload"], r["target"])].append(r)
+    panels = []
+    for workload in sorted({w for w, _ in cold_by}):
+        sel_targets = sorted({t for w, t in cold_by if w == workload})
+        stacks: dict[str, list[float]] = {}
+        for part, label in parts.items():
+            vals = [
+                median(r["breakdown"].get(part) for r in cold_by[(workload, target)]) or 0.0
+                for target in sel_targets
+            ]
+            if any(vals):
+                stacks[label] = vals
+        if not stacks:
+            continue
+        made = charts.chart(
+            "StackedBar",
+            colors=_colors(list(stacks), list(parts.values())),
+            title=f"{workload}: where a cold start's time goes",
+            y_title="ms (median over cold starts)",
+            x_labels=sel_targets,
+        )
+        for label, vals in stacks.items():
+            made.add(label, vals)
+        panels.append(charts.render(made))
+    return charts.compose(panels) if panels else None
 
 
 def _pareto_plot(configs: Sequence[dict[str, Any]]) -> dict[str, bytes]:

@@ -219,6 +219,9 @@ def projection(
     Fan-outs: :data:`FANOUTS`, the run's own and ``extra_fanouts`` (a what-if's)."""
     out = []
     specs = workloads.specs()
+    ran_by_workload: dict[str, set[int]] = defaultdict(set)
+    for r in data.records:
+        ran_by_workload[r["workload"]].add(int(r["shards"]))
     for (workload, mem), fit in sorted(fits(data, profile).items(), key=lambda kv: str(kv[0])):
         spec = specs.get(workload)
         memory_mb = mem or (spec.memory_mb if spec else None)
@@ -229,7 +232,7 @@ def projection(
             image, max(profile.lambda_.cold_start_ms.values())
         )
         total, req_bytes = _request_bytes(data, workload, 1)
-        ran = {int(r["shards"]) for r in data.records if r["workload"] == workload}
+        ran = ran_by_workload.get(workload, set())
         fanouts = sorted(set(FANOUTS) | ran | set(extra_fanouts)) if total else [1]
         for n in fanouts:
             row: dict[str, Any] = {"workload": workload, "memory_mb_measured": mem, "fit_n": fit.n}
