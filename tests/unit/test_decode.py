@@ -29,26 +29,24 @@ from serverless_hpc.rundir import (
 )
 from serverless_hpc.rundir.decode import decode_line, decode_report_row, line_checker
 from serverless_hpc.rundir.jsonl import _checked
+from tests.synthetic_run import _record
 
-RECORD = {
-    "run_id": "r",
-    "target": "local-faas",
-    "workload": "sleep",
-    "shard": 0,
-    "shards": 1,
-    "items": 1,
-    "repeat": 0,
-    "mode": "natural",
-    "client_ms": 100.0,
-    "t_send": 1000.0,
-    "t_recv": 1000.1,
-    "cold": False,
-    "ok": True,
-    "memory_mb": 2048,
-    "breakdown": {"a": 1.0},
-    "result": {"n": [1, 2, {"x": "y"}]},
-    "result_bytes": 20,
-}
+#: A whole record (the synthetic runs' shape) with a payload and a breakdown.
+RECORD = _record(
+    "local-faas",
+    "sleep",
+    shard=0,
+    shards=1,
+    repeat=0,
+    items=1,
+    client_ms=100.0,
+    t_send=1000.0,
+    t_recv=1000.1,
+    memory_mb=2048,
+    breakdown={"a": 1.0},
+    result={"n": [1, 2, {"x": "y"}]},
+    result_bytes=20,
+)
 BATCH = {"target": "local-faas", "workload": "sleep", "shards": 1, "mode": "natural", "failed": 0}
 
 JSON_VALUES = st.recursive(
