@@ -209,10 +209,11 @@ def _as_schema(schema: Schema | Mapping[str, tuple[type, ...]] | None) -> Schema
 
 
 def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """The non-blank lines of a file as bytes, with their 1-based numbers."""
+    """The non-blank lines of a file as bytes, with their 1-based numbers (blank: only
+    whitespace, Unicode's included)."""
     with open_regular(path) as raw:
         for number, line in enumerate(raw, start=1):
-            if line.strip():
+            if line.strip() and (line.isascii() or line.decode("utf-8", "replace").strip()):
                 yield number, line
 
 

@@ -86,6 +86,9 @@ RAW_CASES = [
     json.dumps({**RECORD, "client_ms": 1e308}).encode(),
     json.dumps({**RECORD, "unknown": 1e400}).encode().replace(b"Infinity", b"1e400"),
     json.dumps({**RECORD, "shard": 2**80}).encode(),
+    b'{"target": "a\xffb"}',  # invalid UTF-8 inside a string
+    json.dumps({**RECORD, "result": {"a": "x"}}).encode().replace(b'"x"', b'"\xff"'),
+    json.dumps(RECORD).encode()[:-1] + b', "deep": ' + b"[" * 3000 + b"]" * 3000 + b"}",
 ]
 
 
@@ -125,6 +128,22 @@ def test_raw_cases_agree() -> None:
     for line in RAW_CASES:
         _agree(line, RECORD_LINE)
         _agree_row(line)
+
+
+def test_lines_the_fast_path_cannot_read_are_decided_by_the_python_check(tmp_path: Path) -> None:
+    """Invalid UTF-8 inside a string and very deep nesting: read (or named) as before, never
+    an exception out of the reader; a line of Unicode whitespace is blank, as before."""
+    path = tmp_path / "records.jsonl"
+    good = json.dumps(RECORD).encode()
+    lines = [good, *RAW_CASES[-3:], "\u3000\u00a0".encode(), good]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    read = list(iter_jsonl(path, RECORD_LINE))
+    rows = list(iter_record_rows(path, record_row))
+    assert len(read) == len(rows) == 5  # the blank line is skipped
+    assert read[0] == RECORD and rows[-1] == record_row(RECORD)
+    assert isinstance(read[1], BadLine)  # lacks the required fields
+    assert read[2] == {**RECORD, "result": {"a": "\ufffd"}}
+    assert read[3] == BadLine(4, "not JSON")  # deeper than Python's decoder recurses
 
 
 def test_the_fast_path_takes_a_good_line_and_refuses_a_bad_one() -> None:
