@@ -61,6 +61,20 @@ def _io(record: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return io if isinstance(io, Mapping) else None
 
 
+def without_request_counts(records: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """The (workload, target) pairs some of whose records moved bytes through the store but
+    carry no store request counts in ``round_io`` (``store_reads``, ``store_writes``: runs
+    recorded before they were): a model of their traffic would take them as zero requests."""
+    out = set()
+    for r in records:
+        io = _io(r)
+        if io is None or {"store_reads", "store_writes"} <= io.keys():
+            continue
+        if float(io.get("bytes_read") or 0) + float(io.get("bytes_written") or 0) > 0:
+            out.add((str(r.get("workload")), str(r.get("target"))))
+    return out
+
+
 def _job_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
     return (
         record.get("workload"),
@@ -81,11 +95,14 @@ def slim_records(out: Path) -> Iterator[dict[str, Any]]:
     """The run's records in rounds, each cut to the fields this table reads, streaming;
     unreadable record lines are skipped (the report counts them)."""
     for line in iter_jsonl(paths(out).records, RECORD_LINE):
-        if not isinstance(line, dict) or line.get("round") is None or _io(line) is None:
+        if not isinstance(line, dict) or line.get("round") is None:
             continue
+        io = _io(line)
+        if io is None and line.get("ok"):
+            continue  # a round without store figures (a data-parallel training's)
         keep = {k: line.get(k) for k in (*_FIELDS, *_FIELDS_TIMED)}
-        keep["result"] = {"round_io": _io(line)}
-        yield keep
+        keep["result"] = {"round_io": io} if io is not None else None
+        yield keep  # a failed invocation is kept: it marks its job incomplete
 
 
 def from_run(out: Path, batches: Sequence[Mapping[str, Any]]) -> list[CoupledRow]:
@@ -95,16 +112,26 @@ def from_run(out: Path, batches: Sequence[Mapping[str, Any]]) -> list[CoupledRow
 
 
 def _jobs(
-    records: Iterable[Mapping[str, Any]],
+    records: Iterable[Mapping[str, Any]], *, complete_only: bool = False
 ) -> dict[tuple[Any, ...], dict[int, list[Mapping[str, Any]]]]:
-    """job -> round -> its successful records in rounds."""
+    """job -> round -> its successful records in rounds; ``complete_only``: only the jobs
+    none of whose invocations failed (a part short of a function is not the part at its
+    fan-out)."""
     jobs: dict[tuple[Any, ...], dict[int, list[Mapping[str, Any]]]] = defaultdict(
         lambda: defaultdict(list)
     )
+    failed: set[tuple[Any, ...]] = set()
     for r in records:
         rnd = r.get("round")
-        if r.get("ok") and isinstance(rnd, int) and _io(r) is not None:
+        if not isinstance(rnd, int):
+            continue
+        if not r.get("ok"):
+            failed.add(_job_key(r))
+        elif _io(r) is not None:
             jobs[_job_key(r)][rnd].append(r)
+    if complete_only:
+        for key in failed:
+            jobs.pop(key, None)
     return jobs
 
 
@@ -146,11 +173,12 @@ def _job_wall_ms(rounds: Mapping[int, Sequence[Mapping[str, Any]]]) -> float:
 def round_parts(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, int], list[Part]]:
     """Per workload, target and fan-out: each part of a job's rounds (a round's invocations
     of one role: its workers, its combine step) with its totals over its invocations:
-    compute, bytes and store requests (means over the jobs)."""
+    compute, bytes and store requests (means over the jobs none of whose invocations
+    failed)."""
     per_group: dict[tuple[str, str, int], dict[tuple[int, str], list[Part]]] = defaultdict(
         lambda: defaultdict(list)
     )
-    for key, rounds in _jobs(records).items():
+    for key, rounds in _jobs(records, complete_only=True).items():
         group = per_group[(str(key[0]), str(key[1]), int(key[2] or 0))]
         for rnd, recs in rounds.items():
             by_role: dict[str, list[Mapping[str, Any]]] = defaultdict(list)

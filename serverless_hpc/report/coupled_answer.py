@@ -30,6 +30,7 @@ from serverless_hpc.report.coupled import (
     ran_in_rounds,
     round_parts,
     slim_records,
+    without_request_counts,
 )
 from serverless_hpc.report.profile import PlatformProfile, StoreProfile
 from serverless_hpc.report.store_model import (
@@ -135,10 +136,17 @@ def answer(records: Iterable[Mapping[str, Any]], profile: PlatformProfile) -> Co
     with_vm = {r.workload for r in vm_rows}
     no_vm = sorted({b.row.workload for b in beside} - with_vm)
     store = profile.store
-    crossovers = _crossovers(rows, round_parts(records), profile) if store else []
     notes = []
+    uncounted = without_request_counts(records)
+    parts = {k: v for k, v in round_parts(records).items() if (k[0], k[1]) not in uncounted}
+    crossovers = _crossovers(rows, parts, profile) if store else []
     if store is None:
         notes.append("the platform profile has no store figures: no Lambda with S3 model")
+    notes += [
+        f"{w} on {t}: its records carry no store request counts (recorded before they "
+        "were): no Lambda with S3 model from them, which would take them as zero requests"
+        for w, t in sorted(uncounted)
+    ]
     return CoupledAnswer(rows, beside, no_vm, crossovers, store, notes)
 
 

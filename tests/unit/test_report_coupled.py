@@ -87,3 +87,43 @@ def test_the_vm_time_for_the_same_job_stands_beside_the_functions() -> None:
         ("kmers", "local-faas"),
         ("stencil", "local-faas"),
     }
+
+
+def _job(shards: int, repeat: int, io: dict, *, failed: int = 0) -> list[dict]:
+    """One job of ``shards`` workers in one round; the last ``failed`` of them fail."""
+    return [
+        _rec(0, s, 100.0 + repeat, 100.0, io, shards=shards, repeat=repeat)
+        | ({"ok": False, "result": None} if s >= shards - failed else {})
+        for s in range(shards)
+    ]
+
+
+def test_a_job_with_a_failed_worker_is_left_out_of_the_model() -> None:
+    """A part short of a function would be taken for a fixed-size part: its compute dropped."""
+    from serverless_hpc.report.coupled import round_parts
+
+    io = {"compute_ms": 400.0, "store_read_ms": 10.0, "store_write_ms": 20.0}
+    io |= {"bytes_read": 1e6, "bytes_written": 1e6, "store_reads": 2.0, "store_writes": 1.0}
+    whole = [*_job(4, 0, io), *_job(8, 1, io)]
+    # GIVEN the same fan-out 8 measured again, once with one worker failing
+    broken = [*whole, *_job(8, 2, io, failed=1)]
+    parts, parts_broken = round_parts(whole), round_parts(broken)
+    # THEN the failed job does not change the parts (8 functions at fan-out 8)
+    assert parts == parts_broken
+    ((p,),) = [v for k, v in parts_broken.items() if k[2] == 8]
+    assert p.functions == 8
+
+
+def test_records_without_request_counts_are_not_modelled_as_zero_requests() -> None:
+    from serverless_hpc.report.coupled_answer import answer
+    from serverless_hpc.report.profile import load_profile
+
+    io = {"compute_ms": 400.0, "store_read_ms": 10.0, "store_write_ms": 20.0}
+    io |= {"bytes_read": 1e6, "bytes_written": 1e6}
+    counted = io | {"store_reads": 2.0, "store_writes": 1.0}
+    old = [*_job(4, 0, io), *_job(8, 1, io)]
+    new = [{**r, "workload": "kmers"} for r in [*_job(4, 0, counted), *_job(8, 1, counted)]]
+    a = answer([*old, *new], load_profile())
+    # THEN only the workload with counts is modelled; the other is named in a note
+    assert {c.workload for c in a.crossovers} == {"kmers"}
+    assert any(n.startswith("stencil on local-faas: its records carry no store") for n in a.notes)
