@@ -225,7 +225,8 @@ class _Collector:
             if self._active == 0:
                 saved = gc.get_threshold()
                 self._saved = saved
-                gc.set_threshold(max(FANOUT_GC_THRESHOLD, saved[0]), saved[1], saved[2])
+                if saved[0] > 0:  # 0: collection is off; leave it off
+                    gc.set_threshold(max(FANOUT_GC_THRESHOLD, saved[0]), saved[1], saved[2])
             self._active += 1
 
     def exit(self) -> None:
