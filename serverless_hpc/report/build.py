@@ -57,7 +57,7 @@ def _build(out: Path, *, plots: bool, rates: tuple[float, float]) -> dict[str, P
     from serverless_hpc.pricing_data import load_prices
 
     data = load_run(out)
-    rows = summarize(data.records, data.batches)
+    rows = summarize(data.records, data.batches, index=data.index())
     prices = load_prices()
     profile = load_profile()
     memory = _memory_sizes(data, rows, prices)
@@ -173,7 +173,7 @@ def render_report(
         profile=profile,
         projected=projected,
         validation=projection.against_measurement(data, projected),
-        timelines=batch_timelines(data.records, data.batches),
+        timelines=batch_timelines(data.records, data.batches, index=data.index()),
         trains=training.trained_models(data),
         trainings=trains,
         training_model=any(t.cost_model for t in trains),

@@ -33,7 +33,7 @@ sides' time to result and cost, and the rate where the answer changes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -188,8 +188,24 @@ def faas_plans(
     prices: Prices,
     opts: Options | None = None,
 ) -> dict[str, list[FaasPlan]]:
-    """Every function plan per workload (see the module docstring); pinned by ``opts``."""
+    """Every function plan per workload (see the module docstring); pinned by ``opts``.
+    Worked out once per run and inputs; each caller gets its own lists."""
     opts = opts or DEFAULT_OPTIONS
+    made = data.memo(
+        "faas_plans",
+        (configs, profile, prices, opts),
+        lambda: _faas_plans(data, configs, profile, prices, opts),
+    )
+    return {workload: list(plans) for workload, plans in made.items()}
+
+
+def _faas_plans(
+    data: RunData,
+    configs: Sequence[dict[str, Any]],
+    profile: PlatformProfile,
+    prices: Prices,
+    opts: Options,
+) -> dict[str, list[FaasPlan]]:
     out: dict[str, list[FaasPlan]] = {}
     extra = (opts.fanout,) if opts.fanout else ()
     for p in projection.projection(data, profile, prices, extra):
@@ -211,11 +227,12 @@ def faas_plans(
         )
     specs = workloads.specs()
     longest: dict[tuple[str, str, int], float] = {}
-    for r in data.records:
-        h = projection.handler_ms(r) if r["ok"] else None
-        if h is not None:
-            k = (r["target"], r["workload"], int(r["shards"]))
-            longest[k] = max(longest.get(k, 0.0), h)
+    for key, group in data.index().records.items():
+        k = (key[0], key[1], key[2])
+        for r in group:
+            h = projection.handler_ms(r) if r["ok"] else None
+            if h is not None and h > longest.get(k, 0.0):
+                longest[k] = h
     for c in configs:
         if c["kind"] != "faas" or c["time_ms"] is None or c["cost_usd"] is None:
             continue
@@ -306,15 +323,10 @@ def best_faas(plans: Sequence[FaasPlan], rate: float, keep_alive_s: float) -> Si
 # -- a VM ------------------------------------------------------------------------------------
 
 
-def vm_vcpus(data: RunData, target: str, recs: Sequence[Mapping[str, Any]]) -> float:
-    """The vCPUs a VM target's jobs ran on: the records' enforced CPUs where they carry them,
-    else run.json's description of the target (its ``vcpus``, else its pool size), else the
-    machine's CPU count."""
-    cpus = median(
-        (r.get("resources") or {}).get("cpus") for r in recs if isinstance(r.get("resources"), dict)
-    )
-    if cpus:
-        return float(cpus)
+def vm_vcpus(data: RunData, target: str) -> float:
+    """The vCPUs a VM target's jobs ran on: run.json's description of the target (the
+    ``vcpus`` it enforced, else its pool size), else the machine's CPU count. (A record's
+    ``resources`` say the same per invocation; the report's rows do not keep them.)"""
     described = (data.meta.get("targets") or {}).get(target) or {}
     env = data.meta.get("environment") or {}
     for value in (described.get("vcpus"), described.get("workers"), env.get("cpu_count")):
@@ -326,11 +338,18 @@ def vm_vcpus(data: RunData, target: str, recs: Sequence[Mapping[str, Any]]) -> f
 def vm_jobs(
     data: RunData, configs: Sequence[dict[str, Any]], profile: PlatformProfile, prices: Prices
 ) -> dict[str, VmJob]:
-    """Per workload, the fastest job measured on a VM target (a real ``ec2`` one first)."""
-    by_target: dict[str, list[Mapping[str, Any]]] = {}
-    for r in data.records:
-        if r["ok"] and profile.kind(r["target"]) == "vm":
-            by_target.setdefault(r["target"], []).append(r)
+    """Per workload, the fastest job measured on a VM target (a real ``ec2`` one first);
+    worked out once per run and inputs."""
+    made = data.memo(
+        "vm_jobs", (configs, profile, prices), lambda: _vm_jobs(data, configs, profile, prices)
+    )
+    return dict(made)
+
+
+def _vm_jobs(
+    data: RunData, configs: Sequence[dict[str, Any]], profile: PlatformProfile, prices: Prices
+) -> dict[str, VmJob]:
+    index = data.index()
     out: dict[str, VmJob] = {}
     ec2_type = str(((data.meta.get("targets") or {}).get("ec2") or {}).get("instance_type"))
     ranked = sorted(
@@ -340,9 +359,15 @@ def vm_jobs(
     for c in ranked:
         if c["workload"] in out:
             continue
-        recs = [r for r in by_target.get(c["target"], []) if r["workload"] == c["workload"]]
+        recs = [
+            r
+            for key, group in index.records.items()
+            if key[:2] == (c["target"], c["workload"])
+            for r in group
+            if r["ok"]
+        ]
         real = c["target"] == "ec2" and ec2_type in prices.ec2.instances
-        vcpus = prices.ec2.instances[ec2_type].vcpus if real else vm_vcpus(data, c["target"], recs)
+        vcpus = prices.ec2.instances[ec2_type].vcpus if real else vm_vcpus(data, c["target"])
         out[c["workload"]] = VmJob(
             workload=c["workload"],
             target=c["target"],

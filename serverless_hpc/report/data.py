@@ -8,9 +8,12 @@ left records unwritten is said to be incomplete, with the reason.
 from __future__ import annotations
 
 import json
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from serverless_hpc.rundir import (
     BATCH_LINE,
@@ -25,6 +28,69 @@ from serverless_hpc.rundir import (
     record_row,
 )
 
+T = TypeVar("T")
+#: A summary row's key: target, workload, shards, mode, memory_mb (0: not reported).
+RowKey = tuple[str, str, int, str, int]
+#: A job's key: its row and its repeat (one batch).
+JobKey = tuple[RowKey, int]
+
+
+def row_key(r: Mapping[str, Any]) -> RowKey:
+    """The summary row a record or batch belongs to (a memory sweep's sizes are rows apart)."""
+    memory = r.get("memory_mb")
+    return (
+        str(r["target"]),
+        str(r["workload"]),
+        int(r["shards"]),
+        str(r["mode"]),
+        int(memory) if isinstance(memory, int | float) else 0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RowIndex:
+    """A run's records and batches grouped by summary row and by job, in one pass.
+
+    Each part of a report reads records per row or per job; grouping once, here, is what
+    keeps a report of a million records from keying every record a dozen times.
+    """
+
+    #: Per row, its records in the order they were read.
+    records: dict[RowKey, list[Mapping[str, Any]]]
+    #: Per job (row and repeat), its records.
+    jobs: dict[JobKey, list[Mapping[str, Any]]]
+    #: Per row, its batches in the order they were read.
+    batches: dict[RowKey, list[dict[str, Any]]]
+    #: Per job, its batch (the last line, when a repeat has more than one).
+    batch_of: dict[JobKey, dict[str, Any]]
+
+    @classmethod
+    def of(
+        cls, records: Sequence[Mapping[str, Any]], batches: Sequence[dict[str, Any]]
+    ) -> RowIndex:
+        """Group ``records`` and ``batches`` (each keyed once)."""
+        by_row: dict[RowKey, list[Mapping[str, Any]]] = defaultdict(list)
+        jobs: dict[JobKey, list[Mapping[str, Any]]] = defaultdict(list)
+        for r in records:
+            key = row_key(r)
+            by_row[key].append(r)
+            jobs[(key, int(r.get("repeat") or 0))].append(r)
+        by_batch_row: dict[RowKey, list[dict[str, Any]]] = defaultdict(list)
+        batch_of: dict[JobKey, dict[str, Any]] = {}
+        for b in batches:
+            key = row_key(b)
+            by_batch_row[key].append(b)
+            batch_of[(key, int(b.get("repeat") or 0))] = b
+        return cls(dict(by_row), dict(jobs), dict(by_batch_row), batch_of)
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two memo keys name the same inputs: the same objects, or equal plain values."""
+    return len(a) == len(b) and all(
+        x is y or (type(x) is type(y) and isinstance(x, int | float | str | tuple) and x == y)
+        for x, y in zip(a, b, strict=True)
+    )
+
 
 @dataclass(slots=True)
 class RunData:
@@ -38,6 +104,28 @@ class RunData:
     bad_lines: dict[str, list[BadLine]] = field(default_factory=dict)
     #: Why the run is incomplete (empty: it finished and every planned record is there).
     incomplete: list[str] = field(default_factory=list)
+    #: What :meth:`memo` has worked out, by name: (its inputs, its value).
+    _memo: dict[str, tuple[tuple[Any, ...], Any]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def memo(self, name: str, inputs: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, worked out once for ``name`` while its ``inputs`` (compared by
+        identity, or by value for plain values) and this run's record and batch lists (the
+        same lists, of the same length) stay the same: a report asks the same question of a
+        run from several of its parts (the verdict, its table, the chart)."""
+        key = (self.records, len(self.records), self.batches, len(self.batches), *inputs)
+        hit = self._memo.get(name)
+        if hit is not None and _same(hit[0], key):
+            value: T = hit[1]
+            return value
+        value = compute()
+        self._memo[name] = (key, value)
+        return value
+
+    def index(self) -> RowIndex:
+        """The records and batches grouped by row and job (:class:`RowIndex`), made once."""
+        return self.memo("index", (), lambda: RowIndex.of(self.records, self.batches))
 
     @property
     def run_id(self) -> str:
@@ -89,6 +177,8 @@ def _incomplete(meta: dict[str, Any], records: int) -> list[str]:
 #: before ``result_bytes`` is read (serialising every result again would cost as much as
 #: reading the run).
 RESULT_SAMPLE: Final = 50
+#: Batch fields whose text repeats across a run's batches (interned as they are read).
+_SHARED_BATCH_TEXT: Final = ("run_id", "target", "workload", "mode", "reduced_sha256")
 
 
 def load_run(out: Path) -> RunData:
@@ -125,6 +215,10 @@ def load_run(out: Path) -> RunData:
         for b in read.rows:
             if "reduce_error" in b and "combine_error" not in b:  # runs before the rename
                 b["combine_error"] = b.pop("reduce_error")
+            for key in _SHARED_BATCH_TEXT:  # the same few values on every line: kept once
+                value = b.get(key)
+                if type(value) is str:
+                    b[key] = sys.intern(value)
             batches.append(b)
     meta = _read_meta(out, bad)
     return RunData(

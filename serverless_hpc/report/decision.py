@@ -16,7 +16,6 @@ from a bootstrap of the median cost per job over the configuration's jobs.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -87,27 +86,24 @@ def vm_job_cost(
     return vm_cost(hourly_usd, run.wall_s) + run.surplus_usd, f"{basis} + CPU credits ({mode})"
 
 
-def _vcpus(data: RunData, target: str) -> float:
-    """The vCPUs a VM target ran on (see :func:`~serverless_hpc.report.cloud.vm_vcpus`)."""
-    return vm_vcpus(data, target, [r for r in data.records if r["target"] == target])
-
-
 def job_costs(
     data: RunData, prices: Prices, profile: PlatformProfile
 ) -> dict[RowKey, tuple[list[float], str]]:
     """Per row: each complete job's cost and the basis (measured, or which model)."""
-    by_batch: dict[tuple[RowKey, int], list[dict[str, Any]]] = defaultdict(list)
-    for r in data.records:
-        by_batch[(row_key(r), int(r.get("repeat", 0)))].append(r)
+    return data.memo("job_costs", (prices, profile), lambda: _job_costs(data, prices, profile))
+
+
+def _job_costs(
+    data: RunData, prices: Prices, profile: PlatformProfile
+) -> dict[RowKey, tuple[list[float], str]]:
+    index = data.index()
     spans = {
-        (row_key(b), int(b.get("repeat", 0))): float(b["makespan_ms"])
-        for b in data.batches
-        if b.get("makespan_ms")
+        job: float(b["makespan_ms"]) for job, b in index.batch_of.items() if b.get("makespan_ms")
     }
     vm_hourly = vm_hourly_usd(profile, prices)
     vcpus: dict[str, float] = {}
     out: dict[RowKey, tuple[list[float], str]] = {}
-    for (key, repeat), recs in by_batch.items():
+    for (key, repeat), recs in index.jobs.items():
         if not all(r["ok"] for r in recs):
             continue  # a failed job has no result: its cost is not the cost of a job
         kind = profile.kind(key[0])
@@ -121,7 +117,7 @@ def job_costs(
             if span is None:
                 continue
             if key[0] not in vcpus:
-                vcpus[key[0]] = _vcpus(data, key[0])
+                vcpus[key[0]] = vm_vcpus(data, key[0])
             cost, basis = vm_job_cost(vm_hourly, span / 1e3, vcpus[key[0]], prices, profile)
         else:
             continue

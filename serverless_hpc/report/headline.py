@@ -66,11 +66,11 @@ class _Samples:
     so a headline costs time linear in records however many rows it compares."""
 
     def __init__(self, data: RunData) -> None:
-        self.spans = batch_spans(data.batches)
-        self.latencies: dict[RowKey, list[float]] = defaultdict(list)
-        for r in data.records:
-            if r["ok"]:
-                self.latencies[row_key(r)].append(r["client_ms"])
+        index = data.index()
+        self.spans = batch_spans(index.batches)
+        self.latencies: dict[RowKey, list[float]] = {
+            key: [r["client_ms"] for r in recs if r["ok"]] for key, recs in index.records.items()
+        }
 
     def of(self, key: RowKey) -> list[float]:
         return self.spans.get(key) or self.latencies.get(key, [])

@@ -216,12 +216,25 @@ def projection(
 ) -> list[dict[str, Any]]:
     """Every projected (workload, memory, fan-out), cold and warm; flagged plans included.
 
-    Fan-outs: :data:`FANOUTS`, the run's own and ``extra_fanouts`` (a what-if's)."""
+    Fan-outs: :data:`FANOUTS`, the run's own and ``extra_fanouts`` (a what-if's). Worked
+    out once per run and inputs (the verdict, its table and the report all ask); each caller
+    gets its own copy of the rows."""
+    made = data.memo(
+        "projection",
+        (profile, prices, tuple(extra_fanouts)),
+        lambda: _projection(data, profile, prices, extra_fanouts),
+    )
+    return [dict(p) for p in made]
+
+
+def _projection(
+    data: RunData, profile: PlatformProfile, prices: Prices, extra_fanouts: Sequence[int]
+) -> list[dict[str, Any]]:
     out = []
     specs = workloads.specs()
     ran_by_workload: dict[str, set[int]] = defaultdict(set)
-    for r in data.records:
-        ran_by_workload[r["workload"]].add(int(r["shards"]))
+    for key in data.index().records:
+        ran_by_workload[key[1]].add(key[2])
     for (workload, mem), fit in sorted(fits(data, profile).items(), key=lambda kv: str(kv[0])):
         spec = specs.get(workload)
         memory_mb = mem or (spec.memory_mb if spec else None)

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from serverless_hpc import workloads
+from serverless_hpc.report.data import JobKey, RowIndex, RowKey, row_key
 from serverless_hpc.report.stats import median, median_ci, percentile
-
-RowKey = tuple[str, str, int, str, int]  # ..., mode, memory_mb (0: not reported)
 
 SUMMARY_COLUMNS: Final = (
     "target",
@@ -65,18 +64,6 @@ def _accuracy(b: Mapping[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def row_key(r: Mapping[str, Any]) -> RowKey:
-    """The summary row a record or batch belongs to (a memory sweep's sizes are rows apart)."""
-    memory = r.get("memory_mb")
-    return (
-        str(r["target"]),
-        str(r["workload"]),
-        int(r["shards"]),
-        str(r["mode"]),
-        int(memory) if isinstance(memory, int | float) else 0,
-    )
-
-
 def key_label(key: tuple[Any, ...] | dict[str, Any]) -> str:
     """A row's key as text, e.g. ``local-faas/classify/15/natural`` (how sentences cite rows)."""
     if isinstance(key, dict):
@@ -84,25 +71,34 @@ def key_label(key: tuple[Any, ...] | dict[str, Any]) -> str:
     return "/".join(str(k) for k in key[:4])
 
 
-def job_costs(records: Sequence[Mapping[str, Any]]) -> dict[RowKey, list[float]]:
-    """Per row: the cost of each job (batch) whose every invocation carries a cost."""
-    per_batch: dict[tuple[RowKey, int], list[float | None]] = defaultdict(list)
-    for r in records:
-        per_batch[(row_key(r), int(r.get("repeat", 0)))].append(r.get("cost_usd"))
+def job_costs(jobs: Mapping[JobKey, Sequence[Mapping[str, Any]]]) -> dict[RowKey, list[float]]:
+    """Per row: the cost of each job (batch) whose every invocation carries a cost
+    (``jobs``: :attr:`RowIndex.jobs`)."""
     out: dict[RowKey, list[float]] = defaultdict(list)
-    for (key, _), costs in per_batch.items():
+    for (key, _), recs in jobs.items():
+        costs = [r.get("cost_usd") for r in recs]
         if costs and all(c is not None for c in costs):
             out[key].append(sum(c for c in costs if c is not None))
     return out
 
 
-def batch_spans(batches: Sequence[dict[str, Any]]) -> dict[RowKey, list[float]]:
-    """Per row: the makespans (time to result) of its batches without failures."""
-    out: dict[RowKey, list[float]] = defaultdict(list)
-    for b in batches:
-        span = b.get("makespan_ms")
-        if isinstance(span, int | float) and span > 0 and not b["failed"]:
-            out[row_key(b)].append(float(span))
+def batch_spans(
+    batches: Sequence[dict[str, Any]] | Mapping[RowKey, Sequence[dict[str, Any]]],
+) -> dict[RowKey, list[float]]:
+    """Per row: the makespans (time to result) of its batches without failures (``batches``:
+    a run's batch lines, or already grouped by row as :attr:`RowIndex.batches`)."""
+    grouped = batches if isinstance(batches, Mapping) else RowIndex.of((), batches).batches
+    out: dict[RowKey, list[float]] = {}
+    for key, group in grouped.items():
+        spans = [
+            float(b["makespan_ms"])
+            for b in group
+            if isinstance(b.get("makespan_ms"), int | float)
+            and b["makespan_ms"] > 0
+            and not b["failed"]
+        ]
+        if spans:
+            out[key] = spans
     return out
 
 
@@ -149,17 +145,18 @@ def measures_the_platform(row: Mapping[str, Any]) -> bool:
 
 
 def summarize(
-    records: Sequence[Mapping[str, Any]], batches: Sequence[dict[str, Any]]
+    records: Sequence[Mapping[str, Any]],
+    batches: Sequence[dict[str, Any]],
+    *,
+    index: RowIndex | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (target, workload, shards, mode) with the columns of :data:`SUMMARY_COLUMNS`."""
-    groups: dict[RowKey, list[Mapping[str, Any]]] = defaultdict(list)
-    for r in records:
-        groups[row_key(r)].append(r)
-    bgroups: dict[RowKey, list[dict[str, Any]]] = defaultdict(list)
-    for b in batches:
-        bgroups[row_key(b)].append(b)
-    spans_by_key = batch_spans(batches)
-    costs_by_key = job_costs(records)
+    """One row per (target, workload, shards, mode) with the columns of :data:`SUMMARY_COLUMNS`
+    (``index``: the records and batches already grouped, as :meth:`RunData.index` has them)."""
+    index = index or RowIndex.of(records, batches)
+    groups = index.records
+    bgroups = index.batches
+    spans_by_key = batch_spans(bgroups)
+    costs_by_key = job_costs(index.jobs)
     rows = []
     for key in sorted(groups):
         recs = groups[key]

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from serverless_hpc.report.data import JobKey, RowIndex, RowKey
 from serverless_hpc.report.tables import key_label
 
 
@@ -39,20 +40,21 @@ def _parts(r: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
-def _chosen(
-    by_batch: dict[tuple[str, str, int, str, int], list[Mapping[str, Any]]],
-) -> dict[tuple[str, str, int, str, int], str]:
+def _row_label(key: RowKey) -> str:
+    """A row as a timeline names it: with its memory size when the run swept sizes."""
+    return f"{key_label(key)} at {key[4]} MB" if key[4] else key_label(key)
+
+
+def _chosen(by_job: Mapping[JobKey, Sequence[Mapping[str, Any]]]) -> dict[JobKey, str]:
     """Per summary row, its slowest batch and its median one (by span): the typical and the
     worst case, which is what a timeline is read for; the page stays bounded by rows."""
-    per_row: dict[tuple[str, str, int, str], list[tuple[float, tuple[Any, ...]]]] = defaultdict(
-        list
-    )
-    for key, recs in by_batch.items():
+    per_row: dict[RowKey, list[tuple[float, JobKey]]] = defaultdict(list)
+    for job, recs in by_job.items():
         if len(recs) < 2:
             continue
         t0 = min(r["t_send"] for r in recs)
-        per_row[key[:4]].append((max(r["t_recv"] for r in recs) - t0, key))
-    chosen: dict[tuple[str, str, int, str, int], str] = {}
+        per_row[job[0]].append((max(r["t_recv"] for r in recs) - t0, job))
+    chosen: dict[JobKey, str] = {}
     for spans in per_row.values():
         spans.sort()
         chosen[spans[(len(spans) - 1) // 2][1]] = "median batch"
@@ -61,20 +63,16 @@ def _chosen(
 
 
 def batch_timelines(
-    records: Sequence[Mapping[str, Any]], batches: Sequence[dict[str, Any]]
+    records: Sequence[Mapping[str, Any]],
+    batches: Sequence[dict[str, Any]],
+    *,
+    index: RowIndex | None = None,
 ) -> list[dict[str, Any]]:
     """The median and the slowest fan-out batch of each summary row (two or more invocations):
-    one row per invocation, times in ms from the batch's first send."""
-    by_batch: dict[tuple[str, str, int, str, int], list[Mapping[str, Any]]] = defaultdict(list)
-    for r in records:
-        key = (r["target"], r["workload"], r["shards"], r["mode"], int(r.get("repeat", 0)))
-        by_batch[key].append(r)
-    ratios = {
-        (b["target"], b["workload"], b["shards"], b["mode"], int(b.get("repeat", 0))): b.get(
-            "straggler_ratio"
-        )
-        for b in batches
-    }
+    one row per invocation, times in ms from the batch's first send (``index``: the records
+    and batches already grouped, as :meth:`RunData.index` has them)."""
+    index = index or RowIndex.of(records, batches)
+    by_batch = index.jobs
     out = []
     chosen = _chosen(by_batch)
     for key in sorted(chosen):
@@ -104,9 +102,9 @@ def batch_timelines(
             )
         out.append(
             {
-                "label": f"{key_label(key[:4])} repeat {key[4]} ({chosen[key]})",
+                "label": f"{_row_label(key[0])} repeat {key[1]} ({chosen[key]})",
                 "span_ms": span,
-                "straggler_ratio": ratios.get(key),
+                "straggler_ratio": (index.batch_of.get(key) or {}).get("straggler_ratio"),
                 "rows": rows,
             }
         )

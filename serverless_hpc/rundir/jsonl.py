@@ -213,7 +213,10 @@ def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     whitespace, Unicode's included)."""
     with open_regular(path) as raw:
         for number, line in enumerate(raw, start=1):
-            if line.strip() and (line.isascii() or line.decode("utf-8", "replace").strip()):
+            # a line opening an object is not blank (checked first: no copy of the line)
+            if line.startswith(b"{") or (
+                line.strip() and (line.isascii() or line.decode("utf-8", "replace").strip())
+            ):
                 yield number, line
 
 
