@@ -1,7 +1,8 @@
 """One background asyncio loop for a network client, and total deadlines on its exchanges.
 
-The cloud clients (the ``lambda`` target's Invoke dispatch, the OpenWhisk REST client) talk
-HTTP through :mod:`aiohttp` on a loop that runs in its own daemon thread, so that:
+The cloud clients (the ``lambda`` target's Invoke dispatch through
+:mod:`serverless_hpc.httppool`, the OpenWhisk REST client through :mod:`aiohttp`) talk HTTP
+on a loop that runs in its own daemon thread, so that:
 
 * a fan-out of a thousand requests is a thousand coroutines, not a thousand threads, and
   the driver's CPU per invocation stays small (``benchmarks/fanout.py`` measures it);
@@ -344,7 +345,8 @@ class _Tracked(socket.socket):
 
 
 def tracked_socket(addr_info: tuple[Any, ...]) -> socket.socket:
-    """A socket factory (aiohttp's ``socket_factory``): the socket aborts when its sent
+    """A socket factory (aiohttp's ``socket_factory``, and the sockets
+    :mod:`serverless_hpc.httppool` connects): the socket aborts when its sent
     bytes stay unacknowledged for :data:`UNACKED_TIMEOUT_S`, and is noted for the running
     exchange (:func:`opened_sockets`)."""
     sock = _Tracked(family=addr_info[0], type=addr_info[1], proto=addr_info[2])

@@ -131,10 +131,10 @@ class LambdaTarget(Target):
             )
         require_boto3(self.name)
         try:
-            import aiohttp  # noqa: F401 - the Invoke fan-out's HTTP client
+            import httptools  # noqa: F401 - the Invoke fan-out's HTTP parser
         except ImportError as exc:
             raise TargetUnavailable(
-                f"lambda: aiohttp is not installed ({exc}); pip install 'serverless-hpc[aws]'"
+                f"lambda: httptools is not installed ({exc}); pip install 'serverless-hpc[aws]'"
             ) from exc
         extra = self.target_options()
         self.prefix = extra.get("stack_prefix", aws.DEFAULT_STACK_PREFIX)

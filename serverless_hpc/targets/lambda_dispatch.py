@@ -3,8 +3,10 @@
 Why not ``boto3``'s ``invoke`` from a thread pool: each call costs about 1.5 ms of CPU under
 the GIL, so a 2-core driver dispatches some 600 a second and never holds a 1,000-way fan-out
 in flight (``benchmarks/fanout.py`` measures both ways; the figures are in the README). Here
-a request is signed from a reused SigV4 template (:class:`Signer`) and sent by :mod:`aiohttp` on the
-network loop (:mod:`serverless_hpc.netloop`), one coroutine per request in flight:
+a request is signed from a reused SigV4 template (:class:`Signer`) and sent on the network
+loop (:mod:`serverless_hpc.netloop`) by a lean keep-alive HTTP/1.1 client
+(:mod:`serverless_hpc.httppool`: about half of aiohttp's CPU per request, measured), one
+coroutine per request in flight:
 
 * the connection pool is bounded (``limit``) and reused across batches;
 * every exchange has **one** deadline for connecting, sending and reading the whole reply;
@@ -39,14 +41,12 @@ from serverless_hpc.netloop import (
     close_sessions,
     never_acknowledged,
     opened_sockets,
-    tracked_socket,
     within,
 )
 from serverless_hpc.targets.base import TimedOutcome
 
 if TYPE_CHECKING:
-    import aiohttp
-    import yarl
+    from serverless_hpc.httppool import HttpPool
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,6 @@ KEEPALIVE_S: Final = 10.0
 #: Throttling backoff: full jitter over ``BACKOFF_BASE_S * 2**n`` capped at ``BACKOFF_CAP_S``.
 BACKOFF_BASE_S: Final = 0.25
 BACKOFF_CAP_S: Final = 8.0
-#: Parsed URLs a dispatcher keeps (one per function it invokes).
-MAX_URLS: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,41 +260,38 @@ class Dispatcher:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an endpoint URL: {endpoint_url!r}")
         self.endpoint = f"{parts.scheme}://{parts.netloc}"
+        self._host = _host(parts)  # the Host header, as signed
         self.signer = signer
         self.limit = max(1, limit)
         self.loop = loop or LoopThread("lambda-dispatch")
         #: The connection pool, once made (a list the finalizer shares).
-        self._sessions: list[aiohttp.ClientSession] = []
-        self._urls: dict[str, yarl.URL] = {}
+        self._pools: list[HttpPool] = []
         # a dispatcher nobody closed still closes its pool (when collected, or at exit)
         self._finalizer = weakref.finalize(
             self,
             close_sessions,
             self.loop,
-            self._sessions,
+            self._pools,
             what="lambda dispatch",
             close_loop=loop is None,
         )
 
-    async def _client(self) -> aiohttp.ClientSession:
-        import aiohttp
+    def _pool(self) -> HttpPool:
+        if not self._pools:
+            from serverless_hpc.httppool import HttpPool
 
-        if not self._sessions:
-            connector = aiohttp.TCPConnector(
+            parts = urlsplit(self.endpoint)
+            pool = HttpPool(
+                parts.scheme,
+                parts.hostname or "",
+                parts.port or (443 if parts.scheme == "https" else 80),
                 limit=self.limit,
-                limit_per_host=self.limit,
-                keepalive_timeout=KEEPALIVE_S,
-                socket_factory=tracked_socket,
+                keepalive_s=KEEPALIVE_S,
+                connect_timeout_s=CONNECT_TIMEOUT_S,
             )
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S),
-                skip_auto_headers=("User-Agent", "Content-Type"),
-                auto_decompress=False,
-            )
-            self._sessions.append(session)
-            self.loop.at_close(session.close)
-        return self._sessions[0]
+            self._pools.append(pool)
+            self.loop.at_close(pool.close)
+        return self._pools[0]
 
     async def request(
         self,
@@ -308,36 +303,24 @@ class Dispatcher:
         deadline_s: float,
     ) -> Reply:
         """One signed exchange under one total deadline; :class:`InvokeError` without a reply."""
-        import aiohttp
+        from serverless_hpc.httppool import ConnectFailed, HttpError, request_head
 
         url = self.endpoint + path
         signed = self.signer.headers(method, url, body, headers or {})
-        client = await self._client()
-        parsed = self._urls.get(url)
-        if parsed is None:  # parsed once per URL: a batch sends one per function
-            from yarl import URL
-
-            if len(self._urls) >= MAX_URLS:
-                self._urls.clear()
-            parsed = self._urls[url] = URL(url, encoded=True)
-
-        async def exchange() -> Reply:
-            async with client.request(method, parsed, data=body, headers=signed) as resp:
-                data = await resp.read()
-                return Reply(resp.status, resp.headers, data)
-
+        head = request_head(method, path, self._host, signed, len(body))
+        pool = self._pool()
         with opened_sockets() as opened:
             try:
-                return await within(exchange(), deadline_s, f"{method} {path}")
+                got = await within(pool.request(head, body), deadline_s, f"{method} {path}")
             except DeadlineExceeded as exc:
                 raise InvokeError(str(exc), sent=True, timed_out=True) from None
-            except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
-                msg = f"cannot connect to {self.endpoint}: {exc}"
-                raise InvokeError(msg, sent=False) from None
-            except (aiohttp.ClientError, OSError) as exc:
+            except ConnectFailed as exc:  # no connection: nothing was sent
+                raise InvokeError(str(exc), sent=False) from None
+            except (HttpError, OSError) as exc:
                 # unsent only if its own new connection failed before any byte arrived
                 msg = f"{method} {path}: {type(exc).__name__}: {exc}"
                 raise InvokeError(msg, sent=not never_acknowledged(opened)) from None
+        return Reply(got.status, got.headers, got.body)
 
     async def invoke(self, function: str, payload: bytes, *, deadline_s: float) -> Reply:
         """A synchronous (``RequestResponse``) Invoke with the log tail."""

